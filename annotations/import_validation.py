@@ -1,0 +1,250 @@
+"""Parse and validate an uploaded CSV against a dataset schema, without touching the database.
+
+Every problem is reported as (line, column, value, reason), where line 1 is the
+header, so the person who made the file can find and fix it. The caller
+imports nothing unless the list of errors is empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+MAX_REPORTED_ERRORS = 500
+ID_COLUMN = "external_id"
+LABEL_COLUMN = "label"
+OBSERVED_COLUMN = "observed_at"
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+@dataclass(frozen=True)
+class FeatureRule:
+    name: str
+    dtype: str  # float | integer | boolean | category
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int | None
+    column: str
+    value: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "column": self.column, "value": self.value, "reason": self.reason}
+
+
+@dataclass
+class ParsedRow:
+    line: int
+    external_id: str
+    values: dict[str, Any]
+    observed_at: datetime | None
+    label: str | None
+
+
+@dataclass
+class ParseResult:
+    rows: list[ParsedRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+    rows_total: int = 0
+
+    def add(self, line: int | None, column: str, value: Any, reason: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            shown = "" if value is None else str(value)
+            self.errors.append(RowError(line, column, shown[:80], reason))
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+
+def _decode(data: bytes, result: ParseResult) -> str | None:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        bad = data[exc.start : exc.start + 4]
+        result.add(
+            line, "", bad.hex(" "),
+            f"Not valid UTF-8 (byte offset {exc.start}). Save the file as UTF-8 and upload it again.",
+        )
+        return None
+
+
+def _check_header(
+    header: list[str], features: list[FeatureRule], require_label: bool, result: ParseResult
+) -> bool:
+    if len(header) == 1:
+        for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if delimiter in header[0]:
+                result.add(1, "", header[0], f"The file looks {name}-separated; Loupe expects comma-separated values.")
+                return False
+    seen: set[str] = set()
+    for column in header:
+        if column in seen:
+            result.add(1, column, column, "Column appears more than once in the header.")
+        seen.add(column)
+    expected = [ID_COLUMN, *(f.name for f in features)]
+    for column in expected:
+        if column not in seen:
+            result.add(1, column, "", "Required column is missing from the header.")
+    if require_label and LABEL_COLUMN not in seen:
+        result.add(1, LABEL_COLUMN, "", "A holdout file must have a label column.")
+    allowed = set(expected) | {LABEL_COLUMN, OBSERVED_COLUMN}
+    for column in header:
+        if column not in allowed:
+            result.add(1, column, column, "Unexpected column: it is not in the dataset's schema.")
+    return result.ok
+
+
+def _parse_bool(raw: str) -> bool | None:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
+def _validate_feature(frame: pd.DataFrame, rule: FeatureRule, result: ParseResult) -> list[Any]:
+    raw = frame[rule.name]
+    lines = frame.index + 2
+    if rule.dtype in ("float", "integer"):
+        numbers = pd.to_numeric(raw.str.strip(), errors="coerce")
+        values: list[Any] = []
+        for line, text, number in zip(lines, raw, numbers, strict=True):
+            if text.strip() == "":
+                result.add(int(line), rule.name, text, "Missing value.")
+                values.append(None)
+            elif pd.isna(number) or not math.isfinite(float(number)):
+                result.add(int(line), rule.name, text, "Not a number." if rule.dtype == "float" else "Not a whole number.")
+                values.append(None)
+            elif rule.dtype == "integer" and not float(number).is_integer():
+                result.add(int(line), rule.name, text, "Not a whole number.")
+                values.append(None)
+            else:
+                values.append(int(number) if rule.dtype == "integer" else float(number))
+        return values
+    if rule.dtype == "boolean":
+        out = []
+        for line, text in zip(lines, raw, strict=True):
+            parsed = _parse_bool(text)
+            if parsed is None:
+                result.add(int(line), rule.name, text, "Not yes/no (use true/false, yes/no or 1/0).")
+            out.append(parsed)
+        return out
+    allowed = set(rule.categories)
+    out = []
+    for line, text in zip(lines, raw, strict=True):
+        value = text.strip()
+        if value not in allowed:
+            result.add(int(line), rule.name, text, f"Not one of the allowed values: {', '.join(rule.categories)}.")
+        out.append(value)
+    return out
+
+
+def _parse_observed_at(text: str) -> tuple[datetime | None, str | None]:
+    value = text.strip()
+    if value == "":
+        return None, None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None, "Not an ISO 8601 date and time (e.g. 2024-05-01T08:30:00+02:00)."
+    if moment.tzinfo is None:
+        return None, "No time zone: add one (e.g. +00:00 or Z) so the time is unambiguous."
+    return moment, None
+
+
+def parse_import(
+    data: bytes,
+    *,
+    features: list[FeatureRule],
+    label_names: list[str],
+    require_label: bool,
+) -> ParseResult:
+    """Parse `data` as CSV and validate every row. Touches no database."""
+    result = ParseResult()
+    if not data.strip():
+        result.add(None, "", "", "The file is empty.")
+        return result
+    text = _decode(data, result)
+    if text is None:
+        return result
+    header = next(csv.reader(io.StringIO(text)), [])
+    header = [column.strip() for column in header]
+    if not _check_header(header, features, require_label, result):
+        return result
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=False
+        )
+    except pd.errors.ParserError as exc:
+        result.add(None, "", "", f"The file is not well-formed CSV: {exc}")
+        return result
+    frame.columns = [str(c).strip() for c in frame.columns]
+    result.rows_total = len(frame)
+    if frame.empty:
+        result.add(2, "", "", "The file has a header but no data rows.")
+        return result
+
+    lines = [int(i) + 2 for i in frame.index]
+    ids = frame[ID_COLUMN].str.strip()
+    first_seen: dict[str, int] = {}
+    for line, external_id in zip(lines, ids, strict=True):
+        if external_id == "":
+            result.add(line, ID_COLUMN, "", "Missing id.")
+        elif len(external_id) > 200:
+            result.add(line, ID_COLUMN, external_id, "Id is longer than 200 characters.")
+        elif external_id in first_seen:
+            result.add(line, ID_COLUMN, external_id, f"Duplicate id: already on line {first_seen[external_id]}.")
+        else:
+            first_seen[external_id] = line
+
+    columns = {rule.name: _validate_feature(frame, rule, result) for rule in features}
+
+    labels: list[str | None] = [None] * len(frame)
+    if LABEL_COLUMN in frame.columns:
+        known = set(label_names)
+        for position, (line, raw) in enumerate(zip(lines, frame[LABEL_COLUMN], strict=True)):
+            value = raw.strip()
+            if value == "":
+                if require_label:
+                    result.add(line, LABEL_COLUMN, raw, "Missing label (every holdout row needs one).")
+            elif value not in known:
+                result.add(line, LABEL_COLUMN, raw, f"Unknown label: expected one of {', '.join(label_names)}.")
+            else:
+                labels[position] = value
+
+    observed: list[datetime | None] = [None] * len(frame)
+    if OBSERVED_COLUMN in frame.columns:
+        for position, (line, raw) in enumerate(zip(lines, frame[OBSERVED_COLUMN], strict=True)):
+            moment, problem = _parse_observed_at(raw)
+            if problem:
+                result.add(line, OBSERVED_COLUMN, raw, problem)
+            observed[position] = moment
+
+    if not result.ok:
+        return result
+    for position, line in enumerate(lines):
+        result.rows.append(
+            ParsedRow(
+                line=line,
+                external_id=ids.iat[position],
+                values={name: column[position] for name, column in columns.items()},
+                observed_at=observed[position],
+                label=labels[position],
+            )
+        )
+    return result

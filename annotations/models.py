@@ -1,0 +1,246 @@
+"""Datasets and their schema, imports, items, reviews and gold labels."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True)
+    guideline_version = models.CharField(
+        max_length=40, default="1", help_text="Review guideline in force; copied onto every review."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Feature(models.Model):
+    """One column of the dataset's schema, with what it means."""
+
+    class Dtype(models.TextChoices):
+        FLOAT = "float", "Decimal number"
+        INTEGER = "integer", "Whole number"
+        BOOLEAN = "boolean", "Yes / no"
+        CATEGORY = "category", "Category"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="features")
+    position = models.PositiveIntegerField(help_text="Order in the schema and in model inputs.")
+    name = models.CharField(max_length=100, help_text="Column name in imported files.")
+    dtype = models.CharField(max_length=16, choices=Dtype.choices, default=Dtype.FLOAT)
+    unit = models.CharField(max_length=40, blank=True, help_text="Unit of measure, e.g. mm or mmol/L.")
+    normal_min = models.FloatField(null=True, blank=True, help_text="Lower end of the normal range.")
+    normal_max = models.FloatField(null=True, blank=True, help_text="Upper end of the normal range.")
+    categories = models.JSONField(default=list, blank=True, help_text="Allowed values for a category feature.")
+    is_sensitive = models.BooleanField(default=False, help_text="A sensitive attribute (for subgroup audits).")
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["dataset", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="feature_name_unique_per_dataset"),
+            models.UniqueConstraint(fields=["dataset", "position"], name="feature_position_unique_per_dataset"),
+            models.CheckConstraint(
+                condition=Q(normal_min__isnull=True) | Q(normal_max__isnull=True) | Q(normal_min__lte=models.F("normal_max")),
+                name="feature_normal_range_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_out_of_range(self, value: object) -> bool:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        if self.normal_min is not None and value < self.normal_min:
+            return True
+        return self.normal_max is not None and value > self.normal_max
+
+
+class LabelClass(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="label_classes")
+    position = models.PositiveIntegerField(help_text="Order on screen; the number key that picks it is position + 1.")
+    name = models.CharField(max_length=100, help_text="Value used in files and the API.")
+    display_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="label_name_unique_per_dataset"),
+            models.UniqueConstraint(fields=["dataset", "position"], name="label_position_unique_per_dataset"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+
+class DatasetMembership(models.Model):
+    """Reviewers, adjudicators and model admins work only on datasets they belong to."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dataset_memberships")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.dataset}"
+
+
+class ImportBatch(models.Model):
+    class Purpose(models.TextChoices):
+        REVIEW = "review", "Review pool"
+        HOLDOUT = "holdout", "Sequestered holdout (labelled; never reviewed or trained on)"
+
+    class Status(models.TextChoices):
+        IMPORTED = "imported", "Imported"
+        REJECTED = "rejected", "Rejected"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="import_batches")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    file_name = models.CharField(max_length=255)
+    file_sha256 = models.CharField(max_length=64)
+    file_size = models.PositiveBigIntegerField()
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.REVIEW)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_imported = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, help_text="Row-level report: errors (line, column, value, reason).")
+
+    class Meta:
+        ordering = ["-uploaded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.status})"
+
+
+class Item(models.Model):
+    """One imported row: its values, where it came from, and where it is in the queue."""
+
+    class QueueState(models.TextChoices):
+        OPEN = "open", "Awaiting review"
+        DONE = "done", "Reviewed"
+        HOLDOUT = "holdout", "Sequestered holdout"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="items")
+    batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="items")
+    external_id = models.CharField(max_length=200, help_text="The source system's id for the row.")
+    values = models.JSONField(help_text="Feature name → typed value.")
+    source_file = models.CharField(max_length=255)
+    source_row = models.PositiveIntegerField(help_text="Line number in the source file (the header is line 1).")
+    observed_at = models.DateTimeField(null=True, blank=True, help_text="When the source observed this row.")
+    content_hash = models.CharField(max_length=64, help_text="sha256 of the row's canonical content.")
+    queue_state = models.CharField(max_length=16, choices=QueueState.choices, default=QueueState.OPEN)
+    queue_priority = models.FloatField(
+        null=True, blank=True, help_text="Champion's top-class probability; the least confident is reviewed first."
+    )
+    leased_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The champion's current prediction, copied here by models_app so the
+    # review loop reads one row (and annotations need not import models_app).
+    prediction_id = models.BigIntegerField(null=True, blank=True, help_text="models_app Prediction shown to reviewers.")
+    predicted_label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    predicted_confidence = models.FloatField(null=True, blank=True)
+    predicted_probabilities = models.JSONField(null=True, blank=True, help_text="Class name → probability.")
+    predicted_by_version = models.PositiveIntegerField(null=True, blank=True, help_text="Model version number.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "external_id"], name="item_external_id_unique")]
+        indexes = [
+            # next item: open items of a dataset, least confident first
+            models.Index(fields=["dataset", "queue_state", "queue_priority", "id"], name="item_queue"),
+            # "the item I hold": a reviewer's current lease
+            models.Index(fields=["leased_to", "dataset"], name="item_lease"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug}:{self.external_id}"
+
+
+class GoldLabel(models.Model):
+    """The label an item currently has for training and evaluation.
+
+    Derived: from the import (a labelled or holdout file) or from the newest
+    review. Overlap and adjudication will change how it is derived, not where.
+    """
+
+    class Origin(models.TextChoices):
+        IMPORT = "import", "Imported with the data"
+        REVIEW = "review", "From a review"
+
+    item = models.OneToOneField(Item, on_delete=models.PROTECT, related_name="gold_label")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="+")
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    review = models.ForeignKey("Review", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(help_text="When this label was last derived.")
+
+    class Meta:
+        indexes = [
+            # retraining policy: gold labels new since the last run
+            models.Index(fields=["dataset", "updated_at"], name="gold_new_since"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item} = {self.label}"
+
+
+class Review(models.Model):
+    """One reviewer's answer about one item. Immutable: a later review supersedes."""
+
+    class Decision(models.TextChoices):
+        ACCEPT = "accept", "Accepted the prediction"
+        CORRECT = "correct", "Corrected the prediction"
+        LABEL = "label", "Labelled (no prediction shown)"
+        SKIP = "skip", "Skipped"
+
+    class Mode(models.TextChoices):
+        OPEN = "open", "Prediction shown"
+        BLIND = "blind", "Prediction hidden until committed"
+
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # What the reviewer was shown (ids, not FKs: annotations does not depend on models_app).
+    shown_prediction_id = models.BigIntegerField(null=True, blank=True, help_text="The prediction the reviewer saw.")
+    shown_label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    shown_confidence = models.FloatField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="Why (required wording is up to the guideline).")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.OPEN)
+    selection_strategy = models.CharField(max_length=32, help_text="Why the queue picked this item.")
+    selection_score = models.FloatField(null=True, blank=True, help_text="The strategy's score for this item.")
+    guideline_version = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # queue: "has this reviewer already answered (or skipped) this item?"
+            models.Index(fields=["item", "reviewer"], name="review_item_reviewer"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision="skip", label__isnull=True) | (~Q(decision="skip") & Q(label__isnull=False)),
+                name="review_label_iff_not_skip",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} {self.decision} {self.item}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("Reviews are immutable; submit a new review instead.")
+        super().save(*args, **kwargs)

@@ -1,0 +1,71 @@
+"""Reads with their permission checks. Views never fetch a dataset or item bare."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from annotations.models import Dataset, ImportBatch, Item
+from governance.roles import Role, has_role, require_role
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def datasets_for_user(*, user: User) -> QuerySet[Dataset]:
+    """Auditors see every dataset; everyone else the datasets they belong to."""
+    if has_role(user, Role.AUDITOR):
+        return Dataset.objects.all()
+    if not has_role(user, Role.REVIEWER, Role.ADJUDICATOR, Role.MODEL_ADMIN):
+        return Dataset.objects.none()
+    return Dataset.objects.filter(memberships__user=user)
+
+
+def dataset_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...]) -> Dataset:
+    """The dataset, if the user holds one of `roles` and may see it.
+
+    Auditors (when AUDITOR is among `roles`) read every dataset; other roles
+    need membership. A dataset that does not exist is a 404; one the user may
+    not touch is a 403.
+    """
+    require_role(user, *roles)
+    try:
+        dataset = Dataset.objects.get(pk=pk)
+    except Dataset.DoesNotExist as exc:
+        raise Http404("No such dataset.") from exc
+    if Role.AUDITOR in roles and has_role(user, Role.AUDITOR):
+        return dataset
+    if not dataset.memberships.filter(user=user).exists():
+        raise PermissionDenied("You are not a member of this dataset.")
+    return dataset
+
+
+def item_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...], for_update: bool = False) -> Item:
+    require_role(user, *roles)
+    queryset = Item.objects.select_related("dataset", "batch", "predicted_label")
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    try:
+        item = queryset.get(pk=pk)
+    except Item.DoesNotExist as exc:
+        raise Http404("No such item.") from exc
+    dataset_get_for_user(user=user, pk=item.dataset_id, roles=roles)
+    return item
+
+
+def batch_get_for_user(*, user: User, dataset: Dataset, pk: int) -> ImportBatch:
+    try:
+        return ImportBatch.objects.select_related("uploaded_by").get(pk=pk, dataset=dataset)
+    except ImportBatch.DoesNotExist as exc:
+        raise Http404("No such import batch.") from exc
+
+
+def dataset_queue_counts(*, dataset: Dataset) -> dict[str, int]:
+    counts = Item.objects.filter(dataset=dataset).aggregate(
+        open=Count("id", filter=Q(queue_state=Item.QueueState.OPEN)),
+        done=Count("id", filter=Q(queue_state=Item.QueueState.DONE)),
+        holdout=Count("id", filter=Q(queue_state=Item.QueueState.HOLDOUT)),
+    )
+    counts["total"] = sum(counts.values())
+    return counts

@@ -1,0 +1,241 @@
+"""Writes for annotations: importing data and reviewing items.
+
+Each service is one transaction and writes its audit event inside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from annotations.import_validation import FeatureRule, ParseResult, parse_import
+from annotations.queue import selection_for
+from annotations.models import Dataset, GoldLabel, ImportBatch, Item, LabelClass, Review
+from annotations.signals import gold_labels_changed, items_imported
+from governance.services import audit_record
+
+_BULK_SIZE = 2000
+
+
+class ImportRejected(Exception):
+    """The file failed validation; nothing was written. `result` holds the row-level report."""
+
+    def __init__(self, result: ParseResult) -> None:
+        super().__init__(f"{result.error_count} problem(s) in the file")
+        self.result = result
+
+
+def item_content_hash(*, external_id: str, values: dict[str, Any], observed_at: datetime | None, label: str | None) -> str:
+    payload = {
+        "external_id": external_id,
+        "values": values,
+        "observed_at": observed_at.isoformat() if observed_at else None,
+        "label": label,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _existing_ids(dataset: Dataset, ids: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        for external_id, source_row in Item.objects.filter(dataset=dataset, external_id__in=chunk).values_list(
+            "external_id", "batch__file_name"
+        ):
+            found[external_id] = source_row
+    return found
+
+
+def import_batch_create(
+    *, dataset: Dataset, user: AbstractBaseUser, file_name: str, data: bytes, purpose: str
+) -> ImportBatch:
+    """Validate the whole file, then insert every row or none.
+
+    Raises ImportRejected (with the row-level report) and writes nothing when
+    any row is bad, including ids that already exist in the dataset.
+    """
+    if purpose not in ImportBatch.Purpose.values:
+        raise ValidationError({"purpose": f"Unknown purpose {purpose!r}."})
+    features = list(dataset.features.order_by("position"))
+    labels = {label.name: label for label in dataset.label_classes.all()}
+    result = parse_import(
+        data,
+        features=[FeatureRule(f.name, f.dtype, tuple(f.categories or ())) for f in features],
+        label_names=list(labels),
+        require_label=purpose == ImportBatch.Purpose.HOLDOUT,
+    )
+    if result.ok:
+        clashes = _existing_ids(dataset, [row.external_id for row in result.rows])
+        for row in result.rows:
+            if row.external_id in clashes:
+                result.add(row.line, "external_id", row.external_id,
+                           f"Id already exists in this dataset (imported from {clashes[row.external_id]}).")
+    if not result.ok:
+        raise ImportRejected(result)
+
+    now = timezone.now()
+    with transaction.atomic():
+        batch = ImportBatch.objects.create(
+            dataset=dataset,
+            uploaded_by=user,
+            file_name=file_name[:255],
+            file_sha256=hashlib.sha256(data).hexdigest(),
+            file_size=len(data),
+            purpose=purpose,
+            status=ImportBatch.Status.IMPORTED,
+            rows_total=result.rows_total,
+            rows_imported=len(result.rows),
+            rows_rejected=0,
+            report={"errors": [], "labelled_rows": sum(1 for r in result.rows if r.label)},
+        )
+        holdout = purpose == ImportBatch.Purpose.HOLDOUT
+        items = [
+            Item(
+                dataset=dataset,
+                batch=batch,
+                external_id=row.external_id,
+                values=row.values,
+                source_file=batch.file_name,
+                source_row=row.line,
+                observed_at=row.observed_at,
+                content_hash=item_content_hash(
+                    external_id=row.external_id, values=row.values, observed_at=row.observed_at, label=row.label
+                ),
+                queue_state=(
+                    Item.QueueState.HOLDOUT if holdout
+                    else Item.QueueState.DONE if row.label else Item.QueueState.OPEN
+                ),
+            )
+            for row in result.rows
+        ]
+        Item.objects.bulk_create(items, batch_size=_BULK_SIZE)
+        # bulk_create sets pks on PostgreSQL and SQLite alike.
+        golds = [
+            GoldLabel(item=item, dataset=dataset, label=labels[row.label], origin=GoldLabel.Origin.IMPORT, updated_at=now)
+            for item, row in zip(items, result.rows, strict=True)
+            if row.label
+        ]
+        GoldLabel.objects.bulk_create(golds, batch_size=_BULK_SIZE)
+        audit_record(
+            actor=user,
+            action="import.completed",
+            obj=batch,
+            object_type="import_batch",
+            dataset_id=dataset.pk,
+            after={
+                "file_name": batch.file_name,
+                "file_sha256": batch.file_sha256,
+                "purpose": purpose,
+                "rows_imported": batch.rows_imported,
+                "labelled_rows": len(golds),
+            },
+        )
+        items_imported.send(sender=Dataset, dataset=dataset, batch=batch)
+    return batch
+
+
+# --- Reviewing ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewAnswer:
+    """What the reviewer submitted. `label` is None for a skip."""
+
+    label: LabelClass | None
+    shown_prediction_id: int | None
+    reason: str = ""
+
+
+def _check_lease(item: Item, reviewer: AbstractBaseUser, now: datetime) -> None:
+    if item.queue_state != Item.QueueState.OPEN:
+        raise ValidationError("This item has already been reviewed or is not in the review queue.")
+    if item.leased_to_id not in (None, reviewer.pk) and item.lease_expires_at and item.lease_expires_at > now:
+        raise ValidationError("This item is being reviewed by someone else right now.")
+
+
+def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAnswer) -> Review:
+    """Record one review (or skip) of an item, derive its gold label, release the lease.
+
+    Precondition: the caller has checked the reviewer's role and membership.
+    Raises ValidationError, changing nothing, when the item is no longer open,
+    is leased to someone else, the label is not in the schema, or the model's
+    prediction changed since the reviewer saw it.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        item = Item.objects.select_for_update().select_related("dataset").get(pk=item_id)
+        _check_lease(item, reviewer, now)
+        if answer.label is not None and answer.label.dataset_id != item.dataset_id:
+            raise ValidationError({"label": "That label does not belong to this dataset."})
+        if answer.shown_prediction_id != item.prediction_id:
+            raise ValidationError(
+                "The model's prediction for this item changed while you were looking at it. Please review it again."
+            )
+        selection = selection_for(item)
+        if answer.label is None:
+            decision = Review.Decision.SKIP
+        elif item.predicted_label_id is None:
+            decision = Review.Decision.LABEL
+        elif answer.label.pk == item.predicted_label_id:
+            decision = Review.Decision.ACCEPT
+        else:
+            decision = Review.Decision.CORRECT
+        review = Review.objects.create(
+            item=item,
+            reviewer=reviewer,
+            decision=decision,
+            label=answer.label,
+            shown_prediction_id=item.prediction_id,
+            shown_label_id=item.predicted_label_id,
+            shown_confidence=item.predicted_confidence,
+            reason=answer.reason.strip()[:2000],
+            mode=Review.Mode.OPEN,
+            selection_strategy=selection.strategy,
+            selection_score=selection.score,
+            guideline_version=item.dataset.guideline_version,
+        )
+        item.leased_to = None
+        item.lease_expires_at = None
+        if decision == Review.Decision.SKIP:
+            item.save(update_fields=["leased_to", "lease_expires_at"])
+            audit_record(actor=reviewer, action="review.skipped", obj=item, dataset_id=item.dataset_id,
+                         after={"review_id": review.pk}, reason=review.reason)
+            return review
+
+        previous = GoldLabel.objects.filter(item=item).select_related("label").first()
+        before = {"gold_label": previous.label.name if previous else None}
+        GoldLabel.objects.update_or_create(
+            item=item,
+            defaults={"dataset_id": item.dataset_id, "label": answer.label, "origin": GoldLabel.Origin.REVIEW,
+                      "review": review, "updated_at": now},
+        )
+        item.queue_state = Item.QueueState.DONE
+        item.save(update_fields=["leased_to", "lease_expires_at", "queue_state"])
+        audit_record(
+            actor=reviewer,
+            action="review.submitted",
+            obj=item,
+            dataset_id=item.dataset_id,
+            before=before,
+            after={
+                "review_id": review.pk,
+                "decision": decision,
+                "label": answer.label.name,
+                "shown_label": item.predicted_label.name if item.predicted_label_id else None,
+                "shown_confidence": item.predicted_confidence,
+                "shown_prediction_id": item.prediction_id,
+                "selection": {"strategy": selection.strategy, "score": selection.score},
+                "guideline_version": review.guideline_version,
+            },
+            reason=review.reason,
+        )
+        gold_labels_changed.send(sender=Dataset, dataset=item.dataset, actor=reviewer)
+    return review

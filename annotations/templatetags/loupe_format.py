@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def percent(value: float | None, digits: int = 0) -> str:
+    """0.8731 → '87%' (or '87.3%' with digits=1); None → '—'."""
+    if value is None:
+        return "—"
+    return f"{value * 100:.{int(digits)}f}%"
+
+
+@register.filter
+def signed(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.{int(digits)}f}"
+
+
+@register.filter
+def get_item(mapping: dict, key: str) -> object:
+    return mapping.get(key) if isinstance(mapping, dict) else None

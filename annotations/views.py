@@ -1,0 +1,149 @@
+"""Annotation pages: home, dataset overview, import, and the review loop."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from annotations.forms import ImportForm
+from annotations.models import Item, LabelClass
+from annotations.queue import queue_next_item
+from annotations.selectors import (
+    batch_get_for_user,
+    dataset_get_for_user,
+    dataset_queue_counts,
+    datasets_for_user,
+    item_get_for_user,
+)
+from annotations.services import ImportRejected, ReviewAnswer, import_batch_create, review_submit
+from governance.roles import REVIEW_ROLES, Role
+
+READ_ROLES = (Role.REVIEWER, Role.ADJUDICATOR, Role.MODEL_ADMIN, Role.AUDITOR)
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    datasets = [(dataset, dataset_queue_counts(dataset=dataset)) for dataset in datasets_for_user(user=request.user)]
+    return render(request, "annotations/home.html", {"datasets": datasets})
+
+
+@require_GET
+@login_required
+def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=READ_ROLES)
+    return render(request, "annotations/dataset_detail.html", {
+        "dataset": dataset,
+        "counts": dataset_queue_counts(dataset=dataset),
+        "features": dataset.features.all(),
+        "label_classes": dataset.label_classes.all(),
+        "batches": dataset.import_batches.select_related("uploaded_by")[:20],
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def import_upload(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
+    form = ImportForm(request.POST or None, request.FILES or None)
+    context = {"dataset": dataset, "form": form, "features": dataset.features.all(),
+               "label_classes": dataset.label_classes.all(), "report": None}
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            form.add_error("file", f"The file is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}.")
+        else:
+            try:
+                batch = import_batch_create(
+                    dataset=dataset, user=request.user, file_name=upload.name,
+                    data=upload.read(), purpose=form.cleaned_data["purpose"],
+                )
+            except ImportRejected as rejected:
+                context["report"] = rejected.result
+                return render(request, "annotations/import_upload.html", context, status=400)
+            return redirect("annotations:batch_detail", dataset_id=dataset.pk, batch_id=batch.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "annotations/import_upload.html", context, status=status)
+
+
+@require_GET
+@login_required
+def batch_detail(request: HttpRequest, dataset_id: int, batch_id: int) -> HttpResponse:
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN, Role.AUDITOR))
+    batch = batch_get_for_user(user=request.user, dataset=dataset, pk=batch_id)
+    return render(request, "annotations/batch_detail.html", {"dataset": dataset, "batch": batch})
+
+
+def _card_context(dataset, queued, error: str = "") -> dict:  # type: ignore[no-untyped-def]
+    context = {"dataset": dataset, "queued": queued, "error": error,
+               "label_classes": list(dataset.label_classes.all()), "counts": dataset_queue_counts(dataset=dataset)}
+    if queued is not None:
+        item: Item = queued.item
+        rows = []
+        for feature in dataset.features.all():
+            value = item.values.get(feature.name)
+            rows.append({"feature": feature, "value": value, "out_of_range": feature.is_out_of_range(value)})
+        context["rows"] = rows
+        context["out_of_range_count"] = sum(1 for row in rows if row["out_of_range"])
+        probabilities = item.predicted_probabilities or {}
+        context["probabilities"] = [
+            (label, probabilities.get(label.name)) for label in context["label_classes"]
+        ]
+    return context
+
+
+@require_GET
+@login_required
+def review_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=REVIEW_ROLES)
+    queued = queue_next_item(dataset=dataset, reviewer=request.user)
+    template = "annotations/review_page.html#card" if request.htmx else "annotations/review_page.html"
+    return render(request, template, _card_context(dataset, queued))
+
+
+@require_POST
+@login_required
+def review_submit_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpResponse:
+    item = item_get_for_user(user=request.user, pk=item_id, roles=REVIEW_ROLES)
+    dataset = item.dataset
+    if item.dataset_id != dataset_id:
+        return HttpResponse("Item does not belong to this dataset.", status=400)
+    error = ""
+    try:
+        answer = _parse_answer(request, dataset)
+        review_submit(item_id=item.pk, reviewer=request.user, answer=answer)
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+    if not request.htmx:
+        if error:
+            from django.contrib import messages
+
+            messages.error(request, error)
+        return redirect(reverse("annotations:review", args=[dataset.pk]))
+    queued = queue_next_item(dataset=dataset, reviewer=request.user)
+    response = render(request, "annotations/review_page.html#card", _card_context(dataset, queued, error))
+    return response
+
+
+def _parse_answer(request: HttpRequest, dataset) -> ReviewAnswer:  # type: ignore[no-untyped-def]
+    shown_raw = request.POST.get("shown_prediction", "")
+    try:
+        shown = int(shown_raw) if shown_raw else None
+    except ValueError as exc:
+        raise ValidationError("The form was damaged (shown_prediction is not a number). Reload the page.") from exc
+    reason = request.POST.get("reason", "")
+    if request.POST.get("action") == "skip":
+        return ReviewAnswer(label=None, shown_prediction_id=shown, reason=reason)
+    label_name = request.POST.get("label", "")
+    if not label_name:
+        raise ValidationError("Pick a label (number keys 1–9) before submitting, or skip with S.")
+    try:
+        label = LabelClass.objects.get(dataset=dataset, name=label_name)
+    except LabelClass.DoesNotExist as exc:
+        raise ValidationError(f"Unknown label {label_name!r} for this dataset.") from exc
+    return ReviewAnswer(label=label, shown_prediction_id=shown, reason=reason)

@@ -1,0 +1,95 @@
+"""REST API for promotions and the audit trail."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance.promotions import promotion_decide, promotion_request_create
+from governance.roles import Role
+from governance.selectors import AuditFilters, audit_events_for_user, promotion_get_for_user
+from models_app.selectors import model_version_get_for_user
+
+
+class PromotionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    model_version_id = serializers.IntegerField()
+    status = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by.username")
+    requested_at = serializers.DateTimeField()
+    reason = serializers.CharField()
+    decided_by = serializers.CharField(source="decided_by.username", allow_null=True, default=None)
+    decided_at = serializers.DateTimeField(allow_null=True)
+
+
+class PromotionRequestCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={201: PromotionOutputSerializer})
+    def post(self, request: Request, model_version_id: int) -> Response:
+        version = model_version_get_for_user(user=request.user, pk=model_version_id, roles=(Role.MODEL_ADMIN,))
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        promotion = promotion_request_create(model_version=version, user=request.user,
+                                             reason=data.validated_data["reason"])
+        return Response(PromotionOutputSerializer(promotion).data, status=status.HTTP_201_CREATED)
+
+
+class PromotionDecisionApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        decision = serializers.ChoiceField(choices=["approve", "reject"])
+        password = serializers.CharField(help_text="Your password, re-entered: it signs the decision.")
+        reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses=PromotionOutputSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        promotion = promotion_get_for_user(user=request.user, pk=pk, roles=(Role.MODEL_ADMIN,))
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        decided = promotion_decide(
+            request_id=promotion.pk, user=request.user, approve=data.validated_data["decision"] == "approve",
+            password=data.validated_data["password"], reason=data.validated_data["reason"],
+        )
+        return Response(PromotionOutputSerializer(decided).data)
+
+
+class AuditEventListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        seq = serializers.IntegerField()
+        created_at = serializers.DateTimeField()
+        actor = serializers.CharField(source="actor_username")
+        action = serializers.CharField()
+        object_type = serializers.CharField()
+        object_id = serializers.CharField()
+        dataset_id = serializers.IntegerField(allow_null=True)
+        before = serializers.JSONField(allow_null=True)
+        after = serializers.JSONField(allow_null=True)
+        reason = serializers.CharField()
+        request_id = serializers.CharField()
+        prev_hash = serializers.CharField()
+        hash = serializers.CharField()
+
+    class FilterSerializer(serializers.Serializer):
+        actor = serializers.CharField(required=False, default="")
+        action = serializers.CharField(required=False, default="")
+        dataset = serializers.IntegerField(required=False, allow_null=True, default=None)
+        date_from = serializers.DateField(required=False, allow_null=True, default=None)
+        date_to = serializers.DateField(required=False, allow_null=True, default=None)
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        f = filters.validated_data
+        events = audit_events_for_user(user=request.user, filters=AuditFilters(
+            actor=f["actor"], action=f["action"], dataset_id=f["dataset"], date_from=f["date_from"], date_to=f["date_to"]
+        ))
+        paginator = LimitOffsetPagination()
+        paginator.default_limit = 100
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

@@ -1,0 +1,126 @@
+"""Governance records: the hash-chained audit trail, signatures, promotions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class AuditEvent(models.Model):
+    """One state change (or login), append-only and chained by hash.
+
+    hash = sha256(prev_hash || canonical_json(event fields)). The chain head
+    lives in AuditChainHead so writers serialise on one row.
+    """
+
+    seq = models.PositiveBigIntegerField(unique=True, help_text="Position in the chain, from 1, without gaps.")
+    created_at = models.DateTimeField(help_text="When the change was recorded (UTC).")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who made the change; empty for the system (a Celery task, a failed login).",
+    )
+    actor_username = models.CharField(max_length=150, blank=True, help_text="The actor's username at the time.")
+    action = models.CharField(max_length=64, help_text="What happened, e.g. review.submitted.")
+    object_type = models.CharField(max_length=64, blank=True, help_text="Kind of record changed, e.g. item.")
+    object_id = models.CharField(max_length=64, blank=True, help_text="Primary key of the record changed.")
+    dataset_id = models.BigIntegerField(null=True, blank=True, help_text="Dataset the change belongs to, if any.")
+    before = models.JSONField(null=True, blank=True, help_text="State before the change.")
+    after = models.JSONField(null=True, blank=True, help_text="State after the change.")
+    reason = models.TextField(blank=True, help_text="Why, as given by the actor or the system.")
+    request_id = models.CharField(max_length=64, blank=True, help_text="The HTTP request or task that made it.")
+    prev_hash = models.CharField(max_length=64, help_text="Hash of the previous event (64 zeros for the first).")
+    hash = models.CharField(max_length=64, unique=True, help_text="sha256(prev_hash || canonical JSON of this event).")
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            # auditor page: filter by action / dataset / actor, newest first
+            models.Index(fields=["action", "seq"], name="audit_action_seq"),
+            models.Index(fields=["dataset_id", "seq"], name="audit_dataset_seq"),
+            models.Index(fields=["actor", "seq"], name="audit_actor_seq"),
+            # item history: every event about one object
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError("Audit events are append-only.")
+
+
+class AuditChainHead(models.Model):
+    """A single row holding the last seq and hash; locking it serialises writers."""
+
+    singleton = models.BooleanField(default=True, unique=True)
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(singleton=True), name="audit_head_singleton")]
+
+
+class Signature(models.Model):
+    """An electronic signature (21 CFR Part 11 §11.50): who, when, meaning, what."""
+
+    class Meaning(models.TextChoices):
+        APPROVAL = "approval", "Approval"
+        REJECTION = "rejection", "Rejection"
+
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures")
+    printed_name = models.CharField(max_length=300, help_text="The signer's full name as printed on the record.")
+    meaning = models.CharField(max_length=16, choices=Meaning.choices)
+    signed_at = models.DateTimeField()
+    record_type = models.CharField(max_length=64)
+    record_id = models.CharField(max_length=64)
+    record_hash = models.CharField(max_length=64, help_text="sha256 of the signed record (candidate + evaluation).")
+
+    def __str__(self) -> str:
+        return f"{self.printed_name} — {self.meaning} — {self.signed_at:%Y-%m-%d %H:%M}"
+
+
+class PromotionRequest(models.Model):
+    """A request to make a candidate ModelVersion the dataset's champion."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    model_version = models.ForeignKey("models_app.ModelVersion", on_delete=models.PROTECT, related_name="promotion_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField(help_text="Why this version should go live.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    signature = models.OneToOneField(Signature, null=True, blank=True, on_delete=models.PROTECT, related_name="promotion")
+    previous_champion = models.ForeignKey(
+        "models_app.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The champion this approval replaced (for rollback and lineage).",
+    )
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            # Four eyes: nobody decides their own request, whatever the code path.
+            models.CheckConstraint(condition=~Q(decided_by=F("requested_by")), name="promotion_not_self_decided"),
+            # At most one open request per version.
+            models.UniqueConstraint(
+                fields=["model_version"], condition=Q(status="pending"), name="promotion_one_pending_per_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Promotion of {self.model_version} ({self.status})"

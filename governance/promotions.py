@@ -1,0 +1,110 @@
+"""Four-eyes promotion: one model admin requests, a different one signs the decision."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from governance.audit_chain import canonical_json, to_json_value
+from governance.models import PromotionRequest, Signature
+from governance.services import audit_record
+from models_app.models import Evaluation, ModelVersion
+from models_app.services import champion_set
+
+
+def model_version_record_hash(model_version: ModelVersion) -> str:
+    """sha256 over what a signer approves: the artifact, its snapshot and its evaluations."""
+    evaluations = list(
+        Evaluation.objects.filter(training_run=model_version.training_run)
+        .order_by("role")
+        .values("role", "model_version_id", "holdout_hash", "holdout_size", "metrics")
+    )
+    record = {
+        "model_version_id": model_version.pk,
+        "dataset_id": model_version.dataset_id,
+        "version": model_version.version,
+        "artifact_sha256": model_version.artifact_sha256,
+        "snapshot_hash": model_version.snapshot.content_hash,
+        "evaluations": evaluations,
+    }
+    return hashlib.sha256(canonical_json(to_json_value(record))).hexdigest()
+
+
+def promotion_request_create(*, model_version: ModelVersion, user: AbstractBaseUser, reason: str) -> PromotionRequest:
+    """Precondition: the caller checked that `user` is a model admin of the dataset."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why this version should go live."})
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+        if version.stage == ModelVersion.Stage.CHAMPION:
+            raise ValidationError("This version is already the champion.")
+        if PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING).exists():
+            raise ValidationError("A promotion request for this version is already waiting for a decision.")
+        request = PromotionRequest.objects.create(model_version=version, requested_by=user, reason=reason)
+        audit_record(actor=user, action="promotion.requested", obj=request, object_type="promotion_request",
+                     dataset_id=version.dataset_id,
+                     after={"model_version": version.version, "record_hash": model_version_record_hash(version)},
+                     reason=reason)
+    return request
+
+
+def promotion_decide(
+    *, request_id: int, user: AbstractBaseUser, approve: bool, password: str, reason: str
+) -> PromotionRequest:
+    """Approve (moving the champion alias) or reject, signed by re-entering the password.
+
+    Raises PermissionDenied if `user` made the request (four eyes), and
+    ValidationError, changing nothing, for a wrong password, a missing reason
+    on rejection, or a request that is no longer pending.
+    """
+    reason = reason.strip()
+    with transaction.atomic():
+        request = PromotionRequest.objects.select_for_update().select_related("model_version__snapshot").get(pk=request_id)
+        if request.requested_by_id == user.pk:
+            raise PermissionDenied("You made this request; a different model admin must decide it.")
+        if request.status != PromotionRequest.Status.PENDING:
+            raise ValidationError(f"This request was already {request.status}.")
+        if not password or not user.check_password(password):
+            raise ValidationError({"password": "Password is not correct; nothing was signed."})
+        if not approve and not reason:
+            raise ValidationError({"reason": "Say why you reject this promotion."})
+        now = timezone.now()
+        version = request.model_version
+        signature = Signature.objects.create(
+            signer=user,
+            printed_name=user.get_full_name() or user.get_username(),  # type: ignore[attr-defined]
+            meaning=Signature.Meaning.APPROVAL if approve else Signature.Meaning.REJECTION,
+            signed_at=now,
+            record_type="model_version",
+            record_id=str(version.pk),
+            record_hash=model_version_record_hash(version),
+        )
+        request.status = PromotionRequest.Status.APPROVED if approve else PromotionRequest.Status.REJECTED
+        request.decided_by = user
+        request.decided_at = now
+        request.decision_reason = reason
+        request.signature = signature
+        if approve:
+            request.previous_champion = champion_set(model_version=version, actor=user, reason=reason or request.reason)
+        request.save()
+        audit_record(
+            actor=user,
+            action="promotion.approved" if approve else "promotion.rejected",
+            obj=request,
+            object_type="promotion_request",
+            dataset_id=version.dataset_id,
+            before={"status": "pending"},
+            after={
+                "status": request.status,
+                "model_version": version.version,
+                "signature": {"printed_name": signature.printed_name, "meaning": signature.meaning,
+                              "signed_at": signature.signed_at, "record_hash": signature.record_hash},
+            },
+            reason=reason,
+        )
+    return request

@@ -1,0 +1,19 @@
+"""The id of the HTTP request (or Celery task) now running, for audit events."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+
+_request_id: ContextVar[str] = ContextVar("loupe_request_id", default="")
+
+
+def current_request_id() -> str:
+    return _request_id.get()
+
+
+def set_request_id(value: str) -> Token[str]:
+    return _request_id.set(value)
+
+
+def reset_request_id(token: Token[str]) -> None:
+    _request_id.reset(token)

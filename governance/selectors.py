@@ -1,0 +1,81 @@
+"""Governance reads, each with its permission check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from annotations.selectors import dataset_get_for_user
+from governance.models import AuditEvent, PromotionRequest
+from governance.roles import Role, require_role
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def promotion_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...]) -> PromotionRequest:
+    try:
+        request = PromotionRequest.objects.select_related(
+            "model_version__dataset", "model_version__training_run", "requested_by", "decided_by", "signature"
+        ).get(pk=pk)
+    except PromotionRequest.DoesNotExist as exc:
+        raise Http404("No such promotion request.") from exc
+    dataset_get_for_user(user=user, pk=request.model_version.dataset_id, roles=roles)
+    return request
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str = ""
+    action: str = ""
+    dataset_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+def audit_events_for_user(*, user: User, filters: AuditFilters) -> QuerySet[AuditEvent]:
+    require_role(user, Role.AUDITOR)
+    events = AuditEvent.objects.all()
+    if filters.actor:
+        events = events.filter(actor_username=filters.actor)
+    if filters.action:
+        events = events.filter(action=filters.action)
+    if filters.dataset_id is not None:
+        events = events.filter(dataset_id=filters.dataset_id)
+    tz = timezone.get_current_timezone()
+    if filters.date_from:
+        events = events.filter(created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=tz))
+    if filters.date_to:
+        events = events.filter(created_at__lte=datetime.combine(filters.date_to, time.max, tzinfo=tz))
+    return events.order_by("-seq")
+
+
+def audit_actions() -> list[str]:
+    return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
+
+
+def item_history_for_user(*, user: User, item_id: int) -> dict[str, Any]:
+    """Everything about one item: data, predictions, reviews, gold label, snapshots, events."""
+    from annotations.models import GoldLabel, Item, Review
+    from annotations.selectors import item_get_for_user
+    from models_app.models import Prediction, SnapshotLabel
+
+    item: Item = item_get_for_user(user=user, pk=item_id, roles=(Role.AUDITOR,))
+    return {
+        "item": item,
+        "features": list(item.dataset.features.all()),
+        "predictions": list(
+            Prediction.objects.filter(item=item).select_related("model_version", "label").order_by("created_at")
+        ),
+        "reviews": list(Review.objects.filter(item=item).select_related("reviewer", "label", "shown_label").order_by("created_at")),
+        "gold_label": GoldLabel.objects.filter(item=item).select_related("label", "review__reviewer").first(),
+        "snapshots": list(
+            SnapshotLabel.objects.filter(item=item).select_related("snapshot", "label").order_by("snapshot_id")
+        ),
+        "events": list(AuditEvent.objects.filter(object_type="item", object_id=str(item.pk)).order_by("seq")),
+    }

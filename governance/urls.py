@@ -1,0 +1,15 @@
+from django.urls import path
+
+from governance import views
+
+app_name = "governance"
+
+urlpatterns = [
+    path("datasets/<int:dataset_id>/promotions/", views.promotion_list, name="promotion_list"),
+    path("datasets/<int:dataset_id>/promotions/request/", views.promotion_request_view, name="promotion_request"),
+    path("promotions/<int:pk>/", views.promotion_detail, name="promotion_detail"),
+    path("promotions/<int:pk>/decide/", views.promotion_decide_view, name="promotion_decide"),
+    path("audit/", views.audit_list, name="audit_list"),
+    path("audit/verify/", views.audit_verify, name="audit_verify"),
+    path("audit/items/<int:item_id>/", views.item_history, name="item_history"),
+]

@@ -1,0 +1,53 @@
+"""REST API for training runs."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.selectors import dataset_get_for_user
+from governance.roles import Role
+from models_app.models import TrainingRun
+from models_app.selectors import run_get_for_user
+from models_app.services import training_run_request
+
+
+class TrainingRunOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    dataset_id = serializers.IntegerField()
+    trigger = serializers.CharField()
+    status = serializers.CharField()
+    progress = serializers.IntegerField()
+    stage = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField()
+    model_version = serializers.SerializerMethodField()
+
+    def get_model_version(self, run: TrainingRun) -> int | None:
+        version = getattr(run, "model_version", None)
+        return version.pk if version else None
+
+
+class TrainingRunCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses={201: TrainingRunOutputSerializer})
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=request.user,
+                                   reason=data.validated_data["reason"] or "Started through the API")
+        return Response(TrainingRunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class TrainingRunDetailApi(APIView):
+    @extend_schema(responses=TrainingRunOutputSerializer)
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(TrainingRunOutputSerializer(run_get_for_user(user=request.user, pk=run_id)).data)

@@ -1,0 +1,1 @@
+"""Pure-Python ML: arrays and DataFrames in, arrays and metrics out. No Django here."""

@@ -1,0 +1,154 @@
+"""The model registry, training runs, snapshots, predictions and evaluations."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class RetrainingPolicy(models.Model):
+    dataset = models.OneToOneField("annotations.Dataset", on_delete=models.CASCADE, related_name="retraining_policy")
+    enabled = models.BooleanField(default=True)
+    new_gold_labels = models.PositiveIntegerField(
+        default=20, help_text="Queue a training run after this many new gold labels since the last run."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "retraining policies"
+        constraints = [models.CheckConstraint(condition=Q(new_gold_labels__gte=1), name="policy_threshold_positive")]
+
+    def __str__(self) -> str:
+        return f"Retrain {self.dataset} after {self.new_gold_labels} new gold labels"
+
+
+class DatasetSnapshot(models.Model):
+    """The exact gold labels a training run froze, with a content hash."""
+
+    dataset = models.ForeignKey("annotations.Dataset", on_delete=models.PROTECT, related_name="snapshots")
+    created_at = models.DateTimeField(auto_now_add=True)
+    label_count = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64, help_text="sha256 over (item id, content hash, label) in item order.")
+
+    def __str__(self) -> str:
+        return f"Snapshot {self.pk} of {self.dataset} ({self.label_count} labels)"
+
+
+class SnapshotLabel(models.Model):
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="labels")
+    item = models.ForeignKey("annotations.Item", on_delete=models.PROTECT, related_name="+")
+    label = models.ForeignKey("annotations.LabelClass", on_delete=models.PROTECT, related_name="+")
+    gold_label = models.ForeignKey("annotations.GoldLabel", on_delete=models.PROTECT, related_name="+")
+    review = models.ForeignKey(
+        "annotations.Review", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The review the label came from (lineage to the reviewer), if any.",
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["snapshot", "item"], name="snapshot_item_unique")]
+        # lineage: "which snapshots contain this item?"
+        indexes = [models.Index(fields=["item"], name="snapshot_label_item")]
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        POLICY = "policy", "Retraining policy"
+        MANUAL = "manual", "Started by hand"
+        SEED = "seed", "Initial model"
+
+    dataset = models.ForeignKey("annotations.Dataset", on_delete=models.PROTECT, related_name="training_runs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0–100, updated by the worker.")
+    stage = models.CharField(max_length=100, blank=True, help_text="What the worker is doing now.")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="When it was last handed to the broker.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [
+            # outbox sweep: queued runs not yet picked up
+            models.Index(fields=["status", "dispatched_at"], name="run_status_dispatched"),
+            models.Index(fields=["dataset", "requested_at"], name="run_dataset_requested"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class ModelVersion(models.Model):
+    class Stage(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        CHAMPION = "champion", "Champion"
+        RETIRED = "retired", "Retired"
+
+    dataset = models.ForeignKey("annotations.Dataset", on_delete=models.PROTECT, related_name="model_versions")
+    version = models.PositiveIntegerField(help_text="1, 2, 3… per dataset.")
+    algorithm = models.CharField(max_length=100)
+    training_run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.PROTECT, related_name="model_versions")
+    artifact_path = models.CharField(max_length=500, help_text="Relative to ARTIFACT_ROOT; written by the system only.")
+    artifact_sha256 = models.CharField(max_length=64, help_text="Checked before every load.")
+    feature_names = models.JSONField(help_text="Input columns, in order.")
+    class_names = models.JSONField(help_text="Output classes, in order.")
+    metrics = models.JSONField(default=dict, help_text="Holdout metrics of this version at registration.")
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.CANDIDATE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="model_version_unique"),
+            # The champion alias: exactly one live version per dataset.
+            models.UniqueConstraint(fields=["dataset"], condition=Q(stage="champion"), name="one_champion_per_dataset"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug} v{self.version}"
+
+
+class Prediction(models.Model):
+    item = models.ForeignKey("annotations.Item", on_delete=models.PROTECT, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    label = models.ForeignKey("annotations.LabelClass", on_delete=models.PROTECT, related_name="+")
+    confidence = models.FloatField(help_text="Probability of the predicted label.")
+    probabilities = models.JSONField(help_text="Class name → probability.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "model_version"], name="prediction_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model_version}: {self.item_id} → {self.label_id} ({self.confidence:.2f})"
+
+
+class Evaluation(models.Model):
+    """One model version's metrics on the sequestered holdout, as measured by one run."""
+
+    training_run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="evaluations")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations")
+    role = models.CharField(max_length=16, choices=[("candidate", "Candidate"), ("champion", "Champion")])
+    holdout_size = models.PositiveIntegerField()
+    holdout_hash = models.CharField(max_length=64, help_text="sha256 of the holdout items and labels used.")
+    metrics = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["training_run", "role"]

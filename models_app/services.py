@@ -1,0 +1,146 @@
+"""models_app writes: training requests (the outbox), the policy, the champion alias."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from annotations.models import Dataset, GoldLabel
+from governance.services import audit_record
+from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+
+def training_run_dispatch(*, run_id: int) -> bool:
+    """Hand a queued run to the broker. False (and the run stays queued) if the broker is unreachable.
+
+    Called after commit; the beat sweep calls it again for runs still queued,
+    so a run saved while the broker was down is not lost.
+    """
+    from models_app.tasks import train_model
+
+    try:
+        train_model.apply_async(
+            args=[run_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+        )
+    except Exception:  # kombu raises several kinds of connection errors; all mean "try later"
+        logger.warning("Broker unreachable; training run %s stays queued for the next sweep.", run_id, exc_info=True)
+        return False
+    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(dispatched_at=timezone.now())
+    return True
+
+
+def training_run_request(
+    *, dataset: Dataset, trigger: str, requested_by: AbstractBaseUser | None, reason: str = "", dispatch: bool = True
+) -> TrainingRun:
+    """Queue a training run: saved now, handed to Celery after commit.
+
+    Raises ValidationError if the dataset already has a run queued or running.
+    Joins the caller's transaction when there is one (a review that trips the policy).
+    """
+    with transaction.atomic():
+        active = TrainingRun.objects.filter(
+            dataset=dataset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
+        ).first()
+        if active is not None:
+            raise ValidationError(f"Training run {active.pk} is already {active.status} for this dataset.")
+        run = TrainingRun.objects.create(dataset=dataset, trigger=trigger, requested_by=requested_by, reason=reason)
+        audit_record(actor=requested_by, action="training.requested", obj=run, object_type="training_run",
+                     dataset_id=dataset.pk, after={"status": "queued", "trigger": trigger}, reason=reason)
+        if dispatch:  # False only when the caller executes the run itself (the demo seed)
+            transaction.on_commit(lambda: training_run_dispatch(run_id=run.pk))
+    return run
+
+
+def training_runs_redispatch(*, now: timezone.datetime | None = None) -> int:
+    """The outbox sweep (beat): resend queued runs nobody picked up; fail runs whose worker vanished."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.LOUPE_REDISPATCH_AFTER_S)
+    waiting = TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, requested_at__lt=now - timedelta(seconds=5))
+    waiting = waiting.filter(dispatched_at__isnull=True) | waiting.filter(dispatched_at__lt=stale)
+    sent = sum(training_run_dispatch(run_id=pk) for pk in waiting.values_list("pk", flat=True))
+    lost_before = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
+    from models_app.training import training_run_fail
+
+    for pk in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=lost_before).values_list("pk", flat=True):
+        training_run_fail(run_id=pk, error="The worker running this training stopped without reporting back.")
+    return sent
+
+
+def retraining_policy_check(*, dataset: Dataset) -> TrainingRun | None:
+    """Queue a run if the dataset's policy is met. Runs inside the review's transaction."""
+    policy = RetrainingPolicy.objects.select_for_update().filter(dataset=dataset, enabled=True).first()
+    if policy is None:
+        return None
+    if TrainingRun.objects.filter(dataset=dataset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).exists():
+        return None
+    last = TrainingRun.objects.filter(dataset=dataset).order_by("-requested_at").values_list("requested_at", flat=True).first()
+    new_labels = GoldLabel.objects.filter(dataset=dataset, origin=GoldLabel.Origin.REVIEW)
+    if last is not None:
+        new_labels = new_labels.filter(updated_at__gt=last)
+    count = new_labels.count()
+    if count < policy.new_gold_labels:
+        return None
+    return training_run_request(
+        dataset=dataset, trigger=TrainingRun.Trigger.POLICY, requested_by=None,
+        reason=f"{count} new gold labels since the last run (policy: retrain after {policy.new_gold_labels}).",
+    )
+
+
+def retraining_policy_update(
+    *, dataset: Dataset, user: AbstractBaseUser, enabled: bool, new_gold_labels: int
+) -> RetrainingPolicy:
+    if new_gold_labels < 1:
+        raise ValidationError({"new_gold_labels": "Must be at least 1."})
+    with transaction.atomic():
+        policy, _ = RetrainingPolicy.objects.select_for_update().get_or_create(dataset=dataset)
+        before = {"enabled": policy.enabled, "new_gold_labels": policy.new_gold_labels}
+        policy.enabled = enabled
+        policy.new_gold_labels = new_gold_labels
+        policy.save()
+        audit_record(actor=user, action="retraining_policy.updated", obj=policy, object_type="retraining_policy",
+                     dataset_id=dataset.pk, before=before, after={"enabled": enabled, "new_gold_labels": new_gold_labels})
+    return policy
+
+
+def champion_set(*, model_version: ModelVersion, actor: AbstractBaseUser, reason: str) -> ModelVersion | None:
+    """Move the dataset's champion alias to `model_version`, in the caller's transaction.
+
+    Returns the previous champion (now retired), if any. Re-prediction of the
+    open queue is scheduled after commit.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("champion_set must run inside the promotion's transaction.")
+    versions = ModelVersion.objects.select_for_update().filter(dataset_id=model_version.dataset_id)
+    previous = versions.filter(stage=ModelVersion.Stage.CHAMPION).first()
+    if previous is not None:
+        if previous.pk == model_version.pk:
+            raise ValidationError("This version is already the champion.")
+        previous.stage = ModelVersion.Stage.RETIRED
+        previous.save(update_fields=["stage"])
+    model_version.stage = ModelVersion.Stage.CHAMPION
+    model_version.save(update_fields=["stage"])
+    audit_record(actor=actor, action="model_version.champion_changed", obj=model_version, object_type="model_version",
+                 dataset_id=model_version.dataset_id,
+                 before={"champion": previous.version if previous else None},
+                 after={"champion": model_version.version}, reason=reason)
+
+    from models_app.tasks import predict_items
+
+    dataset_id, version_id = model_version.dataset_id, model_version.pk
+    transaction.on_commit(lambda: _send_quietly(predict_items, dataset_id, version_id))
+    return previous
+
+
+def _send_quietly(task: object, *args: object) -> None:
+    try:
+        task.apply_async(args=list(args), retry=True, retry_policy={"max_retries": 2, "interval_start": 0})  # type: ignore[attr-defined]
+    except Exception:
+        logger.warning("Broker unreachable; %s%s not sent.", getattr(task, "name", task), args, exc_info=True)

@@ -1,0 +1,173 @@
+"""One training run, start to finish, as the Celery worker executes it.
+
+claim → freeze snapshot → train → write artifact → evaluate candidate and
+champion on the sequestered holdout → register the candidate version.
+Each step that changes state is its own transaction with its audit event.
+A run is claimed with a conditional UPDATE (queued → running), so a task that
+is delivered twice trains once.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from annotations.models import GoldLabel, Item
+from governance.services import audit_record
+from models_app.data import class_names, feature_specs, frame_for_items, holdout_labels, labels_hash
+from models_app.ml import baseline
+from models_app.ml.artifacts import save_model
+from models_app.ml.metrics import classification_metrics
+from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel, TrainingRun
+from models_app.prediction import model_load
+
+logger = logging.getLogger(__name__)
+
+
+def training_run_claim(*, run_id: int) -> bool:
+    """queued → running, once. False if another delivery already claimed it."""
+    with transaction.atomic():
+        claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.RUNNING, started_at=timezone.now(), stage="Freezing the snapshot", progress=5
+        )
+        if claimed:
+            run = TrainingRun.objects.get(pk=run_id)
+            audit_record(actor=None, action="training.started", obj=run, object_type="training_run",
+                         dataset_id=run.dataset_id, before={"status": "queued"}, after={"status": "running"})
+    return bool(claimed)
+
+
+def _progress(run: TrainingRun, progress: int, stage: str) -> None:
+    TrainingRun.objects.filter(pk=run.pk).update(progress=progress, stage=stage)
+
+
+def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:
+    """Freeze the exact gold labels (never the holdout) this run trains on."""
+    with transaction.atomic():
+        golds = list(
+            GoldLabel.objects.filter(dataset=run.dataset)
+            .exclude(item__queue_state=Item.QueueState.HOLDOUT)
+            .order_by("item_id")
+            .values_list("pk", "item_id", "item__content_hash", "label_id", "label__name", "review_id")
+        )
+        content_hash = labels_hash((item_id, content, label) for _, item_id, content, _, label, _ in golds)
+        snapshot = DatasetSnapshot.objects.create(dataset=run.dataset, label_count=len(golds), content_hash=content_hash)
+        SnapshotLabel.objects.bulk_create(
+            [
+                SnapshotLabel(snapshot=snapshot, item_id=item_id, label_id=label_id, gold_label_id=gold_id, review_id=review_id)
+                for gold_id, item_id, _, label_id, _, review_id in golds
+            ],
+            batch_size=2000,
+        )
+        TrainingRun.objects.filter(pk=run.pk).update(snapshot=snapshot)
+        run.snapshot = snapshot
+        audit_record(actor=None, action="snapshot.created", obj=snapshot, object_type="dataset_snapshot",
+                     dataset_id=run.dataset_id,
+                     after={"training_run": run.pk, "label_count": len(golds), "content_hash": content_hash})
+    return snapshot
+
+
+def _evaluate(model: object, holdout: list[tuple[int, str, str]], specs: list, classes: list[str]) -> dict:
+    if not holdout:
+        return {"n": 0}
+    frame = frame_for_items([item_id for item_id, _, _ in holdout], specs)
+    proba = baseline.predict_proba(model, frame, classes)
+    return classification_metrics([label for _, _, label in holdout], proba, classes)
+
+
+def training_run_execute(*, run_id: int) -> ModelVersion | None:
+    """Run a queued training run to a registered candidate (or to failed). None if not claimed."""
+    if not training_run_claim(run_id=run_id):
+        logger.info("Training run %s was not queued (already claimed or gone); nothing to do.", run_id)
+        return None
+    run = TrainingRun.objects.select_related("dataset").get(pk=run_id)
+    artifact_file: Path | None = None
+    try:
+        snapshot = snapshot_freeze(run=run)
+        dataset = run.dataset
+        specs = feature_specs(dataset)
+        classes = class_names(dataset)
+        _progress(run, 20, f"Training on {snapshot.label_count} gold labels")
+        rows = list(SnapshotLabel.objects.filter(snapshot=snapshot).order_by("item_id").values_list("item_id", "label__name"))
+        frame = frame_for_items([item_id for item_id, _ in rows], specs)
+        model = baseline.train(frame, [label for _, label in rows], specs, classes, seed=run.pk)
+
+        _progress(run, 60, "Writing the artifact")
+        relative = Path(f"dataset_{dataset.pk}") / f"run_{run.pk}.skops"
+        artifact_file = Path(settings.ARTIFACT_ROOT) / relative
+        sha256 = save_model(model, artifact_file)
+
+        _progress(run, 75, "Evaluating on the sequestered holdout")
+        holdout = holdout_labels(dataset)
+        holdout_hash = labels_hash(holdout)
+        candidate_metrics = _evaluate(model, holdout, specs, classes)
+        champion = ModelVersion.objects.filter(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).first()
+        champion_metrics = _evaluate(model_load(champion), holdout, specs, classes) if champion else None
+
+        _progress(run, 90, "Registering the candidate")
+        return _register(run, snapshot, relative, sha256, specs, classes, candidate_metrics, champion,
+                         champion_metrics, len(holdout), holdout_hash)
+    except Exception as exc:  # any failure ends the run as failed, with its reason
+        logger.exception("Training run %s failed", run_id)
+        if artifact_file is not None:
+            artifact_file.unlink(missing_ok=True)
+        training_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}", detail=traceback.format_exc(limit=5))
+        return None
+
+
+def _register(
+    run: TrainingRun, snapshot: DatasetSnapshot, relative: Path, sha256: str, specs: list, classes: list[str],
+    candidate_metrics: dict, champion: ModelVersion | None, champion_metrics: dict | None,
+    holdout_size: int, holdout_hash: str,
+) -> ModelVersion:
+    with transaction.atomic():
+        # Lock the dataset's versions so two runs cannot take the same number.
+        last = ModelVersion.objects.select_for_update().filter(dataset=run.dataset).aggregate(m=Max("version"))["m"]
+        version = ModelVersion.objects.create(
+            dataset=run.dataset,
+            version=(last or 0) + 1,
+            algorithm=baseline.ALGORITHM,
+            training_run=run,
+            snapshot=snapshot,
+            artifact_path=str(relative),
+            artifact_sha256=sha256,
+            feature_names=[spec.name for spec in specs],
+            class_names=classes,
+            metrics={"holdout": candidate_metrics, "training_labels": snapshot.label_count},
+        )
+        Evaluation.objects.create(training_run=run, model_version=version, role="candidate",
+                                  holdout_size=holdout_size, holdout_hash=holdout_hash, metrics=candidate_metrics)
+        if champion is not None and champion_metrics is not None:
+            Evaluation.objects.create(training_run=run, model_version=champion, role="champion",
+                                      holdout_size=holdout_size, holdout_hash=holdout_hash, metrics=champion_metrics)
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=100, stage="Done"
+        )
+        audit_record(actor=None, action="model_version.registered", obj=version, object_type="model_version",
+                     dataset_id=run.dataset_id,
+                     after={"version": version.version, "artifact_sha256": sha256, "training_run": run.pk,
+                            "snapshot": snapshot.pk, "snapshot_hash": snapshot.content_hash,
+                            "holdout_accuracy": candidate_metrics.get("accuracy")})
+        audit_record(actor=None, action="training.finished", obj=run, object_type="training_run",
+                     dataset_id=run.dataset_id, before={"status": "running"},
+                     after={"status": "succeeded", "model_version": version.version})
+    return version
+
+
+def training_run_fail(*, run_id: int, error: str, detail: str = "") -> None:
+    with transaction.atomic():
+        updated = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
+            status=TrainingRun.Status.FAILED, finished_at=timezone.now(), error=error[:2000], stage="Failed"
+        )
+        if updated:
+            run = TrainingRun.objects.get(pk=run_id)
+            audit_record(actor=None, action="training.failed", obj=run, object_type="training_run",
+                         dataset_id=run.dataset_id, before={"status": "running"},
+                         after={"status": "failed", "error": error[:500]}, reason=detail[-1500:])
+

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from models_app import views
+
+app_name = "models_app"
+
+urlpatterns = [
+    path("datasets/<int:dataset_id>/", views.models_overview, name="overview"),
+    path("datasets/<int:dataset_id>/train/", views.training_start, name="train"),
+    path("datasets/<int:dataset_id>/policy/", views.policy_update, name="policy"),
+    path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
+]

@@ -1,0 +1,14 @@
+"""Test-session environment, loaded as a plugin (-p tests.env) before Django reads its settings."""
+
+import os
+import tempfile
+
+_scratch = tempfile.mkdtemp(prefix="loupe-test-")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+os.environ.setdefault("HTTPS", "false")
+os.environ.setdefault("LOUPE_PLAIN_STATIC", "true")
+os.environ["LOUPE_ARTIFACT_DIR"] = os.path.join(_scratch, "artifacts")
+os.environ["LOUPE_BROKER_DIR"] = os.path.join(_scratch, "broker")
+# Playwright's sync API runs an event loop in the test thread; Django's ORM
+# calls from that thread are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

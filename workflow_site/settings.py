@@ -7,6 +7,7 @@ SQLite in WAL mode and kombu's filesystem transport (no server to install).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -83,10 +84,12 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------
-SQLITE_PATH = VAR_DIR / "loupe.sqlite3"
+SQLITE_PATH = Path(env_str("LOUPE_SQLITE_PATH", str(VAR_DIR / "loupe.sqlite3")))
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    # One test database per test process, so parallel runs do not collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -103,8 +106,8 @@ else:
                 "timeout": env_int("SQLITE_BUSY_TIMEOUT_S", 20),
             },
             # A file, not :memory:, so a Celery worker process can share the
-            # test database.
-            "TEST": {"NAME": str(VAR_DIR / "test_loupe.sqlite3")},
+            # test database; one per test process, so parallel runs do not collide.
+            "TEST": {"NAME": str(VAR_DIR / f"test_loupe_{os.getpid()}.sqlite3")},
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -182,18 +182,39 @@ def parse_import(
     text = _decode(data, result)
     if text is None:
         return result
-    header = next(csv.reader(io.StringIO(text)), [])
+    try:
+        header = next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error as exc:
+        result.add(1, "", "", f"The file is not well-formed CSV: {exc}")
+        return result
     header = [column.strip() for column in header]
     if not _check_header(header, features, require_label, result):
         return result
+    # Read the rows with the csv module so each keeps the file line it starts on
+    # (blank lines are skipped but still counted) and a row with more fields
+    # than the header is reported, not silently re-indexed or truncated.
+    records: list[list[str]] = []
+    record_lines: list[int] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        frame = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=False
-        )
-    except pd.errors.ParserError as exc:
-        result.add(None, "", "", f"The file is not well-formed CSV: {exc}")
+        next(reader)  # the header, checked above
+        start = reader.line_num + 1
+        for record in reader:
+            line, start = start, reader.line_num + 1
+            if not any(field.strip() for field in record):
+                continue
+            if len(record) > len(header):
+                extra = ",".join(record[len(header):])
+                result.add(line, "", extra, f"The row has {len(record)} fields; the header has {len(header)}.")
+                continue
+            records.append(record + [""] * (len(header) - len(record)))
+            record_lines.append(line)
+    except csv.Error as exc:
+        result.add(reader.line_num, "", "", f"The file is not well-formed CSV: {exc}")
         return result
-    frame.columns = [str(c).strip() for c in frame.columns]
+    if not result.ok:
+        return result
+    frame = pd.DataFrame(records, columns=header, index=[line - 2 for line in record_lines], dtype=str)
     result.rows_total = len(frame)
     if frame.empty:
         result.add(2, "", "", "The file has a header but no data rows.")

@@ -13,6 +13,10 @@ from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch,
 from governance.roles import Role
 from models_app.models import RetrainingPolicy
 
+# The real-worker fixtures live in tests/worker.py; importing them here defines
+# them once for the whole session (one worker process, not one per module).
+from tests.worker import celery_worker_process, live_worker  # noqa: E402,F401
+
 PASSWORD = "correct-horse-battery-staple"
 
 

@@ -70,6 +70,10 @@ class WorkerProcess:
             time.sleep(0.2)
         raise RuntimeError("Celery worker did not start:\n" + "\n".join(self.lines[-40:]))
 
+    def count(self, text: str) -> int:
+        """How many log lines so far contain `text` (received + succeeded: two per task)."""
+        return sum(text in line for line in list(self.lines))
+
     def log(self) -> str:
         return "\n".join(self.lines[-60:])
 

@@ -15,7 +15,7 @@ from governance.models import AuditEvent
 from models_app.models import Evaluation, ModelVersion, TrainingRun
 from models_app.services import training_run_request
 from tests.conftest import synthetic_rows
-from tests.worker import live_worker, celery_worker_process, wait_for  # noqa: F401  (fixtures)
+from tests.worker import wait_for
 
 pytestmark = pytest.mark.worker
 
@@ -59,6 +59,7 @@ def test_a_redelivered_training_task_does_not_train_twice(live_worker, dataset, 
     from models_app.tasks import train_model
 
     _seed(import_rows)
+    before = live_worker.count("train_model[")
     with transaction.atomic():
         run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin,
                                    reason="twice")
@@ -66,7 +67,7 @@ def test_a_redelivered_training_task_does_not_train_twice(live_worker, dataset, 
 
     wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status == TrainingRun.Status.SUCCEEDED, 120, live_worker,
              "the run to succeed")
-    wait_for(lambda: live_worker.log().count("models_app.tasks.train_model") >= 4, 60, live_worker,
+    wait_for(lambda: live_worker.count(f"train_model[") - before >= 4, 60, live_worker,
              "both deliveries to be processed")
     assert ModelVersion.objects.filter(dataset=dataset).count() == 1
     assert AuditEvent.objects.filter(action="training.started").count() == 1

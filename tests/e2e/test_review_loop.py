@@ -1,0 +1,93 @@
+"""The whole loop in a real browser: review with the keyboard, train, four-eyes promotion, audit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from annotations.models import Review
+from models_app.models import ModelVersion, RetrainingPolicy
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+def sign_in(page, base_url: str, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{base_url}/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Your datasets")).to_be_visible()
+
+
+def sign_out(page) -> None:  # type: ignore[no-untyped-def]
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to Loupe")).to_be_visible()
+
+
+def test_reviewer_corrects_admin_trains_second_admin_promotes_auditor_verifies(
+    live_worker, live_server, page, trained_dataset, reviewer, model_admin, model_admin2, auditor
+):
+    dataset = trained_dataset
+    RetrainingPolicy.objects.filter(dataset=dataset).update(enabled=False)  # training is started by hand here
+    base = live_server.url
+
+    # 1. A reviewer corrects three items with the keyboard only.
+    sign_in(page, base, "reviewer")
+    page.get_by_role("link", name="Start reviewing").click()
+    for _ in range(3):
+        card_id = page.locator("#card h2 code").inner_text()
+        other = page.locator("label.choice", has_not_text="(model)").first
+        key = other.locator("kbd").inner_text()
+        page.keyboard.press(key)
+        expect(other.locator("input")).to_be_checked()
+        page.keyboard.press("Enter")
+        expect(page.locator("#card h2 code")).not_to_have_text(card_id)
+    # The swap happened without a page load: the URL is still the review page.
+    assert page.url.endswith(f"/datasets/{dataset.pk}/review/")
+    assert Review.objects.filter(reviewer=reviewer, decision=Review.Decision.CORRECT).count() == 3
+    page.keyboard.press("s")  # skip works from the keyboard too
+    expect(page.locator("#card")).to_be_visible()
+    sign_out(page)
+
+    # 2. A model admin starts training; the real worker trains v2.
+    sign_in(page, base, "admin1")
+    page.goto(f"{base}/models/datasets/{dataset.pk}/")
+    page.get_by_label("Reason").fill("three corrections")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.locator("[data-status]")).to_have_attribute("data-status", "succeeded", timeout=120_000)
+    expect(page.get_by_text("Candidate v2 against the champion")).to_be_visible()
+
+    # 3. ... and requests its promotion.
+    page.goto(f"{base}/governance/datasets/{dataset.pk}/promotions/")
+    v2 = ModelVersion.objects.get(dataset=dataset, version=2)
+    page.get_by_label("Version").select_option(value=str(v2.pk))
+    page.get_by_label("Why should it go live?").fill("Learns from the reviewers' corrections")
+    page.get_by_role("button", name="Request promotion").click()
+    expect(page.get_by_text("a different model admin must decide it")).to_be_visible()
+    promotion_url = page.url
+    sign_out(page)
+
+    # 4. A second model admin approves it, signing with their password.
+    sign_in(page, base, "admin2")
+    page.goto(promotion_url)
+    page.get_by_label("Re-enter your password to sign").fill(PASSWORD)
+    page.get_by_role("button", name="Approve and sign").click()
+    expect(page.get_by_role("heading", name="Signed approval")).to_be_visible()
+    assert ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).version == 2
+    sign_out(page)
+
+    # 5. The auditor sees every step and the chain verifies.
+    sign_in(page, base, "auditor")
+    page.get_by_role("link", name="Audit trail").click()
+    table = page.locator("table.audit")
+    for action in ("review.submitted", "training.requested", "training.finished", "model_version.registered",
+                   "promotion.requested", "promotion.approved", "model_version.champion_changed", "auth.login"):
+        page.goto(f"{base}/governance/audit/?action={action}")
+        expect(table).to_contain_text(action)
+    page.get_by_role("link", name="Verify the hash chain").click()
+    expect(page.get_by_text(re.compile(r"Chain verified: \d+ events"))).to_be_visible()
+    call_command("verify_audit")

@@ -1,0 +1,369 @@
+"""Who may do what: every persona against every page and API endpoint.
+
+The rules (DESIGN): reviewers and adjudicators review the datasets they belong
+to; model admins import, train, request and approve promotions for their
+datasets; the auditor reads everything and changes nothing; someone without a
+role, or a reviewer of another dataset, gets a 403 on everything
+dataset-specific; anonymous visitors are sent to the login page (pages) or
+refused (API). A denial is always a 403 and never changes anything.
+
+One realistic world (a dataset with a champion, two candidates, a pending
+promotion) is built once for the module inside a transaction; every test runs
+in a savepoint inside it, so a POST in one case never leaks into the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+
+from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, Item, LabelClass
+from governance.models import AuditEvent, PromotionRequest
+from governance.roles import Role
+from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
+from tests.conftest import PASSWORD, csv_bytes, login, make_user, synthetic_rows
+
+# --- the world ----------------------------------------------------------------
+
+PERSONAS = {
+    # persona fixture name → username (as in tests/conftest.py)
+    "reviewer": "reviewer",
+    "reviewer2": "reviewer2",
+    "adjudicator": "adjudicator",
+    "model_admin": "admin1",
+    "model_admin2": "admin2",
+    "auditor": "auditor",
+    "outsider": "outsider",
+    "non_member_reviewer": "stranger",
+    "anonymous": None,
+}
+
+
+@dataclass(frozen=True)
+class World:
+    dataset_id: int
+    other_dataset_id: int
+    batch_id: int
+    open_item_id: int
+    open_item_prediction_id: int
+    run_id: int
+    pending_promotion_id: int
+    unrequested_version_id: int
+
+
+def _train(dataset: Dataset, admin: User) -> ModelVersion:
+    from models_app.services import training_run_request
+    from models_app.training import training_run_execute
+
+    run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=admin,
+                               reason="matrix world", dispatch=False)
+    version = training_run_execute(run_id=run.pk)
+    assert version is not None, TrainingRun.objects.get(pk=run.pk).error
+    return version
+
+
+def _build_world() -> World:
+    from annotations.services import import_batch_create
+    from governance.promotions import promotion_decide, promotion_request_create
+    from models_app.prediction import open_item_ids, predictions_create
+
+    dataset = Dataset.objects.create(name="Tumours", slug="tumours", description="Test data")
+    Feature.objects.create(dataset=dataset, position=0, name="radius", dtype="float", unit="mm",
+                           normal_min=5, normal_max=15)
+    Feature.objects.create(dataset=dataset, position=1, name="texture", dtype="float", unit="grey levels")
+    Feature.objects.create(dataset=dataset, position=2, name="lobes", dtype="integer")
+    LabelClass.objects.create(dataset=dataset, position=0, name="malignant", display_name="Malignant")
+    LabelClass.objects.create(dataset=dataset, position=1, name="benign", display_name="Benign")
+    RetrainingPolicy.objects.create(dataset=dataset, new_gold_labels=5)
+
+    # A second dataset, so the non-member reviewer really is a reviewer somewhere else.
+    other = Dataset.objects.create(name="Other", slug="other", description="Someone else's data")
+    LabelClass.objects.create(dataset=other, position=0, name="yes", display_name="Yes")
+
+    make_user("reviewer", Role.REVIEWER, dataset=dataset)
+    make_user("reviewer2", Role.REVIEWER, dataset=dataset)
+    make_user("adjudicator", Role.ADJUDICATOR, dataset=dataset)
+    admin1 = make_user("admin1", Role.MODEL_ADMIN, dataset=dataset)
+    admin2 = make_user("admin2", Role.MODEL_ADMIN, dataset=dataset)
+    # The pending request is made by a third admin, so both admin personas may decide it.
+    admin3 = make_user("admin3", Role.MODEL_ADMIN, dataset=dataset)
+    make_user("auditor", Role.AUDITOR)
+    make_user("outsider")
+    stranger = make_user("stranger", Role.REVIEWER)
+    DatasetMembership.objects.create(dataset=other, user=stranger)
+
+    def _import(rows: list[dict], purpose: str, name: str) -> ImportBatch:
+        return import_batch_create(dataset=dataset, user=admin1, file_name=name, data=csv_bytes(rows), purpose=purpose)
+
+    _import(synthetic_rows(20, start=0), ImportBatch.Purpose.REVIEW, "seed.csv")
+    _import(synthetic_rows(20, start=100), ImportBatch.Purpose.HOLDOUT, "holdout.csv")
+    pool = _import(synthetic_rows(30, start=200, labelled=False), ImportBatch.Purpose.REVIEW, "pool.csv")
+
+    v1 = _train(dataset, admin1)
+    first = promotion_request_create(model_version=v1, user=admin1, reason="first model")
+    promotion_decide(request_id=first.pk, user=admin2, approve=True, password=PASSWORD, reason="ok")
+    predictions_create(model_version=v1, item_ids=open_item_ids(dataset.pk), update_items=True)
+
+    v2 = _train(dataset, admin1)
+    pending = promotion_request_create(model_version=v2, user=admin3, reason="v2 is better")
+    v3 = _train(dataset, admin1)
+
+    item = Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.OPEN).order_by("pk").first()
+    assert item is not None and item.prediction_id is not None
+    return World(
+        dataset_id=dataset.pk,
+        other_dataset_id=other.pk,
+        batch_id=pool.pk,
+        open_item_id=item.pk,
+        open_item_prediction_id=item.prediction_id,
+        run_id=v2.training_run_id,
+        pending_promotion_id=pending.pk,
+        unrequested_version_id=v3.pk,
+    )
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker) -> Any:
+    """Built once, inside a transaction that is rolled back when the module ends."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            built = _build_world()
+        except BaseException:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            raise
+    yield built
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def broker() -> Any:
+    """The broker is the outside world: training dispatch goes to a mock."""
+    from models_app.tasks import train_model
+
+    with mock.patch.object(train_model, "apply_async") as apply_async:
+        yield apply_async
+
+
+# --- the matrix -----------------------------------------------------------------
+
+REVIEWERS = frozenset({"reviewer", "reviewer2", "adjudicator"})
+ADMINS = frozenset({"model_admin", "model_admin2"})
+AUDITOR = frozenset({"auditor"})
+ADMIN_READERS = ADMINS | AUDITOR
+DATASET_READERS = REVIEWERS | ADMINS | AUDITOR
+SIGNED_IN = frozenset(p for p in PERSONAS if p != "anonymous")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    url: Callable[[World], str]
+    allowed: frozenset[str]
+    ok: int = 200
+    api: bool = False
+    data: Callable[[World], dict] = field(default=lambda w: {})
+    # The audit event an allowed write must leave behind (proof it really happened).
+    effect: str = ""
+    dispatches_training: bool = False
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    # pages
+    "home": Endpoint("get", lambda w: reverse("home"), SIGNED_IN),
+    "dataset_detail": Endpoint("get", lambda w: reverse("annotations:dataset_detail", args=[w.dataset_id]),
+                               DATASET_READERS),
+    "import_page": Endpoint("get", lambda w: reverse("annotations:import", args=[w.dataset_id]), ADMINS),
+    "batch_detail": Endpoint("get", lambda w: reverse("annotations:batch_detail", args=[w.dataset_id, w.batch_id]),
+                             ADMIN_READERS),
+    "review_page": Endpoint("get", lambda w: reverse("annotations:review", args=[w.dataset_id]), REVIEWERS),
+    "review_submit": Endpoint(
+        "post", lambda w: reverse("annotations:review_submit", args=[w.dataset_id, w.open_item_id]), REVIEWERS,
+        ok=302, data=lambda w: {"label": "malignant", "shown_prediction": w.open_item_prediction_id},
+        effect="review.submitted",
+    ),
+    "models_overview": Endpoint("get", lambda w: reverse("models_app:overview", args=[w.dataset_id]), ADMIN_READERS),
+    "training_start": Endpoint("post", lambda w: reverse("models_app:train", args=[w.dataset_id]), ADMINS, ok=302,
+                               data=lambda w: {"reason": "matrix"}, effect="training.requested",
+                               dispatches_training=True),
+    "policy_update": Endpoint("post", lambda w: reverse("models_app:policy", args=[w.dataset_id]), ADMINS, ok=302,
+                              data=lambda w: {"enabled": "on", "new_gold_labels": "7"},
+                              effect="retraining_policy.updated"),
+    "run_detail": Endpoint("get", lambda w: reverse("models_app:run_detail", args=[w.run_id]), ADMIN_READERS),
+    "promotion_list": Endpoint("get", lambda w: reverse("governance:promotion_list", args=[w.dataset_id]),
+                               ADMIN_READERS),
+    "promotion_request": Endpoint(
+        "post", lambda w: reverse("governance:promotion_request", args=[w.dataset_id]), ADMINS, ok=302,
+        data=lambda w: {"model_version": w.unrequested_version_id, "reason": "v3 looks good"},
+        effect="promotion.requested",
+    ),
+    "promotion_detail": Endpoint("get", lambda w: reverse("governance:promotion_detail", args=[w.pending_promotion_id]),
+                                 ADMIN_READERS),
+    "promotion_decide": Endpoint(
+        "post", lambda w: reverse("governance:promotion_decide", args=[w.pending_promotion_id]), ADMINS, ok=302,
+        data=lambda w: {"decision": "approve", "password": PASSWORD, "reason": "looks right"},
+        effect="promotion.approved",
+    ),
+    "audit_list": Endpoint("get", lambda w: reverse("governance:audit_list"), AUDITOR),
+    "audit_verify": Endpoint("get", lambda w: reverse("governance:audit_verify"), AUDITOR),
+    "item_history": Endpoint("get", lambda w: reverse("governance:item_history", args=[w.open_item_id]), AUDITOR),
+    # API
+    "api_datasets": Endpoint("get", lambda w: "/api/datasets/", SIGNED_IN, api=True),
+    "api_next_item": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/next-item/", REVIEWERS, api=True),
+    "api_review_create": Endpoint(
+        "post", lambda w: f"/api/items/{w.open_item_id}/reviews/", REVIEWERS, ok=201, api=True,
+        data=lambda w: {"label": "malignant", "shown_prediction_id": w.open_item_prediction_id},
+        effect="review.submitted",
+    ),
+    "api_training_run_create": Endpoint(
+        "post", lambda w: f"/api/datasets/{w.dataset_id}/training-runs/", ADMINS, ok=201, api=True,
+        data=lambda w: {"reason": "matrix"}, effect="training.requested", dispatches_training=True,
+    ),
+    "api_training_run_detail": Endpoint("get", lambda w: f"/api/training-runs/{w.run_id}/", ADMIN_READERS, api=True),
+    "api_promotion_request_create": Endpoint(
+        "post", lambda w: f"/api/model-versions/{w.unrequested_version_id}/promotion-requests/", ADMINS, ok=201,
+        api=True, data=lambda w: {"reason": "v3 looks good"}, effect="promotion.requested",
+    ),
+    "api_promotion_decision": Endpoint(
+        "post", lambda w: f"/api/promotion-requests/{w.pending_promotion_id}/decision/", ADMINS, ok=200, api=True,
+        data=lambda w: {"decision": "approve", "password": PASSWORD, "reason": "looks right"},
+        effect="promotion.approved",
+    ),
+    "api_audit_events": Endpoint("get", lambda w: "/api/audit-events/", AUDITOR, api=True),
+}
+
+
+def _client_for(persona: str) -> Client:
+    username = PERSONAS[persona]
+    if username is None:
+        return Client()
+    return login(User.objects.get(username=username))
+
+
+def _changes_since(seq: int) -> list[str]:
+    """Audit actions recorded after `seq`, logins aside: the trace of any state change."""
+    return list(
+        AuditEvent.objects.filter(seq__gt=seq).exclude(action__startswith="auth.").order_by("seq")
+        .values_list("action", flat=True)
+    )
+
+
+def _last_seq() -> int:
+    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+@pytest.mark.parametrize("endpoint_name", list(ENDPOINTS))
+@pytest.mark.parametrize("persona", list(PERSONAS))
+def test_each_persona_gets_the_status_the_rules_allow_on_each_endpoint(
+    world, db, broker, django_capture_on_commit_callbacks, persona, endpoint_name
+):
+    endpoint = ENDPOINTS[endpoint_name]
+    client = _client_for(persona)
+    url = endpoint.url(world)
+    seq_before = _last_seq()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if endpoint.method == "get":
+            response = client.get(url)
+        elif endpoint.api:
+            response = client.post(url, endpoint.data(world), content_type="application/json")
+        else:
+            response = client.post(url, endpoint.data(world))
+
+    if persona == "anonymous":
+        if endpoint.api:
+            assert response.status_code in (401, 403), response.content
+        else:
+            assert response.status_code == 302
+            assert response["Location"].startswith(reverse("login") + "?next=")
+        assert _changes_since(seq_before) == []
+        broker.assert_not_called()
+        return
+
+    if persona in endpoint.allowed:
+        assert response.status_code == endpoint.ok, (persona, endpoint_name, response.content[:500])
+        if response.status_code == 302:
+            assert not response["Location"].startswith(reverse("login"))
+        if endpoint.effect:
+            assert endpoint.effect in _changes_since(seq_before)
+        else:
+            assert _changes_since(seq_before) == [], "a read must not change anything"
+        if endpoint.dispatches_training:
+            broker.assert_called_once()
+            new_run = TrainingRun.objects.order_by("-pk").first()
+            assert broker.call_args.kwargs["args"] == [new_run.pk]
+    else:
+        # A denial is a plain 403: no redirect, and nothing changed.
+        assert response.status_code == 403, (persona, endpoint_name, response.status_code)
+        assert _changes_since(seq_before) == []
+        broker.assert_not_called()
+
+
+# --- what the allowed-for-everyone lists show ----------------------------------
+
+
+@pytest.mark.parametrize("persona", ["outsider", "non_member_reviewer"])
+def test_people_outside_a_dataset_do_not_see_it_listed(world, db, persona):
+    client = _client_for(persona)
+
+    page = client.get(reverse("home"))
+    api = client.get("/api/datasets/")
+
+    assert page.status_code == 200
+    assert b"Tumours" not in page.content
+    assert world.dataset_id not in [d["id"] for d in api.json()]
+
+
+def test_the_non_member_reviewer_sees_only_their_own_dataset(world, db):
+    api = _client_for("non_member_reviewer").get("/api/datasets/")
+
+    assert [d["slug"] for d in api.json()] == ["other"]
+
+
+def test_the_auditor_sees_every_dataset_listed(world, db):
+    api = _client_for("auditor").get("/api/datasets/")
+
+    assert sorted(d["slug"] for d in api.json()) == ["other", "tumours"]
+
+
+def test_a_denied_reviewer_leaves_the_item_and_the_promotion_untouched(world, db):
+    client = _client_for("non_member_reviewer")
+
+    review = client.post(reverse("annotations:review_submit", args=[world.dataset_id, world.open_item_id]),
+                         {"label": "malignant", "shown_prediction": world.open_item_prediction_id})
+    decide = client.post(reverse("governance:promotion_decide", args=[world.pending_promotion_id]),
+                         {"decision": "approve", "password": PASSWORD})
+
+    assert (review.status_code, decide.status_code) == (403, 403)
+    assert Item.objects.get(pk=world.open_item_id).queue_state == Item.QueueState.OPEN
+    assert PromotionRequest.objects.get(pk=world.pending_promotion_id).status == PromotionRequest.Status.PENDING
+
+
+def test_the_auditor_cannot_change_anything_even_with_a_correct_password(world, db):
+    client = _client_for("auditor")
+    seq_before = _last_seq()
+
+    responses = [
+        client.post(reverse("governance:promotion_decide", args=[world.pending_promotion_id]),
+                    {"decision": "approve", "password": PASSWORD}),
+        client.post(f"/api/promotion-requests/{world.pending_promotion_id}/decision/",
+                    {"decision": "approve", "password": PASSWORD}, content_type="application/json"),
+        client.post(reverse("models_app:policy", args=[world.dataset_id]), {"new_gold_labels": "3"}),
+        client.post(reverse("annotations:import", args=[world.dataset_id]), {}),
+    ]
+
+    assert [r.status_code for r in responses] == [403, 403, 403, 403]
+    assert _changes_since(seq_before) == []
+    assert RetrainingPolicy.objects.get(dataset_id=world.dataset_id).new_gold_labels == 5

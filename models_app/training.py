@@ -10,6 +10,7 @@ is delivered twice trains once.
 from __future__ import annotations
 
 import logging
+import uuid
 import traceback
 from pathlib import Path
 
@@ -99,7 +100,8 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         model = baseline.train(frame, [label for _, label in rows], specs, classes, seed=run.pk)
 
         _progress(run, 60, "Writing the artifact")
-        relative = Path(f"dataset_{dataset.pk}") / f"run_{run.pk}.skops"
+        # Unique per attempt: a file is never overwritten, even if ids are reused after a restore.
+        relative = Path(f"dataset_{dataset.pk}") / f"run_{run.pk}-{uuid.uuid4().hex[:12]}.skops"
         artifact_file = Path(settings.ARTIFACT_ROOT) / relative
         sha256 = save_model(model, artifact_file)
 

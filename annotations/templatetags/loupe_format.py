@@ -23,3 +23,11 @@ def signed(value: float | None, digits: int = 3) -> str:
 @register.filter
 def get_item(mapping: dict, key: str) -> object:
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def as_json(value: object) -> str:
+    """Compact JSON for display (the template autoescapes it)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

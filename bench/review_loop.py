@@ -1,0 +1,97 @@
+"""Benchmark: server time of one review-loop step (submit an answer + get the next card).
+
+Usage:  .venv/bin/python bench/review_loop.py [--items 20000] [--answers 300]
+Uses DATABASE_URL when set (PostgreSQL), SQLite otherwise; always in a fresh
+throw-away test database. Prints p50/p95/max milliseconds and queries per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_site.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only")
+os.environ.setdefault("HTTPS", "false")
+os.environ.setdefault("LOUPE_PLAIN_STATIC", "true")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=20000)
+    parser.add_argument("--answers", type=int, default=300)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext, setup_test_environment
+
+    setup_test_environment()
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        run(args.items, args.answers, CaptureQueriesContext, connection)
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def run(n_items: int, n_answers: int, capture, connection) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+    from django.urls import reverse
+
+    from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, Item, LabelClass
+    from workflow_site.celery import app
+
+    app.conf.task_always_eager = True
+    dataset = Dataset.objects.create(name="Bench", slug="bench")
+    for i, name in enumerate(["a", "b", "c"]):
+        Feature.objects.create(dataset=dataset, position=i, name=name, dtype="float", normal_min=0, normal_max=1)
+    labels = [LabelClass.objects.create(dataset=dataset, position=i, name=n) for i, n in enumerate(["yes", "no"])]
+    user = User.objects.create_user("bench-reviewer", password="x" * 12)
+    user.groups.add(Group.objects.get_or_create(name="reviewer")[0])
+    DatasetMembership.objects.create(dataset=dataset, user=user)
+    batch = ImportBatch.objects.create(dataset=dataset, uploaded_by=user, file_name="bench.csv", file_sha256="0" * 64,
+                                       file_size=0, status="imported", rows_total=n_items, rows_imported=n_items)
+    rng = random.Random(1)
+    started = time.monotonic()
+    Item.objects.bulk_create(
+        [Item(dataset=dataset, batch=batch, external_id=f"b{i}", values={"a": rng.random(), "b": rng.random(), "c": rng.random()},
+              source_file="bench.csv", source_row=i + 2, content_hash="0" * 64, queue_state="open",
+              prediction_id=i + 1, predicted_label=labels[i % 2], predicted_confidence=0.5 + rng.random() / 2,
+              predicted_probabilities={"yes": 0.5, "no": 0.5}, predicted_by_version=1, queue_priority=0.5 + rng.random() / 2)
+         for i in range(n_items)], batch_size=5000)
+    print(f"{connection.vendor}: {n_items} open items created in {time.monotonic() - started:.1f}s")
+
+    client = Client()
+    client.force_login(user)
+    client.get(reverse("annotations:review", args=[dataset.pk]))
+    timings, queries = [], []
+    for _ in range(n_answers):
+        item = Item.objects.filter(leased_to=user, queue_state="open").first()
+        if item is None:
+            break
+        url = reverse("annotations:review_submit", args=[dataset.pk, item.pk])
+        data = {"label": "no", "shown_prediction": item.prediction_id, "action": "submit"}
+        with capture(connection) as ctx:
+            t0 = time.perf_counter()
+            response = client.post(url, data, HTTP_HX_REQUEST="true")
+            timings.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, response.status_code
+        queries.append(len(ctx.captured_queries))
+    timings.sort()
+    p95 = timings[int(len(timings) * 0.95) - 1]
+    print(f"review step (submit + next card), {len(timings)} answers: p50 {statistics.median(timings):.1f} ms, "
+          f"p95 {p95:.1f} ms, max {timings[-1]:.1f} ms; queries per step {min(queries)}–{max(queries)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -37,7 +37,8 @@ def item_content_hash(*, external_id: str, values: dict[str, Any], observed_at: 
     payload = {
         "external_id": external_id,
         "values": values,
-        "observed_at": observed_at.isoformat() if observed_at else None,
+        # UTC, as stored: the hash can be recomputed from the database row.
+        "observed_at": observed_at.astimezone(UTC).isoformat() if observed_at else None,
         "label": label,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

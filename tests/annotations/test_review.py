@@ -8,9 +8,8 @@ from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -78,7 +77,8 @@ def test_reviewer_choosing_another_label_is_recorded_as_correct(trained_dataset,
     item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
     other = _other_label(item)
 
-    review = review_submit(item_id=item.pk, reviewer=reviewer, answer=_answer(item, accept=False, reason=" looks benign "))
+    review = review_submit(item_id=item.pk, reviewer=reviewer,
+                           answer=_answer(item, accept=False, reason=" looks benign "))
 
     assert review.decision == Review.Decision.CORRECT
     assert review.label == other

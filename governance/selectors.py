@@ -19,6 +19,8 @@ User = AbstractBaseUser | AnonymousUser
 
 
 def promotion_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...]) -> PromotionRequest:
+    # Role first, as dataset_get_for_user does: without it a 404 would reveal which ids exist.
+    require_role(user, *roles)
     try:
         request = PromotionRequest.objects.select_related(
             "model_version__dataset", "model_version__training_run", "requested_by", "decided_by", "signature"

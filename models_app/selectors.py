@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import Http404
 
 from annotations.selectors import dataset_get_for_user
-from governance.roles import Role
+from governance.roles import Role, require_role
 from models_app.models import ModelVersion, TrainingRun
 
 User = AbstractBaseUser | AnonymousUser
@@ -14,6 +14,8 @@ READ_ROLES = (Role.MODEL_ADMIN, Role.AUDITOR)
 
 
 def run_get_for_user(*, user: User, pk: int) -> TrainingRun:
+    # Role first, as dataset_get_for_user does: without it a 404 would reveal which ids exist.
+    require_role(user, *READ_ROLES)
     try:
         run = TrainingRun.objects.select_related("dataset", "requested_by", "snapshot").get(pk=pk)
     except TrainingRun.DoesNotExist as exc:
@@ -23,6 +25,7 @@ def run_get_for_user(*, user: User, pk: int) -> TrainingRun:
 
 
 def model_version_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...] = READ_ROLES) -> ModelVersion:
+    require_role(user, *roles)
     try:
         version = ModelVersion.objects.select_related("dataset", "training_run", "snapshot").get(pk=pk)
     except ModelVersion.DoesNotExist as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
@@ -93,8 +93,6 @@ def test_the_requester_cannot_approve_their_own_request_through_the_api(pending,
 
 
 def test_the_requester_cannot_approve_their_own_request_through_the_service(pending, model_admin):
-    from django.core.exceptions import PermissionDenied
-
     with pytest.raises(PermissionDenied):
         promotion_decide(request_id=pending.pk, user=model_admin, approve=True, password=PASSWORD, reason="")
 

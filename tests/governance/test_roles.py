@@ -367,3 +367,35 @@ def test_the_auditor_cannot_change_anything_even_with_a_correct_password(world, 
     assert [r.status_code for r in responses] == [403, 403, 403, 403]
     assert _changes_since(seq_before) == []
     assert RetrainingPolicy.objects.get(dataset_id=world.dataset_id).new_gold_labels == 5
+
+
+# --- ids that do not exist must not be probeable --------------------------------
+
+MISSING = 987654321
+ROLE_GATED_MISSING = {
+    "promotion_detail": ("get", f"/governance/promotions/{MISSING}/"),
+    "promotion_decide": ("post", f"/governance/promotions/{MISSING}/decide/"),
+    "run_detail": ("get", f"/models/runs/{MISSING}/"),
+    "item_history": ("get", f"/governance/audit/items/{MISSING}/"),
+    "api_training_run_detail": ("get", f"/api/training-runs/{MISSING}/"),
+    "api_promotion_request_create": ("post", f"/api/model-versions/{MISSING}/promotion-requests/"),
+    "api_promotion_decision": ("post", f"/api/promotion-requests/{MISSING}/decision/"),
+}
+
+
+@pytest.mark.parametrize("name", list(ROLE_GATED_MISSING))
+@pytest.mark.parametrize("persona", ["outsider", "non_member_reviewer"])
+def test_without_the_role_a_missing_id_is_a_403_like_an_existing_one(world, db, persona, name):
+    method, url = ROLE_GATED_MISSING[name]
+    client = _client_for(persona)
+
+    response = client.get(url) if method == "get" else client.post(url, {}, content_type="application/json")
+
+    # A 404 here would tell someone with no access which ids exist.
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("url", [f"/governance/promotions/{MISSING}/", f"/models/runs/{MISSING}/",
+                                 f"/governance/audit/items/{MISSING}/", f"/api/training-runs/{MISSING}/"])
+def test_the_auditor_gets_a_404_for_a_missing_id(world, db, url):
+    assert _client_for("auditor").get(url).status_code == 404

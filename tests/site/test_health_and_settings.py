@@ -44,12 +44,12 @@ def test_health_says_degraded_but_answers_200_when_the_broker_is_down(db):
     from workflow_site.celery import app
 
     # The broker is the outside world: point it at a port nothing listens on.
-    original = app.conf.broker_url
-    app.conf.broker_url = "amqp://guest:guest@127.0.0.1:1//"
+    original = (app.conf.broker_url, app.conf.broker_write_url)
+    app.conf.broker_url = app.conf.broker_write_url = "amqp://guest:guest@127.0.0.1:1//"
     try:
         response = Client().get("/health/")
     finally:
-        app.conf.broker_url = original
+        app.conf.broker_url, app.conf.broker_write_url = original
 
     assert response.status_code == 200
     body = response.json()

@@ -55,9 +55,11 @@ class NextItemApi(APIView):
         queued = queue_next_item(dataset=dataset, reviewer=request.user)
         if queued is None:
             return Response({"item": None, "selection_strategy": None, "selection_score": None})
-        return Response(self.OutputSerializer(
-            {"item": queued.item, "selection_strategy": queued.strategy, "selection_score": queued.score}
-        ).data)
+        return Response(
+            self.OutputSerializer(
+                {"item": queued.item, "selection_strategy": queued.strategy, "selection_score": queued.score}
+            ).data
+        )
 
 
 class ReviewCreateApi(APIView):
@@ -90,8 +92,12 @@ class ReviewCreateApi(APIView):
             if label is None:
                 raise ValidationError({"label": f"Unknown label {name!r} for this dataset."})
         review = review_submit(
-            item_id=item.pk, reviewer=request.user,
-            answer=ReviewAnswer(label=label, shown_prediction_id=data.validated_data["shown_prediction_id"],
-                                reason=data.validated_data["reason"]),
+            item_id=item.pk,
+            reviewer=request.user,
+            answer=ReviewAnswer(
+                label=label,
+                shown_prediction_id=data.validated_data["shown_prediction_id"],
+                reason=data.validated_data["reason"],
+            ),
         )
         return Response(self.OutputSerializer(review).data, status=status.HTTP_201_CREATED)

@@ -76,15 +76,15 @@ def _decode(data: bytes, result: ParseResult) -> str | None:
         line = data[: exc.start].count(b"\n") + 1
         bad = data[exc.start : exc.start + 4]
         result.add(
-            line, "", bad.hex(" "),
+            line,
+            "",
+            bad.hex(" "),
             f"Not valid UTF-8 (byte offset {exc.start}). Save the file as UTF-8 and upload it again.",
         )
         return None
 
 
-def _check_header(
-    header: list[str], features: list[FeatureRule], require_label: bool, result: ParseResult
-) -> bool:
+def _check_header(header: list[str], features: list[FeatureRule], require_label: bool, result: ParseResult) -> bool:
     if len(header) == 1:
         for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
             if delimiter in header[0]:
@@ -128,7 +128,9 @@ def _validate_feature(frame: pd.DataFrame, rule: FeatureRule, result: ParseResul
                 result.add(int(line), rule.name, text, "Missing value.")
                 values.append(None)
             elif pd.isna(number) or not math.isfinite(float(number)):
-                result.add(int(line), rule.name, text, "Not a number." if rule.dtype == "float" else "Not a whole number.")
+                result.add(
+                    int(line), rule.name, text, "Not a number." if rule.dtype == "float" else "Not a whole number."
+                )
                 values.append(None)
             elif rule.dtype == "integer" and not float(number).is_integer():
                 result.add(int(line), rule.name, text, "Not a whole number.")
@@ -204,7 +206,7 @@ def parse_import(
             if not any(field.strip() for field in record):
                 continue
             if len(record) > len(header):
-                extra = ",".join(record[len(header):])
+                extra = ",".join(record[len(header) :])
                 result.add(line, "", extra, f"The row has {len(record)} fields; the header has {len(header)}.")
                 continue
             records.append(record + [""] * (len(header) - len(record)))

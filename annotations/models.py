@@ -49,7 +49,9 @@ class Feature(models.Model):
             models.UniqueConstraint(fields=["dataset", "name"], name="feature_name_unique_per_dataset"),
             models.UniqueConstraint(fields=["dataset", "position"], name="feature_position_unique_per_dataset"),
             models.CheckConstraint(
-                condition=Q(normal_min__isnull=True) | Q(normal_max__isnull=True) | Q(normal_min__lte=models.F("normal_max")),
+                condition=Q(normal_min__isnull=True)
+                | Q(normal_max__isnull=True)
+                | Q(normal_min__lte=models.F("normal_max")),
                 name="feature_normal_range_ordered",
             ),
         ]
@@ -145,7 +147,9 @@ class Item(models.Model):
     queue_priority = models.FloatField(
         null=True, blank=True, help_text="Champion's top-class probability; the least confident is reviewed first."
     )
-    leased_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    leased_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # The champion's current prediction, copied here by models_app so the
     # review loop reads one row (and annotations need not import models_app).

@@ -17,8 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotations.import_validation import FeatureRule, ParseResult, parse_import
-from annotations.queue import selection_for
 from annotations.models import Dataset, GoldLabel, ImportBatch, Item, LabelClass, Review
+from annotations.queue import selection_for
 from annotations.signals import gold_labels_changed, items_imported
 from governance.services import audit_record
 
@@ -33,7 +33,9 @@ class ImportRejected(Exception):
         self.result = result
 
 
-def item_content_hash(*, external_id: str, values: dict[str, Any], observed_at: datetime | None, label: str | None) -> str:
+def item_content_hash(
+    *, external_id: str, values: dict[str, Any], observed_at: datetime | None, label: str | None
+) -> str:
     payload = {
         "external_id": external_id,
         "values": values,
@@ -77,8 +79,12 @@ def import_batch_create(
         clashes = _existing_ids(dataset, [row.external_id for row in result.rows])
         for row in result.rows:
             if row.external_id in clashes:
-                result.add(row.line, "external_id", row.external_id,
-                           f"Id already exists in this dataset (imported from {clashes[row.external_id]}).")
+                result.add(
+                    row.line,
+                    "external_id",
+                    row.external_id,
+                    f"Id already exists in this dataset (imported from {clashes[row.external_id]}).",
+                )
     if not result.ok:
         raise ImportRejected(result)
 
@@ -111,8 +117,7 @@ def import_batch_create(
                     external_id=row.external_id, values=row.values, observed_at=row.observed_at, label=row.label
                 ),
                 queue_state=(
-                    Item.QueueState.HOLDOUT if holdout
-                    else Item.QueueState.DONE if row.label else Item.QueueState.OPEN
+                    Item.QueueState.HOLDOUT if holdout else Item.QueueState.DONE if row.label else Item.QueueState.OPEN
                 ),
             )
             for row in result.rows
@@ -120,7 +125,9 @@ def import_batch_create(
         Item.objects.bulk_create(items, batch_size=_BULK_SIZE)
         # bulk_create sets pks on PostgreSQL and SQLite alike.
         golds = [
-            GoldLabel(item=item, dataset=dataset, label=labels[row.label], origin=GoldLabel.Origin.IMPORT, updated_at=now)
+            GoldLabel(
+                item=item, dataset=dataset, label=labels[row.label], origin=GoldLabel.Origin.IMPORT, updated_at=now
+            )
             for item, row in zip(items, result.rows, strict=True)
             if row.label
         ]
@@ -207,16 +214,27 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
         item.lease_expires_at = None
         if decision == Review.Decision.SKIP:
             item.save(update_fields=["leased_to", "lease_expires_at"])
-            audit_record(actor=reviewer, action="review.skipped", obj=item, dataset_id=item.dataset_id,
-                         after={"review_id": review.pk}, reason=review.reason)
+            audit_record(
+                actor=reviewer,
+                action="review.skipped",
+                obj=item,
+                dataset_id=item.dataset_id,
+                after={"review_id": review.pk},
+                reason=review.reason,
+            )
             return review
 
         previous = GoldLabel.objects.filter(item=item).select_related("label").first()
         before = {"gold_label": previous.label.name if previous else None}
         GoldLabel.objects.update_or_create(
             item=item,
-            defaults={"dataset_id": item.dataset_id, "label": answer.label, "origin": GoldLabel.Origin.REVIEW,
-                      "review": review, "updated_at": now},
+            defaults={
+                "dataset_id": item.dataset_id,
+                "label": answer.label,
+                "origin": GoldLabel.Origin.REVIEW,
+                "review": review,
+                "updated_at": now,
+            },
         )
         item.queue_state = Item.QueueState.DONE
         item.save(update_fields=["leased_to", "lease_expires_at", "queue_state"])

@@ -37,13 +37,17 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=READ_ROLES)
-    return render(request, "annotations/dataset_detail.html", {
-        "dataset": dataset,
-        "counts": dataset_queue_counts(dataset=dataset),
-        "features": dataset.features.all(),
-        "label_classes": dataset.label_classes.all(),
-        "batches": dataset.import_batches.select_related("uploaded_by")[:20],
-    })
+    return render(
+        request,
+        "annotations/dataset_detail.html",
+        {
+            "dataset": dataset,
+            "counts": dataset_queue_counts(dataset=dataset),
+            "features": dataset.features.all(),
+            "label_classes": dataset.label_classes.all(),
+            "batches": dataset.import_batches.select_related("uploaded_by")[:20],
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -51,8 +55,13 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def import_upload(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
     form = ImportForm(request.POST or None, request.FILES or None)
-    context = {"dataset": dataset, "form": form, "features": dataset.features.all(),
-               "label_classes": dataset.label_classes.all(), "report": None}
+    context = {
+        "dataset": dataset,
+        "form": form,
+        "features": dataset.features.all(),
+        "label_classes": dataset.label_classes.all(),
+        "report": None,
+    }
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
@@ -60,8 +69,11 @@ def import_upload(request: HttpRequest, dataset_id: int) -> HttpResponse:
         else:
             try:
                 batch = import_batch_create(
-                    dataset=dataset, user=request.user, file_name=upload.name,
-                    data=upload.read(), purpose=form.cleaned_data["purpose"],
+                    dataset=dataset,
+                    user=request.user,
+                    file_name=upload.name,
+                    data=upload.read(),
+                    purpose=form.cleaned_data["purpose"],
                 )
             except ImportRejected as rejected:
                 context["report"] = rejected.result
@@ -80,8 +92,13 @@ def batch_detail(request: HttpRequest, dataset_id: int, batch_id: int) -> HttpRe
 
 
 def _card_context(dataset, queued, error: str = "") -> dict:  # type: ignore[no-untyped-def]
-    context = {"dataset": dataset, "queued": queued, "error": error,
-               "label_classes": list(dataset.label_classes.all()), "counts": dataset_queue_counts(dataset=dataset)}
+    context = {
+        "dataset": dataset,
+        "queued": queued,
+        "error": error,
+        "label_classes": list(dataset.label_classes.all()),
+        "counts": dataset_queue_counts(dataset=dataset),
+    }
     if queued is not None:
         item: Item = queued.item
         rows = []
@@ -91,9 +108,7 @@ def _card_context(dataset, queued, error: str = "") -> dict:  # type: ignore[no-
         context["rows"] = rows
         context["out_of_range_count"] = sum(1 for row in rows if row["out_of_range"])
         probabilities = item.predicted_probabilities or {}
-        context["probabilities"] = [
-            (label, probabilities.get(label.name)) for label in context["label_classes"]
-        ]
+        context["probabilities"] = [(label, probabilities.get(label.name)) for label in context["label_classes"]]
     return context
 
 

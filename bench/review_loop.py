@@ -59,16 +59,40 @@ def run(n_items: int, n_answers: int, capture, connection) -> None:  # type: ign
     user = User.objects.create_user("bench-reviewer", password="x" * 12)
     user.groups.add(Group.objects.get_or_create(name="reviewer")[0])
     DatasetMembership.objects.create(dataset=dataset, user=user)
-    batch = ImportBatch.objects.create(dataset=dataset, uploaded_by=user, file_name="bench.csv", file_sha256="0" * 64,
-                                       file_size=0, status="imported", rows_total=n_items, rows_imported=n_items)
+    batch = ImportBatch.objects.create(
+        dataset=dataset,
+        uploaded_by=user,
+        file_name="bench.csv",
+        file_sha256="0" * 64,
+        file_size=0,
+        status="imported",
+        rows_total=n_items,
+        rows_imported=n_items,
+    )
     rng = random.Random(1)
     started = time.monotonic()
     Item.objects.bulk_create(
-        [Item(dataset=dataset, batch=batch, external_id=f"b{i}", values={"a": rng.random(), "b": rng.random(), "c": rng.random()},
-              source_file="bench.csv", source_row=i + 2, content_hash="0" * 64, queue_state="open",
-              prediction_id=i + 1, predicted_label=labels[i % 2], predicted_confidence=0.5 + rng.random() / 2,
-              predicted_probabilities={"yes": 0.5, "no": 0.5}, predicted_by_version=1, queue_priority=0.5 + rng.random() / 2)
-         for i in range(n_items)], batch_size=5000)
+        [
+            Item(
+                dataset=dataset,
+                batch=batch,
+                external_id=f"b{i}",
+                values={"a": rng.random(), "b": rng.random(), "c": rng.random()},
+                source_file="bench.csv",
+                source_row=i + 2,
+                content_hash="0" * 64,
+                queue_state="open",
+                prediction_id=i + 1,
+                predicted_label=labels[i % 2],
+                predicted_confidence=0.5 + rng.random() / 2,
+                predicted_probabilities={"yes": 0.5, "no": 0.5},
+                predicted_by_version=1,
+                queue_priority=0.5 + rng.random() / 2,
+            )
+            for i in range(n_items)
+        ],
+        batch_size=5000,
+    )
     print(f"{connection.vendor}: {n_items} open items created in {time.monotonic() - started:.1f}s")
 
     client = Client()
@@ -89,8 +113,10 @@ def run(n_items: int, n_answers: int, capture, connection) -> None:  # type: ign
         queries.append(len(ctx.captured_queries))
     timings.sort()
     p95 = timings[int(len(timings) * 0.95) - 1]
-    print(f"review step (submit + next card), {len(timings)} answers: p50 {statistics.median(timings):.1f} ms, "
-          f"p95 {p95:.1f} ms, max {timings[-1]:.1f} ms; queries per step {min(queries)}–{max(queries)}")
+    print(
+        f"review step (submit + next card), {len(timings)} answers: p50 {statistics.median(timings):.1f} ms, "
+        f"p95 {p95:.1f} ms, max {timings[-1]:.1f} ms; queries per step {min(queries)}–{max(queries)}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ class PromotionRequestCreateApi(APIView):
         version = model_version_get_for_user(user=request.user, pk=model_version_id, roles=(Role.MODEL_ADMIN,))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        promotion = promotion_request_create(model_version=version, user=request.user,
-                                             reason=data.validated_data["reason"])
+        promotion = promotion_request_create(
+            model_version=version, user=request.user, reason=data.validated_data["reason"]
+        )
         return Response(PromotionOutputSerializer(promotion).data, status=status.HTTP_201_CREATED)
 
 
@@ -52,8 +53,11 @@ class PromotionDecisionApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         decided = promotion_decide(
-            request_id=promotion.pk, user=request.user, approve=data.validated_data["decision"] == "approve",
-            password=data.validated_data["password"], reason=data.validated_data["reason"],
+            request_id=promotion.pk,
+            user=request.user,
+            approve=data.validated_data["decision"] == "approve",
+            password=data.validated_data["password"],
+            reason=data.validated_data["reason"],
         )
         return Response(PromotionOutputSerializer(decided).data)
 
@@ -86,9 +90,16 @@ class AuditEventListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
-        events = audit_events_for_user(user=request.user, filters=AuditFilters(
-            actor=f["actor"], action=f["action"], dataset_id=f["dataset"], date_from=f["date_from"], date_to=f["date_to"]
-        ))
+        events = audit_events_for_user(
+            user=request.user,
+            filters=AuditFilters(
+                actor=f["actor"],
+                action=f["action"],
+                dataset_id=f["dataset"],
+                date_from=f["date_from"],
+                date_to=f["date_to"],
+            ),
+        )
         paginator = LimitOffsetPagination()
         paginator.default_limit = 100
         page = paginator.paginate_queryset(events, request, view=self)

@@ -69,11 +69,17 @@ def load() -> tuple[pd.DataFrame, list[FeatureDef], list[str]]:
         base, stat = _split_name(raw)
         unit, meaning = _BASE[base]
         low, high = np.percentile(benign[column], [2.5, 97.5])
-        features.append(FeatureDef(
-            name=column, unit=unit,
-            description=f"{meaning} Statistic: {_STAT[stat]}. Normal range: central 95% of benign cases in this data.",
-            normal_min=float(f"{low:.4g}"), normal_max=float(f"{high:.4g}"),
-        ))
+        features.append(
+            FeatureDef(
+                name=column,
+                unit=unit,
+                description=(
+                    f"{meaning} Statistic: {_STAT[stat]}. Normal range: central 95% of benign cases in this data."
+                ),
+                normal_min=float(f"{low:.4g}"),
+                normal_max=float(f"{high:.4g}"),
+            )
+        )
     return frame, features, ["malignant", "benign"]
 
 
@@ -86,9 +92,9 @@ def split_csvs(frame: pd.DataFrame) -> dict[str, bytes]:
     rest = order[n_holdout:]
     # A stratified seed: half of each class, so both are present.
     rest_frame = frame.iloc[rest]
-    seed_ids = pd.concat([
-        rest_frame[rest_frame["label"] == name].head(SEED_LABELLED // 2) for name in ("malignant", "benign")
-    ]).index
+    seed_ids = pd.concat(
+        [rest_frame[rest_frame["label"] == name].head(SEED_LABELLED // 2) for name in ("malignant", "benign")]
+    ).index
     seed = frame.loc[sorted(seed_ids)]
     pool = frame.loc[sorted(set(rest_frame.index) - set(seed_ids))].drop(columns=["label"])
 

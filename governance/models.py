@@ -97,17 +97,27 @@ class PromotionRequest(models.Model):
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
 
-    model_version = models.ForeignKey("models_app.ModelVersion", on_delete=models.PROTECT, related_name="promotion_requests")
+    model_version = models.ForeignKey(
+        "models_app.ModelVersion", on_delete=models.PROTECT, related_name="promotion_requests"
+    )
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     requested_at = models.DateTimeField(auto_now_add=True)
     reason = models.TextField(help_text="Why this version should go live.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
-    signature = models.OneToOneField(Signature, null=True, blank=True, on_delete=models.PROTECT, related_name="promotion")
+    signature = models.OneToOneField(
+        Signature, null=True, blank=True, on_delete=models.PROTECT, related_name="promotion"
+    )
     previous_champion = models.ForeignKey(
-        "models_app.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "models_app.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="The champion this approval replaced (for rollback and lineage).",
     )
 

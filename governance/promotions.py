@@ -46,10 +46,15 @@ def promotion_request_create(*, model_version: ModelVersion, user: AbstractBaseU
         if PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING).exists():
             raise ValidationError("A promotion request for this version is already waiting for a decision.")
         request = PromotionRequest.objects.create(model_version=version, requested_by=user, reason=reason)
-        audit_record(actor=user, action="promotion.requested", obj=request, object_type="promotion_request",
-                     dataset_id=version.dataset_id,
-                     after={"model_version": version.version, "record_hash": model_version_record_hash(version)},
-                     reason=reason)
+        audit_record(
+            actor=user,
+            action="promotion.requested",
+            obj=request,
+            object_type="promotion_request",
+            dataset_id=version.dataset_id,
+            after={"model_version": version.version, "record_hash": model_version_record_hash(version)},
+            reason=reason,
+        )
     return request
 
 
@@ -64,7 +69,9 @@ def promotion_decide(
     """
     reason = reason.strip()
     with transaction.atomic():
-        request = PromotionRequest.objects.select_for_update().select_related("model_version__snapshot").get(pk=request_id)
+        request = (
+            PromotionRequest.objects.select_for_update().select_related("model_version__snapshot").get(pk=request_id)
+        )
         if request.requested_by_id == user.pk:
             raise PermissionDenied("You made this request; a different model admin must decide it.")
         if request.status != PromotionRequest.Status.PENDING:
@@ -102,8 +109,12 @@ def promotion_decide(
             after={
                 "status": request.status,
                 "model_version": version.version,
-                "signature": {"printed_name": signature.printed_name, "meaning": signature.meaning,
-                              "signed_at": signature.signed_at, "record_hash": signature.record_hash},
+                "signature": {
+                    "printed_name": signature.printed_name,
+                    "meaning": signature.meaning,
+                    "signed_at": signature.signed_at,
+                    "record_hash": signature.record_hash,
+                },
             },
             reason=reason,
         )

@@ -74,7 +74,9 @@ def item_history_for_user(*, user: User, item_id: int) -> dict[str, Any]:
         "predictions": list(
             Prediction.objects.filter(item=item).select_related("model_version", "label").order_by("created_at")
         ),
-        "reviews": list(Review.objects.filter(item=item).select_related("reviewer", "label", "shown_label").order_by("created_at")),
+        "reviews": list(
+            Review.objects.filter(item=item).select_related("reviewer", "label", "shown_label").order_by("created_at")
+        ),
         "gold_label": GoldLabel.objects.filter(item=item).select_related("label", "review__reviewer").first(),
         "snapshots": list(
             SnapshotLabel.objects.filter(item=item).select_related("snapshot", "label").order_by("snapshot_id")

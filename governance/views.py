@@ -39,12 +39,16 @@ def promotion_list(request: HttpRequest, dataset_id: int) -> HttpResponse:
         "model_version", "requested_by", "decided_by"
     )
     candidates = ModelVersion.objects.filter(dataset=dataset).exclude(stage=ModelVersion.Stage.CHAMPION)
-    return render(request, "governance/promotion_list.html", {
-        "dataset": dataset,
-        "requests": requests,
-        "candidates": candidates,
-        "champion": ModelVersion.objects.filter(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).first(),
-    })
+    return render(
+        request,
+        "governance/promotion_list.html",
+        {
+            "dataset": dataset,
+            "requests": requests,
+            "candidates": candidates,
+            "champion": ModelVersion.objects.filter(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).first(),
+        },
+    )
 
 
 @require_POST
@@ -52,12 +56,14 @@ def promotion_list(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def promotion_request_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
     try:
-        version = model_version_get_for_user(user=request.user, pk=int(request.POST.get("model_version", "0")),
-                                             roles=(Role.MODEL_ADMIN,))
+        version = model_version_get_for_user(
+            user=request.user, pk=int(request.POST.get("model_version", "0")), roles=(Role.MODEL_ADMIN,)
+        )
         if version.dataset_id != dataset.pk:
             raise ValidationError("That model version belongs to another dataset.")
-        promotion = promotion_request_create(model_version=version, user=request.user,
-                                             reason=request.POST.get("reason", ""))
+        promotion = promotion_request_create(
+            model_version=version, user=request.user, reason=request.POST.get("reason", "")
+        )
     except (ValueError, ValidationError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
         return redirect("governance:promotion_list", dataset_id=dataset.pk)
@@ -70,19 +76,23 @@ def promotion_request_view(request: HttpRequest, dataset_id: int) -> HttpRespons
 def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
     promotion = promotion_get_for_user(user=request.user, pk=pk, roles=READ_ROLES)
     version = promotion.model_version
-    return render(request, "governance/promotion_detail.html", {
-        "promotion": promotion,
-        "dataset": version.dataset,
-        "version": version,
-        "comparison": comparison_rows(version.training_run),
-        "record_hash": model_version_record_hash(version),
-        "can_decide": (
-            promotion.status == PromotionRequest.Status.PENDING
-            and promotion.requested_by_id != request.user.pk
-            and Role.MODEL_ADMIN in _roles(request)
-        ),
-        "is_requester": promotion.requested_by_id == request.user.pk,
-    })
+    return render(
+        request,
+        "governance/promotion_detail.html",
+        {
+            "promotion": promotion,
+            "dataset": version.dataset,
+            "version": version,
+            "comparison": comparison_rows(version.training_run),
+            "record_hash": model_version_record_hash(version),
+            "can_decide": (
+                promotion.status == PromotionRequest.Status.PENDING
+                and promotion.requested_by_id != request.user.pk
+                and Role.MODEL_ADMIN in _roles(request)
+            ),
+            "is_requester": promotion.requested_by_id == request.user.pk,
+        },
+    )
 
 
 def _roles(request: HttpRequest) -> set[str]:
@@ -100,8 +110,13 @@ def promotion_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose approve or reject.")
         return redirect("governance:promotion_detail", pk=promotion.pk)
     try:
-        promotion_decide(request_id=promotion.pk, user=request.user, approve=decision == "approve",
-                         password=request.POST.get("password", ""), reason=request.POST.get("reason", ""))
+        promotion_decide(
+            request_id=promotion.pk,
+            user=request.user,
+            approve=decision == "approve",
+            password=request.POST.get("password", ""),
+            reason=request.POST.get("reason", ""),
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -142,12 +157,23 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "governance/audit_list.html", {
-        "page": page, "filters": filters, "errors": errors, "actions": audit_actions(),
-        "datasets": Dataset.objects.all(), "query": query.urlencode(),
-        "actors": AuditEvent.objects.exclude(actor_username="").order_by("actor_username")
-        .values_list("actor_username", flat=True).distinct(),
-    }, status=400 if errors else 200)
+    return render(
+        request,
+        "governance/audit_list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "errors": errors,
+            "actions": audit_actions(),
+            "datasets": Dataset.objects.all(),
+            "query": query.urlencode(),
+            "actors": AuditEvent.objects.exclude(actor_username="")
+            .order_by("actor_username")
+            .values_list("actor_username", flat=True)
+            .distinct(),
+        },
+        status=400 if errors else 200,
+    )
 
 
 @require_GET

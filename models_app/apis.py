@@ -42,8 +42,12 @@ class TrainingRunCreateApi(APIView):
         dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=request.user,
-                                   reason=data.validated_data["reason"] or "Started through the API")
+        run = training_run_request(
+            dataset=dataset,
+            trigger=TrainingRun.Trigger.MANUAL,
+            requested_by=request.user,
+            reason=data.validated_data["reason"] or "Started through the API",
+        )
         return Response(TrainingRunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
 
 

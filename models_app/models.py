@@ -29,7 +29,9 @@ class DatasetSnapshot(models.Model):
     dataset = models.ForeignKey("annotations.Dataset", on_delete=models.PROTECT, related_name="snapshots")
     created_at = models.DateTimeField(auto_now_add=True)
     label_count = models.PositiveIntegerField()
-    content_hash = models.CharField(max_length=64, help_text="sha256 over (item id, content hash, label) in item order.")
+    content_hash = models.CharField(
+        max_length=64, help_text="sha256 over (item id, content hash, label) in item order."
+    )
 
     def __str__(self) -> str:
         return f"Snapshot {self.pk} of {self.dataset} ({self.label_count} labels)"
@@ -41,7 +43,11 @@ class SnapshotLabel(models.Model):
     label = models.ForeignKey("annotations.LabelClass", on_delete=models.PROTECT, related_name="+")
     gold_label = models.ForeignKey("annotations.GoldLabel", on_delete=models.PROTECT, related_name="+")
     review = models.ForeignKey(
-        "annotations.Review", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "annotations.Review",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="The review the label came from (lineage to the reviewer), if any.",
     )
 
@@ -65,7 +71,9 @@ class TrainingRun(models.Model):
 
     dataset = models.ForeignKey("annotations.Dataset", on_delete=models.PROTECT, related_name="training_runs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     reason = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0, help_text="0–100, updated by the worker.")

@@ -50,7 +50,9 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
         proba = predict_proba(model, frame_for_items(chunk, specs), classes)
         with transaction.atomic():
             existing = set(
-                Prediction.objects.filter(model_version=model_version, item_id__in=chunk).values_list("item_id", flat=True)
+                Prediction.objects.filter(model_version=model_version, item_id__in=chunk).values_list(
+                    "item_id", flat=True
+                )
             )
             new = []
             for item_id, row in zip(chunk, proba, strict=True):
@@ -76,8 +78,12 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
                 obj=model_version,
                 object_type="model_version",
                 dataset_id=dataset.pk,
-                after={"model_version": model_version.version, "items": len(chunk), "new_predictions": len(new),
-                       "shown_to_reviewers": update_items},
+                after={
+                    "model_version": model_version.version,
+                    "items": len(chunk),
+                    "new_predictions": len(new),
+                    "shown_to_reviewers": update_items,
+                },
             )
     return written
 
@@ -97,8 +103,14 @@ def _copy_onto_items(model_version: ModelVersion, item_ids: list[int]) -> None:
         item.queue_priority = prediction.confidence
     Item.objects.bulk_update(
         items.values(),
-        ["prediction_id", "predicted_label", "predicted_confidence", "predicted_probabilities",
-         "predicted_by_version", "queue_priority"],
+        [
+            "prediction_id",
+            "predicted_label",
+            "predicted_confidence",
+            "predicted_probabilities",
+            "predicted_by_version",
+            "queue_priority",
+        ],
         batch_size=500,
     )
 

@@ -43,15 +43,25 @@ def comparison_rows(run: TrainingRun) -> list[dict]:
     for key, label in (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1")):
         cand = candidate.metrics.get(key) if candidate else None
         champ = champion.metrics.get(key) if champion else None
-        rows.append({
-            "label": label, "candidate": cand, "champion": champ,
-            "delta": (cand - champ) if cand is not None and champ is not None else None,
-            "candidate_pct": round(cand * 100, 1) if cand is not None else None,
-            "champion_pct": round(champ * 100, 1) if champ is not None else None,
-        })
+        rows.append(
+            {
+                "label": label,
+                "candidate": cand,
+                "champion": champ,
+                "delta": (cand - champ) if cand is not None and champ is not None else None,
+                "candidate_pct": round(cand * 100, 1) if cand is not None else None,
+                "champion_pct": round(champ * 100, 1) if champ is not None else None,
+            }
+        )
     for key, label in (("log_loss", "Log loss (lower is better)"), ("brier", "Brier score (lower is better)")):
         cand = candidate.metrics.get(key) if candidate else None
         champ = champion.metrics.get(key) if champion else None
-        rows.append({"label": label, "candidate": cand, "champion": champ,
-                     "delta": (cand - champ) if cand is not None and champ is not None else None})
+        rows.append(
+            {
+                "label": label,
+                "candidate": cand,
+                "champion": champ,
+                "delta": (cand - champ) if cand is not None and champ is not None else None,
+            }
+        )
     return rows

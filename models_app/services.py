@@ -52,8 +52,15 @@ def training_run_request(
         if active is not None:
             raise ValidationError(f"Training run {active.pk} is already {active.status} for this dataset.")
         run = TrainingRun.objects.create(dataset=dataset, trigger=trigger, requested_by=requested_by, reason=reason)
-        audit_record(actor=requested_by, action="training.requested", obj=run, object_type="training_run",
-                     dataset_id=dataset.pk, after={"status": "queued", "trigger": trigger}, reason=reason)
+        audit_record(
+            actor=requested_by,
+            action="training.requested",
+            obj=run,
+            object_type="training_run",
+            dataset_id=dataset.pk,
+            after={"status": "queued", "trigger": trigger},
+            reason=reason,
+        )
         if dispatch:  # False only when the caller executes the run itself (the demo seed)
             transaction.on_commit(lambda: training_run_dispatch(run_id=run.pk))
     return run
@@ -69,7 +76,9 @@ def training_runs_redispatch(*, now: timezone.datetime | None = None) -> int:
     lost_before = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
     from models_app.training import training_run_fail
 
-    for pk in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=lost_before).values_list("pk", flat=True):
+    for pk in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=lost_before).values_list(
+        "pk", flat=True
+    ):
         training_run_fail(run_id=pk, error="The worker running this training stopped without reporting back.")
     return sent
 
@@ -79,9 +88,16 @@ def retraining_policy_check(*, dataset: Dataset) -> TrainingRun | None:
     policy = RetrainingPolicy.objects.select_for_update().filter(dataset=dataset, enabled=True).first()
     if policy is None:
         return None
-    if TrainingRun.objects.filter(dataset=dataset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).exists():
+    if TrainingRun.objects.filter(
+        dataset=dataset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
+    ).exists():
         return None
-    last = TrainingRun.objects.filter(dataset=dataset).order_by("-requested_at").values_list("requested_at", flat=True).first()
+    last = (
+        TrainingRun.objects.filter(dataset=dataset)
+        .order_by("-requested_at")
+        .values_list("requested_at", flat=True)
+        .first()
+    )
     new_labels = GoldLabel.objects.filter(dataset=dataset, origin=GoldLabel.Origin.REVIEW)
     if last is not None:
         new_labels = new_labels.filter(updated_at__gt=last)
@@ -89,7 +105,9 @@ def retraining_policy_check(*, dataset: Dataset) -> TrainingRun | None:
     if count < policy.new_gold_labels:
         return None
     return training_run_request(
-        dataset=dataset, trigger=TrainingRun.Trigger.POLICY, requested_by=None,
+        dataset=dataset,
+        trigger=TrainingRun.Trigger.POLICY,
+        requested_by=None,
         reason=f"{count} new gold labels since the last run (policy: retrain after {policy.new_gold_labels}).",
     )
 
@@ -105,8 +123,15 @@ def retraining_policy_update(
         policy.enabled = enabled
         policy.new_gold_labels = new_gold_labels
         policy.save()
-        audit_record(actor=user, action="retraining_policy.updated", obj=policy, object_type="retraining_policy",
-                     dataset_id=dataset.pk, before=before, after={"enabled": enabled, "new_gold_labels": new_gold_labels})
+        audit_record(
+            actor=user,
+            action="retraining_policy.updated",
+            obj=policy,
+            object_type="retraining_policy",
+            dataset_id=dataset.pk,
+            before=before,
+            after={"enabled": enabled, "new_gold_labels": new_gold_labels},
+        )
     return policy
 
 
@@ -127,10 +152,16 @@ def champion_set(*, model_version: ModelVersion, actor: AbstractBaseUser, reason
         previous.save(update_fields=["stage"])
     model_version.stage = ModelVersion.Stage.CHAMPION
     model_version.save(update_fields=["stage"])
-    audit_record(actor=actor, action="model_version.champion_changed", obj=model_version, object_type="model_version",
-                 dataset_id=model_version.dataset_id,
-                 before={"champion": previous.version if previous else None},
-                 after={"champion": model_version.version}, reason=reason)
+    audit_record(
+        actor=actor,
+        action="model_version.champion_changed",
+        obj=model_version,
+        object_type="model_version",
+        dataset_id=model_version.dataset_id,
+        before={"champion": previous.version if previous else None},
+        after={"champion": model_version.version},
+        reason=reason,
+    )
 
     from models_app.tasks import predict_items
 

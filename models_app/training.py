@@ -10,8 +10,8 @@ is delivered twice trains once.
 from __future__ import annotations
 
 import logging
-import uuid
 import traceback
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -39,8 +39,15 @@ def training_run_claim(*, run_id: int) -> bool:
         )
         if claimed:
             run = TrainingRun.objects.get(pk=run_id)
-            audit_record(actor=None, action="training.started", obj=run, object_type="training_run",
-                         dataset_id=run.dataset_id, before={"status": "queued"}, after={"status": "running"})
+            audit_record(
+                actor=None,
+                action="training.started",
+                obj=run,
+                object_type="training_run",
+                dataset_id=run.dataset_id,
+                before={"status": "queued"},
+                after={"status": "running"},
+            )
     return bool(claimed)
 
 
@@ -58,19 +65,28 @@ def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:
             .values_list("pk", "item_id", "item__content_hash", "label_id", "label__name", "review_id")
         )
         content_hash = labels_hash((item_id, content, label) for _, item_id, content, _, label, _ in golds)
-        snapshot = DatasetSnapshot.objects.create(dataset=run.dataset, label_count=len(golds), content_hash=content_hash)
+        snapshot = DatasetSnapshot.objects.create(
+            dataset=run.dataset, label_count=len(golds), content_hash=content_hash
+        )
         SnapshotLabel.objects.bulk_create(
             [
-                SnapshotLabel(snapshot=snapshot, item_id=item_id, label_id=label_id, gold_label_id=gold_id, review_id=review_id)
+                SnapshotLabel(
+                    snapshot=snapshot, item_id=item_id, label_id=label_id, gold_label_id=gold_id, review_id=review_id
+                )
                 for gold_id, item_id, _, label_id, _, review_id in golds
             ],
             batch_size=2000,
         )
         TrainingRun.objects.filter(pk=run.pk).update(snapshot=snapshot)
         run.snapshot = snapshot
-        audit_record(actor=None, action="snapshot.created", obj=snapshot, object_type="dataset_snapshot",
-                     dataset_id=run.dataset_id,
-                     after={"training_run": run.pk, "label_count": len(golds), "content_hash": content_hash})
+        audit_record(
+            actor=None,
+            action="snapshot.created",
+            obj=snapshot,
+            object_type="dataset_snapshot",
+            dataset_id=run.dataset_id,
+            after={"training_run": run.pk, "label_count": len(golds), "content_hash": content_hash},
+        )
     return snapshot
 
 
@@ -95,7 +111,9 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         specs = feature_specs(dataset)
         classes = class_names(dataset)
         _progress(run, 20, f"Training on {snapshot.label_count} gold labels")
-        rows = list(SnapshotLabel.objects.filter(snapshot=snapshot).order_by("item_id").values_list("item_id", "label__name"))
+        rows = list(
+            SnapshotLabel.objects.filter(snapshot=snapshot).order_by("item_id").values_list("item_id", "label__name")
+        )
         frame = frame_for_items([item_id for item_id, _ in rows], specs)
         model = baseline.train(frame, [label for _, label in rows], specs, classes, seed=run.pk)
 
@@ -113,8 +131,19 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         champion_metrics = _evaluate(model_load(champion), holdout, specs, classes) if champion else None
 
         _progress(run, 90, "Registering the candidate")
-        return _register(run, snapshot, relative, sha256, specs, classes, candidate_metrics, champion,
-                         champion_metrics, len(holdout), holdout_hash)
+        return _register(
+            run,
+            snapshot,
+            relative,
+            sha256,
+            specs,
+            classes,
+            candidate_metrics,
+            champion,
+            champion_metrics,
+            len(holdout),
+            holdout_hash,
+        )
     except Exception as exc:  # any failure ends the run as failed, with its reason
         logger.exception("Training run %s failed", run_id)
         if artifact_file is not None:
@@ -124,9 +153,17 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
 
 
 def _register(
-    run: TrainingRun, snapshot: DatasetSnapshot, relative: Path, sha256: str, specs: list, classes: list[str],
-    candidate_metrics: dict, champion: ModelVersion | None, champion_metrics: dict | None,
-    holdout_size: int, holdout_hash: str,
+    run: TrainingRun,
+    snapshot: DatasetSnapshot,
+    relative: Path,
+    sha256: str,
+    specs: list,
+    classes: list[str],
+    candidate_metrics: dict,
+    champion: ModelVersion | None,
+    champion_metrics: dict | None,
+    holdout_size: int,
+    holdout_hash: str,
 ) -> ModelVersion:
     with transaction.atomic():
         # Lock the dataset's versions so two runs cannot take the same number.
@@ -143,22 +180,50 @@ def _register(
             class_names=classes,
             metrics={"holdout": candidate_metrics, "training_labels": snapshot.label_count},
         )
-        Evaluation.objects.create(training_run=run, model_version=version, role="candidate",
-                                  holdout_size=holdout_size, holdout_hash=holdout_hash, metrics=candidate_metrics)
+        Evaluation.objects.create(
+            training_run=run,
+            model_version=version,
+            role="candidate",
+            holdout_size=holdout_size,
+            holdout_hash=holdout_hash,
+            metrics=candidate_metrics,
+        )
         if champion is not None and champion_metrics is not None:
-            Evaluation.objects.create(training_run=run, model_version=champion, role="champion",
-                                      holdout_size=holdout_size, holdout_hash=holdout_hash, metrics=champion_metrics)
+            Evaluation.objects.create(
+                training_run=run,
+                model_version=champion,
+                role="champion",
+                holdout_size=holdout_size,
+                holdout_hash=holdout_hash,
+                metrics=champion_metrics,
+            )
         TrainingRun.objects.filter(pk=run.pk).update(
             status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=100, stage="Done"
         )
-        audit_record(actor=None, action="model_version.registered", obj=version, object_type="model_version",
-                     dataset_id=run.dataset_id,
-                     after={"version": version.version, "artifact_sha256": sha256, "training_run": run.pk,
-                            "snapshot": snapshot.pk, "snapshot_hash": snapshot.content_hash,
-                            "holdout_accuracy": candidate_metrics.get("accuracy")})
-        audit_record(actor=None, action="training.finished", obj=run, object_type="training_run",
-                     dataset_id=run.dataset_id, before={"status": "running"},
-                     after={"status": "succeeded", "model_version": version.version})
+        audit_record(
+            actor=None,
+            action="model_version.registered",
+            obj=version,
+            object_type="model_version",
+            dataset_id=run.dataset_id,
+            after={
+                "version": version.version,
+                "artifact_sha256": sha256,
+                "training_run": run.pk,
+                "snapshot": snapshot.pk,
+                "snapshot_hash": snapshot.content_hash,
+                "holdout_accuracy": candidate_metrics.get("accuracy"),
+            },
+        )
+        audit_record(
+            actor=None,
+            action="training.finished",
+            obj=run,
+            object_type="training_run",
+            dataset_id=run.dataset_id,
+            before={"status": "running"},
+            after={"status": "succeeded", "model_version": version.version},
+        )
     return version
 
 
@@ -169,7 +234,13 @@ def training_run_fail(*, run_id: int, error: str, detail: str = "") -> None:
         )
         if updated:
             run = TrainingRun.objects.get(pk=run_id)
-            audit_record(actor=None, action="training.failed", obj=run, object_type="training_run",
-                         dataset_id=run.dataset_id, before={"status": "running"},
-                         after={"status": "failed", "error": error[:500]}, reason=detail[-1500:])
-
+            audit_record(
+                actor=None,
+                action="training.failed",
+                obj=run,
+                object_type="training_run",
+                dataset_id=run.dataset_id,
+                before={"status": "running"},
+                after={"status": "failed", "error": error[:500]},
+                reason=detail[-1500:],
+            )

@@ -22,13 +22,17 @@ def models_overview(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=READ_ROLES)
     policy = RetrainingPolicy.objects.filter(dataset=dataset).first()
     runs = list(TrainingRun.objects.filter(dataset=dataset).select_related("requested_by", "model_version")[:25])
-    return render(request, "models_app/models_overview.html", {
-        "dataset": dataset,
-        "versions": dataset.model_versions.select_related("training_run", "snapshot").all(),
-        "runs": runs,
-        "active_run": next((run for run in runs if run.is_active), None),
-        "policy": policy,
-    })
+    return render(
+        request,
+        "models_app/models_overview.html",
+        {
+            "dataset": dataset,
+            "versions": dataset.model_versions.select_related("training_run", "snapshot").all(),
+            "runs": runs,
+            "active_run": next((run for run in runs if run.is_active), None),
+            "policy": policy,
+        },
+    )
 
 
 @require_POST
@@ -36,8 +40,12 @@ def models_overview(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def training_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
     try:
-        run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=request.user,
-                                   reason=request.POST.get("reason", "").strip() or "Started by hand")
+        run = training_run_request(
+            dataset=dataset,
+            trigger=TrainingRun.Trigger.MANUAL,
+            requested_by=request.user,
+            reason=request.POST.get("reason", "").strip() or "Started by hand",
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("models_app:overview", dataset_id=dataset.pk)
@@ -52,8 +60,9 @@ def policy_update(request: HttpRequest, dataset_id: int) -> HttpResponse:
     raw = request.POST.get("new_gold_labels", "")
     try:
         threshold = int(raw)
-        retraining_policy_update(dataset=dataset, user=request.user, enabled=request.POST.get("enabled") == "on",
-                                 new_gold_labels=threshold)
+        retraining_policy_update(
+            dataset=dataset, user=request.user, enabled=request.POST.get("enabled") == "on", new_gold_labels=threshold
+        )
     except ValueError:
         messages.error(request, f"“{raw}” is not a whole number of gold labels.")
     except ValidationError as exc:
@@ -68,7 +77,11 @@ def policy_update(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = run_get_for_user(user=request.user, pk=run_id)
     version = getattr(run, "model_version", None) if run.status == TrainingRun.Status.SUCCEEDED else None
-    context = {"run": run, "dataset": run.dataset, "version": version,
-               "comparison": comparison_rows(run) if version else []}
+    context = {
+        "run": run,
+        "dataset": run.dataset,
+        "version": version,
+        "comparison": comparison_rows(run) if version else [],
+    }
     template = "models_app/run_detail.html#status" if request.htmx else "models_app/run_detail.html"
     return render(request, template, context)

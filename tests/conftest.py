@@ -32,8 +32,9 @@ def _celery_eager():
 
 
 def make_user(username: str, *roles: Role, dataset: Dataset | None = None) -> User:
-    user = User.objects.create_user(username=username, password=PASSWORD, first_name=username.capitalize(),
-                                    last_name="Tester")
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, first_name=username.capitalize(), last_name="Tester"
+    )
     for role in roles:
         user.groups.add(Group.objects.get_or_create(name=str(role))[0])
     if dataset is not None:
@@ -150,8 +151,9 @@ def trained_dataset(dataset, model_admin, model_admin2, import_rows, django_capt
     import_rows(synthetic_rows(20, start=0), name="seed.csv")
     import_rows(synthetic_rows(20, start=100), purpose=ImportBatch.Purpose.HOLDOUT, name="holdout.csv")
     import_rows(synthetic_rows(30, start=200, labelled=False), name="pool.csv")
-    run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.SEED, requested_by=model_admin,
-                               reason="first", dispatch=False)
+    run = training_run_request(
+        dataset=dataset, trigger=TrainingRun.Trigger.SEED, requested_by=model_admin, reason="first", dispatch=False
+    )
     version = training_run_execute(run_id=run.pk)
     assert version is not None
     request = promotion_request_create(model_version=version, user=model_admin, reason="first model")

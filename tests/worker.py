@@ -92,10 +92,30 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[Worker
         env = _worker_env()
     _purge_queues()
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workflow_site", "worker", "-Q", "default,ml",
-         "--pool", "solo", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "--hostname", f"test-worker-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workflow_site",
+            "worker",
+            "-Q",
+            "default,ml",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            f"test-worker-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     worker = WorkerProcess(process)
     try:

@@ -12,9 +12,15 @@ urlpatterns = [
     path("items/<int:item_id>/reviews/", annotation_apis.ReviewCreateApi.as_view(), name="api_review_create"),
     path("datasets/<int:dataset_id>/training-runs/", model_apis.TrainingRunCreateApi.as_view(), name="api_run_create"),
     path("training-runs/<int:run_id>/", model_apis.TrainingRunDetailApi.as_view(), name="api_run_detail"),
-    path("model-versions/<int:model_version_id>/promotion-requests/",
-         governance_apis.PromotionRequestCreateApi.as_view(), name="api_promotion_create"),
-    path("promotion-requests/<int:pk>/decision/", governance_apis.PromotionDecisionApi.as_view(),
-         name="api_promotion_decide"),
+    path(
+        "model-versions/<int:model_version_id>/promotion-requests/",
+        governance_apis.PromotionRequestCreateApi.as_view(),
+        name="api_promotion_create",
+    ),
+    path(
+        "promotion-requests/<int:pk>/decision/",
+        governance_apis.PromotionDecisionApi.as_view(),
+        name="api_promotion_decide",
+    ),
     path("audit-events/", governance_apis.AuditEventListApi.as_view(), name="api_audit_events"),
 ]

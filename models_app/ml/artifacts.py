@@ -45,7 +45,8 @@ def load_model(path: Path, expected_sha256: str) -> Any:
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256:
         raise ArtifactIntegrityError(
-            f"Artifact {path.name} has sha256 {actual[:12]}…, the registry expects {expected_sha256[:12]}…; refusing to load it."
+            f"Artifact {path.name} has sha256 {actual[:12]}…, the registry expects {expected_sha256[:12]}…; "
+            "refusing to load it."
         )
     untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
     if untrusted:

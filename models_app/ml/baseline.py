@@ -56,9 +56,7 @@ def build_pipeline(features: list[FeatureSpec], min_class_count: int, seed: int 
     logistic = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
     # Calibration needs at least two examples of every class in each fold.
     folds = min(5, min_class_count)
-    classifier: Any = (
-        CalibratedClassifierCV(logistic, method="sigmoid", cv=folds) if folds >= 2 else logistic
-    )
+    classifier: Any = CalibratedClassifierCV(logistic, method="sigmoid", cv=folds) if folds >= 2 else logistic
     return Pipeline([("prepare", ColumnTransformer(transformers)), ("classify", classifier)])
 
 
@@ -71,7 +69,8 @@ def train(
     present = sorted(set(labels))
     if len(present) < 2:
         raise TrainingDataError(
-            f"Training needs at least two classes among the gold labels; found {len(present)} ({', '.join(present) or 'none'})."
+            "Training needs at least two classes among the gold labels; "
+            f"found {len(present)} ({', '.join(present) or 'none'})."
         )
     unknown = set(present) - set(class_names)
     if unknown:

@@ -15,7 +15,7 @@ def classification_metrics(y_true: list[str], proba: np.ndarray, class_names: li
     predicted = [class_names[i] for i in proba.argmax(axis=1)]
     truth = np.asarray(y_true)
     per_class = {}
-    for k, name in enumerate(class_names):
+    for name in class_names:
         mask = truth == name
         per_class[name] = {
             "support": int(mask.sum()),
@@ -31,9 +31,7 @@ def classification_metrics(y_true: list[str], proba: np.ndarray, class_names: li
         "log_loss": _log_loss(truth, proba, class_names),
         # multi-class Brier: mean squared error of the probability vector
         "brier": float(np.mean(np.sum((proba - onehot) ** 2, axis=1))),
-        "brier_positive": (
-            float(brier_score_loss(onehot[:, 1], proba[:, 1])) if len(class_names) == 2 else None
-        ),
+        "brier_positive": (float(brier_score_loss(onehot[:, 1], proba[:, 1])) if len(class_names) == 2 else None),
         "per_class": per_class,
     }
 

@@ -47,98 +47,140 @@ def _lines(*rows: str, header: str = HEADER) -> bytes:
 
 REJECTED_FILES = [
     pytest.param(
-        b"external_id,radius,lobes\nt1,10,3\n", ImportBatch.Purpose.REVIEW,
+        b"external_id,radius,lobes\nt1,10,3\n",
+        ImportBatch.Purpose.REVIEW,
         {"line": 1, "column": "texture", "value": "", "reason": "Required column is missing from the header."},
         id="missing-column",
     ),
     pytest.param(
-        _lines("t1,10,15,3", "t2,big,15,3"), ImportBatch.Purpose.REVIEW,
+        _lines("t1,10,15,3", "t2,big,15,3"),
+        ImportBatch.Purpose.REVIEW,
         {"line": 3, "column": "radius", "value": "big", "reason": "Not a number."},
         id="text-in-float-feature",
     ),
     pytest.param(
-        _lines("t1,10,15,2.5"), ImportBatch.Purpose.REVIEW,
+        _lines("t1,10,15,2.5"),
+        ImportBatch.Purpose.REVIEW,
         {"line": 2, "column": "lobes", "value": "2.5", "reason": "Not a whole number."},
         id="fraction-in-integer-feature",
     ),
     pytest.param(
-        _lines("t1,10,15,3", "t2,10,,3"), ImportBatch.Purpose.REVIEW,
+        _lines("t1,10,15,3", "t2,10,,3"),
+        ImportBatch.Purpose.REVIEW,
         {"line": 3, "column": "texture", "value": "", "reason": "Missing value."},
         id="empty-feature-value",
     ),
     pytest.param(
-        _lines("t1,10,15,3,benign", "t2,10,15,3,Malignant", header=HEADER + ",label"), ImportBatch.Purpose.REVIEW,
-        {"line": 3, "column": "label", "value": "Malignant",
-         "reason": "Unknown label: expected one of malignant, benign."},
+        _lines("t1,10,15,3,benign", "t2,10,15,3,Malignant", header=HEADER + ",label"),
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 3,
+            "column": "label",
+            "value": "Malignant",
+            "reason": "Unknown label: expected one of malignant, benign.",
+        },
         id="unknown-label",
     ),
     pytest.param(
-        _lines("t1,10,15,3", "t2,11,15,3", "t1,12,15,3"), ImportBatch.Purpose.REVIEW,
+        _lines("t1,10,15,3", "t2,11,15,3", "t1,12,15,3"),
+        ImportBatch.Purpose.REVIEW,
         {"line": 4, "column": "external_id", "value": "t1", "reason": "Duplicate id: already on line 2."},
         id="duplicate-id-in-file",
     ),
     pytest.param(
-        b"", ImportBatch.Purpose.REVIEW,
+        b"",
+        ImportBatch.Purpose.REVIEW,
         {"line": None, "column": "", "value": "", "reason": "The file is empty."},
         id="zero-bytes",
     ),
     pytest.param(
-        b"  \n\t\n \r\n", ImportBatch.Purpose.REVIEW,
+        b"  \n\t\n \r\n",
+        ImportBatch.Purpose.REVIEW,
         {"line": None, "column": "", "value": "", "reason": "The file is empty."},
         id="whitespace-only",
     ),
     pytest.param(
-        _lines(), ImportBatch.Purpose.REVIEW,
+        _lines(),
+        ImportBatch.Purpose.REVIEW,
         {"line": 2, "column": "", "value": "", "reason": "The file has a header but no data rows."},
         id="header-only",
     ),
     pytest.param(
-        b"external_id;radius;texture;lobes\nt1;10;15;3\n", ImportBatch.Purpose.REVIEW,
-        {"line": 1, "column": "", "value": "external_id;radius;texture;lobes",
-         "reason": "The file looks semicolon-separated; Loupe expects comma-separated values."},
+        b"external_id;radius;texture;lobes\nt1;10;15;3\n",
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 1,
+            "column": "",
+            "value": "external_id;radius;texture;lobes",
+            "reason": "The file looks semicolon-separated; Loupe expects comma-separated values.",
+        },
         id="semicolon-delimiter",
     ),
     pytest.param(
-        b"external_id\tradius\ttexture\tlobes\nt1\t10\t15\t3\n", ImportBatch.Purpose.REVIEW,
-        {"line": 1, "column": "", "value": "external_id\tradius\ttexture\tlobes",
-         "reason": "The file looks tab-separated; Loupe expects comma-separated values."},
+        b"external_id\tradius\ttexture\tlobes\nt1\t10\t15\t3\n",
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 1,
+            "column": "",
+            "value": "external_id\tradius\ttexture\tlobes",
+            "reason": "The file looks tab-separated; Loupe expects comma-separated values.",
+        },
         id="tab-delimiter",
     ),
     pytest.param(
-        _lines("t1,10,15,3,2024-05-01T08:30:00", header=HEADER + ",observed_at"), ImportBatch.Purpose.REVIEW,
-        {"line": 2, "column": "observed_at", "value": "2024-05-01T08:30:00",
-         "reason": "No time zone: add one (e.g. +00:00 or Z) so the time is unambiguous."},
+        _lines("t1,10,15,3,2024-05-01T08:30:00", header=HEADER + ",observed_at"),
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 2,
+            "column": "observed_at",
+            "value": "2024-05-01T08:30:00",
+            "reason": "No time zone: add one (e.g. +00:00 or Z) so the time is unambiguous.",
+        },
         id="observed-at-without-time-zone",
     ),
     pytest.param(
-        _lines("t1,10,15,3,yesterday", header=HEADER + ",observed_at"), ImportBatch.Purpose.REVIEW,
-        {"line": 2, "column": "observed_at", "value": "yesterday",
-         "reason": "Not an ISO 8601 date and time (e.g. 2024-05-01T08:30:00+02:00)."},
+        _lines("t1,10,15,3,yesterday", header=HEADER + ",observed_at"),
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 2,
+            "column": "observed_at",
+            "value": "yesterday",
+            "reason": "Not an ISO 8601 date and time (e.g. 2024-05-01T08:30:00+02:00).",
+        },
         id="observed-at-not-a-date",
     ),
     pytest.param(
-        _lines("t1,10,15,3"), ImportBatch.Purpose.HOLDOUT,
+        _lines("t1,10,15,3"),
+        ImportBatch.Purpose.HOLDOUT,
         {"line": 1, "column": "label", "value": "", "reason": "A holdout file must have a label column."},
         id="holdout-without-label-column",
     ),
     pytest.param(
-        _lines("t1,10,15,3,benign", "t2,10,15,3,", header=HEADER + ",label"), ImportBatch.Purpose.HOLDOUT,
+        _lines("t1,10,15,3,benign", "t2,10,15,3,", header=HEADER + ",label"),
+        ImportBatch.Purpose.HOLDOUT,
         {"line": 3, "column": "label", "value": "", "reason": "Missing label (every holdout row needs one)."},
         id="holdout-with-empty-label",
     ),
     pytest.param(
-        _lines("t1,10,15,3,Dr X", header=HEADER + ",notes"), ImportBatch.Purpose.REVIEW,
-        {"line": 1, "column": "notes", "value": "notes",
-         "reason": "Unexpected column: it is not in the dataset's schema."},
+        _lines("t1,10,15,3,Dr X", header=HEADER + ",notes"),
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 1,
+            "column": "notes",
+            "value": "notes",
+            "reason": "Unexpected column: it is not in the dataset's schema.",
+        },
         id="unexpected-extra-column",
     ),
     pytest.param(
-        _lines("t1,10,15,3", "t2,10,15,3,4"), ImportBatch.Purpose.REVIEW,
+        _lines("t1,10,15,3", "t2,10,15,3,4"),
+        ImportBatch.Purpose.REVIEW,
         {"line": 3, "column": "", "value": "4", "reason": "The row has 5 fields; the header has 4."},
         id="row-with-more-fields-than-the-header",
     ),
     pytest.param(
-        _lines("t1,10,15,3,", "t2,10,15,3,"), ImportBatch.Purpose.REVIEW,
+        _lines("t1,10,15,3,", "t2,10,15,3,"),
+        ImportBatch.Purpose.REVIEW,
         {"line": 2, "column": "", "value": "", "reason": "The row has 5 fields; the header has 4."},
         id="trailing-comma-on-every-row",
     ),
@@ -146,8 +188,9 @@ REJECTED_FILES = [
 
 
 @pytest.mark.parametrize(("data", "purpose", "expected"), REJECTED_FILES)
-def test_malformed_file_is_rejected_with_a_row_level_error_and_writes_nothing(dataset, model_admin, data, purpose,
-                                                                             expected):
+def test_malformed_file_is_rejected_with_a_row_level_error_and_writes_nothing(
+    dataset, model_admin, data, purpose, expected
+):
     errors = _reject(dataset, model_admin, data, purpose)
 
     assert expected in errors, errors
@@ -165,23 +208,31 @@ def test_non_utf8_byte_is_reported_on_its_line(dataset, model_admin):
 
 
 def test_every_bad_row_is_reported_not_just_the_first(dataset, model_admin):
-    data = _lines("t1,10,15,3,benign", "t2,x,15,3,benign", "t3,10,15,1.5,benign", "t4,10,15,3,unsure",
-                  header=HEADER + ",label")
+    data = _lines(
+        "t1,10,15,3,benign", "t2,x,15,3,benign", "t3,10,15,1.5,benign", "t4,10,15,3,unsure", header=HEADER + ",label"
+    )
 
     errors = _reject(dataset, model_admin, data)
 
     assert [(e["line"], e["column"]) for e in errors] == [(3, "radius"), (4, "lobes"), (5, "label")]
 
 
-def test_id_that_already_exists_in_the_dataset_is_rejected_and_names_the_earlier_file(dataset, model_admin,
-                                                                                     import_rows):
+def test_id_that_already_exists_in_the_dataset_is_rejected_and_names_the_earlier_file(
+    dataset, model_admin, import_rows
+):
     import_rows(synthetic_rows(3, labelled=False), name="first.csv")
     clash = synthetic_rows(2, start=2, labelled=False)  # t00002 already exists, t00003 is new
 
     errors = _reject(dataset, model_admin, csv_bytes(clash))
 
-    assert errors == [{"line": 2, "column": "external_id", "value": "t00002",
-                       "reason": "Id already exists in this dataset (imported from first.csv)."}]
+    assert errors == [
+        {
+            "line": 2,
+            "column": "external_id",
+            "value": "t00002",
+            "reason": "Id already exists in this dataset (imported from first.csv).",
+        }
+    ]
     assert not Item.objects.filter(external_id="t00003").exists()
 
 
@@ -191,8 +242,13 @@ def test_same_id_in_another_dataset_is_not_a_clash(dataset, model_admin, import_
     for feature in dataset.features.all():
         other.features.create(position=feature.position, name=feature.name, dtype=feature.dtype)
 
-    batch = import_batch_create(dataset=other, user=model_admin, file_name="same-ids.csv",
-                                data=csv_bytes(synthetic_rows(2, labelled=False)), purpose=ImportBatch.Purpose.REVIEW)
+    batch = import_batch_create(
+        dataset=other,
+        user=model_admin,
+        file_name="same-ids.csv",
+        data=csv_bytes(synthetic_rows(2, labelled=False)),
+        purpose=ImportBatch.Purpose.REVIEW,
+    )
 
     assert batch.rows_imported == 2
     assert Item.objects.filter(external_id="t00000").count() == 2
@@ -203,8 +259,9 @@ def test_unknown_purpose_is_refused(dataset, model_admin):
 
     before = _counts()
     with pytest.raises(ValidationError):
-        import_batch_create(dataset=dataset, user=model_admin, file_name="x.csv",
-                            data=csv_bytes(synthetic_rows(1)), purpose="training")
+        import_batch_create(
+            dataset=dataset, user=model_admin, file_name="x.csv", data=csv_bytes(synthetic_rows(1)), purpose="training"
+        )
     assert _counts() == before
 
 
@@ -220,11 +277,16 @@ def test_good_file_writes_every_row_with_its_provenance(dataset, model_admin):
     )
     before = _counts()
 
-    batch = import_batch_create(dataset=dataset, user=model_admin, file_name="good.csv", data=data,
-                                purpose=ImportBatch.Purpose.REVIEW)
+    batch = import_batch_create(
+        dataset=dataset, user=model_admin, file_name="good.csv", data=data, purpose=ImportBatch.Purpose.REVIEW
+    )
 
-    assert _counts() == {"items": before["items"] + 3, "batches": before["batches"] + 1,
-                         "gold_labels": before["gold_labels"] + 2, "audit_events": before["audit_events"] + 1}
+    assert _counts() == {
+        "items": before["items"] + 3,
+        "batches": before["batches"] + 1,
+        "gold_labels": before["gold_labels"] + 2,
+        "audit_events": before["audit_events"] + 1,
+    }
     assert (batch.status, batch.rows_total, batch.rows_imported, batch.rows_rejected) == ("imported", 3, 3, 0)
     assert batch.file_size == len(data)
     items = {item.external_id: item for item in batch.items.all()}
@@ -233,8 +295,12 @@ def test_good_file_writes_every_row_with_its_provenance(dataset, model_admin):
     assert (a1.source_file, a1.source_row) == ("good.csv", 2)
     assert a1.observed_at.isoformat() == "2024-05-01T06:30:00+00:00"
     # The hash covers the row as written in the file, offset included.
-    assert a1.content_hash == item_content_hash(external_id="a1", values=a1.values, label="malignant",
-                                                observed_at=datetime.fromisoformat("2024-05-01T08:30:00+02:00"))
+    assert a1.content_hash == item_content_hash(
+        external_id="a1",
+        values=a1.values,
+        label="malignant",
+        observed_at=datetime.fromisoformat("2024-05-01T08:30:00+02:00"),
+    )
     assert [items[k].source_row for k in ("a1", "a2", "a3")] == [2, 3, 4]
     assert items["a3"].observed_at is None
 
@@ -245,11 +311,15 @@ def test_blank_lines_do_not_shift_line_numbers(dataset, model_admin):
     errors = _reject(dataset, model_admin, data)
     assert errors == [{"line": 6, "column": "radius", "value": "oops", "reason": "Not a number."}]
 
-    batch = import_batch_create(dataset=dataset, user=model_admin, file_name="gaps.csv",
-                                data=_lines("b1,10,15,3", "", "b2,10,15,3", ""), purpose=ImportBatch.Purpose.REVIEW)
+    batch = import_batch_create(
+        dataset=dataset,
+        user=model_admin,
+        file_name="gaps.csv",
+        data=_lines("b1,10,15,3", "", "b2,10,15,3", ""),
+        purpose=ImportBatch.Purpose.REVIEW,
+    )
     assert dict(batch.items.values_list("external_id", "source_row")) == {"b1": 2, "b2": 4}
     assert batch.rows_total == 2
-
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
@@ -259,22 +329,27 @@ def test_any_line_ending_gives_the_same_line_numbers(dataset, model_admin, newli
     assert errors == [{"line": 3, "column": "lobes", "value": "x", "reason": "Not a whole number."}]
 
     good = newline.join([HEADER, "c1,10,15,3", "c2,10,15,4", ""]).encode()
-    batch = import_batch_create(dataset=dataset, user=model_admin, file_name="endings.csv", data=good,
-                                purpose=ImportBatch.Purpose.REVIEW)
+    batch = import_batch_create(
+        dataset=dataset, user=model_admin, file_name="endings.csv", data=good, purpose=ImportBatch.Purpose.REVIEW
+    )
     assert dict(batch.items.values_list("external_id", "source_row")) == {"c1": 2, "c2": 3}
     assert batch.items.get(external_id="c2").values == {"radius": 10.0, "texture": 15.0, "lobes": 4}
+
 
 # --- The view ------------------------------------------------------------------------------------------------
 
 
 def _upload(client, dataset: Dataset, data: bytes, purpose: str = ImportBatch.Purpose.REVIEW, name: str = "upload.csv"):
-    return client.post(reverse("annotations:import", args=[dataset.pk]),
-                       {"file": SimpleUploadedFile(name, data, content_type="text/csv"), "purpose": purpose})
+    return client.post(
+        reverse("annotations:import", args=[dataset.pk]),
+        {"file": SimpleUploadedFile(name, data, content_type="text/csv"), "purpose": purpose},
+    )
 
 
 @pytest.mark.parametrize(("data", "purpose", "expected"), [p for p in REJECTED_FILES if p.id != "zero-bytes"])
-def test_upload_page_shows_the_report_with_status_400_and_imports_nothing(dataset, model_admin, data, purpose,
-                                                                         expected):
+def test_upload_page_shows_the_report_with_status_400_and_imports_nothing(
+    dataset, model_admin, data, purpose, expected
+):
     client = login(model_admin)
     before = _counts()
 
@@ -349,7 +424,11 @@ def test_uploading_a_good_file_redirects_to_the_batch_and_writes_items_labels_an
     assert response["Location"] == reverse("annotations:batch_detail", args=[dataset.pk, batch.pk])
     assert client.get(response["Location"]).status_code == 200
     assert (batch.file_name, batch.uploaded_by, batch.purpose, batch.rows_imported) == (
-        "mixed.csv", model_admin, ImportBatch.Purpose.REVIEW, 6)
+        "mixed.csv",
+        model_admin,
+        ImportBatch.Purpose.REVIEW,
+        6,
+    )
 
     items = list(Item.objects.filter(batch=batch).order_by("source_row"))
     assert [item.external_id for item in items] == [row["external_id"] for row in rows]
@@ -358,8 +437,9 @@ def test_uploading_a_good_file_redirects_to_the_batch_and_writes_items_labels_an
     assert all(len(item.content_hash) == 64 for item in items)
     assert len({item.content_hash for item in items}) == 6
     for item, row in zip(items, rows, strict=True):
-        assert item.content_hash == item_content_hash(external_id=row["external_id"], values=item.values,
-                                                      observed_at=None, label=row.get("label"))
+        assert item.content_hash == item_content_hash(
+            external_id=row["external_id"], values=item.values, observed_at=None, label=row.get("label")
+        )
         expected_state = Item.QueueState.DONE if "label" in row else Item.QueueState.OPEN
         assert item.queue_state == expected_state
 

@@ -77,8 +77,9 @@ def test_reviewer_choosing_another_label_is_recorded_as_correct(trained_dataset,
     item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
     other = _other_label(item)
 
-    review = review_submit(item_id=item.pk, reviewer=reviewer,
-                           answer=_answer(item, accept=False, reason=" looks benign "))
+    review = review_submit(
+        item_id=item.pk, reviewer=reviewer, answer=_answer(item, accept=False, reason=" looks benign ")
+    )
 
     assert review.decision == Review.Decision.CORRECT
     assert review.label == other
@@ -110,8 +111,11 @@ def test_review_stores_what_was_shown_and_why_the_item_was_picked(trained_datase
 def test_queue_offers_the_least_confident_prediction_first(trained_dataset, reviewer):
     queued = queue_next_item(dataset=trained_dataset, reviewer=reviewer)
 
-    lowest = Item.objects.filter(dataset=trained_dataset, queue_state=Item.QueueState.OPEN).order_by(
-        "predicted_confidence", "id").first()
+    lowest = (
+        Item.objects.filter(dataset=trained_dataset, queue_state=Item.QueueState.OPEN)
+        .order_by("predicted_confidence", "id")
+        .first()
+    )
     assert queued.item.pk == lowest.pk
     assert queued.strategy == STRATEGY_LEAST_CONFIDENCE
 
@@ -124,7 +128,11 @@ def test_review_makes_a_gold_label_of_origin_review_and_closes_the_item(trained_
 
     gold = GoldLabel.objects.get(item=item)
     assert (gold.origin, gold.review, gold.label_id, gold.dataset_id) == (
-        GoldLabel.Origin.REVIEW, review, item.predicted_label_id, trained_dataset.pk)
+        GoldLabel.Origin.REVIEW,
+        review,
+        item.predicted_label_id,
+        trained_dataset.pk,
+    )
     item.refresh_from_db()
     assert item.queue_state == Item.QueueState.DONE
     assert item.leased_to is None and item.lease_expires_at is None
@@ -180,8 +188,9 @@ def test_item_without_a_prediction_is_labelled_not_accepted(trained_dataset, rev
     assert item.prediction_id is None
     label = LabelClass.objects.get(dataset=trained_dataset, name="benign")
 
-    review = review_submit(item_id=item.pk, reviewer=reviewer,
-                           answer=ReviewAnswer(label=label, shown_prediction_id=None))
+    review = review_submit(
+        item_id=item.pk, reviewer=reviewer, answer=ReviewAnswer(label=label, shown_prediction_id=None)
+    )
 
     assert review.decision == Review.Decision.LABEL
     assert review.shown_label is None
@@ -196,8 +205,11 @@ def test_label_from_another_dataset_is_refused(trained_dataset, reviewer, broker
     before = _counts()
 
     with pytest.raises(ValidationError):
-        review_submit(item_id=item.pk, reviewer=reviewer,
-                      answer=ReviewAnswer(label=foreign, shown_prediction_id=item.prediction_id))
+        review_submit(
+            item_id=item.pk,
+            reviewer=reviewer,
+            answer=ReviewAnswer(label=foreign, shown_prediction_id=item.prediction_id),
+        )
 
     assert _counts() == before
 
@@ -206,11 +218,15 @@ def test_label_from_another_dataset_is_refused(trained_dataset, reviewer, broker
 
 
 def test_skip_keeps_the_item_open_records_a_skip_and_is_not_offered_to_the_same_reviewer_again(
-        trained_dataset, reviewer, reviewer2):
+    trained_dataset, reviewer, reviewer2
+):
     item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
 
-    review = review_submit(item_id=item.pk, reviewer=reviewer,
-                           answer=ReviewAnswer(label=None, shown_prediction_id=item.prediction_id, reason="unsure"))
+    review = review_submit(
+        item_id=item.pk,
+        reviewer=reviewer,
+        answer=ReviewAnswer(label=None, shown_prediction_id=item.prediction_id, reason="unsure"),
+    )
 
     assert (review.decision, review.label, review.reason) == (Review.Decision.SKIP, None, "unsure")
     item.refresh_from_db()
@@ -313,8 +329,11 @@ def test_stale_shown_prediction_is_rejected_and_nothing_is_written(trained_datas
     before = _counts()
 
     with pytest.raises(ValidationError, match="prediction for this item changed"):
-        review_submit(item_id=item.pk, reviewer=reviewer,
-                      answer=ReviewAnswer(label=item.predicted_label, shown_prediction_id=shown))
+        review_submit(
+            item_id=item.pk,
+            reviewer=reviewer,
+            answer=ReviewAnswer(label=item.predicted_label, shown_prediction_id=shown),
+        )
 
     assert _counts() == before
     item.refresh_from_db()
@@ -332,8 +351,12 @@ def _card_item(response) -> Item | None:
 
 
 def _post(client, dataset: Dataset, item: Item, *, htmx: bool, label: str | None = None, action: str = "submit"):
-    data = {"shown_prediction": item.prediction_id or "", "label": label or item.predicted_label.name,
-            "action": action, "reason": ""}
+    data = {
+        "shown_prediction": item.prediction_id or "",
+        "label": label or item.predicted_label.name,
+        "action": action,
+        "reason": "",
+    }
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     return client.post(reverse("annotations:review_submit", args=[dataset.pk, item.pk]), data, **headers)
 
@@ -414,8 +437,9 @@ def _policy_runs(dataset: Dataset):
     return TrainingRun.objects.filter(dataset=dataset, trigger=TrainingRun.Trigger.POLICY)
 
 
-def test_fifth_review_queues_exactly_one_policy_training_run(trained_dataset, reviewer,
-                                                             django_capture_on_commit_callbacks, broker):
+def test_fifth_review_queues_exactly_one_policy_training_run(
+    trained_dataset, reviewer, django_capture_on_commit_callbacks, broker
+):
     for _ in range(4):
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             _review_next(trained_dataset, reviewer)
@@ -446,15 +470,19 @@ def test_skips_do_not_count_towards_the_policy(trained_dataset, reviewer, django
     for _ in range(6):
         item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
         with django_capture_on_commit_callbacks(execute=True):
-            review_submit(item_id=item.pk, reviewer=reviewer,
-                          answer=ReviewAnswer(label=None, shown_prediction_id=item.prediction_id))
+            review_submit(
+                item_id=item.pk,
+                reviewer=reviewer,
+                answer=ReviewAnswer(label=None, shown_prediction_id=item.prediction_id),
+            )
 
     assert not _policy_runs(trained_dataset).exists()
     broker.assert_not_called()
 
 
-def test_no_training_run_exists_when_the_fifth_review_rolls_back(trained_dataset, reviewer,
-                                                                 django_capture_on_commit_callbacks, broker):
+def test_no_training_run_exists_when_the_fifth_review_rolls_back(
+    trained_dataset, reviewer, django_capture_on_commit_callbacks, broker
+):
     for _ in range(4):
         with django_capture_on_commit_callbacks(execute=True):
             _review_next(trained_dataset, reviewer)
@@ -479,8 +507,9 @@ def test_no_training_run_exists_when_the_fifth_review_rolls_back(trained_dataset
     broker.assert_not_called()
 
 
-def test_broker_outage_keeps_the_review_and_the_run_is_sent_by_the_sweep(trained_dataset, reviewer,
-                                                                        django_capture_on_commit_callbacks, broker):
+def test_broker_outage_keeps_the_review_and_the_run_is_sent_by_the_sweep(
+    trained_dataset, reviewer, django_capture_on_commit_callbacks, broker
+):
     broker.side_effect = OperationalError("Connection refused")
     for _ in range(5):
         with django_capture_on_commit_callbacks(execute=True):
@@ -533,8 +562,9 @@ def _one_htmx_review(client, dataset: Dataset, reviewer) -> int:
 
 
 @pytest.mark.parametrize("extra_open_items", [0, 60], ids=["30-open", "90-open"])
-def test_review_loop_query_count_is_bounded(trained_dataset, reviewer, import_rows, broker,
-                                            django_assert_max_num_queries, extra_open_items):
+def test_review_loop_query_count_is_bounded(
+    trained_dataset, reviewer, import_rows, broker, django_assert_max_num_queries, extra_open_items
+):
     if extra_open_items:
         _grow_open_pool(trained_dataset, import_rows, extra_open_items)
     open_count = Item.objects.filter(dataset=trained_dataset, queue_state=Item.QueueState.OPEN).count()

@@ -84,8 +84,16 @@ def test_reviewer_corrects_admin_trains_second_admin_promotes_auditor_verifies(
     sign_in(page, base, "auditor")
     page.get_by_role("link", name="Audit trail").click()
     table = page.locator("table.audit")
-    for action in ("review.submitted", "training.requested", "training.finished", "model_version.registered",
-                   "promotion.requested", "promotion.approved", "model_version.champion_changed", "auth.login"):
+    for action in (
+        "review.submitted",
+        "training.requested",
+        "training.finished",
+        "model_version.registered",
+        "promotion.requested",
+        "promotion.approved",
+        "model_version.champion_changed",
+        "auth.login",
+    ):
         page.goto(f"{base}/governance/audit/?action={action}")
         expect(table).to_contain_text(action)
     page.get_by_role("link", name="Verify the hash chain").click()

@@ -85,9 +85,15 @@ def test_the_chain_verifies_after_a_workload(workload):
     assert checked == len(events) > 10
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[0].prev_hash == GENESIS_HASH
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:]))
-    assert {"review.submitted", "review.skipped", "retraining_policy.updated", "auth.login",
-            "promotion.approved", "model_version.registered"} <= {e.action for e in events}
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:], strict=False))
+    assert {
+        "review.submitted",
+        "review.skipped",
+        "retraining_policy.updated",
+        "auth.login",
+        "promotion.approved",
+        "model_version.registered",
+    } <= {e.action for e in events}
 
 
 def test_the_auditor_verify_page_reports_a_good_chain(workload, auditor):
@@ -116,8 +122,10 @@ def test_altering_an_events_content_is_detected_naming_its_seq(workload):
     target = AuditEvent.objects.filter(action="review.submitted").order_by("seq").first()
     assert target is not None
 
-    _tamper("UPDATE governance_auditevent SET after = %s WHERE seq = %s",
-            ['{"label": "benign", "forged": true}', target.seq])
+    _tamper(
+        "UPDATE governance_auditevent SET after = %s WHERE seq = %s",
+        ['{"label": "benign", "forged": true}', target.seq],
+    )
     checked, broken = _chain()
 
     assert broken is not None
@@ -141,8 +149,15 @@ def test_deleting_a_middle_event_is_detected_naming_the_missing_seq(workload):
 
 def test_a_forged_event_appended_without_the_chain_is_detected(workload):
     last = AuditEvent.objects.order_by("-seq").first()
-    forged = AuditEvent(seq=last.seq + 1, created_at=timezone.now(), action="promotion.approved",
-                        object_type="promotion_request", object_id="1", prev_hash=last.hash, hash="f" * 64)
+    forged = AuditEvent(
+        seq=last.seq + 1,
+        created_at=timezone.now(),
+        action="promotion.approved",
+        object_type="promotion_request",
+        object_id="1",
+        prev_hash=last.hash,
+        hash="f" * 64,
+    )
     forged.save()  # inserts are allowed; only the hash gives it away
 
     checked, broken = _chain()
@@ -260,7 +275,7 @@ def test_a_failed_login_for_an_unknown_user_is_recorded_too(db):
 @pytest.mark.skipif(
     not ON_POSTGRES,
     reason="SQLite takes one database-wide write lock, so writers cannot interleave; "
-           "the row lock on the chain head is what needs checking, and that is PostgreSQL",
+    "the row lock on the chain head is what needs checking, and that is PostgreSQL",
 )
 def test_concurrent_writers_leave_a_chain_without_gaps_or_forks(transactional_db):
     threads_n, events_each = 8, 10
@@ -272,8 +287,14 @@ def test_concurrent_writers_leave_a_chain_without_gaps_or_forks(transactional_db
             barrier.wait(timeout=30)
             for i in range(events_each):
                 with transaction.atomic():
-                    audit_record(actor=None, actor_username=f"thread{n}", action="test.concurrent",
-                                 object_type="thread", object_id=n, after={"i": i})
+                    audit_record(
+                        actor=None,
+                        actor_username=f"thread{n}",
+                        action="test.concurrent",
+                        object_type="thread",
+                        object_id=n,
+                        after={"i": i},
+                    )
         except BaseException as exc:  # report any failure to the main thread
             errors.append(exc)
         finally:
@@ -304,8 +325,15 @@ def test_concurrent_writers_leave_a_chain_without_gaps_or_forks(transactional_db
 def other_dataset_event(db, auditor):
     other = Dataset.objects.create(name="Other", slug="other")
     with transaction.atomic():
-        audit_record(actor=None, actor_username="importer", action="import.completed", object_type="import_batch",
-                     object_id=1, dataset_id=other.pk, after={"rows": 3})
+        audit_record(
+            actor=None,
+            actor_username="importer",
+            action="import.completed",
+            object_type="import_batch",
+            object_id=1,
+            dataset_id=other.pk,
+            after={"rows": 3},
+        )
     return other
 
 

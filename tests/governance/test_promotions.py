@@ -26,8 +26,13 @@ def candidate(trained_dataset, champion, model_admin) -> ModelVersion:
     from models_app.services import training_run_request
     from models_app.training import training_run_execute
 
-    run = training_run_request(dataset=trained_dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin,
-                               reason="more labels", dispatch=False)
+    run = training_run_request(
+        dataset=trained_dataset,
+        trigger=TrainingRun.Trigger.MANUAL,
+        requested_by=model_admin,
+        reason="more labels",
+        dispatch=False,
+    )
     version = training_run_execute(run_id=run.pk)
     assert version is not None and version.version == 2
     assert version.stage == ModelVersion.Stage.CANDIDATE
@@ -119,8 +124,9 @@ def test_a_second_model_admin_approves_and_the_champion_alias_moves(
     client = login(model_admin2)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(_decide_url(pending),
-                               {"decision": "approve", "password": PASSWORD, "reason": "better holdout accuracy"})
+        response = client.post(
+            _decide_url(pending), {"decision": "approve", "password": PASSWORD, "reason": "better holdout accuracy"}
+        )
 
     assert response.status_code == 302
     assert response["Location"] == reverse("governance:promotion_detail", args=[pending.pk])
@@ -181,7 +187,8 @@ def test_an_approval_writes_promotion_and_champion_events_in_one_request(pending
 
 def test_a_second_model_admin_can_approve_through_the_api(pending, model_admin2, candidate):
     response = login(model_admin2).post(
-        _api_decide_url(pending), {"decision": "approve", "password": PASSWORD, "reason": "ok"},
+        _api_decide_url(pending),
+        {"decision": "approve", "password": PASSWORD, "reason": "ok"},
         content_type="application/json",
     )
 
@@ -218,8 +225,9 @@ def test_a_wrong_password_signs_nothing_and_changes_nothing(pending, model_admin
     seq_before = _last_seq()
     signatures_before = Signature.objects.count()
 
-    response = client.post(_decide_url(pending), {"decision": "approve", "password": "not-my-password", "reason": "ok"},
-                           follow=True)
+    response = client.post(
+        _decide_url(pending), {"decision": "approve", "password": "not-my-password", "reason": "ok"}, follow=True
+    )
 
     assert response.status_code == 200
     assert "Password is not correct; nothing was signed." in response.content.decode()
@@ -232,8 +240,9 @@ def test_a_wrong_password_through_the_api_is_a_400_that_changes_nothing(pending,
     client = login(model_admin2)
     seq_before = _last_seq()
 
-    response = client.post(_api_decide_url(pending), {"decision": "approve", "password": "nope"},
-                           content_type="application/json")
+    response = client.post(
+        _api_decide_url(pending), {"decision": "approve", "password": "nope"}, content_type="application/json"
+    )
 
     assert response.status_code == 400
     assert "password" in response.json()
@@ -245,8 +254,9 @@ def test_a_rejection_without_a_reason_is_refused(pending, model_admin2, champion
     client = login(model_admin2)
     seq_before = _last_seq()
 
-    response = client.post(_decide_url(pending), {"decision": "reject", "password": PASSWORD, "reason": "   "},
-                           follow=True)
+    response = client.post(
+        _decide_url(pending), {"decision": "reject", "password": PASSWORD, "reason": "   "}, follow=True
+    )
 
     assert "Say why you reject this promotion." in response.content.decode()
     assert AuditEvent.objects.filter(seq__gt=seq_before).count() == 0
@@ -256,8 +266,9 @@ def test_a_rejection_without_a_reason_is_refused(pending, model_admin2, champion
 def test_a_rejection_with_a_reason_is_signed_and_leaves_the_champion_alone(pending, model_admin2, champion, candidate):
     client = login(model_admin2)
 
-    response = client.post(_decide_url(pending),
-                           {"decision": "reject", "password": PASSWORD, "reason": "holdout too small"})
+    response = client.post(
+        _decide_url(pending), {"decision": "reject", "password": PASSWORD, "reason": "holdout too small"}
+    )
 
     assert response.status_code == 302
     pending.refresh_from_db()
@@ -278,8 +289,9 @@ def test_a_second_pending_request_for_the_same_version_is_refused(pending, candi
     with pytest.raises(ValidationError, match="already waiting for a decision"):
         promotion_request_create(model_version=candidate, user=model_admin2, reason="me too")
 
-    api = login(model_admin2).post(f"/api/model-versions/{candidate.pk}/promotion-requests/", {"reason": "me too"},
-                                   content_type="application/json")
+    api = login(model_admin2).post(
+        f"/api/model-versions/{candidate.pk}/promotion-requests/", {"reason": "me too"}, content_type="application/json"
+    )
 
     assert api.status_code == 400
     assert PromotionRequest.objects.filter(model_version=candidate).count() == 1
@@ -293,8 +305,11 @@ def test_the_database_refuses_a_second_pending_request_for_the_same_version(pend
 
 
 def test_a_request_through_the_ui_needs_a_reason(trained_dataset, candidate, model_admin):
-    response = login(model_admin).post(reverse("governance:promotion_request", args=[trained_dataset.pk]),
-                                       {"model_version": candidate.pk, "reason": ""}, follow=True)
+    response = login(model_admin).post(
+        reverse("governance:promotion_request", args=[trained_dataset.pk]),
+        {"model_version": candidate.pk, "reason": ""},
+        follow=True,
+    )
 
     assert "Say why this version should go live." in response.content.decode()
     assert not PromotionRequest.objects.filter(model_version=candidate).exists()
@@ -304,8 +319,9 @@ def test_an_auditor_cannot_decide_a_promotion(pending, auditor, champion, candid
     client = login(auditor)
 
     ui = client.post(_decide_url(pending), {"decision": "approve", "password": PASSWORD, "reason": "ok"})
-    api = client.post(_api_decide_url(pending), {"decision": "approve", "password": PASSWORD},
-                      content_type="application/json")
+    api = client.post(
+        _api_decide_url(pending), {"decision": "approve", "password": PASSWORD}, content_type="application/json"
+    )
 
     assert (ui.status_code, api.status_code) == (403, 403)
     _assert_nothing_decided(pending, champion, candidate)

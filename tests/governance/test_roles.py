@@ -63,8 +63,9 @@ def _train(dataset: Dataset, admin: User) -> ModelVersion:
     from models_app.services import training_run_request
     from models_app.training import training_run_execute
 
-    run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=admin,
-                               reason="matrix world", dispatch=False)
+    run = training_run_request(
+        dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=admin, reason="matrix world", dispatch=False
+    )
     version = training_run_execute(run_id=run.pk)
     assert version is not None, TrainingRun.objects.get(pk=run.pk).error
     return version
@@ -76,8 +77,9 @@ def _build_world() -> World:
     from models_app.prediction import open_item_ids, predictions_create
 
     dataset = Dataset.objects.create(name="Tumours", slug="tumours", description="Test data")
-    Feature.objects.create(dataset=dataset, position=0, name="radius", dtype="float", unit="mm",
-                           normal_min=5, normal_max=15)
+    Feature.objects.create(
+        dataset=dataset, position=0, name="radius", dtype="float", unit="mm", normal_min=5, normal_max=15
+    )
     Feature.objects.create(dataset=dataset, position=1, name="texture", dtype="float", unit="grey levels")
     Feature.objects.create(dataset=dataset, position=2, name="lobes", dtype="integer")
     LabelClass.objects.create(dataset=dataset, position=0, name="malignant", display_name="Malignant")
@@ -183,36 +185,60 @@ class Endpoint:
 ENDPOINTS: dict[str, Endpoint] = {
     # pages
     "home": Endpoint("get", lambda w: reverse("home"), SIGNED_IN),
-    "dataset_detail": Endpoint("get", lambda w: reverse("annotations:dataset_detail", args=[w.dataset_id]),
-                               DATASET_READERS),
+    "dataset_detail": Endpoint(
+        "get", lambda w: reverse("annotations:dataset_detail", args=[w.dataset_id]), DATASET_READERS
+    ),
     "import_page": Endpoint("get", lambda w: reverse("annotations:import", args=[w.dataset_id]), ADMINS),
-    "batch_detail": Endpoint("get", lambda w: reverse("annotations:batch_detail", args=[w.dataset_id, w.batch_id]),
-                             ADMIN_READERS),
+    "batch_detail": Endpoint(
+        "get", lambda w: reverse("annotations:batch_detail", args=[w.dataset_id, w.batch_id]), ADMIN_READERS
+    ),
     "review_page": Endpoint("get", lambda w: reverse("annotations:review", args=[w.dataset_id]), REVIEWERS),
     "review_submit": Endpoint(
-        "post", lambda w: reverse("annotations:review_submit", args=[w.dataset_id, w.open_item_id]), REVIEWERS,
-        ok=302, data=lambda w: {"label": "malignant", "shown_prediction": w.open_item_prediction_id},
+        "post",
+        lambda w: reverse("annotations:review_submit", args=[w.dataset_id, w.open_item_id]),
+        REVIEWERS,
+        ok=302,
+        data=lambda w: {"label": "malignant", "shown_prediction": w.open_item_prediction_id},
         effect="review.submitted",
     ),
     "models_overview": Endpoint("get", lambda w: reverse("models_app:overview", args=[w.dataset_id]), ADMIN_READERS),
-    "training_start": Endpoint("post", lambda w: reverse("models_app:train", args=[w.dataset_id]), ADMINS, ok=302,
-                               data=lambda w: {"reason": "matrix"}, effect="training.requested",
-                               dispatches_training=True),
-    "policy_update": Endpoint("post", lambda w: reverse("models_app:policy", args=[w.dataset_id]), ADMINS, ok=302,
-                              data=lambda w: {"enabled": "on", "new_gold_labels": "7"},
-                              effect="retraining_policy.updated"),
+    "training_start": Endpoint(
+        "post",
+        lambda w: reverse("models_app:train", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"reason": "matrix"},
+        effect="training.requested",
+        dispatches_training=True,
+    ),
+    "policy_update": Endpoint(
+        "post",
+        lambda w: reverse("models_app:policy", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"enabled": "on", "new_gold_labels": "7"},
+        effect="retraining_policy.updated",
+    ),
     "run_detail": Endpoint("get", lambda w: reverse("models_app:run_detail", args=[w.run_id]), ADMIN_READERS),
-    "promotion_list": Endpoint("get", lambda w: reverse("governance:promotion_list", args=[w.dataset_id]),
-                               ADMIN_READERS),
+    "promotion_list": Endpoint(
+        "get", lambda w: reverse("governance:promotion_list", args=[w.dataset_id]), ADMIN_READERS
+    ),
     "promotion_request": Endpoint(
-        "post", lambda w: reverse("governance:promotion_request", args=[w.dataset_id]), ADMINS, ok=302,
+        "post",
+        lambda w: reverse("governance:promotion_request", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
         data=lambda w: {"model_version": w.unrequested_version_id, "reason": "v3 looks good"},
         effect="promotion.requested",
     ),
-    "promotion_detail": Endpoint("get", lambda w: reverse("governance:promotion_detail", args=[w.pending_promotion_id]),
-                                 ADMIN_READERS),
+    "promotion_detail": Endpoint(
+        "get", lambda w: reverse("governance:promotion_detail", args=[w.pending_promotion_id]), ADMIN_READERS
+    ),
     "promotion_decide": Endpoint(
-        "post", lambda w: reverse("governance:promotion_decide", args=[w.pending_promotion_id]), ADMINS, ok=302,
+        "post",
+        lambda w: reverse("governance:promotion_decide", args=[w.pending_promotion_id]),
+        ADMINS,
+        ok=302,
         data=lambda w: {"decision": "approve", "password": PASSWORD, "reason": "looks right"},
         effect="promotion.approved",
     ),
@@ -223,21 +249,40 @@ ENDPOINTS: dict[str, Endpoint] = {
     "api_datasets": Endpoint("get", lambda w: "/api/datasets/", SIGNED_IN, api=True),
     "api_next_item": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/next-item/", REVIEWERS, api=True),
     "api_review_create": Endpoint(
-        "post", lambda w: f"/api/items/{w.open_item_id}/reviews/", REVIEWERS, ok=201, api=True,
+        "post",
+        lambda w: f"/api/items/{w.open_item_id}/reviews/",
+        REVIEWERS,
+        ok=201,
+        api=True,
         data=lambda w: {"label": "malignant", "shown_prediction_id": w.open_item_prediction_id},
         effect="review.submitted",
     ),
     "api_training_run_create": Endpoint(
-        "post", lambda w: f"/api/datasets/{w.dataset_id}/training-runs/", ADMINS, ok=201, api=True,
-        data=lambda w: {"reason": "matrix"}, effect="training.requested", dispatches_training=True,
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/training-runs/",
+        ADMINS,
+        ok=201,
+        api=True,
+        data=lambda w: {"reason": "matrix"},
+        effect="training.requested",
+        dispatches_training=True,
     ),
     "api_training_run_detail": Endpoint("get", lambda w: f"/api/training-runs/{w.run_id}/", ADMIN_READERS, api=True),
     "api_promotion_request_create": Endpoint(
-        "post", lambda w: f"/api/model-versions/{w.unrequested_version_id}/promotion-requests/", ADMINS, ok=201,
-        api=True, data=lambda w: {"reason": "v3 looks good"}, effect="promotion.requested",
+        "post",
+        lambda w: f"/api/model-versions/{w.unrequested_version_id}/promotion-requests/",
+        ADMINS,
+        ok=201,
+        api=True,
+        data=lambda w: {"reason": "v3 looks good"},
+        effect="promotion.requested",
     ),
     "api_promotion_decision": Endpoint(
-        "post", lambda w: f"/api/promotion-requests/{w.pending_promotion_id}/decision/", ADMINS, ok=200, api=True,
+        "post",
+        lambda w: f"/api/promotion-requests/{w.pending_promotion_id}/decision/",
+        ADMINS,
+        ok=200,
+        api=True,
         data=lambda w: {"decision": "approve", "password": PASSWORD, "reason": "looks right"},
         effect="promotion.approved",
     ),
@@ -255,7 +300,9 @@ def _client_for(persona: str) -> Client:
 def _changes_since(seq: int) -> list[str]:
     """Audit actions recorded after `seq`, logins aside: the trace of any state change."""
     return list(
-        AuditEvent.objects.filter(seq__gt=seq).exclude(action__startswith="auth.").order_by("seq")
+        AuditEvent.objects.filter(seq__gt=seq)
+        .exclude(action__startswith="auth.")
+        .order_by("seq")
         .values_list("action", flat=True)
     )
 
@@ -341,10 +388,14 @@ def test_the_auditor_sees_every_dataset_listed(world, db):
 def test_a_denied_reviewer_leaves_the_item_and_the_promotion_untouched(world, db):
     client = _client_for("non_member_reviewer")
 
-    review = client.post(reverse("annotations:review_submit", args=[world.dataset_id, world.open_item_id]),
-                         {"label": "malignant", "shown_prediction": world.open_item_prediction_id})
-    decide = client.post(reverse("governance:promotion_decide", args=[world.pending_promotion_id]),
-                         {"decision": "approve", "password": PASSWORD})
+    review = client.post(
+        reverse("annotations:review_submit", args=[world.dataset_id, world.open_item_id]),
+        {"label": "malignant", "shown_prediction": world.open_item_prediction_id},
+    )
+    decide = client.post(
+        reverse("governance:promotion_decide", args=[world.pending_promotion_id]),
+        {"decision": "approve", "password": PASSWORD},
+    )
 
     assert (review.status_code, decide.status_code) == (403, 403)
     assert Item.objects.get(pk=world.open_item_id).queue_state == Item.QueueState.OPEN
@@ -356,10 +407,15 @@ def test_the_auditor_cannot_change_anything_even_with_a_correct_password(world, 
     seq_before = _last_seq()
 
     responses = [
-        client.post(reverse("governance:promotion_decide", args=[world.pending_promotion_id]),
-                    {"decision": "approve", "password": PASSWORD}),
-        client.post(f"/api/promotion-requests/{world.pending_promotion_id}/decision/",
-                    {"decision": "approve", "password": PASSWORD}, content_type="application/json"),
+        client.post(
+            reverse("governance:promotion_decide", args=[world.pending_promotion_id]),
+            {"decision": "approve", "password": PASSWORD},
+        ),
+        client.post(
+            f"/api/promotion-requests/{world.pending_promotion_id}/decision/",
+            {"decision": "approve", "password": PASSWORD},
+            content_type="application/json",
+        ),
         client.post(reverse("models_app:policy", args=[world.dataset_id]), {"new_gold_labels": "3"}),
         client.post(reverse("annotations:import", args=[world.dataset_id]), {}),
     ]
@@ -395,7 +451,14 @@ def test_without_the_role_a_missing_id_is_a_403_like_an_existing_one(world, db, 
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("url", [f"/governance/promotions/{MISSING}/", f"/models/runs/{MISSING}/",
-                                 f"/governance/audit/items/{MISSING}/", f"/api/training-runs/{MISSING}/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/governance/promotions/{MISSING}/",
+        f"/models/runs/{MISSING}/",
+        f"/governance/audit/items/{MISSING}/",
+        f"/api/training-runs/{MISSING}/",
+    ],
+)
 def test_the_auditor_gets_a_404_for_a_missing_id(world, db, url):
     assert _client_for("auditor").get(url).status_code == 404

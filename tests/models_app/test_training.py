@@ -19,8 +19,9 @@ from tests.conftest import synthetic_rows
 
 
 def _request(dataset, user):  # type: ignore[no-untyped-def]
-    return training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=user,
-                                reason="test", dispatch=False)
+    return training_run_request(
+        dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=user, reason="test", dispatch=False
+    )
 
 
 def test_candidate_is_evaluated_against_the_champion_on_the_same_holdout(trained_dataset, model_admin):
@@ -40,8 +41,12 @@ def test_snapshot_freezes_exact_gold_labels_and_never_the_holdout(trained_datase
     run.refresh_from_db()
     snapshot = run.snapshot
     frozen = set(SnapshotLabel.objects.filter(snapshot=snapshot).values_list("item_id", flat=True))
-    holdout = set(Item.objects.filter(dataset=trained_dataset, queue_state=Item.QueueState.HOLDOUT).values_list("pk", flat=True))
-    golds = set(GoldLabel.objects.filter(dataset=trained_dataset).exclude(item_id__in=holdout).values_list("item_id", flat=True))
+    holdout = set(
+        Item.objects.filter(dataset=trained_dataset, queue_state=Item.QueueState.HOLDOUT).values_list("pk", flat=True)
+    )
+    golds = set(
+        GoldLabel.objects.filter(dataset=trained_dataset).exclude(item_id__in=holdout).values_list("item_id", flat=True)
+    )
     assert frozen == golds and not frozen & holdout
     assert snapshot.label_count == len(frozen) == 20
     assert len(snapshot.content_hash) == 64
@@ -103,8 +108,9 @@ def test_every_prediction_points_to_the_version_that_made_it(trained_dataset):
         assert item.queue_priority == pytest.approx(prediction.confidence)
 
 
-def test_import_after_a_champion_exists_predicts_the_new_items(trained_dataset, import_rows,
-                                                              django_capture_on_commit_callbacks):
+def test_import_after_a_champion_exists_predicts_the_new_items(
+    trained_dataset, import_rows, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         batch = import_rows(synthetic_rows(4, start=900, labelled=False), name="late.csv")
     assert not Item.objects.filter(batch=batch, prediction_id__isnull=True).exists()

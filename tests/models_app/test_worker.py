@@ -28,8 +28,9 @@ def _seed(import_rows) -> None:  # type: ignore[no-untyped-def]
 def test_worker_process_takes_a_run_from_queued_to_registered_candidate(live_worker, dataset, model_admin, import_rows):
     _seed(import_rows)
     with transaction.atomic():
-        run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin,
-                                   reason="worker test")
+        run = training_run_request(
+            dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin, reason="worker test"
+        )
         assert TrainingRun.objects.get(pk=run.pk).status == TrainingRun.Status.QUEUED
 
     def finished() -> TrainingRun | None:
@@ -47,8 +48,13 @@ def test_worker_process_takes_a_run_from_queued_to_registered_candidate(live_wor
     evaluation = Evaluation.objects.get(training_run=done, role="candidate")
     assert evaluation.holdout_size == 20 and evaluation.metrics["accuracy"] > 0.8
     actions = list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
-    for action in ("training.requested", "training.started", "snapshot.created", "model_version.registered",
-                   "training.finished"):
+    for action in (
+        "training.requested",
+        "training.started",
+        "snapshot.created",
+        "model_version.registered",
+        "training.finished",
+    ):
         assert action in actions
     checked, broken = verify_chain(AuditEvent.objects.order_by("seq"))
     assert broken is None and checked == len(actions)
@@ -61,13 +67,19 @@ def test_a_redelivered_training_task_does_not_train_twice(live_worker, dataset, 
     _seed(import_rows)
     before = live_worker.count("train_model[")
     with transaction.atomic():
-        run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin,
-                                   reason="twice")
+        run = training_run_request(
+            dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin, reason="twice"
+        )
     train_model.apply_async(args=[run.pk])  # the duplicate delivery
 
-    wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status == TrainingRun.Status.SUCCEEDED, 120, live_worker,
-             "the run to succeed")
-    wait_for(lambda: live_worker.count(f"train_model[") - before >= 4, 60, live_worker,
-             "both deliveries to be processed")
+    wait_for(
+        lambda: TrainingRun.objects.get(pk=run.pk).status == TrainingRun.Status.SUCCEEDED,
+        120,
+        live_worker,
+        "the run to succeed",
+    )
+    wait_for(
+        lambda: live_worker.count("train_model[") - before >= 4, 60, live_worker, "both deliveries to be processed"
+    )
     assert ModelVersion.objects.filter(dataset=dataset).count() == 1
     assert AuditEvent.objects.filter(action="training.started").count() == 1

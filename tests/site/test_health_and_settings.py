@@ -75,7 +75,11 @@ def _django_setup_in_subprocess(
             env[name] = value
     return subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -113,7 +117,9 @@ def test_settings_refuse_an_unparseable_debug_flag():
 def test_debug_is_off_and_hosts_are_local_by_default():
     result = _django_setup_in_subprocess(
         "from django.conf import settings; print(settings.DEBUG, sorted(settings.ALLOWED_HOSTS))",
-        DEBUG=None, ALLOWED_HOSTS=None, SECRET_KEY="x" * 50,
+        DEBUG=None,
+        ALLOWED_HOSTS=None,
+        SECRET_KEY="x" * 50,
     )
 
     assert result.returncode == 0, result.stderr
@@ -150,8 +156,9 @@ def test_a_login_post_with_the_csrf_token_works(reviewer):
     client.get(reverse("login"))
     token = client.cookies["csrftoken"].value
 
-    response = client.post(reverse("login"), {"username": "reviewer", "password": PASSWORD,
-                                              "csrfmiddlewaretoken": token})
+    response = client.post(
+        reverse("login"), {"username": "reviewer", "password": PASSWORD, "csrfmiddlewaretoken": token}
+    )
 
     assert response.status_code == 302
     assert response["Location"] == reverse("home")
@@ -173,8 +180,9 @@ def test_a_session_authenticated_api_post_without_a_csrf_token_is_refused(datase
     client = Client(enforce_csrf_checks=True)
     client.force_login(model_admin)
 
-    response = client.post(f"/api/datasets/{dataset.pk}/training-runs/", {"reason": "csrf"},
-                           content_type="application/json")
+    response = client.post(
+        f"/api/datasets/{dataset.pk}/training-runs/", {"reason": "csrf"}, content_type="application/json"
+    )
 
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]

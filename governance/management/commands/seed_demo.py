@@ -83,19 +83,34 @@ class Command(BaseCommand):
     def _schema(self) -> Dataset:
         frame, features, classes = demo_data.load()
         dataset = Dataset.objects.create(
-            name=demo_data.DATASET_NAME, slug=demo_data.DATASET_SLUG,
-            description=("Fine-needle aspirates of breast masses (569 cases, 30 image-derived features), "
-                         "as shipped with scikit-learn. Is the mass malignant or benign?"),
+            name=demo_data.DATASET_NAME,
+            slug=demo_data.DATASET_SLUG,
+            description=(
+                "Fine-needle aspirates of breast masses (569 cases, 30 image-derived features), "
+                "as shipped with scikit-learn. Is the mass malignant or benign?"
+            ),
         )
-        Feature.objects.bulk_create([
-            Feature(dataset=dataset, position=i, name=f.name, dtype=Feature.Dtype.FLOAT, unit=f.unit,
-                    normal_min=f.normal_min, normal_max=f.normal_max, description=f.description)
-            for i, f in enumerate(features)
-        ])
-        LabelClass.objects.bulk_create([
-            LabelClass(dataset=dataset, position=i, name=name, display_name=name.capitalize())
-            for i, name in enumerate(classes)
-        ])
+        Feature.objects.bulk_create(
+            [
+                Feature(
+                    dataset=dataset,
+                    position=i,
+                    name=f.name,
+                    dtype=Feature.Dtype.FLOAT,
+                    unit=f.unit,
+                    normal_min=f.normal_min,
+                    normal_max=f.normal_max,
+                    description=f.description,
+                )
+                for i, f in enumerate(features)
+            ]
+        )
+        LabelClass.objects.bulk_create(
+            [
+                LabelClass(dataset=dataset, position=i, name=name, display_name=name.capitalize())
+                for i, name in enumerate(classes)
+            ]
+        )
         RetrainingPolicy.objects.create(dataset=dataset, new_gold_labels=20)
         return dataset
 
@@ -107,25 +122,42 @@ class Command(BaseCommand):
         DatasetMembership.objects.get_or_create(dataset=dataset, user=admin)
         purposes = {"wdbc-holdout.csv": ImportBatch.Purpose.HOLDOUT}
         for name, data in files.items():
-            batch = import_batch_create(dataset=dataset, user=admin, file_name=name, data=data,
-                                        purpose=purposes.get(name, ImportBatch.Purpose.REVIEW))
+            batch = import_batch_create(
+                dataset=dataset,
+                user=admin,
+                file_name=name,
+                data=data,
+                purpose=purposes.get(name, ImportBatch.Purpose.REVIEW),
+            )
             self.stdout.write(f"Imported {batch.rows_imported} rows from {name} ({batch.get_purpose_display()}).")
         return dataset
 
     def _first_model(self, dataset: Dataset, passwords: dict[str, str]) -> None:
         admin1 = User.objects.get(username="admin1")
         admin2 = User.objects.get(username="admin2")
-        run = training_run_request(dataset=dataset, trigger=TrainingRun.Trigger.SEED, requested_by=admin1,
-                                   reason="First model, trained on the small labelled seed set", dispatch=False)
+        run = training_run_request(
+            dataset=dataset,
+            trigger=TrainingRun.Trigger.SEED,
+            requested_by=admin1,
+            reason="First model, trained on the small labelled seed set",
+            dispatch=False,
+        )
         version = training_run_execute(run_id=run.pk)
         if version is None:
             run.refresh_from_db()
             self.stderr.write(f"First model failed to train: {run.error}")
             return
-        self.stdout.write(f"Trained v{version.version}: holdout accuracy {version.metrics['holdout'].get('accuracy', 0):.1%}.")
+        self.stdout.write(
+            f"Trained v{version.version}: holdout accuracy {version.metrics['holdout'].get('accuracy', 0):.1%}."
+        )
         request = promotion_request_create(model_version=version, user=admin1, reason="First model for the demo")
-        promotion_decide(request_id=request.pk, user=admin2, approve=True, password=passwords["admin2"],
-                         reason="Demo: approved as the first champion")
+        promotion_decide(
+            request_id=request.pk,
+            user=admin2,
+            approve=True,
+            password=passwords["admin2"],
+            reason="Demo: approved as the first champion",
+        )
         # Predict the review queue now, so reviewers see predictions at once.
         champion = ModelVersion.objects.get(pk=version.pk)
         predictions_create(model_version=champion, item_ids=open_item_ids(dataset.pk), update_items=True)

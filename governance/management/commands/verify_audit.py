@@ -17,5 +17,7 @@ class Command(BaseCommand):
         events = AuditEvent.objects.order_by("seq").iterator(chunk_size=2000)
         checked, broken = verify_chain(events)
         if broken is not None:
-            raise CommandError(f"Audit chain broken at event #{broken.seq}: {broken.reason}. {checked} events verified before it.")
+            raise CommandError(
+                f"Audit chain broken at event #{broken.seq}: {broken.reason}. {checked} events verified before it."
+            )
         self.stdout.write(self.style.SUCCESS(f"Audit chain verified: {checked} events, no broken link."))

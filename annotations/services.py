@@ -179,7 +179,8 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
     """
     now = timezone.now()
     with transaction.atomic():
-        item = Item.objects.select_for_update().select_related("dataset").get(pk=item_id)
+        # Lock only the item row (PostgreSQL would otherwise lock the joined rows too).
+        item = Item.objects.select_for_update(of=("self",)).select_related("dataset", "predicted_label").get(pk=item_id)
         _check_lease(item, reviewer, now)
         if answer.label is not None and answer.label.dataset_id != item.dataset_id:
             raise ValidationError({"label": "That label does not belong to this dataset."})
@@ -226,16 +227,21 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
 
         previous = GoldLabel.objects.filter(item=item).select_related("label").first()
         before = {"gold_label": previous.label.name if previous else None}
-        GoldLabel.objects.update_or_create(
-            item=item,
-            defaults={
-                "dataset_id": item.dataset_id,
-                "label": answer.label,
-                "origin": GoldLabel.Origin.REVIEW,
-                "review": review,
-                "updated_at": now,
-            },
-        )
+        if previous is None:
+            GoldLabel.objects.create(
+                item=item,
+                dataset_id=item.dataset_id,
+                label=answer.label,
+                origin=GoldLabel.Origin.REVIEW,
+                review=review,
+                updated_at=now,
+            )
+        else:  # the item row is locked, so nobody else is changing its gold label
+            previous.label = answer.label
+            previous.origin = GoldLabel.Origin.REVIEW
+            previous.review = review
+            previous.updated_at = now
+            previous.save(update_fields=["label", "origin", "review", "updated_at"])
         item.queue_state = Item.QueueState.DONE
         item.save(update_fields=["leased_to", "lease_expires_at", "queue_state"])
         audit_record(

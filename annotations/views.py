@@ -21,7 +21,9 @@ from annotations.selectors import (
     item_get_for_user,
 )
 from annotations.services import ImportRejected, ReviewAnswer, import_batch_create, review_submit
+from governance.models import DataAccess
 from governance.roles import REVIEW_ROLES, Role
+from governance.services import data_access_record
 
 READ_ROLES = (Role.REVIEWER, Role.ADJUDICATOR, Role.MODEL_ADMIN, Role.AUDITOR)
 
@@ -91,6 +93,13 @@ def batch_detail(request: HttpRequest, dataset_id: int, batch_id: int) -> HttpRe
     return render(request, "annotations/batch_detail.html", {"dataset": dataset, "batch": batch})
 
 
+def _render_card(request: HttpRequest, template: str, dataset, queued, error: str = "") -> HttpResponse:  # type: ignore[no-untyped-def]
+    """Render a card; the item shown is logged as read by this reviewer."""
+    if queued is not None:
+        data_access_record(user=request.user, item=queued.item, purpose=DataAccess.Purpose.REVIEW_CARD)
+    return render(request, template, _card_context(dataset, queued, error))
+
+
 def _card_context(dataset, queued, error: str = "") -> dict:  # type: ignore[no-untyped-def]
     context = {
         "dataset": dataset,
@@ -118,7 +127,7 @@ def review_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=REVIEW_ROLES)
     queued = queue_next_item(dataset=dataset, reviewer=request.user)
     template = "annotations/review_page.html#card" if request.htmx else "annotations/review_page.html"
-    return render(request, template, _card_context(dataset, queued))
+    return _render_card(request, template, dataset, queued)
 
 
 @require_POST
@@ -141,8 +150,7 @@ def review_submit_view(request: HttpRequest, dataset_id: int, item_id: int) -> H
             messages.error(request, error)
         return redirect(reverse("annotations:review", args=[dataset.pk]))
     queued = queue_next_item(dataset=dataset, reviewer=request.user)
-    response = render(request, "annotations/review_page.html#card", _card_context(dataset, queued, error))
-    return response
+    return _render_card(request, "annotations/review_page.html#card", dataset, queued, error)
 
 
 def _parse_answer(request: HttpRequest, dataset) -> ReviewAnswer:  # type: ignore[no-untyped-def]

@@ -134,3 +134,38 @@ class PromotionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Promotion of {self.model_version} ({self.status})"
+
+
+class DataAccess(models.Model):
+    """Who was shown which item's data, when and why (reads, kept apart from the state-change chain).
+
+    Reads are many times more frequent than changes, so they go to their own
+    append-only table rather than serialising every card view on the audit
+    chain's head row.
+    """
+
+    class Purpose(models.TextChoices):
+        REVIEW_CARD = "review_card", "Shown on a review card"
+        ITEM_HISTORY = "item_history", "Opened in the item history"
+        API = "api", "Returned by the API"
+
+    accessed_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    item_id = models.BigIntegerField(help_text="The item whose data was shown.")
+    dataset_id = models.BigIntegerField()
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-accessed_at"]
+        indexes = [
+            # item history: who read this item
+            models.Index(fields=["item_id", "accessed_at"], name="access_item_time"),
+            # "what did this person read?"
+            models.Index(fields=["user", "accessed_at"], name="access_user_time"),
+        ]
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("Data-access records are append-only.")
+        super().save(*args, **kwargs)

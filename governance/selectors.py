@@ -12,7 +12,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from annotations.selectors import dataset_get_for_user
-from governance.models import AuditEvent, PromotionRequest
+from governance.models import AuditEvent, DataAccess, PromotionRequest
 from governance.roles import Role, require_role
 
 User = AbstractBaseUser | AnonymousUser
@@ -82,4 +82,5 @@ def item_history_for_user(*, user: User, item_id: int) -> dict[str, Any]:
             SnapshotLabel.objects.filter(item=item).select_related("snapshot", "label").order_by("snapshot_id")
         ),
         "events": list(AuditEvent.objects.filter(object_type="item", object_id=str(item.pk)).order_by("seq")),
+        "accesses": list(DataAccess.objects.filter(item_id=item.pk).select_related("user")[:50]),
     }

@@ -60,3 +60,12 @@ def audit_record(
     head.hash = event.hash
     head.save(update_fields=["seq", "hash"])
     return event
+
+
+def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: str) -> None:
+    """Log that `user` was shown `item`'s data (21 CFR Part 11 / EU AI Act: who read what)."""
+    from governance.models import DataAccess
+
+    DataAccess.objects.create(
+        user=user, item_id=item.pk, dataset_id=item.dataset_id, purpose=purpose, request_id=current_request_id()
+    )

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotations.models import Dataset
 from annotations.selectors import dataset_get_for_user
 from governance.audit_chain import verify_chain
-from governance.models import AuditEvent, PromotionRequest
+from governance.models import AuditEvent, DataAccess, PromotionRequest
 from governance.promotions import model_version_record_hash, promotion_decide, promotion_request_create
 from governance.roles import Role, require_role
 from governance.selectors import (
@@ -25,6 +25,7 @@ from governance.selectors import (
     item_history_for_user,
     promotion_get_for_user,
 )
+from governance.services import data_access_record
 from models_app.models import ModelVersion
 from models_app.selectors import comparison_rows, model_version_get_for_user
 
@@ -190,4 +191,5 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
 def item_history(request: HttpRequest, item_id: int) -> HttpResponse:
     context = item_history_for_user(user=request.user, item_id=item_id)
     context["dataset"] = context["item"].dataset
+    data_access_record(user=request.user, item=context["item"], purpose=DataAccess.Purpose.ITEM_HISTORY)
     return render(request, "governance/item_history.html", context)

@@ -9,7 +9,7 @@ from django.db import migrations
 CREATE = """
 CREATE OR REPLACE FUNCTION loupe_audit_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'governance_auditevent is append-only (% refused)', TG_OP;
+    RAISE EXCEPTION '% is append-only (% refused)', TG_TABLE_NAME, TG_OP;
 END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER governance_auditevent_append_only

@@ -32,6 +32,18 @@
     }
   });
 
+  // Slow plain forms (an import validates every row): show that work is under way
+  // and stop a second click from sending the file twice.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!form.matches || !form.matches("form[data-busy-text]")) return;
+    const status = form.querySelector(".busy");
+    if (status) status.textContent = form.dataset.busyText;
+    form.querySelectorAll("button[type=submit]").forEach(function (button) {
+      button.disabled = true;
+    });
+  });
+
   // After htmx swaps in the next card, move focus to it so screen readers and
   // the keyboard both continue from the new item.
   document.addEventListener("htmx:afterSwap", function (event) {

@@ -1,0 +1,56 @@
+"""System checks for deployment mistakes, with stable ids (run by `manage.py check` and at start-up)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+
+@register()
+def artifact_root_writable(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    root = Path(settings.ARTIFACT_ROOT)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return [Error(f"Cannot create ARTIFACT_ROOT {root}: {exc}.", hint="Set LOUPE_ARTIFACT_DIR.", id="loupe.E001")]
+    if not os.access(root, os.W_OK):
+        return [Error(f"ARTIFACT_ROOT {root} is not writable.", hint="Set LOUPE_ARTIFACT_DIR.", id="loupe.E001")]
+    return []
+
+
+@register(deploy=False)
+def cookies_over_plain_http(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    public = [host for host in settings.ALLOWED_HOSTS if host not in LOCAL_HOSTS]
+    if not settings.DEBUG and not settings.HTTPS and public:
+        return [
+            Warning(
+                f"HTTPS is off but Loupe serves {', '.join(public)}: session and CSRF cookies would travel in clear.",
+                hint="Serve over HTTPS and leave HTTPS unset (it defaults to on).",
+                id="loupe.W001",
+            )
+        ]
+    return []
+
+
+def _database_engine() -> str:
+    return str(settings.DATABASES["default"]["ENGINE"])
+
+
+@register()
+def filesystem_broker_with_shared_database(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    engine = _database_engine()
+    if settings.CELERY_BROKER_URL.startswith("filesystem://") and "postgresql" in engine:
+        return [
+            Warning(
+                "PostgreSQL with the filesystem broker: workers on other machines will never see the queue.",
+                hint="Set CELERY_BROKER_URL=redis://… alongside DATABASE_URL.",
+                id="loupe.W002",
+            )
+        ]
+    return []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -11,8 +14,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotations.forms import ImportForm
-from annotations.models import Item, LabelClass
-from annotations.queue import queue_next_item
+from annotations.models import Dataset, Item, LabelClass
+from annotations.queue import QueuedItem, queue_next_item
 from annotations.selectors import (
     batch_get_for_user,
     dataset_get_for_user,
@@ -93,14 +96,16 @@ def batch_detail(request: HttpRequest, dataset_id: int, batch_id: int) -> HttpRe
     return render(request, "annotations/batch_detail.html", {"dataset": dataset, "batch": batch})
 
 
-def _render_card(request: HttpRequest, template: str, dataset, queued, error: str = "") -> HttpResponse:  # type: ignore[no-untyped-def]
+def _render_card(
+    request: HttpRequest, template: str, dataset: Dataset, queued: QueuedItem | None, error: str = ""
+) -> HttpResponse:
     """Render a card; the item shown is logged as read by this reviewer."""
     if queued is not None:
         data_access_record(user=request.user, item=queued.item, purpose=DataAccess.Purpose.REVIEW_CARD)
     return render(request, template, _card_context(dataset, queued, error))
 
 
-def _card_context(dataset, queued, error: str = "") -> dict:  # type: ignore[no-untyped-def]
+def _card_context(dataset: Dataset, queued: QueuedItem | None, error: str = "") -> dict[str, Any]:
     context = {
         "dataset": dataset,
         "queued": queued,
@@ -145,15 +150,13 @@ def review_submit_view(request: HttpRequest, dataset_id: int, item_id: int) -> H
         error = " ".join(exc.messages)
     if not request.htmx:
         if error:
-            from django.contrib import messages
-
             messages.error(request, error)
         return redirect(reverse("annotations:review", args=[dataset.pk]))
     queued = queue_next_item(dataset=dataset, reviewer=request.user)
     return _render_card(request, "annotations/review_page.html#card", dataset, queued, error)
 
 
-def _parse_answer(request: HttpRequest, dataset) -> ReviewAnswer:  # type: ignore[no-untyped-def]
+def _parse_answer(request: HttpRequest, dataset: Dataset) -> ReviewAnswer:
     shown_raw = request.POST.get("shown_prediction", "")
     try:
         shown = int(shown_raw) if shown_raw else None

@@ -17,7 +17,7 @@ from annotations.selectors import dataset_get_for_user
 from governance.audit_chain import verify_chain
 from governance.models import AuditEvent, DataAccess, PromotionRequest
 from governance.promotions import model_version_record_hash, promotion_decide, promotion_request_create
-from governance.roles import Role, require_role
+from governance.roles import Role, has_role, require_role
 from governance.selectors import (
     AuditFilters,
     audit_actions,
@@ -89,17 +89,11 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_decide": (
                 promotion.status == PromotionRequest.Status.PENDING
                 and promotion.requested_by_id != request.user.pk
-                and Role.MODEL_ADMIN in _roles(request)
+                and has_role(request.user, Role.MODEL_ADMIN)
             ),
             "is_requester": promotion.requested_by_id == request.user.pk,
         },
     )
-
-
-def _roles(request: HttpRequest) -> set[str]:
-    from governance.roles import user_roles
-
-    return set(user_roles(request.user))
 
 
 @require_POST

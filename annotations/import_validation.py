@@ -11,7 +11,7 @@ import csv
 import io
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -71,7 +71,7 @@ class ParseResult:
 
 def _decode(data: bytes, result: ParseResult) -> str | None:
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         bad = data[exc.start : exc.start + 4]
@@ -82,6 +82,16 @@ def _decode(data: bytes, result: ParseResult) -> str | None:
             f"Not valid UTF-8 (byte offset {exc.start}). Save the file as UTF-8 and upload it again.",
         )
         return None
+    if "\x00" in text:
+        offset = text.index("\x00")
+        result.add(
+            text[:offset].count("\n") + 1,
+            "",
+            "00",
+            "The file contains a NUL byte: it is binary or UTF-16, not UTF-8 text.",
+        )
+        return None
+    return text
 
 
 def _check_header(header: list[str], features: list[FeatureRule], require_label: bool, result: ParseResult) -> bool:
@@ -166,6 +176,10 @@ def _parse_observed_at(text: str) -> tuple[datetime | None, str | None]:
         return None, "Not an ISO 8601 date and time (e.g. 2024-05-01T08:30:00+02:00)."
     if moment.tzinfo is None:
         return None, "No time zone: add one (e.g. +00:00 or Z) so the time is unambiguous."
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return None, "Date is out of range."
     return moment, None
 
 

@@ -165,8 +165,14 @@ class ReviewAnswer:
 def _check_lease(item: Item, reviewer: AbstractBaseUser, now: datetime) -> None:
     if item.queue_state != Item.QueueState.OPEN:
         raise ValidationError("This item has already been reviewed or is not in the review queue.")
-    if item.leased_to_id not in (None, reviewer.pk) and item.lease_expires_at and item.lease_expires_at > now:
-        raise ValidationError("This item is being reviewed by someone else right now.")
+    if item.leased_to_id is None:
+        # Reviews come from the queue, so the stored selection reason is true;
+        # this also stops a second skip of the same item.
+        raise ValidationError("This item was not handed to you by the queue; ask for the next item first.")
+    if item.leased_to_id != reviewer.pk:
+        if item.lease_expires_at and item.lease_expires_at > now:
+            raise ValidationError("This item is being reviewed by someone else right now.")
+        raise ValidationError("Your hold on this item expired and it went to someone else; ask for the next item.")
 
 
 def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAnswer) -> Review:

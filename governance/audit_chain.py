@@ -62,8 +62,12 @@ class ChainBreak:
     reason: str
 
 
-def verify_chain(events: Any) -> tuple[int, ChainBreak | None]:
-    """Walk events in seq order; return (events checked, first break or None)."""
+def verify_chain(events: Any, head: tuple[int, str] | None = None) -> tuple[int, ChainBreak | None]:
+    """Walk events in seq order; return (events checked, first break or None).
+
+    With `head` (the chain head's seq and hash), events deleted from the end,
+    or the whole table emptied, are caught too.
+    """
     expected_prev = GENESIS_HASH
     expected_seq = 1
     checked = 0
@@ -77,4 +81,9 @@ def verify_chain(events: Any) -> tuple[int, ChainBreak | None]:
         expected_prev = event.hash
         expected_seq += 1
         checked += 1
+    if head is not None and (head[0], head[1]) != (expected_seq - 1, expected_prev):
+        return checked, ChainBreak(
+            expected_seq,
+            f"the chain ends at event #{expected_seq - 1} but its head records #{head[0]}: events are missing",
+        )
     return checked, None

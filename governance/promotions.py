@@ -43,6 +43,11 @@ def promotion_request_create(*, model_version: ModelVersion, user: AbstractBaseU
         version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
         if version.stage == ModelVersion.Stage.CHAMPION:
             raise ValidationError("This version is already the champion.")
+        if not (version.metrics.get("holdout") or {}).get("n"):
+            raise ValidationError(
+                "This version was not evaluated on a holdout (the dataset has none), so it cannot be promoted. "
+                "Import a labelled holdout file and train again."
+            )
         if PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING).exists():
             raise ValidationError("A promotion request for this version is already waiting for a decision.")
         request = PromotionRequest.objects.create(model_version=version, requested_by=user, reason=reason)
@@ -68,6 +73,30 @@ def promotion_decide(
     on rejection, or a request that is no longer pending.
     """
     reason = reason.strip()
+    try:
+        return _decide(request_id=request_id, user=user, approve=approve, password=password, reason=reason)
+    except WrongSignaturePassword:
+        # The decision rolled back; the failed attempt itself is recorded (21 CFR 11.300(d)).
+        dataset_id = (
+            PromotionRequest.objects.filter(pk=request_id).values_list("model_version__dataset_id", flat=True).first()
+        )
+        with transaction.atomic():
+            audit_record(
+                actor=user,
+                action="signature.failed",
+                object_type="promotion_request",
+                object_id=request_id,
+                dataset_id=dataset_id,
+                reason="wrong password when signing",
+            )
+        raise ValidationError({"password": "Password is not correct; nothing was signed."}) from None
+
+
+class WrongSignaturePassword(Exception):
+    """The signer's re-entered password did not match."""
+
+
+def _decide(*, request_id: int, user: AbstractBaseUser, approve: bool, password: str, reason: str) -> PromotionRequest:
     with transaction.atomic():
         request = (
             PromotionRequest.objects.select_for_update().select_related("model_version__snapshot").get(pk=request_id)
@@ -77,7 +106,7 @@ def promotion_decide(
         if request.status != PromotionRequest.Status.PENDING:
             raise ValidationError(f"This request was already {request.status}.")
         if not password or not user.check_password(password):
-            raise ValidationError({"password": "Password is not correct; nothing was signed."})
+            raise WrongSignaturePassword
         if not approve and not reason:
             raise ValidationError({"reason": "Say why you reject this promotion."})
         now = timezone.now()

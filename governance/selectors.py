@@ -12,7 +12,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from annotations.selectors import dataset_get_for_user
-from governance.models import AuditEvent, DataAccess, PromotionRequest
+from governance.models import AuditChainHead, AuditEvent, DataAccess, PromotionRequest
 from governance.roles import Role, require_role
 
 User = AbstractBaseUser | AnonymousUser
@@ -84,3 +84,11 @@ def item_history_for_user(*, user: User, item_id: int) -> dict[str, Any]:
         "events": list(AuditEvent.objects.filter(object_type="item", object_id=str(item.pk)).order_by("seq")),
         "accesses": list(DataAccess.objects.filter(item_id=item.pk).select_related("user")[:50]),
     }
+
+
+def chain_head() -> tuple[int, str]:
+    """The last seq and hash the chain recorded (0 and the genesis hash for an empty chain)."""
+    from governance.audit_chain import GENESIS_HASH
+
+    head = AuditChainHead.objects.filter(singleton=True).values_list("seq", "hash").first()
+    return head or (0, GENESIS_HASH)

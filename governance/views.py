@@ -22,6 +22,7 @@ from governance.selectors import (
     AuditFilters,
     audit_actions,
     audit_events_for_user,
+    chain_head,
     item_history_for_user,
     promotion_get_for_user,
 )
@@ -175,7 +176,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def audit_verify(request: HttpRequest) -> HttpResponse:
     require_role(request.user, Role.AUDITOR)
-    checked, broken = verify_chain(AuditEvent.objects.order_by("seq").iterator(chunk_size=2000))
+    checked, broken = verify_chain(AuditEvent.objects.order_by("seq").iterator(chunk_size=2000), head=chain_head())
     template = "governance/audit_list.html#verify" if request.htmx else "governance/audit_verify.html"
     return render(request, template, {"checked": checked, "broken": broken, "verified": True})
 

@@ -71,7 +71,16 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
             Prediction.objects.bulk_create(new, batch_size=CHUNK)
             written += len(new)
             if update_items:
-                _copy_onto_items(model_version, chunk)
+                # Only the champion's predictions are shown to reviewers; if a
+                # promotion happened while this ran, stop copying (the new
+                # champion's own task takes over).
+                still_champion = ModelVersion.objects.filter(
+                    pk=model_version.pk, stage=ModelVersion.Stage.CHAMPION
+                ).exists()
+                if not still_champion:
+                    update_items = False
+                else:
+                    _copy_onto_items(model_version, chunk)
             audit_record(
                 actor=None,
                 action="predictions.created",

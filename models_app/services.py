@@ -16,6 +16,7 @@ from governance.services import audit_record
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 
 logger = logging.getLogger(__name__)
+MAX_POLICY_THRESHOLD = 1_000_000
 
 
 def training_run_dispatch(*, run_id: int) -> bool:
@@ -46,6 +47,8 @@ def training_run_request(
     Joins the caller's transaction when there is one (a review that trips the policy).
     """
     with transaction.atomic():
+        # Serialise requests per dataset (two clicks, or a click and the policy).
+        Dataset.objects.select_for_update().get(pk=dataset.pk)
         active = TrainingRun.objects.filter(
             dataset=dataset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
         ).first()
@@ -115,8 +118,8 @@ def retraining_policy_check(*, dataset: Dataset) -> TrainingRun | None:
 def retraining_policy_update(
     *, dataset: Dataset, user: AbstractBaseUser, enabled: bool, new_gold_labels: int
 ) -> RetrainingPolicy:
-    if new_gold_labels < 1:
-        raise ValidationError({"new_gold_labels": "Must be at least 1."})
+    if not 1 <= new_gold_labels <= MAX_POLICY_THRESHOLD:
+        raise ValidationError({"new_gold_labels": f"Must be between 1 and {MAX_POLICY_THRESHOLD:,}."})
     with transaction.atomic():
         policy, _ = RetrainingPolicy.objects.select_for_update().get_or_create(dataset=dataset)
         before = {"enabled": policy.enabled, "new_gold_labels": policy.new_gold_labels}
@@ -143,7 +146,10 @@ def champion_set(*, model_version: ModelVersion, actor: AbstractBaseUser, reason
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("champion_set must run inside the promotion's transaction.")
-    versions = ModelVersion.objects.select_for_update().filter(dataset_id=model_version.dataset_id)
+    # Lock the dataset row: concurrent approvals for the same dataset queue here,
+    # so the second one sees the first one's champion (not a half-moved alias).
+    Dataset.objects.select_for_update().get(pk=model_version.dataset_id)
+    versions = ModelVersion.objects.filter(dataset_id=model_version.dataset_id)
     previous = versions.filter(stage=ModelVersion.Stage.CHAMPION).first()
     if previous is not None:
         if previous.pk == model_version.pk:

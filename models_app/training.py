@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotations.models import GoldLabel, Item
+from annotations.models import Dataset, GoldLabel, Item
 from governance.services import audit_record
 from models_app.data import class_names, feature_specs, frame_for_items, holdout_labels, labels_hash
 from models_app.ml import baseline
@@ -166,8 +166,10 @@ def _register(
     holdout_hash: str,
 ) -> ModelVersion:
     with transaction.atomic():
-        # Lock the dataset's versions so two runs cannot take the same number.
-        last = ModelVersion.objects.select_for_update().filter(dataset=run.dataset).aggregate(m=Max("version"))["m"]
+        # Lock the dataset row so two runs cannot take the same number
+        # (select_for_update() is dropped from an aggregate query).
+        Dataset.objects.select_for_update().get(pk=run.dataset_id)
+        last = ModelVersion.objects.filter(dataset=run.dataset).aggregate(m=Max("version"))["m"]
         version = ModelVersion.objects.create(
             dataset=run.dataset,
             version=(last or 0) + 1,

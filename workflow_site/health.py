@@ -7,12 +7,15 @@ it does not. Each check reports its own status and latency.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
 
 
 def _check_database() -> dict[str, object]:
@@ -21,8 +24,9 @@ def _check_database() -> dict[str, object]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as exc:  # any failure means "not reachable"; say why
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    except Exception:  # any failure means "not reachable"; details go to the log, not to anonymous callers
+        logger.exception("Health check: database unreachable")
+        return {"ok": False, "error": "unreachable (see the server log)"}
     return {"ok": True, "vendor": connection.vendor, "ms": round((time.monotonic() - started) * 1000, 1)}
 
 
@@ -35,8 +39,9 @@ def _check_broker() -> dict[str, object]:
         ensure_broker_folders()
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:
-        return {"ok": False, "transport": transport, "error": f"{type(exc).__name__}: {exc}"}
+    except Exception:
+        logger.exception("Health check: broker unreachable")
+        return {"ok": False, "transport": transport, "error": "unreachable (see the server log)"}
     return {"ok": True, "transport": transport, "ms": round((time.monotonic() - started) * 1000, 1)}
 
 

@@ -164,7 +164,8 @@ STORAGES = {
 
 # --- Uploads and artifacts -----------------------------------------------
 ARTIFACT_ROOT = Path(env_str("LOUPE_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
-IMPORT_MAX_BYTES = env_int("LOUPE_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
+# Imports run inside the request (gunicorn --timeout 300): ~50 MB validates well within it.
+IMPORT_MAX_BYTES = env_int("LOUPE_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -7,15 +7,15 @@ register = template.Library()
 
 @register.filter
 def percent(value: float | None, digits: int = 0) -> str:
-    """0.8731 → '87%' (or '87.3%' with digits=1); None → '—'."""
-    if value is None:
+    """0.8731 → '87%' (or '87.3%' with digits=1); anything but a number → '—'."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
         return "—"
     return f"{value * 100:.{int(digits)}f}%"
 
 
 @register.filter
 def signed(value: float | None, digits: int = 3) -> str:
-    if value is None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
         return "—"
     return f"{value:+.{int(digits)}f}"
 

@@ -24,6 +24,11 @@
         event.preventDefault();
       }
     } else if (event.key === "Enter") {
+      // Enter submits the chosen label only from the card itself or a label
+      // radio; on a button, link or <summary> it keeps its usual meaning
+      // (Enter on Skip must skip, not submit).
+      if (target.closest && target.closest("button, a, summary, select, textarea")) return;
+      if (target.matches && target.matches("input:not([name=label])")) return;
       event.preventDefault();
       form.querySelector('button[value="submit"]').click();
     } else if (event.key === "s" || event.key === "S") {

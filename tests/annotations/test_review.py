@@ -187,6 +187,7 @@ def test_item_without_a_prediction_is_labelled_not_accepted(trained_dataset, rev
     item = Item.objects.get(external_id="t00900")
     assert item.prediction_id is None
     label = LabelClass.objects.get(dataset=trained_dataset, name="benign")
+    Item.objects.filter(pk=item.pk).update(leased_to=reviewer)  # as the queue would, once it reaches it
 
     review = review_submit(
         item_id=item.pk, reviewer=reviewer, answer=ReviewAnswer(label=label, shown_prediction_id=None)

@@ -55,6 +55,7 @@ def _open_items(dataset: Dataset) -> list[Item]:
 def _review(item: Item, user, label_name: str | None = "malignant") -> Review:  # type: ignore[no-untyped-def]
     label = LabelClass.objects.get(dataset=item.dataset, name=label_name) if label_name else None
     answer = ReviewAnswer(label=label, shown_prediction_id=item.prediction_id, reason="looked at it")
+    Item.objects.filter(pk=item.pk).update(leased_to=user)  # as the queue hands it out
     return review_submit(item_id=item.pk, reviewer=user, answer=answer)
 
 

@@ -220,7 +220,9 @@ def test_a_decided_request_cannot_be_decided_again(pending, model_admin2, candid
 # --- refusals that change nothing ---------------------------------------------------
 
 
-def test_a_wrong_password_signs_nothing_and_changes_nothing(pending, model_admin2, champion, candidate):
+def test_a_wrong_password_signs_nothing_and_only_the_failed_attempt_is_recorded(
+    pending, model_admin2, champion, candidate
+):
     client = login(model_admin2)
     seq_before = _last_seq()
     signatures_before = Signature.objects.count()
@@ -232,7 +234,8 @@ def test_a_wrong_password_signs_nothing_and_changes_nothing(pending, model_admin
     assert response.status_code == 200
     assert "Password is not correct; nothing was signed." in response.content.decode()
     assert Signature.objects.count() == signatures_before
-    assert AuditEvent.objects.filter(seq__gt=seq_before).count() == 0
+    failed = AuditEvent.objects.get(seq__gt=seq_before)  # exactly one new event: the failed attempt
+    assert (failed.action, failed.actor, failed.object_id) == ("signature.failed", model_admin2, str(pending.pk))
     _assert_nothing_decided(pending, champion, candidate)
 
 
@@ -246,7 +249,7 @@ def test_a_wrong_password_through_the_api_is_a_400_that_changes_nothing(pending,
 
     assert response.status_code == 400
     assert "password" in response.json()
-    assert AuditEvent.objects.filter(seq__gt=seq_before).count() == 0
+    assert list(AuditEvent.objects.filter(seq__gt=seq_before).values_list("action", flat=True)) == ["signature.failed"]
     _assert_nothing_decided(pending, champion, candidate)
 
 

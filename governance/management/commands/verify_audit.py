@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from governance.audit_chain import verify_chain
 from governance.models import AuditEvent
+from governance.selectors import chain_head
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         events = AuditEvent.objects.order_by("seq").iterator(chunk_size=2000)
-        checked, broken = verify_chain(events)
+        checked, broken = verify_chain(events, head=chain_head())
         if broken is not None:
             raise CommandError(
                 f"Audit chain broken at event #{broken.seq}: {broken.reason}. {checked} events verified before it."

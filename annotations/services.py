@@ -57,6 +57,20 @@ def _existing_ids(dataset: Dataset, ids: list[str]) -> dict[str, int]:
     return found
 
 
+def _reject_existing_ids(dataset: Dataset, result: ParseResult) -> None:
+    clashes = _existing_ids(dataset, [row.external_id for row in result.rows])
+    for row in result.rows:
+        if row.external_id in clashes:
+            result.add(
+                row.line,
+                "external_id",
+                row.external_id,
+                f"Id already exists in this dataset (imported from {clashes[row.external_id]}).",
+            )
+    if not result.ok:
+        raise ImportRejected(result)
+
+
 def import_batch_create(
     *, dataset: Dataset, user: AbstractBaseUser, file_name: str, data: bytes, purpose: str
 ) -> ImportBatch:
@@ -75,21 +89,15 @@ def import_batch_create(
         label_names=list(labels),
         require_label=purpose == ImportBatch.Purpose.HOLDOUT,
     )
-    if result.ok:
-        clashes = _existing_ids(dataset, [row.external_id for row in result.rows])
-        for row in result.rows:
-            if row.external_id in clashes:
-                result.add(
-                    row.line,
-                    "external_id",
-                    row.external_id,
-                    f"Id already exists in this dataset (imported from {clashes[row.external_id]}).",
-                )
     if not result.ok:
         raise ImportRejected(result)
 
     now = timezone.now()
     with transaction.atomic():
+        # Imports into one dataset queue on its row, so the id check sees every
+        # committed row and two uploads of the same ids cannot both pass it.
+        Dataset.objects.select_for_update().get(pk=dataset.pk)
+        _reject_existing_ids(dataset, result)
         batch = ImportBatch.objects.create(
             dataset=dataset,
             uploaded_by=user,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from annotations.models import Item, LabelClass
 from governance.services import audit_record
@@ -124,8 +125,11 @@ def _copy_onto_items(model_version: ModelVersion, item_ids: list[int]) -> None:
     )
 
 
-def open_item_ids(dataset_id: int, batch_id: int | None = None) -> list[int]:
+def open_item_ids(dataset_id: int, batch_id: int | None = None, stale_for_version: int | None = None) -> list[int]:
+    """Open items of a dataset (or of one import), optionally only those not showing `stale_for_version`."""
     queryset = Item.objects.filter(dataset_id=dataset_id, queue_state=Item.QueueState.OPEN)
     if batch_id is not None:
         queryset = queryset.filter(batch_id=batch_id)
+    if stale_for_version is not None:
+        queryset = queryset.filter(Q(predicted_by_version__isnull=True) | ~Q(predicted_by_version=stale_for_version))
     return list(queryset.order_by("pk").values_list("pk", flat=True))

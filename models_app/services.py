@@ -181,3 +181,22 @@ def _send_quietly(task: object, *args: object) -> None:
         task.apply_async(args=list(args), retry=True, retry_policy={"max_retries": 2, "interval_start": 0})  # type: ignore[attr-defined]
     except Exception:
         logger.warning("Broker unreachable; %s%s not sent.", getattr(task, "name", task), args, exc_info=True)
+
+
+def predictions_refresh_stale() -> int:
+    """Send a prediction task for each dataset whose open items do not all show the champion's prediction."""
+    from annotations.models import Item
+    from models_app.tasks import predict_items
+
+    sent = 0
+    for champion in ModelVersion.objects.filter(stage=ModelVersion.Stage.CHAMPION).only("pk", "dataset_id", "version"):
+        # exclude() keeps NULLs: items with no prediction at all count as stale too.
+        stale = (
+            Item.objects.filter(dataset_id=champion.dataset_id, queue_state=Item.QueueState.OPEN)
+            .exclude(predicted_by_version=champion.version)
+            .exists()
+        )
+        if stale:
+            _send_quietly(predict_items, champion.dataset_id, champion.pk)
+            sent += 1
+    return sent

@@ -30,7 +30,16 @@ def predict_items(dataset_id: int, model_version_id: int | None = None, batch_id
     if champion is None or (model_version_id is not None and champion.pk != model_version_id):
         logger.info("Dataset %s: champion changed or missing; skipping prediction.", dataset_id)
         return
-    predictions_create(model_version=champion, item_ids=open_item_ids(dataset_id, batch_id), update_items=True)
+    item_ids = open_item_ids(dataset_id, batch_id, stale_for_version=champion.version)
+    predictions_create(model_version=champion, item_ids=item_ids, update_items=True)
+
+
+@shared_task(name="models_app.tasks.refresh_stale_predictions")
+def refresh_stale_predictions() -> int:
+    """Beat: open items not showing their champion's prediction (a send lost while the broker was down)."""
+    from models_app.services import predictions_refresh_stale
+
+    return predictions_refresh_stale()
 
 
 @shared_task(name="models_app.tasks.dispatch_queued_runs")

@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "governance.middleware.HtmxLoginRedirectMiddleware",
 ]
 
 ROOT_URLCONF = "workflow_site.urls"
@@ -203,6 +204,11 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-queued-training-runs": {
         "task": "models_app.tasks.dispatch_queued_runs",
         "schedule": env_int("LOUPE_DISPATCH_EVERY_S", 60),
+    },
+    # Open items still showing an old (or no) prediction get the champion's.
+    "refresh-stale-predictions": {
+        "task": "models_app.tasks.refresh_stale_predictions",
+        "schedule": env_int("LOUPE_REPREDICT_EVERY_S", 300),
     },
 }
 # A queued run not picked up within this many seconds is sent to the broker again.

@@ -456,3 +456,24 @@ def test_item_history_shows_seed_labels_in_training_snapshots(trained_dataset, a
     assert response.context["reviews"] == []
     assert len(response.context["snapshots"]) == 1
     assert b"No reviews." in response.content
+
+
+def test_deleting_the_newest_events_is_detected_against_the_chain_head(trained_dataset):
+    from django.core.management import CommandError, call_command
+
+    from governance.audit_chain import verify_chain
+    from governance.selectors import chain_head
+
+    head = chain_head()
+    # Simulate an attacker removing the tail (PostgreSQL: TRUNCATE bypasses the row trigger; SQLite: DELETE).
+    statement = (
+        "TRUNCATE governance_auditevent" if connection.vendor == "postgresql" else "DELETE FROM governance_auditevent"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # flush pending FK checks so TRUNCATE may run
+        cursor.execute(statement)
+    checked, broken = verify_chain(AuditEvent.objects.order_by("seq"), head=head)
+    assert checked == 0 and broken is not None and "events are missing" in broken.reason
+    with pytest.raises(CommandError, match="events are missing"):
+        call_command("verify_audit")

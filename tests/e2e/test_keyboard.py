@@ -1,0 +1,34 @@
+"""Keyboard semantics on the review card: Enter means what the focused control means."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from annotations.models import Review
+from tests.e2e.test_review_loop import sign_in
+
+pytestmark = pytest.mark.e2e
+
+
+def test_enter_on_the_skip_button_skips_and_enter_on_source_only_opens_it(live_server, page, trained_dataset, reviewer):
+    sign_in(page, live_server.url, "reviewer")
+    page.goto(f"{live_server.url}/datasets/{trained_dataset.pk}/review/")
+
+    page.locator("#card summary").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#card details")).to_have_attribute("open", "")
+    assert not Review.objects.exists()
+
+    first = page.locator("#card h2 code").inner_text()
+    page.keyboard.press("1")  # a label is chosen...
+    page.locator("button[value=skip]").focus()
+    page.keyboard.press("Enter")  # ...but Enter on Skip skips
+    expect(page.locator("#card h2 code")).not_to_have_text(first)
+    assert list(Review.objects.values_list("decision", flat=True)) == [Review.Decision.SKIP]
+
+    second = page.locator("#card h2 code").inner_text()
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")  # from the radio: submits the label
+    expect(page.locator("#card h2 code")).not_to_have_text(second)
+    assert Review.objects.exclude(decision=Review.Decision.SKIP).count() == 1

@@ -1,17 +1,89 @@
-"""Site admins manage datasets, their schema and memberships here."""
+"""Site admins manage datasets, their schema and memberships here; every change is audited."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.forms.models import model_to_dict
+from django.http import HttpRequest
 
 from annotations.models import Dataset, DatasetMembership, Feature, LabelClass
+from governance.services import audit_record
+
+
+def _dataset_id(obj: Any) -> int | None:
+    return obj.pk if isinstance(obj, Dataset) else getattr(obj, "dataset_id", None)
+
+
+def _audit(request: HttpRequest, obj: Any, verb: str, before: dict[str, Any] | None = None) -> None:
+    audit_record(
+        actor=request.user,
+        action=f"{obj._meta.model_name}.{verb}",
+        obj=obj,
+        dataset_id=_dataset_id(obj),
+        before=before,
+        after=None if verb == "deleted" else model_to_dict(obj),
+        reason="changed in the site admin",
+    )
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Writes an audit event for every create, change and delete (the admin runs each in a transaction)."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        before = model_to_dict(type(obj).objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        _audit(request, obj, "updated" if change else "created", before)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        before = model_to_dict(obj)
+        _audit(request, obj, "deleted", before)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        before = {
+            inline.instance.pk: model_to_dict(type(inline.instance).objects.get(pk=inline.instance.pk))
+            for inline in formset.forms
+            if inline.instance.pk and inline.has_changed()
+        }
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            if obj.pk is not None:
+                _audit(request, obj, "deleted", model_to_dict(obj))
+                obj.delete()
+        for obj in instances:
+            existed = obj.pk is not None
+            obj.save()
+            _audit(request, obj, "updated" if existed else "created", before.get(obj.pk))
+        formset.save_m2m()
+
+
+class FixedNameForm(forms.ModelForm):
+    """Items, gold labels, predictions and model artifacts refer to a feature or
+    label by name: renaming one would silently break them, so it is refused."""
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if self.instance.pk and name != type(self.instance).objects.get(pk=self.instance.pk).name:
+            raise forms.ValidationError("A name cannot change once created: add a new one instead.")
+        return name
 
 
 class FeatureInline(admin.TabularInline):
     model = Feature
+    form = FixedNameForm
     extra = 0
 
 
 class LabelClassInline(admin.TabularInline):
     model = LabelClass
+    form = FixedNameForm
     extra = 0
 
 
@@ -22,14 +94,14 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(AuditedAdmin):
     list_display = ["name", "slug", "guideline_version", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [FeatureInline, LabelClassInline, MembershipInline]
 
 
 @admin.register(DatasetMembership)
-class DatasetMembershipAdmin(admin.ModelAdmin):
+class DatasetMembershipAdmin(AuditedAdmin):
     list_display = ["dataset", "user", "added_at"]
     list_filter = ["dataset"]
     autocomplete_fields = ["user"]

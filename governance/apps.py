@@ -11,3 +11,4 @@ class GovernanceConfig(AppConfig):
         from governance import auth_audit
 
         auth_audit.connect()
+        auth_audit.connect_role_changes()

@@ -98,6 +98,20 @@ def _evaluate(model: object, holdout: list[tuple[int, str, str]], specs: list, c
     return classification_metrics([label for _, _, label in holdout], proba, classes)
 
 
+def _champion_metrics(champion: ModelVersion, holdout: list, specs: list, classes: list[str]) -> dict | None:
+    """The champion's metrics on today's holdout; None (logged) if it cannot be evaluated.
+
+    A champion whose artifact fails its hash check, or whose classes no longer
+    match the schema, must not stop a new candidate from being trained: the
+    comparison is then shown as missing, and promotion review sees that.
+    """
+    try:
+        return _evaluate(model_load(champion), holdout, specs, classes)
+    except Exception:
+        logger.exception("Could not evaluate champion v%s on the holdout", champion.version)
+        return None
+
+
 def training_run_execute(*, run_id: int) -> ModelVersion | None:
     """Run a queued training run to a registered candidate (or to failed). None if not claimed."""
     if not training_run_claim(run_id=run_id):
@@ -128,7 +142,7 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         holdout_hash = labels_hash(holdout)
         candidate_metrics = _evaluate(model, holdout, specs, classes)
         champion = ModelVersion.objects.filter(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).first()
-        champion_metrics = _evaluate(model_load(champion), holdout, specs, classes) if champion else None
+        champion_metrics = _champion_metrics(champion, holdout, specs, classes) if champion else None
 
         _progress(run, 90, "Registering the candidate")
         return _register(

@@ -115,3 +115,13 @@ def test_import_after_a_champion_exists_predicts_the_new_items(
         batch = import_rows(synthetic_rows(4, start=900, labelled=False), name="late.csv")
     assert not Item.objects.filter(batch=batch, prediction_id__isnull=True).exists()
     assert batch.purpose == ImportBatch.Purpose.REVIEW
+
+
+def test_a_champion_that_cannot_be_loaded_does_not_stop_the_candidate(trained_dataset, model_admin):
+    champion = ModelVersion.objects.get(dataset=trained_dataset, stage=ModelVersion.Stage.CHAMPION)
+    path = Path(settings.ARTIFACT_ROOT) / champion.artifact_path
+    path.write_bytes(path.read_bytes() + b"tampered")
+    run = _request(trained_dataset, model_admin)
+    version = training_run_execute(run_id=run.pk)
+    assert version is not None and version.stage == ModelVersion.Stage.CANDIDATE
+    assert set(Evaluation.objects.filter(training_run=run).values_list("role", flat=True)) == {"candidate"}

@@ -69,3 +69,8 @@ def dataset_queue_counts(*, dataset: Dataset) -> dict[str, int]:
     )
     counts["total"] = sum(counts.values())
     return counts
+
+
+def dataset_open_count(*, dataset: Dataset) -> int:
+    """Items awaiting review: an index range scan on item_queue (dataset, queue_state), not the whole dataset."""
+    return Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.OPEN).count()

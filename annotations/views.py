@@ -19,6 +19,7 @@ from annotations.queue import QueuedItem, queue_next_item
 from annotations.selectors import (
     batch_get_for_user,
     dataset_get_for_user,
+    dataset_open_count,
     dataset_queue_counts,
     datasets_for_user,
     item_get_for_user,
@@ -111,7 +112,7 @@ def _card_context(dataset: Dataset, queued: QueuedItem | None, error: str = "") 
         "queued": queued,
         "error": error,
         "label_classes": list(dataset.label_classes.all()),
-        "counts": dataset_queue_counts(dataset=dataset),
+        "open_count": dataset_open_count(dataset=dataset),
     }
     if queued is not None:
         item: Item = queued.item

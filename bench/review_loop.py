@@ -94,11 +94,16 @@ def run(n_items: int, n_answers: int, capture, connection) -> None:  # type: ign
         batch_size=5000,
     )
     print(f"{connection.vendor}: {n_items} open items created in {time.monotonic() - started:.1f}s")
+    if connection.vendor == "postgresql":
+        # Steady state, as autovacuum would leave it (visibility map set, statistics fresh).
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE annotations_item")
 
     client = Client()
     client.force_login(user)
     client.get(reverse("annotations:review", args=[dataset.pk]))
     timings, queries = [], []
+    slowest: dict[str, float] = {}
     for _ in range(n_answers):
         item = Item.objects.filter(leased_to=user, queue_state="open").first()
         if item is None:
@@ -111,12 +116,18 @@ def run(n_items: int, n_answers: int, capture, connection) -> None:  # type: ign
             timings.append((time.perf_counter() - t0) * 1000)
         assert response.status_code == 200, response.status_code
         queries.append(len(ctx.captured_queries))
+        for query in ctx.captured_queries:
+            key = query["sql"][:90]
+            slowest[key] = slowest.get(key, 0.0) + float(query["time"]) * 1000
     timings.sort()
     p95 = timings[int(len(timings) * 0.95) - 1]
     print(
         f"review step (submit + next card), {len(timings)} answers: p50 {statistics.median(timings):.1f} ms, "
         f"p95 {p95:.1f} ms, max {timings[-1]:.1f} ms; queries per step {min(queries)}–{max(queries)}"
     )
+    print("costliest queries (mean ms per step):")
+    for sql, total in sorted(slowest.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"  {total / len(timings):6.2f}  {sql}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.audit_chain import canonical_json, to_json_value
-from governance.models import PromotionRequest, Signature
+from governance.models import AuditEvent, PromotionRequest, Signature
 from governance.services import audit_record
 from models_app.models import Evaluation, ModelVersion
 from models_app.services import champion_set
@@ -73,6 +74,7 @@ def promotion_decide(
     on rejection, or a request that is no longer pending.
     """
     reason = reason.strip()
+    _refuse_if_locked_out(user)
     try:
         return _decide(request_id=request_id, user=user, approve=approve, password=password, reason=reason)
     except WrongSignaturePassword:
@@ -90,6 +92,21 @@ def promotion_decide(
                 reason="wrong password when signing",
             )
         raise ValidationError({"password": "Password is not correct; nothing was signed."}) from None
+
+
+SIGNATURE_MAX_FAILURES = 5
+SIGNATURE_LOCKOUT = timedelta(minutes=15)
+
+
+def _refuse_if_locked_out(user: AbstractBaseUser) -> None:
+    """After repeated wrong signing passwords, signing is refused for a while (21 CFR 11.300(d))."""
+    since = timezone.now() - SIGNATURE_LOCKOUT
+    failures = AuditEvent.objects.filter(actor=user, action="signature.failed", created_at__gte=since).count()
+    if failures >= SIGNATURE_MAX_FAILURES:
+        raise PermissionDenied(
+            f"{failures} wrong signing passwords in the last {SIGNATURE_LOCKOUT.seconds // 60} minutes: "
+            "signing is locked for now. Ask a site admin if this was not you."
+        )
 
 
 class WrongSignaturePassword(Exception):

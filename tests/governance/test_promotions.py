@@ -336,3 +336,13 @@ def test_an_auditor_can_read_the_promotion_but_is_offered_no_sign_form(pending, 
     assert response.status_code == 200
     assert response.context["can_decide"] is False
     assert b"Approve and sign" not in response.content
+
+
+def test_signing_locks_after_five_wrong_passwords_even_with_the_right_one(pending, model_admin2, champion, candidate):
+    client = login(model_admin2)
+    for _ in range(5):
+        client.post(_decide_url(pending), {"decision": "approve", "password": "wrong", "reason": "ok"})
+    response = client.post(_decide_url(pending), {"decision": "approve", "password": PASSWORD, "reason": "ok"})
+    assert response.status_code == 403
+    assert AuditEvent.objects.filter(action="signature.failed", actor=model_admin2).count() == 5
+    _assert_nothing_decided(pending, champion, candidate)

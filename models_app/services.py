@@ -172,11 +172,12 @@ def champion_set(*, model_version: ModelVersion, actor: AbstractBaseUser, reason
     from models_app.tasks import predict_items
 
     dataset_id, version_id = model_version.dataset_id, model_version.pk
-    transaction.on_commit(lambda: _send_quietly(predict_items, dataset_id, version_id))
+    transaction.on_commit(lambda: task_send_quietly(predict_items, dataset_id, version_id))
     return previous
 
 
-def _send_quietly(task: object, *args: object) -> None:
+def task_send_quietly(task: object, *args: object) -> None:
+    """Send a prediction task after commit; if the broker is down, log it: the beat sweep resends."""
     try:
         task.apply_async(args=list(args), retry=True, retry_policy={"max_retries": 2, "interval_start": 0})  # type: ignore[attr-defined]
     except Exception:
@@ -197,6 +198,6 @@ def predictions_refresh_stale() -> int:
             .exists()
         )
         if stale:
-            _send_quietly(predict_items, champion.dataset_id, champion.pk)
+            task_send_quietly(predict_items, champion.dataset_id, champion.pk)
             sent += 1
     return sent

@@ -54,7 +54,8 @@ def item_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...], for_updat
     return item
 
 
-def batch_get_for_user(*, user: User, dataset: Dataset, pk: int) -> ImportBatch:
+def batch_get(*, dataset: Dataset, pk: int) -> ImportBatch:
+    """A batch of a dataset the caller already obtained through dataset_get_for_user."""
     try:
         return ImportBatch.objects.select_related("uploaded_by").get(pk=pk, dataset=dataset)
     except ImportBatch.DoesNotExist as exc:

@@ -17,7 +17,7 @@ from annotations.forms import ImportForm
 from annotations.models import Dataset, Item, LabelClass
 from annotations.queue import QueuedItem, queue_next_item
 from annotations.selectors import (
-    batch_get_for_user,
+    batch_get,
     dataset_get_for_user,
     dataset_open_count,
     dataset_queue_counts,
@@ -93,7 +93,7 @@ def import_upload(request: HttpRequest, dataset_id: int) -> HttpResponse:
 @login_required
 def batch_detail(request: HttpRequest, dataset_id: int, batch_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN, Role.AUDITOR))
-    batch = batch_get_for_user(user=request.user, dataset=dataset, pk=batch_id)
+    batch = batch_get(dataset=dataset, pk=batch_id)
     return render(request, "annotations/batch_detail.html", {"dataset": dataset, "batch": batch})
 
 

@@ -87,8 +87,13 @@ def training_runs_redispatch(*, now: timezone.datetime | None = None) -> int:
 
 
 def retraining_policy_check(*, dataset: Dataset) -> TrainingRun | None:
-    """Queue a run if the dataset's policy is met. Runs inside the review's transaction."""
-    policy = RetrainingPolicy.objects.select_for_update().filter(dataset=dataset, enabled=True).first()
+    """Queue a run if the dataset's policy is met. Runs inside the review's transaction.
+
+    Reads without locks (this runs on every review); only when the threshold is
+    met does training_run_request take the dataset lock, and a concurrent review
+    that queued the run first simply wins.
+    """
+    policy = RetrainingPolicy.objects.filter(dataset=dataset, enabled=True).first()
     if policy is None:
         return None
     if TrainingRun.objects.filter(
@@ -107,12 +112,15 @@ def retraining_policy_check(*, dataset: Dataset) -> TrainingRun | None:
     count = new_labels.count()
     if count < policy.new_gold_labels:
         return None
-    return training_run_request(
-        dataset=dataset,
-        trigger=TrainingRun.Trigger.POLICY,
-        requested_by=None,
-        reason=f"{count} new gold labels since the last run (policy: retrain after {policy.new_gold_labels}).",
-    )
+    try:
+        return training_run_request(
+            dataset=dataset,
+            trigger=TrainingRun.Trigger.POLICY,
+            requested_by=None,
+            reason=f"{count} new gold labels since the last run (policy: retrain after {policy.new_gold_labels}).",
+        )
+    except ValidationError:  # another review queued it a moment ago
+        return None
 
 
 def retraining_policy_update(

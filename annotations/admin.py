@@ -10,7 +10,7 @@ from django.forms.models import model_to_dict
 from django.http import HttpRequest
 
 from annotations.models import Dataset, DatasetMembership, Feature, LabelClass
-from governance.services import audit_record
+from governance.audit import audit_record
 
 
 def _dataset_id(obj: Any) -> int | None:

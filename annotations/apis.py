@@ -13,9 +13,8 @@ from annotations.models import LabelClass
 from annotations.queue import queue_next_item
 from annotations.selectors import dataset_get_for_user, datasets_for_user, item_get_for_user
 from annotations.services import ReviewAnswer, review_submit
-from governance.models import DataAccess
-from governance.roles import REVIEW_ROLES
-from governance.services import data_access_record
+from governance.audit import ReadPurpose, data_access_record
+from workflow_site.access import REVIEW_ROLES
 
 
 class DatasetListApi(APIView):
@@ -57,7 +56,7 @@ class NextItemApi(APIView):
         queued = queue_next_item(dataset=dataset, reviewer=request.user)
         if queued is None:
             return Response({"item": None, "selection_strategy": None, "selection_score": None})
-        data_access_record(user=request.user, item=queued.item, purpose=DataAccess.Purpose.API)
+        data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.API)
         return Response(
             self.OutputSerializer(
                 {"item": queued.item, "selection_strategy": queued.strategy, "selection_score": queued.score}

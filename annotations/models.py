@@ -60,11 +60,17 @@ class Feature(models.Model):
         return self.name
 
     def is_out_of_range(self, value: object) -> bool:
+        return self.out_of_range_direction(value) is not None
+
+    def out_of_range_direction(self, value: object) -> str | None:
+        """ "low" or "high" when a number falls outside the normal range, else None."""
         if not isinstance(value, int | float) or isinstance(value, bool):
-            return False
+            return None
         if self.normal_min is not None and value < self.normal_min:
-            return True
-        return self.normal_max is not None and value > self.normal_max
+            return "low"
+        if self.normal_max is not None and value > self.normal_max:
+            return "high"
+        return None
 
 
 class LabelClass(models.Model):

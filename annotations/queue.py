@@ -32,6 +32,13 @@ class QueuedItem:
     strategy: str
     score: float | None  # uncertainty = 1 - top-class probability
 
+    @property
+    def reason_text(self) -> str:
+        """Why the queue picked this item, in words for the card."""
+        if self.strategy == STRATEGY_LEAST_CONFIDENCE:
+            return f"least confidence (uncertainty {self.score:.3f})"
+        return "arrival order (no prediction yet)"
+
 
 def selection_for(item: Item) -> QueuedItem:
     """Why the queue offers this item: its strategy and score (stored on the review)."""
@@ -80,8 +87,3 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
             item = Item.objects.select_related("predicted_label", "batch").get(pk=candidate_ids[0])
             return selection_for(item)
     return None
-
-
-def queue_release(*, dataset: Dataset, reviewer: AbstractBaseUser) -> int:
-    """Give back every lease the reviewer holds in the dataset (e.g. on leaving the page)."""
-    return Item.objects.filter(dataset=dataset, leased_to=reviewer).update(leased_to=None, lease_expires_at=None)

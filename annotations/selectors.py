@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from annotations.models import Dataset, ImportBatch, Item
-from governance.roles import Role, has_role, require_role
-
-User = AbstractBaseUser | AnonymousUser
+from workflow_site.access import AnyUser, Role, has_role, require_dataset_access, require_role
 
 
-def datasets_for_user(*, user: User) -> QuerySet[Dataset]:
+def datasets_for_user(*, user: AnyUser) -> QuerySet[Dataset]:
     """Auditors see every dataset; everyone else the datasets they belong to."""
     if has_role(user, Role.AUDITOR):
         return Dataset.objects.all()
@@ -22,7 +18,7 @@ def datasets_for_user(*, user: User) -> QuerySet[Dataset]:
     return Dataset.objects.filter(memberships__user=user)
 
 
-def dataset_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...]) -> Dataset:
+def dataset_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> Dataset:
     """The dataset, if the user holds one of `roles` and may see it.
 
     Auditors (when AUDITOR is among `roles`) read every dataset; other roles
@@ -34,23 +30,17 @@ def dataset_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...]) -> Dat
         dataset = Dataset.objects.get(pk=pk)
     except Dataset.DoesNotExist as exc:
         raise Http404("No such dataset.") from exc
-    if Role.AUDITOR in roles and has_role(user, Role.AUDITOR):
-        return dataset
-    if not dataset.memberships.filter(user=user).exists():
-        raise PermissionDenied("You are not a member of this dataset.")
+    require_dataset_access(user, dataset, roles)
     return dataset
 
 
-def item_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...], for_update: bool = False) -> Item:
+def item_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> Item:
     require_role(user, *roles)
-    queryset = Item.objects.select_related("dataset", "batch", "predicted_label")
-    if for_update:
-        queryset = queryset.select_for_update(of=("self",))
     try:
-        item = queryset.get(pk=pk)
+        item = Item.objects.select_related("dataset", "batch", "predicted_label").get(pk=pk)
     except Item.DoesNotExist as exc:
         raise Http404("No such item.") from exc
-    dataset_get_for_user(user=user, pk=item.dataset_id, roles=roles)
+    require_dataset_access(user, item.dataset, roles)
     return item
 
 

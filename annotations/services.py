@@ -19,8 +19,8 @@ from django.utils import timezone
 from annotations.import_validation import FeatureRule, ParseResult, parse_import
 from annotations.models import Dataset, GoldLabel, ImportBatch, Item, LabelClass, Review
 from annotations.queue import selection_for
-from annotations.signals import gold_labels_changed, items_imported
-from governance.services import audit_record
+from annotations.signals import gold_labels_changed, items_imported, send_after_commit
+from governance.audit import audit_record
 
 _BULK_SIZE = 2000
 
@@ -78,6 +78,8 @@ def import_batch_create(
 
     Raises ImportRejected (with the row-level report) and writes nothing when
     any row is bad, including ids that already exist in the dataset.
+    Side effect, after commit: `items_imported` is sent (models_app asks the
+    champion to predict the new open items).
     """
     if purpose not in ImportBatch.Purpose.values:
         raise ValidationError({"purpose": f"Unknown purpose {purpose!r}."})
@@ -154,7 +156,7 @@ def import_batch_create(
                 "labelled_rows": len(golds),
             },
         )
-        items_imported.send(sender=Dataset, dataset=dataset, batch=batch)
+        send_after_commit(items_imported, sender=Dataset, dataset_id=dataset.pk, batch_id=batch.pk)
     return batch
 
 
@@ -190,6 +192,11 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
     Raises ValidationError, changing nothing, when the item is no longer open,
     is leased to someone else, the label is not in the schema, or the model's
     prediction changed since the reviewer saw it.
+
+    Locks only the item row (then the audit chain head, last). Side effect,
+    after commit: `gold_labels_changed` is sent, and models_app's receiver
+    checks the retraining policy in its own transaction; a failure there is
+    logged and never undoes this review (the beat sweep queues any run it missed).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -276,5 +283,5 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
             },
             reason=review.reason,
         )
-        gold_labels_changed.send(sender=Dataset, dataset=item.dataset, actor=reviewer)
+        send_after_commit(gold_labels_changed, sender=Dataset, dataset_id=item.dataset_id)
     return review

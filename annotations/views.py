@@ -25,11 +25,11 @@ from annotations.selectors import (
     item_get_for_user,
 )
 from annotations.services import ImportRejected, ReviewAnswer, import_batch_create, review_submit
-from governance.models import DataAccess
-from governance.roles import REVIEW_ROLES, Role
-from governance.services import data_access_record
+from governance.audit import ReadPurpose, data_access_record
+from workflow_site.access import DATASET_READ_ROLES, REVIEW_ROLES, Role
 
-READ_ROLES = (Role.REVIEWER, Role.ADJUDICATOR, Role.MODEL_ADMIN, Role.AUDITOR)
+# Out-of-range values are marked in text, not only in colour.
+_OUT_OF_RANGE_FLAGS = {"high": "▲ high", "low": "▼ low"}
 
 
 @require_GET
@@ -42,7 +42,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=READ_ROLES)
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=DATASET_READ_ROLES)
     return render(
         request,
         "annotations/dataset_detail.html",
@@ -102,7 +102,7 @@ def _render_card(
 ) -> HttpResponse:
     """Render a card; the item shown is logged as read by this reviewer."""
     if queued is not None:
-        data_access_record(user=request.user, item=queued.item, purpose=DataAccess.Purpose.REVIEW_CARD)
+        data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.REVIEW_CARD)
     return render(request, template, _card_context(dataset, queued, error))
 
 
@@ -119,7 +119,15 @@ def _card_context(dataset: Dataset, queued: QueuedItem | None, error: str = "") 
         rows = []
         for feature in dataset.features.all():
             value = item.values.get(feature.name)
-            rows.append({"feature": feature, "value": value, "out_of_range": feature.is_out_of_range(value)})
+            direction = feature.out_of_range_direction(value)
+            rows.append(
+                {
+                    "feature": feature,
+                    "value": value,
+                    "out_of_range": direction,
+                    "flag": _OUT_OF_RANGE_FLAGS.get(direction),
+                }
+            )
         context["rows"] = rows
         context["out_of_range_count"] = sum(1 for row in rows if row["out_of_range"])
         probabilities = item.predicted_probabilities or {}

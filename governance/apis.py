@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.forms import AuditFilterForm
 from governance.promotions import promotion_decide, promotion_request_create
-from governance.roles import Role
-from governance.selectors import AuditFilters, audit_events_for_user, promotion_get_for_user
+from governance.selectors import audit_events_for_user, promotion_get_for_user
 from models_app.selectors import model_version_get_for_user
+from workflow_site.access import Role
+
+# The API reads the same form as the auditor's page; these describe it in the schema.
+_PARAMETER_TYPES = {"dataset": int, "date_from": OpenApiTypes.DATE, "date_to": OpenApiTypes.DATE}
+AUDIT_FILTER_PARAMETERS = [
+    OpenApiParameter(name, _PARAMETER_TYPES.get(name, str), description=str(field.help_text))
+    for name, field in AuditFilterForm.base_fields.items()
+]
 
 
 class PromotionOutputSerializer(serializers.Serializer):
@@ -78,28 +87,12 @@ class AuditEventListApi(APIView):
         prev_hash = serializers.CharField()
         hash = serializers.CharField()
 
-    class FilterSerializer(serializers.Serializer):
-        actor = serializers.CharField(required=False, default="")
-        action = serializers.CharField(required=False, default="")
-        dataset = serializers.IntegerField(required=False, allow_null=True, default=None)
-        date_from = serializers.DateField(required=False, allow_null=True, default=None)
-        date_to = serializers.DateField(required=False, allow_null=True, default=None)
-
-    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    @extend_schema(parameters=AUDIT_FILTER_PARAMETERS, responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        f = filters.validated_data
-        events = audit_events_for_user(
-            user=request.user,
-            filters=AuditFilters(
-                actor=f["actor"],
-                action=f["action"],
-                dataset_id=f["dataset"],
-                date_from=f["date_from"],
-                date_to=f["date_to"],
-            ),
-        )
+        form = AuditFilterForm(request.query_params)
+        if not form.is_valid():
+            raise serializers.ValidationError({field: list(messages) for field, messages in form.errors.items()})
+        events = audit_events_for_user(user=request.user, filters=form.to_filters())
         paginator = LimitOffsetPagination()
         paginator.default_limit = 100
         page = paginator.paginate_queryset(events, request, view=self)

@@ -11,4 +11,3 @@ class GovernanceConfig(AppConfig):
         from governance import auth_audit
 
         auth_audit.connect()
-        auth_audit.connect_role_changes()

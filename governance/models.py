@@ -50,6 +50,10 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
 
+    @property
+    def is_about_item(self) -> bool:
+        return self.object_type == "item"
+
     def save(self, *args: object, **kwargs: object) -> None:
         if not self._state.adding:
             raise ValueError("Audit events are append-only.")
@@ -134,6 +138,10 @@ class PromotionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Promotion of {self.model_version} ({self.status})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == self.Status.PENDING
 
 
 class DataAccess(models.Model):

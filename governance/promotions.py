@@ -10,9 +10,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
 from governance.models import AuditEvent, PromotionRequest, Signature
-from governance.services import audit_record
 from models_app.models import Evaluation, ModelVersion
 from models_app.services import champion_set
 

@@ -6,19 +6,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from annotations.models import Dataset
 from annotations.selectors import dataset_get_for_user
 from governance.models import AuditChainHead, AuditEvent, DataAccess, PromotionRequest
-from governance.roles import Role, require_role
+from models_app.models import ModelVersion
+from workflow_site.access import MODEL_READ_ROLES, AnyUser, Role, require_dataset_access, require_role
 
-User = AbstractBaseUser | AnonymousUser
 
-
-def promotion_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...]) -> PromotionRequest:
+def promotion_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> PromotionRequest:
     # Role first, as dataset_get_for_user does: without it a 404 would reveal which ids exist.
     require_role(user, *roles)
     try:
@@ -27,7 +26,7 @@ def promotion_get_for_user(*, user: User, pk: int, roles: tuple[Role, ...]) -> P
         ).get(pk=pk)
     except PromotionRequest.DoesNotExist as exc:
         raise Http404("No such promotion request.") from exc
-    dataset_get_for_user(user=user, pk=request.model_version.dataset_id, roles=roles)
+    require_dataset_access(user, request.model_version.dataset, roles)
     return request
 
 
@@ -40,7 +39,7 @@ class AuditFilters:
     date_to: date | None = None
 
 
-def audit_events_for_user(*, user: User, filters: AuditFilters) -> QuerySet[AuditEvent]:
+def audit_events_for_user(*, user: AnyUser, filters: AuditFilters) -> QuerySet[AuditEvent]:
     require_role(user, Role.AUDITOR)
     events = AuditEvent.objects.all()
     if filters.actor:
@@ -57,11 +56,47 @@ def audit_events_for_user(*, user: User, filters: AuditFilters) -> QuerySet[Audi
     return events.order_by("-seq")
 
 
+@dataclass(frozen=True)
+class PromotionsOverview:
+    """What the promotions page shows for one dataset."""
+
+    dataset: Dataset
+    requests: list[PromotionRequest]
+    candidates: list[ModelVersion]
+    champion: ModelVersion | None
+
+
+def promotions_overview_get_for_user(*, user: AnyUser, dataset_id: int) -> PromotionsOverview:
+    dataset = dataset_get_for_user(user=user, pk=dataset_id, roles=MODEL_READ_ROLES)
+    versions = list(ModelVersion.objects.filter(dataset=dataset))
+    return PromotionsOverview(
+        dataset=dataset,
+        requests=list(
+            PromotionRequest.objects.filter(model_version__dataset=dataset).select_related(
+                "model_version", "requested_by", "decided_by"
+            )
+        ),
+        candidates=[v for v in versions if not v.is_champion],
+        champion=next((v for v in versions if v.is_champion), None),
+    )
+
+
 def audit_actions() -> list[str]:
+    """Every action name in the trail, for the filter menu."""
     return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
 
 
-def item_history_for_user(*, user: User, item_id: int) -> dict[str, Any]:
+def audit_actors() -> list[str]:
+    """Every actor name in the trail, for the filter menu."""
+    return list(
+        AuditEvent.objects.exclude(actor_username="")
+        .order_by("actor_username")
+        .values_list("actor_username", flat=True)
+        .distinct()
+    )
+
+
+def item_history_for_user(*, user: AnyUser, item_id: int) -> dict[str, Any]:
     """Everything about one item: data, predictions, reviews, gold label, snapshots, events."""
     from annotations.models import GoldLabel, Item, Review
     from annotations.selectors import item_get_for_user
@@ -84,6 +119,13 @@ def item_history_for_user(*, user: User, item_id: int) -> dict[str, Any]:
         "events": list(AuditEvent.objects.filter(object_type="item", object_id=str(item.pk)).order_by("seq")),
         "accesses": list(DataAccess.objects.filter(item_id=item.pk).select_related("user")[:50]),
     }
+
+
+def audit_chain_verify() -> tuple[int, Any]:
+    """Walk the whole chain in order: (events checked, the first broken link or None)."""
+    from governance.audit_chain import verify_chain
+
+    return verify_chain(AuditEvent.objects.order_by("seq").iterator(chunk_size=2000), head=chain_head())
 
 
 def chain_head() -> tuple[int, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -12,45 +10,28 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from annotations.models import Dataset
-from annotations.selectors import dataset_get_for_user
-from governance.audit_chain import verify_chain
-from governance.models import AuditEvent, DataAccess, PromotionRequest
+from annotations.selectors import dataset_get_for_user, datasets_for_user
+from governance.audit import ReadPurpose, data_access_record
+from governance.forms import AuditFilterForm
 from governance.promotions import model_version_record_hash, promotion_decide, promotion_request_create
-from governance.roles import Role, has_role, require_role
 from governance.selectors import (
-    AuditFilters,
     audit_actions,
+    audit_actors,
+    audit_chain_verify,
     audit_events_for_user,
-    chain_head,
     item_history_for_user,
     promotion_get_for_user,
+    promotions_overview_get_for_user,
 )
-from governance.services import data_access_record
-from models_app.models import ModelVersion
 from models_app.selectors import comparison_rows, model_version_get_for_user
-
-READ_ROLES = (Role.MODEL_ADMIN, Role.AUDITOR)
+from workflow_site.access import MODEL_READ_ROLES, Role, has_role, require_role
 
 
 @require_GET
 @login_required
 def promotion_list(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=READ_ROLES)
-    requests = PromotionRequest.objects.filter(model_version__dataset=dataset).select_related(
-        "model_version", "requested_by", "decided_by"
-    )
-    candidates = ModelVersion.objects.filter(dataset=dataset).exclude(stage=ModelVersion.Stage.CHAMPION)
-    return render(
-        request,
-        "governance/promotion_list.html",
-        {
-            "dataset": dataset,
-            "requests": requests,
-            "candidates": candidates,
-            "champion": ModelVersion.objects.filter(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).first(),
-        },
-    )
+    overview = promotions_overview_get_for_user(user=request.user, dataset_id=dataset_id)
+    return render(request, "governance/promotion_list.html", {"dataset": overview.dataset, "overview": overview})
 
 
 @require_POST
@@ -76,7 +57,7 @@ def promotion_request_view(request: HttpRequest, dataset_id: int) -> HttpRespons
 @require_GET
 @login_required
 def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    promotion = promotion_get_for_user(user=request.user, pk=pk, roles=READ_ROLES)
+    promotion = promotion_get_for_user(user=request.user, pk=pk, roles=MODEL_READ_ROLES)
     version = promotion.model_version
     return render(
         request,
@@ -88,11 +69,11 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "comparison": comparison_rows(version.training_run),
             "record_hash": model_version_record_hash(version),
             "can_decide": (
-                promotion.status == PromotionRequest.Status.PENDING
+                promotion.is_pending
                 and promotion.requested_by_id != request.user.pk
                 and has_role(request.user, Role.MODEL_ADMIN)
             ),
-            "is_requester": promotion.requested_by_id == request.user.pk,
+            "waiting_for_other_admin": promotion.is_pending and promotion.requested_by_id == request.user.pk,
         },
     )
 
@@ -120,55 +101,28 @@ def promotion_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("governance:promotion_detail", pk=promotion.pk)
 
 
-def _parse_date(raw: str, field: str, errors: list[str]) -> date | None:
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        errors.append(f"{field}: “{raw}” is not a date (YYYY-MM-DD).")
-        return None
-
-
 @require_GET
 @login_required
 def audit_list(request: HttpRequest) -> HttpResponse:
     require_role(request.user, Role.AUDITOR)
-    errors: list[str] = []
-    dataset_raw = request.GET.get("dataset", "")
-    dataset_id = None
-    if dataset_raw:
-        try:
-            dataset_id = int(dataset_raw)
-        except ValueError:
-            errors.append(f"dataset: “{dataset_raw}” is not a dataset id.")
-    filters = AuditFilters(
-        actor=request.GET.get("actor", "").strip(),
-        action=request.GET.get("action", "").strip(),
-        dataset_id=dataset_id,
-        date_from=_parse_date(request.GET.get("from", ""), "From", errors),
-        date_to=_parse_date(request.GET.get("to", ""), "To", errors),
-    )
+    form = AuditFilterForm(request.GET)
+    valid = form.is_valid()
+    # A bad field is reported and ignored; the valid ones still filter.
+    filters = form.to_filters()
     events = audit_events_for_user(user=request.user, filters=filters).select_related("actor")
     page = Paginator(events, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "governance/audit_list.html",
         {
             "page": page,
             "filters": filters,
-            "errors": errors,
+            "errors": form.error_list(),
             "actions": audit_actions(),
-            "datasets": Dataset.objects.all(),
-            "query": query.urlencode(),
-            "actors": AuditEvent.objects.exclude(actor_username="")
-            .order_by("actor_username")
-            .values_list("actor_username", flat=True)
-            .distinct(),
+            "actors": audit_actors(),
+            "datasets": datasets_for_user(user=request.user),
         },
-        status=400 if errors else 200,
+        status=200 if valid else 400,
     )
 
 
@@ -176,7 +130,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def audit_verify(request: HttpRequest) -> HttpResponse:
     require_role(request.user, Role.AUDITOR)
-    checked, broken = verify_chain(AuditEvent.objects.order_by("seq").iterator(chunk_size=2000), head=chain_head())
+    checked, broken = audit_chain_verify()
     template = "governance/audit_list.html#verify" if request.htmx else "governance/audit_verify.html"
     return render(request, template, {"checked": checked, "broken": broken, "verified": True})
 
@@ -186,5 +140,5 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
 def item_history(request: HttpRequest, item_id: int) -> HttpResponse:
     context = item_history_for_user(user=request.user, item_id=item_id)
     context["dataset"] = context["item"].dataset
-    data_access_record(user=request.user, item=context["item"], purpose=DataAccess.Purpose.ITEM_HISTORY)
+    data_access_record(user=request.user, item=context["item"], purpose=ReadPurpose.ITEM_HISTORY)
     return render(request, "governance/item_history.html", context)

@@ -9,10 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.selectors import dataset_get_for_user
-from governance.roles import Role
 from models_app.models import TrainingRun
 from models_app.selectors import run_get_for_user
 from models_app.services import training_run_request
+from workflow_site.access import Role
 
 
 class TrainingRunOutputSerializer(serializers.Serializer):

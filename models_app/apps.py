@@ -8,9 +8,10 @@ class ModelsAppConfig(AppConfig):
 
     def ready(self) -> None:
         # annotations must not know models_app: a new gold label reaches the
-        # retraining policy through this signal, inside the review's transaction.
+        # retraining policy, and an import the champion, through these signals,
+        # which annotations sends after its transaction commits.
         from annotations.signals import gold_labels_changed, items_imported
         from models_app import receivers
 
-        gold_labels_changed.connect(receivers.check_retraining_policy, dispatch_uid="loupe_retraining_policy")
-        items_imported.connect(receivers.predict_imported_items, dispatch_uid="loupe_predict_imported")
+        gold_labels_changed.connect(receivers.on_gold_labels_changed, dispatch_uid="loupe_retraining_policy")
+        items_imported.connect(receivers.on_items_imported, dispatch_uid="loupe_predict_imported")

@@ -100,6 +100,10 @@ class TrainingRun(models.Model):
     def is_active(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
 
+    @property
+    def succeeded(self) -> bool:
+        return self.status == self.Status.SUCCEEDED
+
 
 class ModelVersion(models.Model):
     class Stage(models.TextChoices):
@@ -131,6 +135,10 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.dataset.slug} v{self.version}"
 
+    @property
+    def is_champion(self) -> bool:
+        return self.stage == self.Stage.CHAMPION
+
 
 class Prediction(models.Model):
     item = models.ForeignKey("annotations.Item", on_delete=models.PROTECT, related_name="predictions")
@@ -150,9 +158,13 @@ class Prediction(models.Model):
 class Evaluation(models.Model):
     """One model version's metrics on the sequestered holdout, as measured by one run."""
 
+    class Role(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        CHAMPION = "champion", "Champion"
+
     training_run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="evaluations")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations")
-    role = models.CharField(max_length=16, choices=[("candidate", "Candidate"), ("champion", "Champion")])
+    role = models.CharField(max_length=16, choices=Role.choices)
     holdout_size = models.PositiveIntegerField()
     holdout_hash = models.CharField(max_length=64, help_text="sha256 of the holdout items and labels used.")
     metrics = models.JSONField()

@@ -7,6 +7,7 @@ and the review card read.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from django.conf import settings
@@ -14,13 +15,14 @@ from django.db import transaction
 from django.db.models import Q
 
 from annotations.models import Item, LabelClass
-from governance.services import audit_record
+from governance.audit import audit_record
 from models_app.data import feature_specs, frame_for_items
 from models_app.ml.artifacts import load_model
 from models_app.ml.baseline import predict_proba
 from models_app.models import ModelVersion, Prediction
 
 CHUNK = 2000
+logger = logging.getLogger(__name__)
 
 
 def artifact_path(model_version: ModelVersion) -> Path:
@@ -123,6 +125,20 @@ def _copy_onto_items(model_version: ModelVersion, item_ids: list[int]) -> None:
         ],
         batch_size=500,
     )
+
+
+def predictions_refresh(*, dataset_id: int, model_version_id: int | None = None, batch_id: int | None = None) -> int:
+    """The champion predicts the open items (of one import, or all) that do not show its prediction yet.
+
+    Does nothing when the champion changed since the refresh was asked for
+    (`model_version_id`): the new champion's own refresh takes over.
+    """
+    champion = ModelVersion.objects.filter(dataset_id=dataset_id, stage=ModelVersion.Stage.CHAMPION).first()
+    if champion is None or (model_version_id is not None and champion.pk != model_version_id):
+        logger.info("Dataset %s: champion changed or missing; no predictions refresh.", dataset_id)
+        return 0
+    item_ids = open_item_ids(dataset_id, batch_id, stale_for_version=champion.version)
+    return predictions_create(model_version=champion, item_ids=item_ids, update_items=True)
 
 
 def open_item_ids(dataset_id: int, batch_id: int | None = None, stale_for_version: int | None = None) -> list[int]:

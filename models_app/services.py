@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotations.models import Dataset, GoldLabel
-from governance.services import audit_record
+from governance.audit import audit_record
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -25,10 +25,10 @@ def training_run_dispatch(*, run_id: int) -> bool:
     Called after commit; the beat sweep calls it again for runs still queued,
     so a run saved while the broker was down is not lost.
     """
-    from models_app.tasks import train_model
+    from models_app import tasks
 
     try:
-        train_model.apply_async(
+        tasks.training_run_execute.apply_async(
             args=[run_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
         )
     except Exception:  # kombu raises several kinds of connection errors; all mean "try later"
@@ -69,8 +69,16 @@ def training_run_request(
     return run
 
 
-def training_runs_redispatch(*, now: timezone.datetime | None = None) -> int:
-    """The outbox sweep (beat): resend queued runs nobody picked up; fail runs whose worker vanished."""
+def training_runs_sweep(*, now: timezone.datetime | None = None) -> int:
+    """The outbox sweep (beat). Returns how many queued runs were handed to the broker.
+
+    - resend queued runs nobody picked up (saved while the broker was down);
+    - fail runs whose worker vanished;
+    - queue the run of any policy that is met but has none: the after-commit
+      check of a review is lost if the process dies between commit and check,
+      and the policy is a function of the gold labels since the last run, so
+      checking again later is safe.
+    """
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.LOUPE_REDISPATCH_AFTER_S)
     waiting = TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, requested_at__lt=now - timedelta(seconds=5))
@@ -83,19 +91,23 @@ def training_runs_redispatch(*, now: timezone.datetime | None = None) -> int:
         "pk", flat=True
     ):
         training_run_fail(run_id=pk, error="The worker running this training stopped without reporting back.")
+    for dataset_id in RetrainingPolicy.objects.filter(enabled=True).values_list("dataset_id", flat=True):
+        retraining_policy_check(dataset_id=dataset_id)
     return sent
 
 
-def retraining_policy_check(*, dataset: Dataset) -> TrainingRun | None:
-    """Queue a run if the dataset's policy is met. Runs inside the review's transaction.
+def retraining_policy_check(*, dataset_id: int) -> TrainingRun | None:
+    """Queue a run if the dataset's policy is met (after a review commits, and from the beat sweep).
 
-    Reads without locks (this runs on every review); only when the threshold is
-    met does training_run_request take the dataset lock, and a concurrent review
-    that queued the run first simply wins.
+    Never runs inside a review's transaction: a failure here cannot undo an
+    answer. Reads without locks (this runs after every review); only when the
+    threshold is met does training_run_request take the dataset lock, and a
+    concurrent check that queued the run first simply wins.
     """
-    policy = RetrainingPolicy.objects.filter(dataset=dataset, enabled=True).first()
+    policy = RetrainingPolicy.objects.filter(dataset_id=dataset_id, enabled=True).select_related("dataset").first()
     if policy is None:
         return None
+    dataset = policy.dataset
     if TrainingRun.objects.filter(
         dataset=dataset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
     ).exists():
@@ -119,7 +131,7 @@ def retraining_policy_check(*, dataset: Dataset) -> TrainingRun | None:
             requested_by=None,
             reason=f"{count} new gold labels since the last run (policy: retrain after {policy.new_gold_labels}).",
         )
-    except ValidationError:  # another review queued it a moment ago
+    except ValidationError:  # another check queued it a moment ago
         return None
 
 
@@ -177,25 +189,37 @@ def champion_set(*, model_version: ModelVersion, actor: AbstractBaseUser, reason
         reason=reason,
     )
 
-    from models_app.tasks import predict_items
-
     dataset_id, version_id = model_version.dataset_id, model_version.pk
-    transaction.on_commit(lambda: task_send_quietly(predict_items, dataset_id, version_id))
+    transaction.on_commit(lambda: predictions_refresh_dispatch(dataset_id=dataset_id, model_version_id=version_id))
     return previous
 
 
-def task_send_quietly(task: object, *args: object) -> None:
-    """Send a prediction task after commit; if the broker is down, log it: the beat sweep resends."""
+def predictions_refresh_dispatch(
+    *, dataset_id: int, model_version_id: int | None = None, batch_id: int | None = None
+) -> bool:
+    """Hand a predictions refresh to the broker. False (logged) if it is unreachable.
+
+    Call after commit. Nothing is lost when the broker is down: the beat's
+    predictions_refresh_sweep finds open items not showing the champion's
+    prediction and sends the refresh again.
+    """
+    from models_app import tasks
+
     try:
-        task.apply_async(args=list(args), retry=True, retry_policy={"max_retries": 2, "interval_start": 0})  # type: ignore[attr-defined]
-    except Exception:
-        logger.warning("Broker unreachable; %s%s not sent.", getattr(task, "name", task), args, exc_info=True)
+        tasks.predictions_refresh.apply_async(
+            args=[dataset_id, model_version_id, batch_id],
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0},
+        )
+    except Exception:  # kombu raises several kinds of connection errors; all mean "try later"
+        logger.warning("Broker unreachable; predictions refresh of dataset %s not sent.", dataset_id, exc_info=True)
+        return False
+    return True
 
 
-def predictions_refresh_stale() -> int:
-    """Send a prediction task for each dataset whose open items do not all show the champion's prediction."""
+def predictions_refresh_sweep() -> int:
+    """Beat: send a refresh for each dataset whose open items do not all show the champion's prediction."""
     from annotations.models import Item
-    from models_app.tasks import predict_items
 
     sent = 0
     for champion in ModelVersion.objects.filter(stage=ModelVersion.Stage.CHAMPION).only("pk", "dataset_id", "version"):
@@ -206,6 +230,5 @@ def predictions_refresh_stale() -> int:
             .exists()
         )
         if stale:
-            task_send_quietly(predict_items, champion.dataset_id, champion.pk)
-            sent += 1
+            sent += predictions_refresh_dispatch(dataset_id=champion.dataset_id, model_version_id=champion.pk)
     return sent

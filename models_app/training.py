@@ -20,7 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annotations.models import Dataset, GoldLabel, Item
-from governance.services import audit_record
+from governance.audit import audit_record
 from models_app.data import class_names, feature_specs, frame_for_items, holdout_labels, labels_hash
 from models_app.ml import baseline
 from models_app.ml.artifacts import save_model
@@ -199,7 +199,7 @@ def _register(
         Evaluation.objects.create(
             training_run=run,
             model_version=version,
-            role="candidate",
+            role=Evaluation.Role.CANDIDATE,
             holdout_size=holdout_size,
             holdout_hash=holdout_hash,
             metrics=candidate_metrics,
@@ -208,7 +208,7 @@ def _register(
             Evaluation.objects.create(
                 training_run=run,
                 model_version=champion,
-                role="champion",
+                role=Evaluation.Role.CHAMPION,
                 holdout_size=holdout_size,
                 holdout_hash=holdout_hash,
                 metrics=champion_metrics,

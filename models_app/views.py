@@ -10,29 +10,17 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotations.selectors import dataset_get_for_user
-from governance.roles import Role
-from models_app.models import RetrainingPolicy, TrainingRun
-from models_app.selectors import READ_ROLES, comparison_rows, run_get_for_user
+from models_app.models import TrainingRun
+from models_app.selectors import comparison_rows, models_overview_get_for_user, run_get_for_user
 from models_app.services import retraining_policy_update, training_run_request
+from workflow_site.access import Role
 
 
 @require_GET
 @login_required
 def models_overview(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=READ_ROLES)
-    policy = RetrainingPolicy.objects.filter(dataset=dataset).first()
-    runs = list(TrainingRun.objects.filter(dataset=dataset).select_related("requested_by", "model_version")[:25])
-    return render(
-        request,
-        "models_app/models_overview.html",
-        {
-            "dataset": dataset,
-            "versions": dataset.model_versions.select_related("training_run", "snapshot").all(),
-            "runs": runs,
-            "active_run": next((run for run in runs if run.is_active), None),
-            "policy": policy,
-        },
-    )
+    overview = models_overview_get_for_user(user=request.user, dataset_id=dataset_id)
+    return render(request, "models_app/models_overview.html", {"dataset": overview.dataset, "overview": overview})
 
 
 @require_POST
@@ -76,7 +64,7 @@ def policy_update(request: HttpRequest, dataset_id: int) -> HttpResponse:
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = run_get_for_user(user=request.user, pk=run_id)
-    version = getattr(run, "model_version", None) if run.status == TrainingRun.Status.SUCCEEDED else None
+    version = getattr(run, "model_version", None) if run.succeeded else None
     context = {
         "run": run,
         "dataset": run.dataset,

@@ -10,12 +10,12 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, LabelClass
-from governance.roles import Role
 from models_app.models import RetrainingPolicy
 
 # The real-worker fixtures live in tests/worker.py; importing them here defines
 # them once for the whole session (one worker process, not one per module).
 from tests.worker import celery_worker_process, live_worker  # noqa: E402,F401
+from workflow_site.access import Role
 
 PASSWORD = "correct-horse-battery-staple"
 

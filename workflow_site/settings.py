@@ -55,7 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "governance.middleware.RequestIdMiddleware",
+    "workflow_site.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -63,7 +63,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "governance.middleware.HtmxLoginRedirectMiddleware",
+    "workflow_site.middleware.HtmxLoginRedirectMiddleware",
 ]
 
 ROOT_URLCONF = "workflow_site.urls"
@@ -79,7 +79,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "governance.context_processors.roles",
+                "workflow_site.context_processors.roles",
             ],
         },
     }
@@ -194,20 +194,22 @@ CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task leaves the message f
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
-    "models_app.tasks.train_model": {"queue": "ml"},
-    "models_app.tasks.predict_items": {"queue": "ml"},
+    "models_app.tasks.training_run_execute": {"queue": "ml"},
+    "models_app.tasks.predictions_refresh": {"queue": "ml"},
 }
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT_S", 60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BEAT_SCHEDULE = {
-    # The outbox sweep: training runs saved while the broker was down are sent again.
-    "dispatch-queued-training-runs": {
-        "task": "models_app.tasks.dispatch_queued_runs",
+    # The outbox sweep: training runs saved while the broker was down are sent
+    # again, and a retraining policy met while its after-commit check was lost
+    # (a crash between commit and check) queues its run.
+    "training-runs-sweep": {
+        "task": "models_app.tasks.training_runs_sweep",
         "schedule": env_int("LOUPE_DISPATCH_EVERY_S", 60),
     },
     # Open items still showing an old (or no) prediction get the champion's.
-    "refresh-stale-predictions": {
-        "task": "models_app.tasks.refresh_stale_predictions",
+    "predictions-refresh-sweep": {
+        "task": "models_app.tasks.predictions_refresh_sweep",
         "schedule": env_int("LOUPE_REPREDICT_EVERY_S", 300),
     },
 }

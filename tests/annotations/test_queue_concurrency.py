@@ -8,8 +8,8 @@ from django.db import connections
 
 from annotations.models import Dataset, Item
 from annotations.queue import queue_next_item
-from governance.roles import Role
 from tests.conftest import make_user, synthetic_rows
+from workflow_site.access import Role
 
 
 def test_concurrent_reviewers_never_hold_the_same_item(transactional_db, dataset, import_rows):

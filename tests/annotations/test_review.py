@@ -20,7 +20,7 @@ from annotations.services import ReviewAnswer, review_submit
 from annotations.signals import gold_labels_changed
 from governance.models import AuditEvent
 from models_app.models import ModelVersion, TrainingRun
-from models_app.services import training_runs_redispatch
+from models_app.services import training_runs_sweep
 from tests.conftest import login, synthetic_rows
 
 # Queries for one htmx review POST (submit + next card), measured; see test_review_loop_query_count_*.
@@ -55,7 +55,7 @@ def _review_next(dataset: Dataset, reviewer, *, accept: bool = True) -> Review:
 @pytest.fixture
 def broker():
     """The only mock: the broker call that hands a training run to a worker."""
-    with mock.patch("models_app.tasks.train_model.apply_async") as apply_async:
+    with mock.patch("models_app.tasks.training_run_execute.apply_async") as apply_async:
         yield apply_async
 
 
@@ -161,25 +161,56 @@ def test_review_writes_a_review_submitted_audit_event_with_before_and_after(trai
 
 
 def test_review_and_its_audit_event_roll_back_together(trained_dataset, reviewer, broker):
-    """A failure late in the review's transaction undoes the review, the gold label and the audit event."""
+    """A failure inside the review's transaction (here: the audit append) undoes the review and the gold label."""
     item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
     before = _counts()
 
-    def fail(**_):
-        raise RuntimeError("a receiver failed")
-
-    gold_labels_changed.connect(fail, dispatch_uid="test-fail-after-audit")
-    try:
+    with mock.patch("annotations.services.audit_record", side_effect=RuntimeError("the audit append failed")):
         with pytest.raises(RuntimeError):
             review_submit(item_id=item.pk, reviewer=reviewer, answer=_answer(item))
-    finally:
-        gold_labels_changed.disconnect(dispatch_uid="test-fail-after-audit")
 
     assert _counts() == before
     assert not AuditEvent.objects.filter(action="review.submitted").exists()
     item.refresh_from_db()
     assert item.queue_state == Item.QueueState.OPEN
     assert item.leased_to == reviewer
+
+
+def test_review_is_saved_even_when_the_retraining_policy_check_raises(
+    trained_dataset, reviewer, broker, django_capture_on_commit_callbacks
+):
+    """The policy check runs after the review commits: a bug in models_app cannot undo a reviewer's answer."""
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    client = login(reviewer)
+
+    with mock.patch("models_app.services.retraining_policy_check", side_effect=RuntimeError("policy bug")) as check:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                reverse("annotations:review_submit", args=[trained_dataset.pk, item.pk]),
+                {"label": item.predicted_label.name, "shown_prediction": item.prediction_id},
+                HTTP_HX_REQUEST="true",
+            )
+
+    assert check.called, "the policy check ran (after commit) and raised"
+    assert response.status_code == 200
+    review = Review.objects.get(item=item)
+    assert review.decision == Review.Decision.ACCEPT
+    assert GoldLabel.objects.get(item=item).review == review
+    assert AuditEvent.objects.filter(action="review.submitted", object_id=str(item.pk)).exists()
+
+
+def test_policy_check_runs_outside_the_review_transaction(trained_dataset, reviewer, broker):
+    """Nothing is checked while the review's transaction is open; the check waits for the commit."""
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    seen = []
+    gold_labels_changed.connect(
+        lambda **kw: seen.append(kw["dataset_id"]), dispatch_uid="test-after-commit", weak=False
+    )
+    try:
+        review_submit(item_id=item.pk, reviewer=reviewer, answer=_answer(item))
+        assert seen == [], "a receiver ran inside the review's transaction"
+    finally:
+        gold_labels_changed.disconnect(dispatch_uid="test-after-commit")
 
 
 def test_item_without_a_prediction_is_labelled_not_accepted(trained_dataset, reviewer, import_rows, broker):
@@ -442,16 +473,15 @@ def test_fifth_review_queues_exactly_one_policy_training_run(
     trained_dataset, reviewer, django_capture_on_commit_callbacks, broker
 ):
     for _ in range(4):
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with django_capture_on_commit_callbacks(execute=True):
             _review_next(trained_dataset, reviewer)
-        assert callbacks == []
     assert not _policy_runs(trained_dataset).exists()
+    broker.assert_not_called()
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         _review_next(trained_dataset, reviewer)
 
     run = _policy_runs(trained_dataset).get()
-    assert len(callbacks) == 1
     broker.assert_called_once()
     assert broker.call_args.kwargs["args"] == [run.pk]
     assert run.status == TrainingRun.Status.QUEUED
@@ -490,16 +520,13 @@ def test_no_training_run_exists_when_the_fifth_review_rolls_back(
     item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
     reviews = Review.objects.count()
 
-    def fail(**_):  # runs after the policy receiver, inside the same transaction
-        assert _policy_runs(trained_dataset).exists()
-        raise RuntimeError("late failure")
-
-    gold_labels_changed.connect(fail, dispatch_uid="test-fail-after-policy")
-    try:
-        with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError):
-            review_submit(item_id=item.pk, reviewer=reviewer, answer=_answer(item))
-    finally:
-        gold_labels_changed.disconnect(dispatch_uid="test-fail-after-policy")
+    # The fifth review fails inside its transaction (its audit append), so nothing is sent after commit.
+    with (
+        mock.patch("annotations.services.audit_record", side_effect=RuntimeError("late failure")),
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+    ):
+        review_submit(item_id=item.pk, reviewer=reviewer, answer=_answer(item))
 
     assert callbacks == []
     assert not _policy_runs(trained_dataset).exists()
@@ -525,7 +552,7 @@ def test_broker_outage_keeps_the_review_and_the_run_is_sent_by_the_sweep(
     # The broker comes back; the beat sweep resends the run.
     broker.side_effect = None
     broker.reset_mock()
-    sent = training_runs_redispatch(now=timezone.now() + timedelta(seconds=30))
+    sent = training_runs_sweep(now=timezone.now() + timedelta(seconds=30))
 
     assert sent == 1
     broker.assert_called_once()
@@ -536,7 +563,7 @@ def test_broker_outage_keeps_the_review_and_the_run_is_sent_by_the_sweep(
 
     # A run that was just sent is not sent again by the next sweep.
     broker.reset_mock()
-    assert training_runs_redispatch(now=timezone.now() + timedelta(seconds=31)) == 0
+    assert training_runs_sweep(now=timezone.now() + timedelta(seconds=31)) == 0
     broker.assert_not_called()
 
 

@@ -27,9 +27,9 @@ from django.urls import reverse
 
 from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, Item, LabelClass
 from governance.models import AuditEvent, PromotionRequest
-from governance.roles import Role
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 from tests.conftest import PASSWORD, csv_bytes, login, make_user, synthetic_rows
+from workflow_site.access import Role
 
 # --- the world ----------------------------------------------------------------
 
@@ -153,7 +153,7 @@ def world(django_db_setup, django_db_blocker) -> Any:
 @pytest.fixture
 def broker() -> Any:
     """The broker is the outside world: training dispatch goes to a mock."""
-    from models_app.tasks import train_model
+    from models_app.tasks import training_run_execute as train_model
 
     with mock.patch.object(train_model, "apply_async") as apply_async:
         yield apply_async

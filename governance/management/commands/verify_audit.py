@@ -6,17 +6,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.audit_chain import verify_chain
-from governance.models import AuditEvent
-from governance.selectors import chain_head
+from governance.selectors import audit_chain_verify
 
 
 class Command(BaseCommand):
     help = "Verify the audit trail's hash chain; exit 1 and name the first broken event if it does not verify."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        events = AuditEvent.objects.order_by("seq").iterator(chunk_size=2000)
-        checked, broken = verify_chain(events, head=chain_head())
+        checked, broken = audit_chain_verify()
         if broken is not None:
             raise CommandError(
                 f"Audit chain broken at event #{broken.seq}: {broken.reason}. {checked} events verified before it."

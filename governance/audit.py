@@ -1,4 +1,13 @@
-"""Governance writes. `audit_record` is the one function every app calls."""
+"""Governance's public door: the only governance module annotations and models_app may import.
+
+- `audit_record(...)`: append a state change to the hash-chained audit trail,
+  inside the caller's transaction.
+- `data_access_record(...)` with a `ReadPurpose`: log that a user was shown an
+  item's data (the read log, kept off the chain).
+
+The import-linter contract in `.importlinter` holds this: the other apps reach
+governance through this module and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.audit_chain import chain_hash, event_fields, to_json_value
-from governance.models import AuditChainHead, AuditEvent
-from governance.request_context import current_request_id
+from governance.models import AuditChainHead, AuditEvent, DataAccess
+from workflow_site.request_id import current_request_id
 
 
 def audit_record(
@@ -62,10 +71,12 @@ def audit_record(
     return event
 
 
-def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: str) -> None:
-    """Log that `user` was shown `item`'s data (21 CFR Part 11 / EU AI Act: who read what)."""
-    from governance.models import DataAccess
+# Why an item's data was shown (review card, item history, API).
+ReadPurpose = DataAccess.Purpose
 
+
+def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: ReadPurpose) -> None:
+    """Log that `user` was shown `item`'s data (21 CFR Part 11 / EU AI Act: who read what)."""
     DataAccess.objects.create(
         user=user, item_id=item.pk, dataset_id=item.dataset_id, purpose=purpose, request_id=current_request_id()
     )

@@ -18,15 +18,16 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from annotations import demo_data
 from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, LabelClass
 from annotations.services import import_batch_create
-from governance import demo_data
+from governance.audit import audit_record
 from governance.promotions import promotion_decide, promotion_request_create
-from governance.roles import Role
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 from models_app.prediction import open_item_ids, predictions_create
 from models_app.services import training_run_request
 from models_app.training import training_run_execute
+from workflow_site.access import Role
 
 DEMO_USERS = [
     ("reviewer1", "Riley", "Reviewer", Role.REVIEWER),
@@ -67,13 +68,29 @@ class Command(BaseCommand):
             user = User.objects.filter(username=username).first()
             if user is None:
                 password = stored.get(username) or secrets.token_urlsafe(12)
-                user = User.objects.create_user(username=username, password=password, first_name=first, last_name=last)
-                if role is None:
-                    user.is_staff = user.is_superuser = True
-                    user.save()
+                with transaction.atomic():
+                    user = User.objects.create_user(
+                        username=username, password=password, first_name=first, last_name=last
+                    )
+                    if role is None:
+                        user.is_staff = user.is_superuser = True
+                        user.save()
+                    else:
+                        user.groups.add(Group.objects.get(name=str(role)))
+                    audit_record(
+                        actor=None,
+                        action="user.created",
+                        obj=user,
+                        object_type="user",
+                        after={
+                            "username": username,
+                            "is_staff": user.is_staff,
+                            "is_superuser": user.is_superuser,
+                            "groups": [str(role)] if role else [],
+                        },
+                        reason="demo seed",
+                    )
                 stored[username] = password
-            if role is not None:
-                user.groups.add(Group.objects.get(name=str(role)))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(stored, indent=2))
         os.chmod(path, 0o600)

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
-from governance.request_context import reset_current_request, reset_request_id, set_current_request, set_request_id
+from workflow_site.request_id import reset_request_id, set_request_id
 
 
 class RequestIdMiddleware:
@@ -22,11 +22,9 @@ class RequestIdMiddleware:
         request_id = uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         token = set_request_id(request_id)
-        request_token = set_current_request(request)
         try:
             response = self.get_response(request)
         finally:
-            reset_current_request(request_token)
             reset_request_id(token)
         response["X-Request-ID"] = request_id
         return response

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from governance.roles import Role, has_role
+from workflow_site.access import Role, has_role
 
 
 def roles(request: HttpRequest) -> dict[str, bool]:

@@ -1,0 +1,78 @@
+"""Who may do what: roles (Django groups) and per-dataset membership.
+
+A leaf module: every app imports it, and it imports none of them. Roles are
+site-wide groups; membership says which datasets a reviewer, adjudicator or
+model admin works on. Auditors read every dataset without membership.
+
+Every view and API endpoint reaches these through a selector, on the server.
+Denials raise PermissionDenied, which Django and DRF both turn into a 403.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+
+# Whoever is making the request: a signed-in user or the anonymous one.
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+class Role(StrEnum):
+    REVIEWER = "reviewer"
+    ADJUDICATOR = "adjudicator"
+    MODEL_ADMIN = "model_admin"
+    AUDITOR = "auditor"
+
+
+ROLE_LABELS = {
+    Role.REVIEWER: "Reviewer",
+    Role.ADJUDICATOR: "Adjudicator",
+    Role.MODEL_ADMIN: "Model admin",
+    Role.AUDITOR: "Auditor",
+}
+
+# Who may review items: adjudicators can do everything reviewers can.
+REVIEW_ROLES = (Role.REVIEWER, Role.ADJUDICATOR)
+# Who may read model versions, training runs and promotions.
+MODEL_READ_ROLES = (Role.MODEL_ADMIN, Role.AUDITOR)
+# Who may read a dataset's overview (its schema, counts and imports).
+DATASET_READ_ROLES = (Role.REVIEWER, Role.ADJUDICATOR, Role.MODEL_ADMIN, Role.AUDITOR)
+
+
+def user_roles(user: AnyUser) -> frozenset[str]:
+    """The user's role names, cached on the user object for the request."""
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    cached = getattr(user, "_loupe_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
+        user._loupe_roles = cached  # type: ignore[union-attr]
+    return cached
+
+
+def has_role(user: AnyUser, *roles: Role) -> bool:
+    return bool(user_roles(user) & {str(r) for r in roles})
+
+
+def require_role(user: AnyUser, *roles: Role) -> None:
+    if not has_role(user, *roles):
+        wanted = " or ".join(ROLE_LABELS[r] for r in roles)
+        raise PermissionDenied(f"This needs the {wanted} role.")
+
+
+def require_dataset_access(user: AnyUser, dataset: Any, roles: tuple[Role, ...]) -> None:
+    """Raise PermissionDenied unless `user` may act on `dataset` in one of `roles`.
+
+    Precondition: require_role(user, *roles) already passed (selectors check the
+    role before they look the record up, so a forbidden id is a 403, not a 404).
+    Auditors (when AUDITOR is among `roles`) read every dataset; the other
+    roles need a membership. `dataset` is any object with a `memberships`
+    relation (annotations.Dataset), so this module imports no app.
+    """
+    if Role.AUDITOR in roles and has_role(user, Role.AUDITOR):
+        return
+    if not dataset.memberships.filter(user=user).exists():
+        raise PermissionDenied("You are not a member of this dataset.")

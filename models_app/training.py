@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -31,24 +33,46 @@ from models_app.prediction import model_load
 logger = logging.getLogger(__name__)
 
 
+def _run_transition(
+    *, run_id: int, from_status: str, action: str, after: dict[str, Any], reason: str = "", **changes: Any
+) -> TrainingRun | None:
+    """Move a run out of `from_status` with a conditional UPDATE and, if it moved, audit it in the same transaction.
+
+    The UPDATE ... WHERE status = from_status is the claim: of two callers
+    (a redelivered task, the sweep and the worker) exactly one moves the run.
+    Returns the moved run, or None when it was not in `from_status`.
+    """
+    with transaction.atomic():
+        moved = TrainingRun.objects.filter(pk=run_id, status=from_status).update(**changes)
+        if not moved:
+            return None
+        run = TrainingRun.objects.get(pk=run_id)
+        audit_record(
+            actor=None,
+            action=action,
+            obj=run,
+            object_type="training_run",
+            dataset_id=run.dataset_id,
+            before={"status": from_status},
+            after=after,
+            reason=reason,
+        )
+    return run
+
+
 def training_run_claim(*, run_id: int) -> bool:
     """queued → running, once. False if another delivery already claimed it."""
-    with transaction.atomic():
-        claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
-            status=TrainingRun.Status.RUNNING, started_at=timezone.now(), stage="Freezing the snapshot", progress=5
-        )
-        if claimed:
-            run = TrainingRun.objects.get(pk=run_id)
-            audit_record(
-                actor=None,
-                action="training.started",
-                obj=run,
-                object_type="training_run",
-                dataset_id=run.dataset_id,
-                before={"status": "queued"},
-                after={"status": "running"},
-            )
-    return bool(claimed)
+    claimed = _run_transition(
+        run_id=run_id,
+        from_status=TrainingRun.Status.QUEUED,
+        action="training.started",
+        after={"status": "running"},
+        status=TrainingRun.Status.RUNNING,
+        started_at=timezone.now(),
+        stage="Freezing the snapshot",
+        progress=5,
+    )
+    return claimed is not None
 
 
 def _progress(run: TrainingRun, progress: int, stage: str) -> None:
@@ -88,6 +112,30 @@ def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:
             after={"training_run": run.pk, "label_count": len(golds), "content_hash": content_hash},
         )
     return snapshot
+
+
+@dataclass(frozen=True)
+class HoldoutComparison:
+    """Candidate and champion measured on the same sequestered holdout."""
+
+    size: int
+    labels_hash: str
+    candidate_metrics: dict[str, Any]
+    champion: ModelVersion | None
+    champion_metrics: dict[str, Any] | None  # None: no champion, or it could not be evaluated
+
+
+@dataclass(frozen=True)
+class TrainedCandidate:
+    """What one training run produced, ready to be registered as a model version."""
+
+    run: TrainingRun
+    snapshot: DatasetSnapshot
+    artifact_path: Path  # relative to ARTIFACT_ROOT
+    artifact_sha256: str
+    feature_names: list[str]
+    class_names: list[str]
+    holdout: HoldoutComparison
 
 
 def _evaluate(model: object, holdout: list[tuple[int, str, str]], specs: list, classes: list[str]) -> dict:
@@ -139,24 +187,26 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
 
         _progress(run, 75, "Evaluating on the sequestered holdout")
         holdout = holdout_labels(dataset)
-        holdout_hash = labels_hash(holdout)
-        candidate_metrics = _evaluate(model, holdout, specs, classes)
         champion = ModelVersion.objects.filter(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).first()
-        champion_metrics = _champion_metrics(champion, holdout, specs, classes) if champion else None
+        comparison = HoldoutComparison(
+            size=len(holdout),
+            labels_hash=labels_hash(holdout),
+            candidate_metrics=_evaluate(model, holdout, specs, classes),
+            champion=champion,
+            champion_metrics=_champion_metrics(champion, holdout, specs, classes) if champion else None,
+        )
 
         _progress(run, 90, "Registering the candidate")
         return _register(
-            run,
-            snapshot,
-            relative,
-            sha256,
-            specs,
-            classes,
-            candidate_metrics,
-            champion,
-            champion_metrics,
-            len(holdout),
-            holdout_hash,
+            TrainedCandidate(
+                run=run,
+                snapshot=snapshot,
+                artifact_path=relative,
+                artifact_sha256=sha256,
+                feature_names=[spec.name for spec in specs],
+                class_names=classes,
+                holdout=comparison,
+            )
         )
     except Exception as exc:  # any failure ends the run as failed, with its reason
         logger.exception("Training run %s failed", run_id)
@@ -166,19 +216,9 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         return None
 
 
-def _register(
-    run: TrainingRun,
-    snapshot: DatasetSnapshot,
-    relative: Path,
-    sha256: str,
-    specs: list,
-    classes: list[str],
-    candidate_metrics: dict,
-    champion: ModelVersion | None,
-    champion_metrics: dict | None,
-    holdout_size: int,
-    holdout_hash: str,
-) -> ModelVersion:
+def _register(trained: TrainedCandidate) -> ModelVersion:
+    """Register the candidate version, its evaluations, and the run's success, in one transaction."""
+    run, snapshot, holdout = trained.run, trained.snapshot, trained.holdout
     with transaction.atomic():
         # Lock the dataset row so two runs cannot take the same number
         # (select_for_update() is dropped from an aggregate query).
@@ -190,28 +230,28 @@ def _register(
             algorithm=baseline.ALGORITHM,
             training_run=run,
             snapshot=snapshot,
-            artifact_path=str(relative),
-            artifact_sha256=sha256,
-            feature_names=[spec.name for spec in specs],
-            class_names=classes,
-            metrics={"holdout": candidate_metrics, "training_labels": snapshot.label_count},
+            artifact_path=str(trained.artifact_path),
+            artifact_sha256=trained.artifact_sha256,
+            feature_names=trained.feature_names,
+            class_names=trained.class_names,
+            metrics={"holdout": holdout.candidate_metrics, "training_labels": snapshot.label_count},
         )
         Evaluation.objects.create(
             training_run=run,
             model_version=version,
             role=Evaluation.Role.CANDIDATE,
-            holdout_size=holdout_size,
-            holdout_hash=holdout_hash,
-            metrics=candidate_metrics,
+            holdout_size=holdout.size,
+            holdout_hash=holdout.labels_hash,
+            metrics=holdout.candidate_metrics,
         )
-        if champion is not None and champion_metrics is not None:
+        if holdout.champion is not None and holdout.champion_metrics is not None:
             Evaluation.objects.create(
                 training_run=run,
-                model_version=champion,
+                model_version=holdout.champion,
                 role=Evaluation.Role.CHAMPION,
-                holdout_size=holdout_size,
-                holdout_hash=holdout_hash,
-                metrics=champion_metrics,
+                holdout_size=holdout.size,
+                holdout_hash=holdout.labels_hash,
+                metrics=holdout.champion_metrics,
             )
         TrainingRun.objects.filter(pk=run.pk).update(
             status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=100, stage="Done"
@@ -224,11 +264,11 @@ def _register(
             dataset_id=run.dataset_id,
             after={
                 "version": version.version,
-                "artifact_sha256": sha256,
+                "artifact_sha256": trained.artifact_sha256,
                 "training_run": run.pk,
                 "snapshot": snapshot.pk,
                 "snapshot_hash": snapshot.content_hash,
-                "holdout_accuracy": candidate_metrics.get("accuracy"),
+                "holdout_accuracy": holdout.candidate_metrics.get("accuracy"),
             },
         )
         audit_record(
@@ -244,19 +284,15 @@ def _register(
 
 
 def training_run_fail(*, run_id: int, error: str, detail: str = "") -> None:
-    with transaction.atomic():
-        updated = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
-            status=TrainingRun.Status.FAILED, finished_at=timezone.now(), error=error[:2000], stage="Failed"
-        )
-        if updated:
-            run = TrainingRun.objects.get(pk=run_id)
-            audit_record(
-                actor=None,
-                action="training.failed",
-                obj=run,
-                object_type="training_run",
-                dataset_id=run.dataset_id,
-                before={"status": "running"},
-                after={"status": "failed", "error": error[:500]},
-                reason=detail[-1500:],
-            )
+    """running → failed, with the reason; nothing happens to a run that is no longer running."""
+    _run_transition(
+        run_id=run_id,
+        from_status=TrainingRun.Status.RUNNING,
+        action="training.failed",
+        after={"status": "failed", "error": error[:500]},
+        reason=detail[-1500:],
+        status=TrainingRun.Status.FAILED,
+        finished_at=timezone.now(),
+        error=error[:2000],
+        stage="Failed",
+    )

@@ -6,8 +6,8 @@ from unittest import mock
 
 from annotations.models import Item
 from governance.models import AuditEvent
-from models_app.models import ModelVersion, TrainingRun
 from models_app import prediction
+from models_app.models import ModelVersion, TrainingRun
 from models_app.prediction import predictions_create
 from models_app.services import predictions_refresh_sweep, training_run_request
 from models_app.training import training_run_execute

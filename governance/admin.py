@@ -236,6 +236,10 @@ class AuditedTokenAdmin(AuditedAuthAdmin, TokenAdmin):
     object_type = "token"
     label_keys = ("user",)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A token is a credential: it is issued to one user and never moved to another.
+        return ("user",) if obj is not None else ()
+
     def audit_state(self, obj: Any) -> State:
         row = Token.objects.filter(key=obj.key).values("user_id", "user__username").get()
         return {"user": row["user__username"], "user_id": row["user_id"]}

@@ -59,9 +59,6 @@ class Feature(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def is_out_of_range(self, value: object) -> bool:
-        return self.out_of_range_direction(value) is not None
-
     def out_of_range_direction(self, value: object) -> str | None:
         """ "low" or "high" when a number falls outside the normal range, else None."""
         if not isinstance(value, int | float) or isinstance(value, bool):

@@ -12,29 +12,19 @@ is caught up by a beat sweep (see models_app.services).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.db import transaction
 from django.dispatch import Signal
-
-logger = logging.getLogger(__name__)
 
 gold_labels_changed = Signal()
 items_imported = Signal()
 
 
 def send_after_commit(signal: Signal, sender: type, **kwargs: Any) -> None:
-    """Send `signal` once the current transaction commits (at once outside one); log receivers that fail."""
+    """Send `signal` once the current transaction commits (at once outside one).
 
-    def send() -> None:
-        for receiver, result in signal.send_robust(sender=sender, **kwargs):
-            if isinstance(result, Exception):
-                logger.error(
-                    "Receiver %r of %s failed after commit",
-                    receiver,
-                    kwargs,
-                    exc_info=(type(result), result, result.__traceback__),
-                )
-
-    transaction.on_commit(send)
+    send_robust: a receiver that raises is logged by Django (logger
+    "django.dispatch") and does not reach the request that made the change.
+    """
+    transaction.on_commit(lambda: signal.send_robust(sender=sender, **kwargs))

@@ -1,4 +1,4 @@
-"""On PostgreSQL the database itself refuses to change or delete a review or a read record."""
+"""The database itself (PostgreSQL or SQLite) refuses to change or delete a review or a read record."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ from annotations.queue import queue_next_item
 from annotations.services import ReviewAnswer, review_submit
 from governance.models import DataAccess
 from tests.conftest import login
-
-pytestmark = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="the immutability triggers exist only on PostgreSQL"
-)
 
 
 def _one_review(dataset, reviewer) -> Review:  # type: ignore[no-untyped-def]
@@ -46,3 +42,15 @@ def test_database_refuses_to_delete_a_read_record(trained_dataset, reviewer):
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM governance_dataaccess")
     assert DataAccess.objects.count() == 1
+
+
+def test_database_refuses_to_rewrite_a_read_record(trained_dataset, reviewer):
+    login(reviewer).get(reverse("annotations:review", args=[trained_dataset.pk]))
+    record = DataAccess.objects.get()
+    with (
+        pytest.raises(DatabaseError, match=r"append-only \(UPDATE refused\)"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("UPDATE governance_dataaccess SET request_id = 'forged' WHERE id = %s", [record.pk])
+    assert DataAccess.objects.get(pk=record.pk).request_id == record.request_id

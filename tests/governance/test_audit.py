@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from annotations.models import Dataset, Item, LabelClass, Review
 from annotations.services import ReviewAnswer, review_submit
+from governance.audit import audit_record
 from governance.audit_chain import GENESIS_HASH, chain_hash, event_fields, verify_chain
 from governance.models import AuditEvent
-from governance.services import audit_record
 from tests.conftest import PASSWORD, login
 
 ON_POSTGRES = connection.vendor == "postgresql"
@@ -37,14 +37,18 @@ def _raw(sql: str, params: list | None = None) -> None:
 def _tamper(sql: str, params: list) -> None:
     """Change the table behind the application's back, as someone with database access could.
 
-    On PostgreSQL that first takes disabling the append-only trigger (only the
-    table owner can; it is undone when the test's transaction rolls back). The
-    deferred foreign-key checks are run first: ALTER TABLE refuses to run while
-    any are pending.
+    That first takes disabling the append-only trigger (on PostgreSQL only the
+    table owner can; on SQLite whoever can write the file can drop it); either is
+    undone when the test's transaction rolls back. On PostgreSQL the deferred
+    foreign-key checks are run first: ALTER TABLE refuses to run while any are
+    pending.
     """
     if ON_POSTGRES:
         _raw("SET CONSTRAINTS ALL IMMEDIATE")
         _raw(f"ALTER TABLE governance_auditevent DISABLE TRIGGER {TRIGGER}")
+    else:
+        _raw(f"DROP TRIGGER {TRIGGER}_update")
+        _raw(f"DROP TRIGGER {TRIGGER}_delete")
     _raw(sql, params)
 
 
@@ -106,8 +110,7 @@ def test_the_auditor_verify_page_reports_a_good_chain(workload, auditor):
     assert b"no broken link" in response.content
 
 
-@pytest.mark.skipif(not ON_POSTGRES, reason="the append-only trigger exists only on PostgreSQL")
-def test_postgres_refuses_to_update_or_delete_an_audit_event(workload):
+def test_the_database_refuses_to_update_or_delete_an_audit_event(workload):
     target = AuditEvent.objects.order_by("seq")[5]
 
     with pytest.raises(DatabaseError, match=r"append-only \(UPDATE refused\)"), transaction.atomic():
@@ -465,14 +468,14 @@ def test_deleting_the_newest_events_is_detected_against_the_chain_head(trained_d
     from governance.selectors import chain_head
 
     head = chain_head()
-    # Simulate an attacker removing the tail (PostgreSQL: TRUNCATE bypasses the row trigger; SQLite: DELETE).
-    statement = (
-        "TRUNCATE governance_auditevent" if connection.vendor == "postgresql" else "DELETE FROM governance_auditevent"
-    )
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    # Simulate an attacker removing the tail (PostgreSQL: TRUNCATE bypasses the row trigger;
+    # SQLite: drop the trigger, then DELETE).
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # flush pending FK checks so TRUNCATE may run
-        cursor.execute(statement)
+            cursor.execute("TRUNCATE governance_auditevent")
+    else:
+        _tamper("DELETE FROM governance_auditevent", [])
     checked, broken = verify_chain(AuditEvent.objects.order_by("seq"), head=head)
     assert checked == 0 and broken is not None and "events are missing" in broken.reason
     with pytest.raises(CommandError, match="events are missing"):

@@ -377,9 +377,9 @@ def test_the_audit_list_filters_by_date(workload, auditor):
     client = login(auditor)
     today = timezone.localdate()
 
-    _, todays = _listed(client, **{"from": today.isoformat(), "to": today.isoformat()})
-    _, future = _listed(client, **{"from": (today + timedelta(days=1)).isoformat()})
-    response, past = _listed(client, to=(today - timedelta(days=1)).isoformat())
+    _, todays = _listed(client, date_from=today.isoformat(), date_to=today.isoformat())
+    _, future = _listed(client, date_from=(today + timedelta(days=1)).isoformat())
+    response, past = _listed(client, date_to=(today - timedelta(days=1)).isoformat())
 
     assert todays.count() == AuditEvent.objects.count()
     assert future.count() == 0
@@ -405,7 +405,7 @@ def test_the_audit_list_costs_the_same_number_of_queries_however_many_events_it_
 
 
 def test_a_bad_date_on_the_audit_list_is_a_400_with_a_clear_message(workload, auditor):
-    response = login(auditor).get(reverse("governance:audit_list"), {"from": "2024-02-31"})
+    response = login(auditor).get(reverse("governance:audit_list"), {"date_from": "2024-02-31"})
 
     assert response.status_code == 400
     assert "From: “2024-02-31” is not a date (YYYY-MM-DD)." in response.content.decode()
@@ -415,7 +415,7 @@ def test_a_bad_dataset_on_the_audit_list_is_a_400_with_a_clear_message(workload,
     response = login(auditor).get(reverse("governance:audit_list"), {"dataset": "tumours"})
 
     assert response.status_code == 400
-    assert "dataset: “tumours” is not a dataset id." in response.content.decode()
+    assert "Dataset: “tumours” is not a dataset id." in response.content.decode()
 
 
 def test_the_audit_api_filters_and_rejects_a_bad_date(workload, auditor):
@@ -427,7 +427,7 @@ def test_the_audit_api_filters_and_rejects_a_bad_date(workload, auditor):
     assert good.status_code == 200
     assert [e["action"] for e in good.json()["results"]] == ["review.skipped"]
     assert bad.status_code == 400
-    assert "date_from" in bad.json()
+    assert bad.json()["date_from"] == ["“yesterday” is not a date (YYYY-MM-DD)."]
 
 
 def test_item_history_shows_reviews_and_predictions_for_the_item(trained_dataset, reviewer, auditor):

@@ -480,3 +480,20 @@ def test_deleting_the_newest_events_is_detected_against_the_chain_head(trained_d
     assert checked == 0 and broken is not None and "events are missing" in broken.reason
     with pytest.raises(CommandError, match="events are missing"):
         call_command("verify_audit")
+
+
+def test_the_audit_list_pages_keep_the_filters(auditor):
+    with transaction.atomic():
+        for n in range(60):
+            audit_record(actor=None, action="test.paged", object_type="thing", object_id=n)
+        audit_record(actor=None, action="test.other", object_type="thing", object_id=0)
+    client = login(auditor)
+
+    first = client.get(reverse("governance:audit_list"), {"action": "test.paged"})
+    older = first.context["page"].next_page_number()
+    assert f'href="?action=test.paged&amp;page={older}"' in first.content.decode()
+
+    second = client.get(reverse("governance:audit_list"), {"action": "test.paged", "page": older})
+    assert f'href="?action=test.paged&amp;page={older - 1}"' in second.content.decode()
+    assert {e.action for e in second.context["page"].object_list} == {"test.paged"}
+    assert len(second.context["page"].object_list) == 10

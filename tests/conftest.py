@@ -1,23 +1,50 @@
-"""Personas, a small dataset, and helpers shared by every test module."""
+"""Personas, the Tumours dataset, the shared trained world, and the hooks that keep the suite fast."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
+from django.contrib.auth.models import User
+from django.test.utils import override_settings
 
-from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, LabelClass
-from models_app.models import RetrainingPolicy
+from annotations.models import Dataset, ImportBatch
+from tests import world
+
+# Re-exported: test modules import these helpers from here as well as from tests.helpers.
+from tests.helpers import (  # noqa: F401
+    DATASET_SLUG,
+    MODEL_ADMIN,
+    MODEL_ADMIN2,
+    PASSWORD,
+    csv_bytes,
+    login,
+    make_user,
+    synthetic_rows,
+    tumours_dataset_create,
+)
 
 # The real-worker fixtures live in tests/worker.py; importing them here defines
 # them once for the whole session (one worker process, not one per module).
 from tests.worker import celery_worker_process, live_worker  # noqa: E402,F401
 from workflow_site.access import Role
 
-PASSWORD = "correct-horse-battery-staple"
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    world.order_items(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    world.leave_unwanted(item)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing() -> Iterator[None]:
+    """PBKDF2 is slow on purpose (~0.3 s per user made and per signature checked); tests need no such defence."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -31,27 +58,48 @@ def _celery_eager():
     app.conf.task_always_eager = False
 
 
-def make_user(username: str, *roles: Role, dataset: Dataset | None = None) -> User:
-    user = User.objects.create_user(
-        username=username, password=PASSWORD, first_name=username.capitalize(), last_name="Tester"
-    )
-    for role in roles:
-        user.groups.add(Group.objects.get_or_create(name=str(role))[0])
-    if dataset is not None:
-        DatasetMembership.objects.create(dataset=dataset, user=user)
-    return user
+@pytest.fixture(scope="session")
+def _world_stack(request: pytest.FixtureRequest, django_db_setup, django_db_blocker) -> Iterator[world.WorldStack]:
+    stack = world.WorldStack(django_db_blocker)
+    request.config.stash[world.STACK] = stack
+    yield stack
+    stack.leave_to(0)
+    del request.config.stash[world.STACK]
+
+
+@pytest.fixture(autouse=True)
+def _shared_world(request: pytest.FixtureRequest, _celery_eager) -> Iterator[None]:
+    """Open the world layers this test shares (tests/world.py) before its own transaction begins."""
+    wanted = world.wanted_layers(request.node)
+    stack = request.getfixturevalue("_world_stack") if wanted else None
+    if stack is not None:
+        stack.enter(wanted)
+    yield
+    if stack is not None:
+        stack.restore_files()
+
+
+def _in_trained_world(request: pytest.FixtureRequest) -> bool:
+    return "trained_dataset" in request.fixturenames
 
 
 @pytest.fixture
-def dataset(db) -> Dataset:
-    ds = Dataset.objects.create(name="Tumours", slug="tumours", description="Test data")
-    Feature.objects.create(dataset=ds, position=0, name="radius", dtype="float", unit="mm", normal_min=5, normal_max=15)
-    Feature.objects.create(dataset=ds, position=1, name="texture", dtype="float", unit="grey levels")
-    Feature.objects.create(dataset=ds, position=2, name="lobes", dtype="integer")
-    LabelClass.objects.create(dataset=ds, position=0, name="malignant", display_name="Malignant")
-    LabelClass.objects.create(dataset=ds, position=1, name="benign", display_name="Benign")
-    RetrainingPolicy.objects.create(dataset=ds, new_gold_labels=5)
-    return ds
+def trained_dataset(request: pytest.FixtureRequest, db) -> Dataset:
+    """Tumours with a labelled seed, a holdout, an open pool and an approved champion (v1).
+
+    Built once per process and shared (tests/world.py); a transactional test gets its own, committed.
+    `dataset`, `model_admin` and `model_admin2` are then this dataset and its two admins.
+    """
+    if world.shares(request, "trained_dataset"):
+        return Dataset.objects.get(slug=DATASET_SLUG)
+    return world.trained_dataset_build()
+
+
+@pytest.fixture
+def dataset(request: pytest.FixtureRequest, db) -> Dataset:
+    if _in_trained_world(request):
+        return request.getfixturevalue("trained_dataset")
+    return tumours_dataset_create()
 
 
 @pytest.fixture
@@ -70,13 +118,17 @@ def adjudicator(dataset) -> User:
 
 
 @pytest.fixture
-def model_admin(dataset) -> User:
-    return make_user("admin1", Role.MODEL_ADMIN, dataset=dataset)
+def model_admin(request: pytest.FixtureRequest, dataset) -> User:
+    if _in_trained_world(request):
+        return User.objects.get(username=MODEL_ADMIN)
+    return make_user(MODEL_ADMIN, Role.MODEL_ADMIN, dataset=dataset)
 
 
 @pytest.fixture
-def model_admin2(dataset) -> User:
-    return make_user("admin2", Role.MODEL_ADMIN, dataset=dataset)
+def model_admin2(request: pytest.FixtureRequest, dataset) -> User:
+    if _in_trained_world(request):
+        return User.objects.get(username=MODEL_ADMIN2)
+    return make_user(MODEL_ADMIN2, Role.MODEL_ADMIN, dataset=dataset)
 
 
 @pytest.fixture
@@ -96,67 +148,12 @@ def non_member_reviewer(db) -> User:
     return make_user("stranger", Role.REVIEWER)
 
 
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def csv_bytes(rows: list[dict], columns: list[str] | None = None) -> bytes:
-    columns = columns or list(rows[0])
-    out = io.StringIO()
-    out.write(",".join(columns) + "\n")
-    for row in rows:
-        out.write(",".join(str(row.get(c, "")) for c in columns) + "\n")
-    return out.getvalue().encode()
-
-
-def synthetic_rows(n: int, start: int = 0, labelled: bool = True, prefix: str = "t") -> list[dict]:
-    """Separable rows: malignant have a large radius, benign a small one."""
-    rows = []
-    for i in range(start, start + n):
-        malignant = i % 2 == 0
-        row = {
-            "external_id": f"{prefix}{i:05d}",
-            "radius": round((18 if malignant else 9) + (i % 7) * 0.3, 3),
-            "texture": round(15 + (i % 5), 3),
-            "lobes": 2 + i % 3,
-        }
-        if labelled:
-            row["label"] = "malignant" if malignant else "benign"
-        rows.append(row)
-    return rows
-
-
 @pytest.fixture
 def import_rows(model_admin) -> Callable[..., ImportBatch]:
     from annotations.services import import_batch_create
 
     def _import(rows: list[dict], purpose: str = ImportBatch.Purpose.REVIEW, name: str = "rows.csv") -> ImportBatch:
-        ds = Dataset.objects.get(slug="tumours")
+        ds = Dataset.objects.get(slug=DATASET_SLUG)
         return import_batch_create(dataset=ds, user=model_admin, file_name=name, data=csv_bytes(rows), purpose=purpose)
 
     return _import
-
-
-@pytest.fixture
-def trained_dataset(dataset, model_admin, model_admin2, import_rows, django_capture_on_commit_callbacks):
-    """A dataset with a labelled seed, a holdout, an open pool and an approved champion (v1)."""
-    from governance.promotions import promotion_decide, promotion_request_create
-    from models_app.models import TrainingRun
-    from models_app.prediction import open_item_ids, predictions_create
-    from models_app.services import training_run_request
-    from models_app.training import training_run_execute
-
-    import_rows(synthetic_rows(20, start=0), name="seed.csv")
-    import_rows(synthetic_rows(20, start=100), purpose=ImportBatch.Purpose.HOLDOUT, name="holdout.csv")
-    import_rows(synthetic_rows(30, start=200, labelled=False), name="pool.csv")
-    run = training_run_request(
-        dataset=dataset, trigger=TrainingRun.Trigger.SEED, requested_by=model_admin, reason="first", dispatch=False
-    )
-    version = training_run_execute(run_id=run.pk)
-    assert version is not None
-    request = promotion_request_create(model_version=version, user=model_admin, reason="first model")
-    promotion_decide(request_id=request.pk, user=model_admin2, approve=True, password=PASSWORD, reason="ok")
-    predictions_create(model_version=version, item_ids=open_item_ids(dataset.pk), update_items=True)
-    return dataset

@@ -1,0 +1,77 @@
+"""Plain helpers shared by the test modules and their fixtures: personas, the Tumours schema, CSV rows.
+
+No fixtures here (they live in conftest.py), so this module can be imported by
+conftest.py, by tests/world.py and by test modules alike.
+"""
+
+from __future__ import annotations
+
+import io
+
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from annotations.models import Dataset, DatasetMembership, Feature, LabelClass
+from models_app.models import RetrainingPolicy
+from workflow_site.access import Role
+
+PASSWORD = "correct-horse-battery-staple"
+DATASET_SLUG = "tumours"
+# The two model admins of the Tumours dataset: admin1 requests, admin2 signs.
+MODEL_ADMIN = "admin1"
+MODEL_ADMIN2 = "admin2"
+
+
+def make_user(username: str, *roles: Role, dataset: Dataset | None = None) -> User:
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, first_name=username.capitalize(), last_name="Tester"
+    )
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=str(role))[0])
+    if dataset is not None:
+        DatasetMembership.objects.create(dataset=dataset, user=user)
+    return user
+
+
+def tumours_dataset_create() -> Dataset:
+    """The schema every test dataset uses: three features, two classes, retrain after 5 new gold labels."""
+    ds = Dataset.objects.create(name="Tumours", slug=DATASET_SLUG, description="Test data")
+    Feature.objects.create(dataset=ds, position=0, name="radius", dtype="float", unit="mm", normal_min=5, normal_max=15)
+    Feature.objects.create(dataset=ds, position=1, name="texture", dtype="float", unit="grey levels")
+    Feature.objects.create(dataset=ds, position=2, name="lobes", dtype="integer")
+    LabelClass.objects.create(dataset=ds, position=0, name="malignant", display_name="Malignant")
+    LabelClass.objects.create(dataset=ds, position=1, name="benign", display_name="Benign")
+    RetrainingPolicy.objects.create(dataset=ds, new_gold_labels=5)
+    return ds
+
+
+def login(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def csv_bytes(rows: list[dict], columns: list[str] | None = None) -> bytes:
+    columns = columns or list(rows[0])
+    out = io.StringIO()
+    out.write(",".join(columns) + "\n")
+    for row in rows:
+        out.write(",".join(str(row.get(c, "")) for c in columns) + "\n")
+    return out.getvalue().encode()
+
+
+def synthetic_rows(n: int, start: int = 0, labelled: bool = True, prefix: str = "t") -> list[dict]:
+    """Separable rows: malignant have a large radius, benign a small one."""
+    rows = []
+    for i in range(start, start + n):
+        malignant = i % 2 == 0
+        row = {
+            "external_id": f"{prefix}{i:05d}",
+            "radius": round((18 if malignant else 9) + (i % 7) * 0.3, 3),
+            "texture": round(15 + (i % 5), 3),
+            "lobes": 2 + i % 3,
+        }
+        if labelled:
+            row["label"] = "malignant" if malignant else "benign"
+        rows.append(row)
+    return rows

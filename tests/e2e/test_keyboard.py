@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect
 
 from annotations.models import Review
-from tests.e2e.test_review_loop import sign_in
+from tests.e2e.browser import sign_in, sync_api
 
+expect = sync_api().expect
 pytestmark = pytest.mark.e2e
 
 

@@ -6,26 +6,14 @@ import re
 
 import pytest
 from django.core.management import call_command
-from playwright.sync_api import expect
 
 from annotations.models import Review
 from models_app.models import ModelVersion, RetrainingPolicy
-from tests.conftest import PASSWORD
+from tests.e2e.browser import sign_in, sign_out, sync_api
+from tests.helpers import PASSWORD
 
+expect = sync_api().expect
 pytestmark = pytest.mark.e2e
-
-
-def sign_in(page, base_url: str, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Your datasets")).to_be_visible()
-
-
-def sign_out(page) -> None:  # type: ignore[no-untyped-def]
-    page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("heading", name="Sign in to Loupe")).to_be_visible()
 
 
 def test_reviewer_corrects_admin_trains_second_admin_promotes_auditor_verifies(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -45,6 +46,14 @@ def _fast_password_hashing() -> Iterator[None]:
     """PBKDF2 is slow on purpose (~0.3 s per user made and per signature checked); tests need no such defence."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_broker_namespace() -> None:
+    """This process's keys on a shared broker live under its own prefix (tests/celery_app.py)."""
+    from tests.celery_app import NAMESPACE_ENV, app, use_broker_namespace
+
+    use_broker_namespace(app, os.environ[NAMESPACE_ENV])
 
 
 @pytest.fixture(autouse=True)

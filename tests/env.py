@@ -9,6 +9,9 @@ os.environ.setdefault("HTTPS", "false")
 os.environ.setdefault("LOUPE_PLAIN_STATIC", "true")
 os.environ["LOUPE_ARTIFACT_DIR"] = os.path.join(_scratch, "artifacts")
 os.environ["LOUPE_BROKER_DIR"] = os.path.join(_scratch, "broker")
+# This process's keys on a shared broker (tests/celery_app.py); assigned, not defaulted,
+# so that each xdist worker gets its own rather than inheriting the controller's.
+os.environ["LOUPE_TEST_BROKER_NAMESPACE"] = f"loupe-test-{os.getpid()}:"
 # Playwright's sync API runs an event loop in the test thread; Django's ORM
 # calls from that thread are still synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

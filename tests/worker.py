@@ -36,7 +36,8 @@ def _worker_env() -> dict[str, str]:
 
 
 def _purge_queues() -> None:
-    from workflow_site.celery import app, ensure_broker_folders
+    from tests.celery_app import app  # in this process's broker namespace
+    from workflow_site.celery import ensure_broker_folders
 
     ensure_broker_folders()
     with app.connection_for_write() as conn:
@@ -70,11 +71,8 @@ class WorkerProcess:
             time.sleep(0.2)
         raise RuntimeError("Celery worker did not start:\n" + "\n".join(self.lines[-40:]))
 
-    def count(self, text: str) -> int:
-        """How many log lines so far contain `text` (received + succeeded: two per task)."""
-        return sum(text in line for line in list(self.lines))
-
     def log(self) -> str:
+        """The last lines the worker printed: for a failure message only; tests assert on state."""
         return "\n".join(self.lines[-60:])
 
     def stop(self) -> None:
@@ -97,7 +95,7 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[Worker
             "-m",
             "celery",
             "-A",
-            "workflow_site",
+            "tests.celery_app",  # the project's app, in this test process's broker namespace
             "worker",
             "-Q",
             "default,ml",

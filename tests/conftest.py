@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -166,3 +167,10 @@ def import_rows(model_admin) -> Callable[..., ImportBatch]:
         return import_batch_create(dataset=ds, user=model_admin, file_name=name, data=csv_bytes(rows), purpose=purpose)
 
     return _import
+
+
+@pytest.fixture
+def broker() -> Iterator[mock.MagicMock]:
+    """The only mock: the broker call that hands a training run to a worker."""
+    with mock.patch("models_app.tasks.training_run_execute.apply_async") as apply_async:
+        yield apply_async

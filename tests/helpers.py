@@ -11,8 +11,11 @@ import io
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from annotations.models import Dataset, DatasetMembership, Feature, LabelClass
-from models_app.models import RetrainingPolicy
+from annotations.models import Dataset, DatasetMembership, Feature, GoldLabel, Item, LabelClass, Review
+from annotations.queue import queue_next_item
+from annotations.services import ReviewAnswer, review_submit
+from governance.models import AuditEvent
+from models_app.models import RetrainingPolicy, TrainingRun
 from workflow_site.access import Role
 
 PASSWORD = "correct-horse-battery-staple"
@@ -75,3 +78,37 @@ def synthetic_rows(n: int, start: int = 0, labelled: bool = True, prefix: str = 
             row["label"] = "malignant" if malignant else "benign"
         rows.append(row)
     return rows
+
+
+# --- reviewing ----------------------------------------------------------------------------------------------
+
+
+def review_counts() -> dict[str, int]:
+    """What a review writes: compare before and after to show that a refused answer wrote nothing."""
+    return {
+        "reviews": Review.objects.count(),
+        "gold_labels": GoldLabel.objects.count(),
+        "audit_events": AuditEvent.objects.count(),
+        "training_runs": TrainingRun.objects.count(),
+        "done": Item.objects.filter(queue_state=Item.QueueState.DONE).count(),
+    }
+
+
+def other_label(item: Item) -> LabelClass:
+    """A label of the item's dataset that is not the predicted one."""
+    label = LabelClass.objects.filter(dataset_id=item.dataset_id).exclude(pk=item.predicted_label_id).first()
+    assert label is not None
+    return label
+
+
+def answer_for(item: Item, *, accept: bool = True, reason: str = "") -> ReviewAnswer:
+    """Accept the shown prediction, or correct it to another label."""
+    label = item.predicted_label if accept else other_label(item)
+    return ReviewAnswer(label=label, shown_prediction_id=item.prediction_id, reason=reason)
+
+
+def review_next(dataset: Dataset, reviewer: User, *, accept: bool = True) -> Review:
+    """Take the next item from the queue and answer it."""
+    queued = queue_next_item(dataset=dataset, reviewer=reviewer)
+    assert queued is not None
+    return review_submit(item_id=queued.item.pk, reviewer=reviewer, answer=answer_for(queued.item, accept=accept))

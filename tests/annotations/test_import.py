@@ -473,3 +473,28 @@ def test_reviewer_cannot_import(dataset, reviewer):
 
     assert response.status_code == 403
     assert Item.objects.count() == 0
+
+
+# --- Bytes and dates found in review --------------------------------------------------------------------------
+
+
+def _import(dataset, user, data: bytes):  # type: ignore[no-untyped-def]
+    return import_batch_create(dataset=dataset, user=user, file_name="f.csv", data=data, purpose="review")
+
+
+def test_a_nul_byte_is_reported_with_its_line_and_nothing_is_written(dataset, model_admin):
+    data = b"external_id,radius,texture,lobes\nA1,10,15,2\nA\x002,11,15,2\n"
+    with pytest.raises(ImportRejected) as rejected:
+        _import(dataset, model_admin, data)
+    error = rejected.value.result.errors[0]
+    assert error.line == 3 and "NUL byte" in error.reason
+    assert not Item.objects.exists() and not ImportBatch.objects.exists()
+
+
+def test_an_out_of_range_observed_at_is_a_row_error(dataset, model_admin):
+    data = b"external_id,radius,texture,lobes,observed_at\nA1,10,15,2,0001-01-01T00:00:00+01:00\n"
+    with pytest.raises(ImportRejected) as rejected:
+        _import(dataset, model_admin, data)
+    error = rejected.value.result.errors[0]
+    assert (error.line, error.column, error.reason) == (2, "observed_at", "Date is out of range.")
+    assert not Item.objects.exists()

@@ -12,7 +12,9 @@ from governance.audit_chain import verify_chain
 from governance.models import AuditEvent, PromotionRequest, Signature
 from governance.promotions import model_version_record_hash, promotion_decide, promotion_request_create
 from models_app.models import ModelVersion, TrainingRun
-from tests.conftest import PASSWORD, login
+from models_app.services import training_run_request
+from models_app.training import training_run_execute
+from tests.conftest import PASSWORD, login, synthetic_rows
 
 
 @pytest.fixture
@@ -346,3 +348,28 @@ def test_signing_locks_after_five_wrong_passwords_even_with_the_right_one(pendin
     assert response.status_code == 403
     assert AuditEvent.objects.filter(action="signature.failed", actor=model_admin2).count() == 5
     _assert_nothing_decided(pending, champion, candidate)
+
+
+# --- A version without a holdout evaluation -------------------------------------------------------------------
+
+
+def test_a_version_never_evaluated_on_a_holdout_cannot_be_promoted(dataset, model_admin, import_rows):
+    import_rows(synthetic_rows(20))  # labelled, but no holdout file
+    run = training_run_request(
+        dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin, dispatch=False
+    )
+    version = training_run_execute(run_id=run.pk)
+    assert version is not None and version.metrics["holdout"] == {"n": 0}
+    with pytest.raises(ValidationError, match="not evaluated on a holdout"):
+        promotion_request_create(model_version=version, user=model_admin, reason="please")
+
+
+def test_models_and_promotion_pages_render_a_version_without_holdout_metrics(dataset, model_admin, import_rows):
+    import_rows(synthetic_rows(20))
+    run = training_run_request(
+        dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin, dispatch=False
+    )
+    training_run_execute(run_id=run.pk)
+    client = login(model_admin)
+    assert client.get(f"/models/datasets/{dataset.pk}/").status_code == 200
+    assert client.get(f"/governance/datasets/{dataset.pk}/promotions/").status_code == 200

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 from django.test import Client
 from django.urls import reverse
@@ -57,6 +58,16 @@ def test_health_says_degraded_but_answers_200_when_the_broker_is_down(db):
     assert body["database"]["ok"] is True
     assert body["broker"]["ok"] is False
     assert body["broker"]["error"]
+
+
+def test_health_does_not_tell_anonymous_callers_why_the_database_failed(db):
+    with mock.patch(
+        "workflow_site.health.connection.cursor", side_effect=RuntimeError("role loupe_svc does not exist")
+    ):
+        response = Client().get("/health/")
+    assert response.status_code == 503
+    assert "loupe_svc" not in response.content.decode()
+    assert response.json()["database"] == {"ok": False, "error": "unreachable (see the server log)"}
 
 
 # --- settings refuse unsafe configuration -----------------------------------------

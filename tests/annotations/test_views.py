@@ -1,0 +1,169 @@
+"""The review pages (annotations/views.py): htmx swaps the next card in, a plain post redirects, errors land on
+a card; and the review loop's query count stays bounded however long the queue."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from annotations.models import Dataset, Item, Review
+from annotations.queue import queue_next_item
+from governance.models import AuditEvent
+from models_app.models import ModelVersion
+from tests.helpers import login, other_label, review_counts, synthetic_rows
+
+# Queries for one htmx review POST (submit + next card), measured; see test_review_loop_query_count_*.
+REVIEW_LOOP_QUERIES = 31
+
+
+def _card_item(response) -> Item | None:
+    """The item on a returned card, read from its form's action (partials carry no response.context)."""
+    found = re.search(r'hx-post="[^"]*/review/(\d+)/"', response.content.decode())
+    return Item.objects.get(pk=int(found.group(1))) if found else None
+
+
+def _post(client, dataset: Dataset, item: Item, *, htmx: bool, label: str | None = None, action: str = "submit"):
+    data = {
+        "shown_prediction": item.prediction_id or "",
+        "label": label or item.predicted_label.name,
+        "action": action,
+        "reason": "",
+    }
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    return client.post(reverse("annotations:review_submit", args=[dataset.pk, item.pk]), data, **headers)
+
+
+def test_htmx_submit_returns_the_next_card_partial(trained_dataset, reviewer, broker):
+    client = login(reviewer)
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+
+    response = _post(client, trained_dataset, item, htmx=True)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<html" not in page
+    assert page.lstrip().startswith('<section id="card"')
+    next_item = _card_item(response)
+    assert next_item.pk != item.pk
+    assert f"<code>{next_item.external_id}</code>" in page
+    assert reverse("annotations:review_submit", args=[trained_dataset.pk, next_item.pk]) in page
+    assert Review.objects.get(item=item).decision == Review.Decision.ACCEPT
+
+
+def test_plain_submit_redirects_to_the_review_page(trained_dataset, reviewer, broker):
+    client = login(reviewer)
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+
+    response = _post(client, trained_dataset, item, htmx=False, label=other_label(item).name)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("annotations:review", args=[trained_dataset.pk])
+    assert Review.objects.get(item=item).decision == Review.Decision.CORRECT
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert "<html" in page.content.decode()
+
+
+def test_htmx_skip_returns_another_item(trained_dataset, reviewer):
+    client = login(reviewer)
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+
+    response = _post(client, trained_dataset, item, htmx=True, action="skip")
+
+    assert response.status_code == 200
+    assert _card_item(response).pk != item.pk
+    assert Review.objects.get(item=item).decision == Review.Decision.SKIP
+
+
+def test_htmx_submit_of_someone_elses_item_shows_the_error_on_a_card(trained_dataset, reviewer, reviewer2, broker):
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer2).item
+    client = login(reviewer)
+    before = review_counts()
+
+    response = _post(client, trained_dataset, item, htmx=True)
+
+    assert response.status_code == 200
+    assert "being reviewed by someone else" in response.content.decode()
+    assert _card_item(response).pk != item.pk
+    assert review_counts() == before
+
+
+def test_plain_submit_with_a_stale_prediction_redirects_with_a_message(trained_dataset, reviewer, broker):
+    client = login(reviewer)
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    Item.objects.filter(pk=item.pk).update(prediction_id=item.prediction_id + 10_000)
+    before = review_counts()
+
+    response = _post(client, trained_dataset, item, htmx=False)
+
+    assert response.status_code == 302
+    assert review_counts() == before
+    page = client.get(response["Location"]).content.decode()
+    assert "prediction for this item changed" in page
+
+
+def test_a_second_skip_of_the_same_item_is_refused(trained_dataset, reviewer):
+    client = login(reviewer)
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    url = reverse("annotations:review_submit", args=[trained_dataset.pk, item.pk])
+    data = {"action": "skip", "shown_prediction": item.prediction_id}
+    client.post(url, data, HTTP_HX_REQUEST="true")
+    response = client.post(url, data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200  # the next card, with the error on it
+    assert "not handed to you" in response.content.decode()
+    assert Review.objects.filter(item=item).count() == 1
+    assert AuditEvent.objects.filter(action="review.skipped").count() == 1
+
+
+# --- Query count ----------------------------------------------------------------------------------------------
+
+
+def _grow_open_pool(dataset: Dataset, import_rows, extra: int) -> None:
+    """Add `extra` open items, predicted by the champion like the others."""
+    from models_app.prediction import open_item_ids, predictions_create
+
+    import_rows(synthetic_rows(extra, start=1000, labelled=False), name="more.csv")
+    champion = ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION)
+    predictions_create(model_version=champion, item_ids=open_item_ids(dataset.pk), update_items=True)
+
+
+def _one_htmx_review(client, dataset: Dataset, reviewer) -> int:
+    """Submit the held item through the htmx view; return the number of queries it took."""
+    item = queue_next_item(dataset=dataset, reviewer=reviewer).item
+    with CaptureQueriesContext(connection) as queries:
+        response = _post(client, dataset, item, htmx=True)
+    assert response.status_code == 200
+    assert _card_item(response).pk != item.pk
+    return len(queries)
+
+
+@pytest.mark.parametrize("extra_open_items", [0, 60], ids=["30-open", "90-open"])
+def test_review_loop_query_count_is_bounded(
+    trained_dataset, reviewer, import_rows, broker, django_assert_max_num_queries, extra_open_items
+):
+    if extra_open_items:
+        _grow_open_pool(trained_dataset, import_rows, extra_open_items)
+    open_count = Item.objects.filter(dataset=trained_dataset, queue_state=Item.QueueState.OPEN).count()
+    assert open_count == 30 + extra_open_items
+    client = login(reviewer)
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+
+    with django_assert_max_num_queries(REVIEW_LOOP_QUERIES):
+        response = _post(client, trained_dataset, item, htmx=True)
+
+    assert response.status_code == 200
+    assert Review.objects.filter(item=item).exists()
+
+
+def test_review_loop_query_count_does_not_grow_with_the_queue(trained_dataset, reviewer, import_rows, broker):
+    client = login(reviewer)
+    small = [_one_htmx_review(client, trained_dataset, reviewer) for _ in range(2)]
+
+    _grow_open_pool(trained_dataset, import_rows, 60)  # 28 open -> 88 open, over 3x
+    large = [_one_htmx_review(client, trained_dataset, reviewer) for _ in range(2)]
+
+    assert small[0] == small[1] == large[0] == large[1] <= REVIEW_LOOP_QUERIES

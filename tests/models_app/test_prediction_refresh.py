@@ -29,7 +29,7 @@ def test_refresh_sends_a_prediction_task_for_items_left_without_one(trained_data
     assert send.call_args.kwargs["args"] == [trained_dataset.pk, champion.pk, None]
 
 
-def test_a_version_that_lost_the_champion_alias_mid_run_stops_updating_items(trained_dataset, model_admin):
+def test_a_candidates_predictions_are_recorded_but_never_shown_to_reviewers(trained_dataset, model_admin):
     run = training_run_request(
         dataset=trained_dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin, dispatch=False
     )

@@ -207,8 +207,9 @@ def parse_import(
     if not _check_header(header, features, require_label, result):
         return result
     # Read the rows with the csv module so each keeps the file line it starts on
-    # (blank lines are skipped but still counted) and a row with more fields
-    # than the header is reported, not silently re-indexed or truncated.
+    # (blank lines are skipped but still counted) and a row with more or fewer
+    # fields than the header is reported, not silently re-indexed, truncated or
+    # padded (a padded short row would import values shifted into the wrong column).
     records: list[list[str]] = []
     record_lines: list[int] = []
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -223,7 +224,13 @@ def parse_import(
                 extra = ",".join(record[len(header) :])
                 result.add(line, "", extra, f"The row has {len(record)} fields; the header has {len(header)}.")
                 continue
-            records.append(record + [""] * (len(header) - len(record)))
+            if len(record) < len(header):
+                missing = header[len(record) :]
+                verb = "is" if len(missing) == 1 else "are"
+                counts = f"The row has {len(record)} fields; the header has {len(header)}"
+                result.add(line, missing[0], "", f"{counts}: {', '.join(missing)} {verb} missing.")
+                continue
+            records.append(record)
             record_lines.append(line)
     except csv.Error as exc:
         result.add(reader.line_num, "", "", f"The file is not well-formed CSV: {exc}")

@@ -184,6 +184,17 @@ REJECTED_FILES = [
         {"line": 2, "column": "", "value": "", "reason": "The row has 5 fields; the header has 4."},
         id="trailing-comma-on-every-row",
     ),
+    pytest.param(
+        _lines("t1,10,15,3", "t2,10,15"),
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 3,
+            "column": "lobes",
+            "value": "",
+            "reason": "The row has 3 fields; the header has 4: lobes is missing.",
+        },
+        id="row-with-fewer-fields-than-the-header",
+    ),
 ]
 
 
@@ -498,3 +509,34 @@ def test_an_out_of_range_observed_at_is_a_row_error(dataset, model_admin):
     error = rejected.value.result.errors[0]
     assert (error.line, error.column, error.reason) == (2, "observed_at", "Date is out of range.")
     assert not Item.objects.exists()
+
+
+# --- Short rows ------------------------------------------------------------------------------------------------
+
+
+def test_a_row_missing_several_trailing_fields_names_every_missing_column(dataset, model_admin):
+    errors = _reject(dataset, model_admin, _lines("t1,10,15,3", "t2,10", "t3,10,15,3"))
+
+    assert errors == [
+        {
+            "line": 3,
+            "column": "texture",
+            "value": "",
+            "reason": "The row has 2 fields; the header has 4: texture, lobes are missing.",
+        }
+    ]
+
+
+def test_a_short_row_missing_only_optional_trailing_columns_is_still_an_error(dataset, model_admin):
+    data = _lines("t1,10,15,3,benign", "t2,10,15,3", header=HEADER + ",label")
+
+    errors = _reject(dataset, model_admin, data)
+
+    assert errors == [
+        {
+            "line": 3,
+            "column": "label",
+            "value": "",
+            "reason": "The row has 4 fields; the header has 5: label is missing.",
+        }
+    ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pandas as pd
@@ -22,6 +23,14 @@ LABEL_COLUMN = "label"
 OBSERVED_COLUMN = "observed_at"
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
+# The shape of an ISO 8601 date and optional time (basic or extended form), used
+# only to tell "2024-02-30" (a date that does not exist) from text that is not a date.
+# The basic form (20240501) counts only with a time after it, so a Unix timestamp
+# such as 1714552200 is "not ISO 8601", not "month 55 does not exist".
+_DATETIME_SHAPE = re.compile(
+    r"(?:(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})|(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?=T))"
+    r"(?:[T ](?P<hour>\d{2})(?::?(?P<minute>\d{2})(?::?(?P<second>\d{2}))?)?)?"
+)
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,33 @@ def _validate_feature(frame: pd.DataFrame, rule: FeatureRule, result: ParseResul
     return out
 
 
+def _why_not_a_datetime(value: str) -> str:
+    """Why `value`, which fromisoformat refused, is not a date and time.
+
+    A value shaped like ISO 8601 whose day or hour does not exist (Feb 30, year 0,
+    25:00) is named as such: telling its author to use ISO 8601 would send them
+    looking for a format problem they do not have.
+    """
+    shape = _DATETIME_SHAPE.match(value)
+    if shape is None:
+        return "Not an ISO 8601 date and time (e.g. 2024-05-01T08:30:00+02:00)."
+    year, month, day = shape["year"] or shape["y"], shape["month"] or shape["m"], shape["day"] or shape["d"]
+    try:
+        date(int(year), int(month), int(day))
+    except ValueError:
+        return f"Not a real date: {year}-{month}-{day} does not exist (check the year, month and day)."
+    if shape["hour"] is not None:
+        parts = [shape["hour"], shape["minute"] or "00", shape["second"] or "00"]
+        try:
+            time(*(int(part) for part in parts))
+        except ValueError:
+            return (
+                f"Not a real time of day: {':'.join(parts)} does not exist "
+                "(hours run 00-23, minutes and seconds 00-59)."
+            )
+    return "Not an ISO 8601 date and time (e.g. 2024-05-01T08:30:00+02:00)."
+
+
 def _parse_observed_at(text: str) -> tuple[datetime | None, str | None]:
     value = text.strip()
     if value == "":
@@ -173,7 +209,7 @@ def _parse_observed_at(text: str) -> tuple[datetime | None, str | None]:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        return None, "Not an ISO 8601 date and time (e.g. 2024-05-01T08:30:00+02:00)."
+        return None, _why_not_a_datetime(value)
     if moment.tzinfo is None:
         return None, "No time zone: add one (e.g. +00:00 or Z) so the time is unambiguous."
     try:

@@ -150,6 +150,50 @@ REJECTED_FILES = [
         id="observed-at-not-a-date",
     ),
     pytest.param(
+        _lines("t1,10,15,3,2024-02-30T08:30:00+00:00", header=HEADER + ",observed_at"),
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 2,
+            "column": "observed_at",
+            "value": "2024-02-30T08:30:00+00:00",
+            "reason": "Not a real date: 2024-02-30 does not exist (check the year, month and day).",
+        },
+        id="observed-at-february-30",
+    ),
+    pytest.param(
+        _lines("t1,10,15,3,0000-01-01T00:00:00+00:00", header=HEADER + ",observed_at"),
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 2,
+            "column": "observed_at",
+            "value": "0000-01-01T00:00:00+00:00",
+            "reason": "Not a real date: 0000-01-01 does not exist (check the year, month and day).",
+        },
+        id="observed-at-year-0",
+    ),
+    pytest.param(
+        _lines("t1,10,15,3,2024-05-01T25:00:00+00:00", header=HEADER + ",observed_at"),
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 2,
+            "column": "observed_at",
+            "value": "2024-05-01T25:00:00+00:00",
+            "reason": "Not a real time of day: 25:00:00 does not exist (hours run 00-23, minutes and seconds 00-59).",
+        },
+        id="observed-at-hour-25",
+    ),
+    pytest.param(
+        _lines("t1,10,15,3,1714552200", header=HEADER + ",observed_at"),
+        ImportBatch.Purpose.REVIEW,
+        {
+            "line": 2,
+            "column": "observed_at",
+            "value": "1714552200",
+            "reason": "Not an ISO 8601 date and time (e.g. 2024-05-01T08:30:00+02:00).",
+        },
+        id="observed-at-unix-timestamp",
+    ),
+    pytest.param(
         _lines("t1,10,15,3"),
         ImportBatch.Purpose.HOLDOUT,
         {"line": 1, "column": "label", "value": "", "reason": "A holdout file must have a label column."},

@@ -62,21 +62,55 @@ class ChainBreak:
     reason: str
 
 
+# What a row altered behind the ORM's back can raise while it is read or hashed:
+# a timestamp that no longer parses (SQLite stores it as text and Django's
+# converter gives None, or raises for an impossible date), a value of the wrong type.
+_UNREADABLE = (ValueError, TypeError, AttributeError, OverflowError)
+
+
 def verify_chain(events: Any, head: tuple[int, str] | None = None) -> tuple[int, ChainBreak | None]:
     """Walk events in seq order; return (events checked, first break or None).
 
     With `head` (the chain head's seq and hash), events deleted from the end,
-    or the whole table emptied, are caught too.
+    or the whole table emptied, are caught too. A row that can no longer be
+    read (its stored fields altered into something the ORM cannot convert) is
+    a break too, not a crash. The walk closes `events` when it stops early, so
+    a database cursor behind it is released while its connection is still open.
     """
+    iterator = iter(events)
+    try:
+        return _walk(iterator, head)
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+def _walk(iterator: Any, head: tuple[int, str] | None) -> tuple[int, ChainBreak | None]:
     expected_prev = GENESIS_HASH
     expected_seq = 1
     checked = 0
-    for event in events:
+    while True:
+        try:
+            event = next(iterator)
+        except StopIteration:
+            break
+        except _UNREADABLE as exc:
+            # A row failed to convert before it was handed over, so its seq is not
+            # known: the database driver converts a whole batch of rows at once, so
+            # it is this one or one a little further on.
+            return checked, ChainBreak(
+                expected_seq, f"an event from #{expected_seq} on cannot be read ({exc}): a stored field was altered"
+            )
         if event.seq != expected_seq:
             return checked, ChainBreak(expected_seq, f"event #{expected_seq} is missing (next found is #{event.seq})")
         if event.prev_hash != expected_prev:
             return checked, ChainBreak(event.seq, "prev_hash does not match the hash of the event before it")
-        if chain_hash(event.prev_hash, event_fields(event)) != event.hash:
+        try:
+            content_hash = chain_hash(event.prev_hash, event_fields(event))
+        except _UNREADABLE as exc:
+            return checked, ChainBreak(event.seq, f"the event's content cannot be read ({exc}): it was altered")
+        if content_hash != event.hash:
             return checked, ChainBreak(event.seq, "hash does not match the event's content (it was altered)")
         expected_prev = event.hash
         expected_seq += 1

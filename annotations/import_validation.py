@@ -78,6 +78,42 @@ class ParseResult:
         return self.error_count == 0
 
 
+# Leading bytes of compressed formats people upload instead of the CSV inside
+# them. None of them can start a UTF-8 CSV header a person would write.
+_COMPRESSED_MAGIC = (
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),  # an empty zip archive
+    (b"\x1f\x8b", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+
+
+def _check_not_compressed(data: bytes, result: ParseResult) -> bool:
+    """Refuse a compressed file with a message that says so.
+
+    Decoding one as UTF-8 would tell its author to "save the file as UTF-8",
+    which sends them the wrong way. An Excel workbook is a zip archive too.
+    """
+    kind = next((name for magic, name in _COMPRESSED_MAGIC if data.startswith(magic)), None)
+    if kind is None and _BZIP2.match(data):
+        kind = "bzip2"
+    if kind is None:
+        return True
+    if kind == "zip" and b"[Content_Types].xml" in data[:65536] and b"xl/" in data:
+        result.add(None, "", "", "The file is an Excel workbook, not CSV text: open it and save it as CSV UTF-8.")
+    else:
+        result.add(
+            None,
+            "",
+            "",
+            f"The file is compressed ({kind}), not CSV text: extract the CSV file inside it and upload that.",
+        )
+    return False
+
+
 def _decode(data: bytes, result: ParseResult) -> str | None:
     try:
         text = data.decode("utf-8-sig")
@@ -230,6 +266,8 @@ def parse_import(
     result = ParseResult()
     if not data.strip():
         result.add(None, "", "", "The file is empty.")
+        return result
+    if not _check_not_compressed(data, result):
         return result
     text = _decode(data, result)
     if text is None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
+import zipfile
 from datetime import datetime
 
 import pytest
@@ -40,6 +45,22 @@ def _reject(dataset: Dataset, user, data: bytes, purpose: str = ImportBatch.Purp
 
 def _lines(*rows: str, header: str = HEADER) -> bytes:
     return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def _zipped(data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("tumours.csv", data)
+    return out.getvalue()
+
+
+def _compressed(kind: str) -> dict:
+    return {
+        "line": None,
+        "column": "",
+        "value": "",
+        "reason": f"The file is compressed ({kind}), not CSV text: extract the CSV file inside it and upload that.",
+    }
 
 
 # --- The service: every malformed file is rejected with a precise error and no writes -------------------------
@@ -239,6 +260,16 @@ REJECTED_FILES = [
         },
         id="row-with-fewer-fields-than-the-header",
     ),
+    pytest.param(_zipped(_lines("t1,10,15,3")), ImportBatch.Purpose.REVIEW, _compressed("zip"), id="zip-archive"),
+    pytest.param(gzip.compress(_lines("t1,10,15,3")), ImportBatch.Purpose.REVIEW, _compressed("gzip"), id="gzip"),
+    pytest.param(bz2.compress(_lines("t1,10,15,3")), ImportBatch.Purpose.REVIEW, _compressed("bzip2"), id="bzip2"),
+    pytest.param(lzma.compress(_lines("t1,10,15,3")), ImportBatch.Purpose.REVIEW, _compressed("xz"), id="xz"),
+    pytest.param(
+        b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(24), ImportBatch.Purpose.REVIEW, _compressed("7z"), id="7z-archive"
+    ),
+    pytest.param(
+        b"\x28\xb5\x2f\xfd\x20\x05\x29\x00\x00abcde", ImportBatch.Purpose.REVIEW, _compressed("zstd"), id="zstd"
+    ),
 ]
 
 
@@ -249,6 +280,24 @@ def test_malformed_file_is_rejected_with_a_row_level_error_and_writes_nothing(
     errors = _reject(dataset, model_admin, data, purpose)
 
     assert expected in errors, errors
+
+
+def test_an_excel_workbook_is_told_to_save_as_csv(dataset, model_admin):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as workbook:
+        workbook.writestr("[Content_Types].xml", "<Types/>")
+        workbook.writestr("xl/workbook.xml", "<workbook/>")
+
+    errors = _reject(dataset, model_admin, out.getvalue())
+
+    assert errors == [
+        {
+            "line": None,
+            "column": "",
+            "value": "",
+            "reason": "The file is an Excel workbook, not CSV text: open it and save it as CSV UTF-8.",
+        }
+    ]
 
 
 def test_non_utf8_byte_is_reported_on_its_line(dataset, model_admin):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -54,10 +55,25 @@ class Feature(models.Model):
                 | Q(normal_min__lte=models.F("normal_max")),
                 name="feature_normal_range_ordered",
             ),
+            # Without allowed values every imported row would be refused. clean()
+            # says which value is wrong; this catches writes that skip it.
+            models.CheckConstraint(
+                condition=~Q(dtype="category") | ~Q(categories=[]),
+                name="feature_category_has_categories",
+                violation_error_message="A category feature needs at least one allowed value.",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.dtype != self.Dtype.CATEGORY:
+            return
+        problem = _categories_problem(self.categories)
+        if problem:
+            raise ValidationError({"categories": problem})
 
     def out_of_range_direction(self, value: object) -> str | None:
         """ "low" or "high" when a number falls outside the normal range, else None."""
@@ -68,6 +84,27 @@ class Feature(models.Model):
         if self.normal_max is not None and value > self.normal_max:
             return "high"
         return None
+
+
+def _categories_problem(categories: object) -> str | None:
+    """Why `categories` cannot be a category feature's allowed values, or None.
+
+    Imported values are compared after stripping spaces, so a value with
+    surrounding spaces could never match.
+    """
+    if not isinstance(categories, list):
+        return 'Give the allowed values as a list of values, e.g. ["low", "high"].'
+    if not categories:
+        return 'A category feature needs at least one allowed value, e.g. ["low", "high"].'
+    if not all(isinstance(value, str) for value in categories):
+        return "Every allowed value must be text (in quotes)."
+    if any(value.strip() == "" for value in categories):
+        return "An allowed value is empty."
+    if any(value != value.strip() for value in categories):
+        return "An allowed value starts or ends with spaces: remove them."
+    if len(set(categories)) != len(categories):
+        return "An allowed value appears more than once."
+    return None
 
 
 class LabelClass(models.Model):

@@ -17,7 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-MAX_REPORTED_ERRORS = 500
+# The report echoes what it complains about; both caps keep a hostile or broken
+# file (50 MB of header names) from becoming a page of the same size.
+MAX_REPORTED_ERRORS = 200
+MAX_ECHOED_CHARS = 200
+MAX_NAMED_COLUMNS = 10
 ID_COLUMN = "external_id"
 LABEL_COLUMN = "label"
 OBSERVED_COLUMN = "observed_at"
@@ -31,6 +35,20 @@ _DATETIME_SHAPE = re.compile(
     r"(?:(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})|(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?=T))"
     r"(?:[T ](?P<hour>\d{2})(?::?(?P<minute>\d{2})(?::?(?P<second>\d{2}))?)?)?"
 )
+
+
+def shorten(text: str, limit: int = MAX_ECHOED_CHARS) -> str:
+    """`text`, or its first `limit` characters followed by "… (N characters)"."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def _name_columns(columns: list[str]) -> str:
+    """At most MAX_NAMED_COLUMNS column names, each shortened, then how many more."""
+    named = ", ".join(shorten(column) for column in columns[:MAX_NAMED_COLUMNS])
+    rest = len(columns) - MAX_NAMED_COLUMNS
+    return f"{named} and {rest} more" if rest > 0 else named
 
 
 @dataclass(frozen=True)
@@ -68,14 +86,20 @@ class ParseResult:
     rows_total: int = 0
 
     def add(self, line: int | None, column: str, value: Any, reason: str) -> None:
+        """Count a problem; keep the first MAX_REPORTED_ERRORS, with column and value shortened."""
         self.error_count += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             shown = "" if value is None else str(value)
-            self.errors.append(RowError(line, column, shown[:80], reason))
+            self.errors.append(RowError(line, shorten(column), shorten(shown), reason))
 
     @property
     def ok(self) -> bool:
         return self.error_count == 0
+
+    @property
+    def not_shown(self) -> int:
+        """Problems counted but not kept in `errors`."""
+        return self.error_count - len(self.errors)
 
 
 # Leading bytes of compressed formats people upload instead of the CSV inside
@@ -302,7 +326,7 @@ def parse_import(
                 missing = header[len(record) :]
                 verb = "is" if len(missing) == 1 else "are"
                 counts = f"The row has {len(record)} fields; the header has {len(header)}"
-                result.add(line, missing[0], "", f"{counts}: {', '.join(missing)} {verb} missing.")
+                result.add(line, missing[0], "", f"{counts}: {_name_columns(missing)} {verb} missing.")
                 continue
             records.append(record)
             record_lines.append(line)

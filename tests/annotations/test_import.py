@@ -633,3 +633,76 @@ def test_a_short_row_missing_only_optional_trailing_columns_is_still_an_error(da
             "reason": "The row has 4 fields; the header has 5: label is missing.",
         }
     ]
+
+
+# --- The size of the report ------------------------------------------------------------------------------------
+
+
+def test_a_long_header_name_is_echoed_shortened_with_its_length(dataset, model_admin):
+    long_name = "n" * 10_000
+    data = _lines("t1,10,15,3,x", header=f"{HEADER},{long_name}")
+
+    errors = _reject(dataset, model_admin, data)
+
+    shortened = "n" * 200 + "… (10,000 characters)"
+    assert errors == [
+        {
+            "line": 1,
+            "column": shortened,
+            "value": shortened,
+            "reason": "Unexpected column: it is not in the dataset's schema.",
+        }
+    ]
+
+
+def test_a_long_value_is_echoed_shortened_with_its_length(dataset, model_admin):
+    errors = _reject(dataset, model_admin, _lines("t1," + "9x" * 150 + ",15,3"))
+
+    assert errors == [
+        {"line": 2, "column": "radius", "value": "9x" * 100 + "… (300 characters)", "reason": "Not a number."}
+    ]
+
+
+def test_a_short_row_of_a_wide_file_names_at_most_ten_missing_columns(dataset, model_admin):
+    names = [f"c{i:02d}" for i in range(30)]
+    dataset.features.all().delete()
+    for position, name in enumerate(names):
+        dataset.features.create(position=position, name=name, dtype="float")
+    header = ",".join(["external_id", *names])
+
+    errors = _reject(dataset, model_admin, _lines("t1," + ",".join(["1"] * 30), "t2,1", header=header))
+
+    assert errors == [
+        {
+            "line": 3,
+            "column": "c01",
+            "value": "",
+            "reason": "The row has 2 fields; the header has 31: c01, c02, c03, c04, c05, c06, c07, c08, c09, c10"
+            " and 19 more are missing.",
+        }
+    ]
+
+
+def test_the_report_keeps_the_first_200_errors_and_counts_the_rest(dataset, model_admin):
+    data = _lines(*(f"t{i},x,15,3" for i in range(250)))
+
+    with pytest.raises(ImportRejected) as rejected:
+        _import(dataset, model_admin, data)
+
+    result = rejected.value.result
+    assert (result.error_count, len(result.errors)) == (250, 200)
+    assert result.errors[-1].line == 201
+
+
+def test_upload_page_of_a_file_of_long_header_names_stays_small(dataset, model_admin):
+    header = ",".join([HEADER, *(f"{i:04d}" + "h" * 5_000 for i in range(1_000))])  # a 5 MB header
+    data = _lines("t1,10,15,3" + "," * 1_000, header=header)
+
+    response = _upload(login(model_admin), dataset, data)
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert len(page) < 250_000, len(page)
+    assert "Nothing was imported: 1000 problems found" in page
+    assert "… (5,004 characters)" in page
+    assert "and 800 more problems not shown" in page

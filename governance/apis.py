@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.forms import AuditFilterForm
+from governance.models import AuditEvent
 from governance.promotions import promotion_decide, promotion_request_create
 from governance.selectors import audit_events_for_user, promotion_get_for_user
 from models_app.selectors import model_version_get_for_user
@@ -71,7 +76,30 @@ class PromotionDecisionApi(APIView):
         return Response(PromotionOutputSerializer(decided).data)
 
 
-class AuditEventListApi(APIView):
+# The audit trail grows without bound: a client gets it page by page, and however
+# large a `limit` it asks for, no page is larger than this.
+AUDIT_PAGE_DEFAULT = 100
+AUDIT_PAGE_MAX = 500
+
+
+class AuditEventPagination(LimitOffsetPagination):
+    default_limit = AUDIT_PAGE_DEFAULT
+    max_limit = AUDIT_PAGE_MAX
+
+
+# A ListAPIView only for its paging: drf-spectacular documents the paged envelope
+# (count/next/previous/results) and the limit/offset parameters of a list view
+# that declares `pagination_class`; an APIView paging by hand is documented as a
+# bare list.
+class AuditEventListApi(ListAPIView):
+    """Audit events, newest first, filtered like the auditor's audit page.
+
+    Paged by `limit` and `offset`: 100 events a page unless `limit` asks for
+    another number, and never more than 500, whatever it asks.
+    """
+
+    pagination_class = AuditEventPagination
+
     class OutputSerializer(serializers.Serializer):
         seq = serializers.IntegerField()
         created_at = serializers.DateTimeField()
@@ -87,13 +115,14 @@ class AuditEventListApi(APIView):
         prev_hash = serializers.CharField()
         hash = serializers.CharField()
 
-    @extend_schema(parameters=AUDIT_FILTER_PARAMETERS, responses=OutputSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        form = AuditFilterForm(request.query_params)
+    serializer_class = OutputSerializer
+
+    @extend_schema(parameters=AUDIT_FILTER_PARAMETERS)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        form = AuditFilterForm(self.request.query_params)
         if not form.is_valid():
             raise serializers.ValidationError({field: list(messages) for field, messages in form.errors.items()})
-        events = audit_events_for_user(user=request.user, filters=form.to_filters())
-        paginator = LimitOffsetPagination()
-        paginator.default_limit = 100
-        page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return audit_events_for_user(user=self.request.user, filters=form.to_filters())

@@ -11,12 +11,57 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
+from django.test import Client
+from rest_framework.authtoken.models import Token
 
+from annotations.models import Item
 from governance.audit import audit_record
 from tests.conftest import login
 
 # The audit API's page sizes: 100 unless asked, never more than 500.
 AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX = 100, 500
+
+
+# --- (b) 401 with WWW-Authenticate; CSRF still enforced for sessions ------------
+
+
+def test_an_api_call_without_credentials_is_a_401_naming_the_token_scheme(db):
+    response = Client().get("/api/datasets/")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_a_bad_token_is_a_401_too(db):
+    response = Client().get("/api/datasets/", HTTP_AUTHORIZATION="Token not-a-real-token")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_a_token_client_needs_no_csrf_token(trained_dataset, model_admin):
+    token = Token.objects.create(user=model_admin)
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.get("/api/datasets/", HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    assert response.status_code == 200
+    assert trained_dataset.pk in [d["id"] for d in response.json()]
+
+
+def test_a_session_post_without_a_csrf_token_is_still_refused(trained_dataset, reviewer):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(reviewer)
+    item = Item.objects.filter(dataset=trained_dataset, queue_state=Item.QueueState.OPEN).first()
+    reviews_before = item.reviews.count()
+
+    response = client.post(
+        f"/api/items/{item.pk}/reviews/", {"skip": True, "shown_prediction_id": None}, content_type="application/json"
+    )
+
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+    assert item.reviews.count() == reviews_before
 
 
 # --- (c) the audit API is paged, with a cap ------------------------------------

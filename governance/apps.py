@@ -6,8 +6,8 @@ class GovernanceConfig(AppConfig):
     name = "governance"
 
     def ready(self) -> None:
-        # contrib.auth and governance must not know each other: auth's signals
-        # are the seam where logins, logouts and failed logins reach the audit trail.
+        # contrib.auth, django-axes and governance must not know each other: their
+        # signals are the seam where logins, logouts and lockouts reach the audit trail.
         from governance import auth_audit
 
         auth_audit.connect()

@@ -8,6 +8,7 @@ SQLite in WAL mode and kombu's filesystem transport (no server to install).
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
     "workflow_site",
     "governance",
     "annotations",
@@ -64,6 +66,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "workflow_site.middleware.HtmxLoginRedirectMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during authenticate()
+    # into the lockout page, whatever view (/login/ or /admin/login/) ran.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "workflow_site.urls"
@@ -123,6 +128,59 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes). AxesStandaloneBackend comes first: it refuses
+# a locked-out client before any password is checked, for every authenticate()
+# call with a request (/login/ and /admin/login/ both). It logs no one in;
+# ModelBackend does that. Failed attempts live in axes' own tables
+# (AccessAttempt, AccessFailureLog), not on the audit chain; a lockout itself is
+# one `auth.locked_out` audit event (governance/auth_audit.py).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+# An int is hours to axes; a timedelta says what it means. Zero would mean
+# "locked until an admin unlocks", which turns every typo streak into a ticket.
+AXES_COOLOFF_MINUTES = env_int("AXES_COOLOFF_MINUTES", 15)
+if AXES_COOLOFF_MINUTES < 1 or AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("AXES_FAILURE_LIMIT and AXES_COOLOFF_MINUTES must be at least 1.")
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES)
+# Lock the (username, client IP) pair, not the username alone and not the IP
+# alone. By username alone, anyone anywhere could lock a reviewer out of Loupe
+# by typing five wrong passwords for them; by IP alone, one mistyping colleague
+# behind the office NAT would lock out the whole office. The pair stops password
+# guessing against an account from one place. What it does not stop on its own
+# is one IP spraying many usernames, or many IPs (a botnet) guessing one
+# account: each pair gets its own five tries per cool-off.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A good password clears the pair's count, so yesterday's typos do not add up.
+AXES_RESET_ON_SUCCESS = True
+# A try during a lockout (right password or wrong) starts the cool-off again
+# (axes' default, stated because the lockout page says so).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+# Every failure, with its path and user agent, for the admin's "Access failures"
+# list; capped per username by axes (AXES_ACCESS_FAILURE_LOG_PER_USER_LIMIT).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# The lockout page: the sign-in template in its locked state, answered with
+# 429 Too Many Requests (axes' default code, kept: the client is being told to
+# slow down, and 403 would read as "you may never").
+AXES_LOCKOUT_TEMPLATE = "registration/login.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# The client IP, via django-ipware. The default trusts only REMOTE_ADDR, the
+# peer of the TCP connection, which a client cannot forge. Behind a reverse
+# proxy every client then shares the proxy's address, and the lockout falls
+# back to per-username; set, for one proxy that appends the client to
+# X-Forwarded-For: AXES_IPWARE_META_PRECEDENCE_ORDER=HTTP_X_FORWARDED_FOR,REMOTE_ADDR
+# and AXES_IPWARE_PROXY_ORDER=right-most. The right-most entry is the one the
+# proxy wrote; anything to its left is whatever the client sent, so left-most
+# would let an attacker name a fresh "IP" on every try. Longer proxy chains:
+# AXES_IPWARE_PROXY_COUNT (see django-ipware).
+AXES_IPWARE_META_PRECEDENCE_ORDER = env_list("AXES_IPWARE_META_PRECEDENCE_ORDER", ["REMOTE_ADDR"])
+AXES_IPWARE_PROXY_ORDER = env_str("AXES_IPWARE_PROXY_ORDER", "left-most")
+if AXES_IPWARE_PROXY_ORDER not in {"left-most", "right-most"}:
+    raise ImproperlyConfigured("AXES_IPWARE_PROXY_ORDER must be left-most or right-most.")
+AXES_IPWARE_PROXY_COUNT = env_int("AXES_IPWARE_PROXY_COUNT", 0) or None
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -232,13 +290,9 @@ LOUPE_LEASE_SECONDS = env_int("LOUPE_LEASE_SECONDS", 10 * 60)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
-    # Token first: DRF answers a request without credentials from the first
-    # class's authenticate_header, so it gets 401 with `WWW-Authenticate: Token`
-    # (session auth has no such header and would make it a 403). Session auth
-    # still enforces CSRF for the browser.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "workflow_site.api_schema.AutoSchema",

@@ -12,14 +12,133 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 from django.test import Client
+from django.urls import reverse
+from django.utils.cache import get_max_age
 from rest_framework.authtoken.models import Token
 
 from annotations.models import Item
 from governance.audit import audit_record
+from models_app.models import ModelVersion
 from tests.conftest import login
 
+HTMX = {"HTTP_HX_REQUEST": "true"}
 # The audit API's page sizes: 100 unless asked, never more than 500.
 AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX = 100, 500
+
+
+def _cache_directives(response) -> set[str]:  # type: ignore[no-untyped-def]
+    return {part.strip().lower() for part in response.get("Cache-Control", "").split(",") if part.strip()}
+
+
+def _varies_on(response, header: str) -> bool:  # type: ignore[no-untyped-def]
+    return header.lower() in {part.strip().lower() for part in response.get("Vary", "").split(",")}
+
+
+def _assert_not_stored(response) -> None:  # type: ignore[no-untyped-def]
+    directives = _cache_directives(response)
+    assert {"no-store", "private"} <= directives, response.get("Cache-Control")
+    assert "public" not in directives
+    assert get_max_age(response) in (None, 0)
+
+
+# --- (a) no-store on everything that carries item data --------------------------
+
+
+def test_the_review_card_page_and_its_partial_are_not_stored(trained_dataset, reviewer):
+    client = login(reviewer)
+    url = reverse("annotations:review", args=[trained_dataset.pk])
+
+    page = client.get(url)
+    partial = client.get(url, **HTMX)
+
+    assert page.status_code == partial.status_code == 200
+    _assert_not_stored(page)
+    _assert_not_stored(partial)
+
+
+def test_a_review_submitted_through_htmx_answers_with_a_card_that_is_not_stored(trained_dataset, reviewer):
+    client = login(reviewer)
+    client.get(reverse("annotations:review", args=[trained_dataset.pk]))
+    item = Item.objects.get(leased_to=reviewer)
+    label = trained_dataset.label_classes.first()
+
+    response = client.post(
+        reverse("annotations:review_submit", args=[trained_dataset.pk, item.pk]),
+        {"label": label.name, "shown_prediction": item.prediction_id or "", "reason": "checked"},
+        **HTMX,
+    )
+
+    assert response.status_code == 200
+    _assert_not_stored(response)
+
+
+def test_item_history_is_not_stored(trained_dataset, auditor):
+    item = Item.objects.filter(dataset=trained_dataset).first()
+
+    response = login(auditor).get(reverse("governance:item_history", args=[item.pk]))
+
+    assert response.status_code == 200
+    _assert_not_stored(response)
+
+
+def test_the_next_item_api_and_the_review_api_are_not_stored(trained_dataset, reviewer):
+    client = login(reviewer)
+
+    nxt = client.get(f"/api/datasets/{trained_dataset.pk}/next-item/")
+    item = nxt.json()["item"]
+    label = trained_dataset.label_classes.first()
+    submitted = client.post(
+        f"/api/items/{item['id']}/reviews/",
+        {"label": label.name, "shown_prediction_id": Item.objects.get(pk=item["id"]).prediction_id},
+        content_type="application/json",
+    )
+
+    assert nxt.status_code == 200
+    assert submitted.status_code == 201, submitted.content
+    _assert_not_stored(nxt)
+    _assert_not_stored(submitted)
+
+
+def test_an_api_answer_to_a_token_client_is_not_stored(trained_dataset, reviewer):
+    token = Token.objects.create(user=reviewer)
+
+    response = Client().get(f"/api/datasets/{trained_dataset.pk}/next-item/", HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    assert response.status_code == 200
+    _assert_not_stored(response)
+
+
+# --- (a) Vary: HX-Request where the view picks a partial or a page ---------------
+
+
+def test_the_review_page_varies_on_hx_request(trained_dataset, reviewer):
+    client = login(reviewer)
+    url = reverse("annotations:review", args=[trained_dataset.pk])
+
+    assert _varies_on(client.get(url), "HX-Request")
+    assert _varies_on(client.get(url, **HTMX), "HX-Request")
+
+
+def test_the_training_run_page_varies_on_hx_request(trained_dataset, model_admin):
+    run_id = ModelVersion.objects.filter(dataset=trained_dataset).values_list("training_run_id", flat=True).first()
+    client = login(model_admin)
+    url = reverse("models_app:run_detail", args=[run_id])
+
+    page, partial = client.get(url), client.get(url, **HTMX)
+
+    assert page.status_code == partial.status_code == 200
+    assert _varies_on(page, "HX-Request") and _varies_on(partial, "HX-Request")
+    _assert_not_stored(page)
+
+
+def test_the_audit_verify_page_varies_on_hx_request(db, auditor):
+    client = login(auditor)
+    url = reverse("governance:audit_verify")
+
+    page, partial = client.get(url), client.get(url, **HTMX)
+
+    assert page.status_code == partial.status_code == 200
+    assert _varies_on(page, "HX-Request") and _varies_on(partial, "HX-Request")
 
 
 # --- (b) 401 with WWW-Authenticate; CSRF still enforced for sessions ------------

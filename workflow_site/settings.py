@@ -293,9 +293,13 @@ LOUPE_LEASE_SECONDS = env_int("LOUPE_LEASE_SECONDS", 10 * 60)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: DRF answers a request without credentials from the first
+    # class's authenticate_header, so it gets 401 with `WWW-Authenticate: Token`
+    # (session auth has no such header and would make it a 403). Session auth
+    # still enforces CSRF for the browser.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "workflow_site.api_schema.AutoSchema",

@@ -84,10 +84,14 @@ class ParseResult:
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
     rows_total: int = 0
+    # Data lines (2 and on) with at least one problem, reported or not.
+    bad_lines: set[int] = field(default_factory=set)
 
     def add(self, line: int | None, column: str, value: Any, reason: str) -> None:
         """Count a problem; keep the first MAX_REPORTED_ERRORS, with column and value shortened."""
         self.error_count += 1
+        if line is not None and line >= 2:
+            self.bad_lines.add(line)
         if len(self.errors) < MAX_REPORTED_ERRORS:
             shown = "" if value is None else str(value)
             self.errors.append(RowError(line, shorten(column), shorten(shown), reason))
@@ -95,6 +99,11 @@ class ParseResult:
     @property
     def ok(self) -> bool:
         return self.error_count == 0
+
+    @property
+    def rows_rejected(self) -> int:
+        """Data rows with a problem (at most rows_total: "no data rows" is reported on line 2)."""
+        return min(len(self.bad_lines), self.rows_total)
 
     @property
     def not_shown(self) -> int:
@@ -334,6 +343,7 @@ def parse_import(
         result.add(reader.line_num, "", "", f"The file is not well-formed CSV: {exc}")
         return result
     if not result.ok:
+        result.rows_total = len(records) + len(result.bad_lines)  # well-formed rows and wrong-length ones
         return result
     frame = pd.DataFrame(records, columns=header, index=[line - 2 for line in record_lines], dtype=str)
     result.rows_total = len(frame)

@@ -166,6 +166,15 @@ class ImportBatch(models.Model):
     def __str__(self) -> str:
         return f"{self.file_name} ({self.status})"
 
+    @property
+    def is_rejected(self) -> bool:
+        return self.status == self.Status.REJECTED
+
+    @property
+    def errors_not_shown(self) -> int:
+        """Problems counted in a rejected file's report but not kept in it (the report keeps the first few)."""
+        return max(0, int(self.report.get("error_count", 0)) - len(self.report.get("errors", [])))
+
 
 class Item(models.Model):
     """One imported row: its values, where it came from, and where it is in the queue."""

@@ -83,6 +83,7 @@ def import_upload(request: HttpRequest, dataset_id: int) -> HttpResponse:
                 )
             except ImportRejected as rejected:
                 context["report"] = rejected.result
+                context["rejected_batch"] = rejected.batch
                 return render(request, "annotations/import_upload.html", context, status=400)
             return redirect("annotations:batch_detail", dataset_id=dataset.pk, batch_id=batch.pk)
     status = 400 if request.method == "POST" else 200

@@ -1,9 +1,14 @@
-"""Importing a CSV: all rows or none, and a row-level report (line, column, value, reason) when any row is bad."""
+"""Importing a CSV: all rows or none, and a row-level report (line, column, value, reason) when any row is bad.
+
+A rejected file writes no items and no gold labels; it is recorded as a
+rejected ImportBatch (with its report) and an audit event, so it leaves a trace.
+"""
 
 from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
 import zipfile
@@ -31,16 +36,24 @@ def _counts() -> dict[str, int]:
     }
 
 
+def _after_rejection(before: dict[str, int]) -> dict[str, int]:
+    """The counts once a rejection is recorded: one batch and one audit event more, no items or gold labels."""
+    return {**before, "batches": before["batches"] + 1, "audit_events": before["audit_events"] + 1}
+
+
 def _reject(dataset: Dataset, user, data: bytes, purpose: str = ImportBatch.Purpose.REVIEW) -> list[dict]:
-    """Import `data`, expect it to be rejected with nothing written, and return the reported errors."""
+    """Import `data`, expect it to be rejected and recorded with no rows written, and return the reported errors."""
     before = _counts()
     with pytest.raises(ImportRejected) as rejected:
         import_batch_create(dataset=dataset, user=user, file_name="bad.csv", data=data, purpose=purpose)
-    assert _counts() == before, "a rejected import must write nothing"
+    assert _counts() == _after_rejection(before), "a rejected import writes its record and nothing else"
     result = rejected.value.result
     assert not result.ok
     assert result.error_count == len(result.errors) > 0
-    return [error.as_dict() for error in result.errors]
+    errors = [error.as_dict() for error in result.errors]
+    batch = rejected.value.batch
+    assert (batch.status, batch.rows_imported, batch.report["errors"]) == (ImportBatch.Status.REJECTED, 0, errors)
+    return errors
 
 
 def _lines(*rows: str, header: str = HEADER) -> bytes:
@@ -460,7 +473,7 @@ def test_upload_page_shows_the_report_with_status_400_and_imports_nothing(
     response = _upload(client, dataset, data, purpose)
 
     assert response.status_code == 400
-    assert _counts() == before
+    assert _counts() == _after_rejection(before)
     page = response.content.decode()
     assert "Nothing was imported" in page
     assert escape(expected["reason"]) in page
@@ -477,7 +490,7 @@ def test_upload_page_names_the_line_of_a_non_utf8_byte(dataset, model_admin):
     response = _upload(client, dataset, data)
 
     assert response.status_code == 400
-    assert _counts() == before
+    assert _counts() == _after_rejection(before)
     assert "Not valid UTF-8" in response.content.decode()
     assert response.context["report"].errors[0].line == 3
 
@@ -500,7 +513,7 @@ def test_upload_page_rejects_a_whitespace_only_file(dataset, model_admin):
     response = _upload(client, dataset, b"\n  \n")
 
     assert response.status_code == 400
-    assert _counts() == before
+    assert _counts() == _after_rejection(before)
     assert "The file is empty." in response.content.decode()
 
 
@@ -512,7 +525,7 @@ def test_upload_page_rejects_a_clashing_id(dataset, model_admin, import_rows):
     response = _upload(client, dataset, csv_bytes(synthetic_rows(1, labelled=False)))
 
     assert response.status_code == 400
-    assert _counts() == before
+    assert _counts() == _after_rejection(before)
     assert "Id already exists in this dataset (imported from first.csv)." in response.content.decode()
 
 
@@ -592,7 +605,8 @@ def test_a_nul_byte_is_reported_with_its_line_and_nothing_is_written(dataset, mo
         _import(dataset, model_admin, data)
     error = rejected.value.result.errors[0]
     assert error.line == 3 and "NUL byte" in error.reason
-    assert not Item.objects.exists() and not ImportBatch.objects.exists()
+    assert not Item.objects.exists()
+    assert list(ImportBatch.objects.values_list("status", flat=True)) == [ImportBatch.Status.REJECTED]
 
 
 def test_an_out_of_range_observed_at_is_a_row_error(dataset, model_admin):
@@ -706,3 +720,93 @@ def test_upload_page_of_a_file_of_long_header_names_stays_small(dataset, model_a
     assert "Nothing was imported: 1000 problems found" in page
     assert "… (5,004 characters)" in page
     assert "and 800 more problems not shown" in page
+
+
+# --- A rejected upload leaves a trace --------------------------------------------------------------------------
+
+
+def test_a_rejected_upload_is_recorded_with_its_report_and_audited(dataset, model_admin):
+    data = _lines(
+        "t1,10,15,3,benign", "t2,big,15,3,benign", "t3,10,15,x,", "t4,10,15,3,benign", header=HEADER + ",label"
+    )
+
+    with pytest.raises(ImportRejected) as rejected:
+        import_batch_create(
+            dataset=dataset, user=model_admin, file_name="bad.csv", data=data, purpose=ImportBatch.Purpose.HOLDOUT
+        )
+
+    batch = ImportBatch.objects.get()
+    assert batch == rejected.value.batch
+    assert (batch.file_name, batch.file_size, batch.uploaded_by, batch.purpose, batch.status) == (
+        "bad.csv",
+        len(data),
+        model_admin,
+        ImportBatch.Purpose.HOLDOUT,
+        ImportBatch.Status.REJECTED,
+    )
+    assert batch.file_sha256 == hashlib.sha256(data).hexdigest()
+    assert (batch.rows_total, batch.rows_imported, batch.rows_rejected) == (4, 0, 2)
+    assert batch.report["error_count"] == 3
+    assert [(e["line"], e["column"]) for e in batch.report["errors"]] == [(3, "radius"), (4, "lobes"), (4, "label")]
+    assert not Item.objects.exists() and not GoldLabel.objects.exists()
+    event = AuditEvent.objects.get(action="import.rejected")
+    assert event.actor == model_admin
+    assert (event.object_type, event.object_id, event.dataset_id) == ("import_batch", str(batch.pk), dataset.pk)
+    assert event.after == {
+        "file_name": "bad.csv",
+        "file_sha256": batch.file_sha256,
+        "file_size": len(data),
+        "purpose": ImportBatch.Purpose.HOLDOUT,
+        "rows_total": 4,
+        "rows_rejected": 2,
+        "error_count": 3,
+    }
+
+
+def test_an_id_clash_is_recorded_as_a_rejected_batch_and_the_earlier_rows_are_untouched(
+    dataset, model_admin, import_rows
+):
+    first = import_rows(synthetic_rows(2, labelled=False), name="first.csv")
+
+    with pytest.raises(ImportRejected) as rejected:
+        _import(dataset, model_admin, csv_bytes(synthetic_rows(1, labelled=False)))
+
+    batch = rejected.value.batch
+    assert (batch.status, batch.rows_total, batch.rows_imported, batch.rows_rejected) == ("rejected", 1, 0, 1)
+    assert batch.report["errors"][0]["reason"] == "Id already exists in this dataset (imported from first.csv)."
+    assert list(Item.objects.values_list("batch", flat=True)) == [first.pk, first.pk]
+    assert AuditEvent.objects.filter(action="import.rejected", object_id=str(batch.pk)).count() == 1
+
+
+def test_a_compressed_upload_is_recorded_with_no_rows_read(dataset, model_admin):
+    with pytest.raises(ImportRejected) as rejected:
+        _import(dataset, model_admin, gzip.compress(_lines("t1,10,15,3")))
+
+    batch = rejected.value.batch
+    assert (batch.status, batch.rows_total, batch.rows_rejected, batch.report["error_count"]) == ("rejected", 0, 0, 1)
+
+
+def test_upload_page_links_the_recorded_rejection_and_its_page_shows_the_report(dataset, model_admin):
+    client = login(model_admin)
+
+    response = _upload(client, dataset, _lines("t1,10,15,3", "t2,big,15,3"), name="typo.csv")
+
+    assert response.status_code == 400
+    batch = ImportBatch.objects.get(status=ImportBatch.Status.REJECTED)
+    detail_url = reverse("annotations:batch_detail", args=[dataset.pk, batch.pk])
+    assert f'href="{detail_url}"' in response.content.decode()
+
+    page = client.get(detail_url).content.decode()
+    assert "Rejected" in page
+    assert "<td>3</td><td><code>radius</code></td><td><code>big</code></td><td>Not a number.</td>" in page
+
+
+def test_a_report_of_more_problems_than_kept_says_so_on_the_batch_page(dataset, model_admin):
+    client = login(model_admin)
+
+    _upload(client, dataset, _lines(*(f"t{i},x,15,3" for i in range(250))))
+
+    batch = ImportBatch.objects.get()
+    page = client.get(reverse("annotations:batch_detail", args=[dataset.pk, batch.pk])).content.decode()
+    assert "250 problems found" in page
+    assert "and 50 more problems not shown" in page

@@ -15,6 +15,7 @@ from annotations.selectors import dataset_get_for_user, datasets_for_user, item_
 from annotations.services import ReviewAnswer, review_submit
 from governance.audit import ReadPurpose, data_access_record
 from workflow_site.access import REVIEW_ROLES
+from workflow_site.api_schema import error_responses
 
 
 class DatasetListApi(APIView):
@@ -24,7 +25,7 @@ class DatasetListApi(APIView):
         slug = serializers.CharField()
         guideline_version = serializers.CharField()
 
-    @extend_schema(responses=OutputSerializer(many=True))
+    @extend_schema(responses={200: OutputSerializer(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         datasets = datasets_for_user(user=request.user)
         return Response(self.OutputSerializer(datasets, many=True).data)
@@ -50,7 +51,7 @@ class NextItemApi(APIView):
         selection_strategy = serializers.CharField(allow_null=True)
         selection_score = serializers.FloatField(allow_null=True)
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(responses={200: OutputSerializer, **error_responses(401, 403, 404)})
     def get(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=REVIEW_ROLES)
         queued = queue_next_item(dataset=dataset, reviewer=request.user)
@@ -80,7 +81,7 @@ class ReviewCreateApi(APIView):
         selection_score = serializers.FloatField(allow_null=True)
         created_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request: Request, item_id: int) -> Response:
         item = item_get_for_user(user=request.user, pk=item_id, roles=REVIEW_ROLES)
         data = self.InputSerializer(data=request.data)

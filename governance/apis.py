@@ -20,6 +20,7 @@ from governance.promotions import promotion_decide, promotion_request_create
 from governance.selectors import audit_events_for_user, promotion_get_for_user
 from models_app.selectors import model_version_get_for_user
 from workflow_site.access import Role
+from workflow_site.api_schema import error_responses
 
 # The API reads the same form as the auditor's page; these describe it in the schema.
 _PARAMETER_TYPES = {"dataset": int, "date_from": OpenApiTypes.DATE, "date_to": OpenApiTypes.DATE}
@@ -44,7 +45,9 @@ class PromotionRequestCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={201: PromotionOutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={201: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
+    )
     def post(self, request: Request, model_version_id: int) -> Response:
         version = model_version_get_for_user(user=request.user, pk=model_version_id, roles=(Role.MODEL_ADMIN,))
         data = self.InputSerializer(data=request.data)
@@ -61,7 +64,9 @@ class PromotionDecisionApi(APIView):
         password = serializers.CharField(help_text="Your password, re-entered: it signs the decision.")
         reason = serializers.CharField(required=False, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer, responses=PromotionOutputSerializer)
+    @extend_schema(
+        request=InputSerializer, responses={200: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
+    )
     def post(self, request: Request, pk: int) -> Response:
         promotion = promotion_get_for_user(user=request.user, pk=pk, roles=(Role.MODEL_ADMIN,))
         data = self.InputSerializer(data=request.data)
@@ -117,7 +122,10 @@ class AuditEventListApi(ListAPIView):
 
     serializer_class = OutputSerializer
 
-    @extend_schema(parameters=AUDIT_FILTER_PARAMETERS)
+    @extend_schema(
+        parameters=AUDIT_FILTER_PARAMETERS,
+        responses={200: OutputSerializer(many=True), **error_responses(400, 401, 403)},
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 

@@ -13,6 +13,7 @@ from models_app.models import TrainingRun
 from models_app.selectors import run_get_for_user
 from models_app.services import training_run_request
 from workflow_site.access import Role
+from workflow_site.api_schema import error_responses
 
 
 class TrainingRunOutputSerializer(serializers.Serializer):
@@ -37,7 +38,9 @@ class TrainingRunCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(required=False, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer, responses={201: TrainingRunOutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={201: TrainingRunOutputSerializer, **error_responses(400, 401, 403, 404)}
+    )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
         data = self.InputSerializer(data=request.data)
@@ -52,6 +55,6 @@ class TrainingRunCreateApi(APIView):
 
 
 class TrainingRunDetailApi(APIView):
-    @extend_schema(responses=TrainingRunOutputSerializer)
+    @extend_schema(responses={200: TrainingRunOutputSerializer, **error_responses(401, 403, 404)})
     def get(self, request: Request, run_id: int) -> Response:
         return Response(TrainingRunOutputSerializer(run_get_for_user(user=request.user, pk=run_id)).data)

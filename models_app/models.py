@@ -84,6 +84,13 @@ class TrainingRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from the worker running it; the sweep re-queues stale runs."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker has claimed this run.")
+    worker_lost_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last heartbeat of the latest attempt whose worker stopped."
+    )
 
     class Meta:
         ordering = ["-requested_at"]
@@ -103,6 +110,15 @@ class TrainingRun(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.status == self.Status.SUCCEEDED
+
+    @property
+    def max_attempts(self) -> int:
+        return settings.LOUPE_TRAINING_MAX_ATTEMPTS
+
+    @property
+    def current_attempt(self) -> int:
+        """The attempt this run is on: a queued run waits for its next one."""
+        return self.attempts + 1 if self.status == self.Status.QUEUED else max(self.attempts, 1)
 
 
 class ModelVersion(models.Model):

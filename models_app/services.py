@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from annotations.models import Dataset, GoldLabel
@@ -73,7 +74,8 @@ def training_runs_sweep(*, now: timezone.datetime | None = None) -> int:
     """The outbox sweep (beat). Returns how many queued runs were handed to the broker.
 
     - resend queued runs nobody picked up (saved while the broker was down);
-    - fail runs whose worker vanished;
+    - queue again (or, attempts used up, fail) running runs whose worker
+      stopped sending heartbeats, and send the re-queued ones;
     - queue the run of any policy that is met but has none: the after-commit
       check of a review is lost if the process dies between commit and check,
       and the policy is a function of the gold labels since the last run, so
@@ -84,15 +86,37 @@ def training_runs_sweep(*, now: timezone.datetime | None = None) -> int:
     waiting = TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, requested_at__lt=now - timedelta(seconds=5))
     waiting = waiting.filter(dispatched_at__isnull=True) | waiting.filter(dispatched_at__lt=stale)
     sent = sum(training_run_dispatch(run_id=pk) for pk in waiting.values_list("pk", flat=True))
-    lost_before = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
-    from models_app.training import training_run_fail
-
-    for pk in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=lost_before).values_list(
-        "pk", flat=True
-    ):
-        training_run_fail(run_id=pk, error="The worker running this training stopped without reporting back.")
+    sent += training_runs_requeue_lost(now=now)
     for dataset_id in RetrainingPolicy.objects.filter(enabled=True).values_list("dataset_id", flat=True):
         retraining_policy_check(dataset_id=dataset_id)
+    return sent
+
+
+def training_runs_requeue_lost(*, now: timezone.datetime | None = None) -> int:
+    """Running runs whose heartbeat is older than LOUPE_HEARTBEAT_STALE_S: the worker was killed or lost.
+
+    Each goes back to queued and is sent again (another attempt, reusing its
+    snapshot) until LOUPE_TRAINING_MAX_ATTEMPTS attempts have started; then it
+    fails with that reason, and the dataset can train again. Returns how many
+    re-queued runs were handed to the broker.
+    """
+    from models_app.training import training_run_requeue_lost
+
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.LOUPE_HEARTBEAT_STALE_S)
+    lost = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).filter(
+        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, started_at__lt=stale_before)
+    )
+    sent = 0
+    for pk, heartbeat_at in lost.values_list("pk", "heartbeat_at"):
+        run = training_run_requeue_lost(
+            run_id=pk, lost_at=heartbeat_at, max_attempts=settings.LOUPE_TRAINING_MAX_ATTEMPTS
+        )
+        if run is not None and run.status == TrainingRun.Status.QUEUED:
+            logger.warning("Training run %s: the worker stopped; queued again (attempt %s).", pk, run.attempts + 1)
+            sent += training_run_dispatch(run_id=pk)
+        elif run is not None:
+            logger.warning("Training run %s: the worker stopped %s times; failed.", pk, run.attempts)
     return sent
 
 

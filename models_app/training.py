@@ -5,11 +5,19 @@ champion on the sequestered holdout → register the candidate version.
 Each step that changes state is its own transaction with its audit event.
 A run is claimed with a conditional UPDATE (queued → running), so a task that
 is delivered twice trains once.
+
+While it runs, the worker touches the run's heartbeat at every stage and, from a
+background thread, every LOUPE_HEARTBEAT_EVERY_S while it fits. A worker that is
+killed stops the heartbeat; the beat sweep (services.training_runs_sweep) then
+queues the run again (training_run_requeue_lost) or, after
+LOUPE_TRAINING_MAX_ATTEMPTS attempts, fails it. The retry reuses the snapshot
+the first attempt froze, so no snapshot is left without its run.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -17,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, transaction
+from django.db.models import F, Max
 from django.utils import timezone
 
 from annotations.models import Dataset, GoldLabel, Item
@@ -61,14 +69,22 @@ def _run_transition(
 
 
 def training_run_claim(*, run_id: int) -> bool:
-    """queued → running, once. False if another delivery already claimed it."""
+    """queued → running, once. False if another delivery already claimed it.
+
+    A run that is running (with a fresh heartbeat or not) is never claimed
+    here: only the sweep moves a lost run back to queued, so two workers never
+    train the same run.
+    """
+    now = timezone.now()
     claimed = _run_transition(
         run_id=run_id,
         from_status=TrainingRun.Status.QUEUED,
         action="training.started",
         after={"status": "running"},
         status=TrainingRun.Status.RUNNING,
-        started_at=timezone.now(),
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
         stage="Freezing the snapshot",
         progress=5,
     )
@@ -76,11 +92,120 @@ def training_run_claim(*, run_id: int) -> bool:
 
 
 def _progress(run: TrainingRun, progress: int, stage: str) -> None:
-    TrainingRun.objects.filter(pk=run.pk).update(progress=progress, stage=stage)
+    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
+        progress=progress, stage=stage, heartbeat_at=timezone.now()
+    )
+
+
+def _heartbeat_touch(run_id: int) -> None:
+    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(heartbeat_at=timezone.now())
+
+
+class _Heartbeat:
+    """Touches the run's heartbeat every LOUPE_HEARTBEAT_EVERY_S from a thread, while a long stage (the fit) runs."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.every = settings.LOUPE_HEARTBEAT_EVERY_S
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{run_id}", daemon=True)
+
+    def _beat(self) -> None:
+        touched = False
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    _heartbeat_touch(self.run_id)
+                    touched = True
+                except Exception:  # a missed beat is logged; the next one may succeed
+                    logger.warning("Heartbeat of training run %s not recorded", self.run_id, exc_info=True)
+        finally:
+            if touched:
+                connection.close()  # this thread's own connection
+
+    def __enter__(self) -> _Heartbeat:
+        if self.every > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+def training_run_requeue_lost(*, run_id: int, lost_at: Any, max_attempts: int) -> TrainingRun | None:
+    """running → queued (another attempt) or running → failed (attempts used up), for a run whose worker stopped.
+
+    Called by the sweep for a run whose heartbeat is stale. The conditional
+    UPDATE also checks the heartbeat has not moved since the sweep read it, so a
+    worker that was only slow and beat in the meantime keeps its run.
+    Returns the run if it moved.
+    """
+    run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).first()
+    if run is None:
+        return None
+    reason = (
+        f"the worker stopped sending heartbeats (last at {lost_at.isoformat() if lost_at else 'never'}) "
+        f"during attempt {run.attempts} of {max_attempts}"
+    )
+    with transaction.atomic():
+        still_lost = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING, heartbeat_at=lost_at)
+        if run.attempts < max_attempts:
+            moved = still_lost.update(
+                status=TrainingRun.Status.QUEUED,
+                worker_lost_at=lost_at,
+                progress=0,
+                stage=f"Queued again after attempt {run.attempts}: the worker stopped",
+                dispatched_at=None,
+            )
+            action, after = "training.requeued", {"status": "queued", "attempt": run.attempts + 1}
+        else:
+            times = "time" if run.attempts == 1 else "times"
+            error = f"The worker stopped during training {run.attempts} {times}; not retried."
+            moved = still_lost.update(
+                status=TrainingRun.Status.FAILED,
+                worker_lost_at=lost_at,
+                finished_at=timezone.now(),
+                stage="Failed",
+                error=error,
+            )
+            action, after = "training.failed", {"status": "failed", "error": error}
+        if not moved:
+            return None
+        run = TrainingRun.objects.get(pk=run_id)
+        audit_record(
+            actor=None,
+            action=action,
+            obj=run,
+            object_type="training_run",
+            dataset_id=run.dataset_id,
+            before={"status": "running", "attempt": run.attempts},
+            after=after,
+            reason=reason,
+        )
+    return run
 
 
 def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:
-    """Freeze the exact gold labels (never the holdout) this run trains on."""
+    """Freeze the exact gold labels (never the holdout) this run trains on.
+
+    A retried run (its first worker was killed) trains on the snapshot its first
+    attempt froze: same labels, same lineage, and no snapshot left orphaned.
+    """
+    if run.snapshot_id is not None:
+        with transaction.atomic():
+            snapshot = DatasetSnapshot.objects.get(pk=run.snapshot_id)
+            audit_record(
+                actor=None,
+                action="snapshot.reused",
+                obj=snapshot,
+                object_type="dataset_snapshot",
+                dataset_id=run.dataset_id,
+                after={"training_run": run.pk, "attempt": run.attempts, "content_hash": snapshot.content_hash},
+            )
+        run.snapshot = snapshot
+        return snapshot
     with transaction.atomic():
         golds = list(
             GoldLabel.objects.filter(dataset=run.dataset)
@@ -112,6 +237,10 @@ def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:
             after={"training_run": run.pk, "label_count": len(golds), "content_hash": content_hash},
         )
     return snapshot
+
+
+class _Superseded(Exception):
+    """This attempt's worker was presumed lost (stale heartbeat) and the run was queued again."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +306,8 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
             SnapshotLabel.objects.filter(snapshot=snapshot).order_by("item_id").values_list("item_id", "label__name")
         )
         frame = frame_for_items([item_id for item_id, _ in rows], specs)
-        model = baseline.train(frame, [label for _, label in rows], specs, classes, seed=run.pk)
+        with _Heartbeat(run.pk):
+            model = baseline.train(frame, [label for _, label in rows], specs, classes, seed=run.pk)
 
         _progress(run, 60, "Writing the artifact")
         # Unique per attempt: a file is never overwritten, even if ids are reused after a restore.
@@ -208,6 +338,11 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
                 holdout=comparison,
             )
         )
+    except _Superseded:
+        logger.warning("Training run %s: a later attempt owns the run; this attempt's result is dropped.", run_id)
+        if artifact_file is not None:
+            artifact_file.unlink(missing_ok=True)
+        return None
     except Exception as exc:  # any failure ends the run as failed, with its reason
         logger.exception("Training run %s failed", run_id)
         if artifact_file is not None:
@@ -253,9 +388,12 @@ def _register(trained: TrainedCandidate) -> ModelVersion:
                 holdout_hash=holdout.labels_hash,
                 metrics=holdout.champion_metrics,
             )
-        TrainingRun.objects.filter(pk=run.pk).update(
+        finished = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts)
+        if not finished.update(
             status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=100, stage="Done"
-        )
+        ):
+            # This worker was presumed lost and the run queued again: the newer attempt owns it.
+            raise _Superseded(f"Training run {run.pk} attempt {run.attempts} was superseded by a later attempt.")
         audit_record(
             actor=None,
             action="model_version.registered",

@@ -288,6 +288,12 @@ CELERY_BEAT_SCHEDULE = {
 }
 # A queued run not picked up within this many seconds is sent to the broker again.
 LOUPE_REDISPATCH_AFTER_S = env_int("LOUPE_REDISPATCH_AFTER_S", 120)
+# A running training run touches its heartbeat at every stage and this often while it fits;
+# the sweep treats a run whose heartbeat is older than LOUPE_HEARTBEAT_STALE_S as lost
+# (worker killed) and queues it again, at most LOUPE_TRAINING_MAX_ATTEMPTS attempts in all.
+LOUPE_HEARTBEAT_EVERY_S = env_int("LOUPE_HEARTBEAT_EVERY_S", 30)
+LOUPE_HEARTBEAT_STALE_S = env_int("LOUPE_HEARTBEAT_STALE_S", 120)
+LOUPE_TRAINING_MAX_ATTEMPTS = env_int("LOUPE_TRAINING_MAX_ATTEMPTS", 3)
 # How long a reviewer holds an item before another reviewer may get it.
 LOUPE_LEASE_SECONDS = env_int("LOUPE_LEASE_SECONDS", 10 * 60)
 

@@ -7,7 +7,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.requirements-installed
 DEV_STAMP := $(VENV)/.requirements-dev-installed
 
-.PHONY: run test check migrate seed serve clean
+.PHONY: run test check api-fuzz migrate seed serve clean
 
 # Runtime only: `make run` never installs a test or lint tool. The first install
 # (torch among them) takes minutes, so pip shows its progress.
@@ -50,6 +50,12 @@ check: $(DEV_STAMP)
 		SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
 	$(PY) manage.py makemigrations --check --dry-run && \
 	$(PY) manage.py check --deploy --fail-level WARNING
+
+# schemathesis against the served OpenAPI schema: a throw-away seeded SQLite
+# database, gunicorn on a free port, no 5xx and no answer outside its documented
+# schema (.ci/api-fuzz; about 90 s, API_FUZZ_MAX_TIME bounds the fuzzing).
+api-fuzz: $(DEV_STAMP)
+	.ci/api-fuzz
 
 clean:
 	rm -rf var staticfiles

@@ -35,9 +35,9 @@ class QueuedItem:
     @property
     def reason_text(self) -> str:
         """Why the queue picked this item, in words for the card."""
-        if self.strategy == STRATEGY_LEAST_CONFIDENCE:
-            return f"least confidence (uncertainty {self.score:.3f})"
-        return "arrival order (no prediction yet)"
+        if self.strategy == STRATEGY_LEAST_CONFIDENCE and self.score is not None:
+            return f"Picked because the model is unsure (its top answer has {1.0 - self.score:.0%} confidence)"
+        return "Picked in arrival order: no prediction yet"
 
 
 def selection_for(item: Item) -> QueuedItem:

@@ -11,7 +11,9 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_http_methods
 
 from annotations.forms import ImportForm
 from annotations.models import Dataset, Item, LabelClass
@@ -133,7 +135,22 @@ def _card_context(dataset: Dataset, queued: QueuedItem | None, error: str = "") 
         context["out_of_range_count"] = sum(1 for row in rows if row["out_of_range"])
         probabilities = item.predicted_probabilities or {}
         context["probabilities"] = [(label, probabilities.get(label.name)) for label in context["label_classes"]]
+        context["tie"] = _tie(context["probabilities"])
+        if item.lease_expires_at is not None:
+            context["lease_seconds_left"] = max(0, int((item.lease_expires_at - timezone.now()).total_seconds()))
     return context
+
+
+# Two top probabilities closer than this read the same on the card (whole percents): a tie.
+_TIE_MARGIN = 0.01
+
+
+def _tie(probabilities: list[tuple[LabelClass, float | None]]) -> tuple[tuple[LabelClass, float], ...] | None:
+    """The top two (label, probability) pairs when the model cannot choose between them, else None."""
+    ranked = sorted(((label, p) for label, p in probabilities if isinstance(p, int | float)), key=lambda lp: -lp[1])
+    if len(ranked) >= 2 and ranked[0][1] - ranked[1][1] < _TIE_MARGIN:
+        return ranked[0], ranked[1]
+    return None
 
 
 @require_GET
@@ -145,9 +162,14 @@ def review_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
     return _render_card(request, template, dataset, queued)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required
 def review_submit_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpResponse:
+    """POST: record the answer, then show the next card. GET (a reload, or the URL from history
+    after a plain post) changes nothing and goes back to the review page, which shows the item
+    the reviewer still holds; a blank 405 would strand them."""
+    if request.method == "GET":
+        return redirect(reverse("annotations:review", args=[dataset_id]))
     item = item_get_for_user(user=request.user, pk=item_id, roles=REVIEW_ROLES)
     dataset = item.dataset
     if item.dataset_id != dataset_id:
@@ -157,13 +179,33 @@ def review_submit_view(request: HttpRequest, dataset_id: int, item_id: int) -> H
         answer = _parse_answer(request, dataset)
         review_submit(item_id=item.pk, reviewer=request.user, answer=answer)
     except ValidationError as exc:
-        error = " ".join(exc.messages)
+        error = _refused_text(request, dataset, item, exc)
     if not request.htmx:
         if error:
             messages.error(request, error)
         return redirect(reverse("annotations:review", args=[dataset.pk]))
     queued = queue_next_item(dataset=dataset, reviewer=request.user)
     return _render_card(request, "annotations/review_page.html#card", dataset, queued, error)
+
+
+def _refused_text(request: HttpRequest, dataset: Dataset, item: Item, exc: ValidationError) -> str:
+    """The error for a refused answer: which item, what the answer was, and why (the service's words).
+
+    The card that shows it is already the next item's, so the failed item is named."""
+    if request.POST.get("action") == "skip":
+        what = "Your skip"
+    else:
+        label = next((lc for lc in dataset.label_classes.all() if lc.name == request.POST.get("label")), None)
+        what = f"Your answer ({label})" if label is not None else "Your answer"
+    reason = " ".join(exc.messages)
+    try:
+        held_until = parse_datetime(request.POST.get("held_until", ""))
+    except ValueError:
+        held_until = None
+    if held_until is not None and held_until <= timezone.now() and item.leased_to_id != request.user.pk:
+        ended = timezone.localtime(held_until)
+        reason = f"your hold on it expired at {ended:%H:%M %Z} and it went to another reviewer. {reason}"
+    return f"{what} for item {item.external_id} was not saved: {reason}"
 
 
 def _parse_answer(request: HttpRequest, dataset: Dataset) -> ReviewAnswer:
@@ -177,7 +219,9 @@ def _parse_answer(request: HttpRequest, dataset: Dataset) -> ReviewAnswer:
         return ReviewAnswer(label=None, shown_prediction_id=shown, reason=reason)
     label_name = request.POST.get("label", "")
     if not label_name:
-        raise ValidationError("Pick a label (number keys 1–9) before submitting, or skip with S.")
+        keys = min(dataset.label_classes.count(), 9)
+        key_text = "number key 1" if keys <= 1 else f"number keys 1–{keys}"
+        raise ValidationError(f"Pick a label ({key_text}) before submitting, or skip with S.")
     try:
         label = LabelClass.objects.get(dataset=dataset, name=label_name)
     except LabelClass.DoesNotExist as exc:

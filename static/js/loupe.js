@@ -56,6 +56,38 @@
     if (heading) heading.focus({ preventScroll: false });
   });
 
+  // The lease: how long the card's item stays held for this reviewer, and a
+  // spoken (aria-live), not modal, warning a minute before it runs out. The
+  // server sends the seconds left, so a wrong clock here does not matter.
+  function leaseTick() {
+    const card = document.getElementById("card");
+    const lease = card ? card.querySelector("[data-lease-left-s]") : null;
+    const warning = card ? card.querySelector("#lease-warning") : null;
+    if (!lease || !warning) return;
+    if (!lease.dataset.deadline) {
+      lease.dataset.deadline = String(Date.now() + Number(lease.dataset.leaseLeftS) * 1000);
+    }
+    const left = Number(lease.dataset.deadline) - Date.now();
+    const minutes = Math.ceil(left / 60000);
+    const remaining = lease.querySelector("[data-lease-remaining]");
+    if (remaining) {
+      remaining.textContent = left > 0 ? " (" + minutes + (minutes === 1 ? " minute" : " minutes") + " left)" : " (ended)";
+    }
+    let text = "";
+    if (left <= 0) {
+      text = "Your hold on this item has ended: another reviewer may take it. If your answer can no longer be saved, you will be told which item and why.";
+    } else if (left <= 60000) {
+      text = "Your hold on this item ends in under a minute. Submit or skip now, or it may go to another reviewer.";
+    }
+    if (warning.textContent !== text) {
+      warning.textContent = text;
+      warning.className = text ? "notice" : "";
+    }
+  }
+  leaseTick();
+  setInterval(leaseTick, 5000);
+  document.addEventListener("htmx:afterSwap", leaseTick);
+
   // A failed request (network, 5xx) must not look like nothing happened.
   document.addEventListener("htmx:responseError", function (event) {
     const card = document.getElementById("card");

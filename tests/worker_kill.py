@@ -1,0 +1,70 @@
+"""A second, killable Celery worker for the kill -9 test (tests/models_app/test_worker_kill.py).
+
+Used two ways:
+- as the worker's app module (``celery -A tests.worker_kill``): the project's app in
+  this test process's broker namespace (tests/celery_app.py) and, when
+  LOUPE_TEST_SLOW_FIT_S is set in the worker's environment, a fit that first sleeps
+  that long, so that the test can kill the worker while its run is `running`;
+- from the test: ``killable_worker_start`` starts it on a private queue, so the
+  session's worker (tests/worker.py) never takes the message meant for it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from tests.celery_app import app
+from tests.worker import ROOT, WorkerProcess, _worker_env
+
+SLOW_FIT_ENV = "LOUPE_TEST_SLOW_FIT_S"
+
+if os.environ.get(SLOW_FIT_ENV):
+    from models_app.ml import baseline
+
+    _train = baseline.train
+    _pause = float(os.environ[SLOW_FIT_ENV])
+
+    def _slow_train(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(_pause)
+        return _train(*args, **kwargs)
+
+    baseline.train = _slow_train
+
+
+def killable_worker_start(*, queue: str, env: dict[str, str]) -> WorkerProcess:
+    """Start a solo-pool worker on `queue` only; call with the database unblocked (for _worker_env)."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.worker_kill",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            f"kill-worker-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env={**_worker_env(), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    worker = WorkerProcess(process)
+    worker.wait_ready()
+    return worker
+
+
+__all__ = ["app", "killable_worker_start"]

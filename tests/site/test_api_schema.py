@@ -7,11 +7,15 @@ answers (400/401/403/404) that the views return.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import jsonschema_rs
 import pytest
+from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 
+from annotations.models import Item
 from tests.helpers import login
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +138,48 @@ def test_the_documented_error_shapes_match_the_real_answers(schema, reviewer, ou
     anonymous = login(outsider)
     anonymous.logout()
     assert anonymous.get("/api/datasets/").status_code == 401
+
+
+def _validate(schema: dict[str, Any], component: str, body: Any) -> None:
+    validator = jsonschema_rs.validator_for(
+        {"$ref": f"#/components/schemas/{component}", "components": schema["components"]}
+    )
+    validator.validate(body)
+
+
+def test_real_error_answers_match_their_documented_components(schema, trained_dataset, reviewer):
+    """What schemathesis checks in `make api-fuzz`, here for the two shapes of a 400 and for a 404."""
+    client = login(reviewer)
+    item = Item.objects.filter(dataset=trained_dataset, queue_state="open").first()
+    not_handed_out = client.post(
+        f"/api/items/{item.pk}/reviews/",
+        {"label": "benign", "shown_prediction_id": None},
+        content_type="application/json",
+    )
+    assert not_handed_out.status_code == 400
+    assert isinstance(not_handed_out.json(), list)  # a service rule: a list of messages
+    _validate(schema, "ValidationError", not_handed_out.json())
+    missing_field = client.post(f"/api/items/{item.pk}/reviews/", {}, content_type="application/json")
+    assert missing_field.status_code == 400
+    assert "shown_prediction_id" in missing_field.json()  # a field rule: messages per field
+    _validate(schema, "ValidationError", missing_field.json())
+    missing = client.get("/api/datasets/999999/next-item/")
+    assert missing.status_code == 404
+    _validate(schema, "ErrorDetail", missing.json())
+    not_a_model_admin = client.get("/api/training-runs/999999/")
+    assert not_a_model_admin.status_code == 403
+    _validate(schema, "ErrorDetail", not_a_model_admin.json())
+    with pytest.raises(ValueError):
+        _validate(schema, "ErrorDetail", {"unexpected": "shape"})
+
+
+def test_the_served_schema_needs_credentials_and_is_the_generated_one(schema, reviewer):
+    assert Client().get("/api/schema/").status_code == 401
+    served = login(reviewer).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert served.status_code == 200
+    served_schema = json.loads(served.content)
+    assert set(served_schema["paths"]) == set(schema["paths"])
+    assert (
+        served_schema["paths"][REVIEW]["post"]["responses"]["400"]
+        == schema["paths"][REVIEW]["post"]["responses"]["400"]
+    )

@@ -42,16 +42,24 @@ logger = logging.getLogger(__name__)
 
 
 def _run_transition(
-    *, run_id: int, from_status: str, action: str, after: dict[str, Any], reason: str = "", **changes: Any
+    *,
+    run_id: int,
+    from_status: str,
+    action: str,
+    after: dict[str, Any],
+    reason: str = "",
+    only_if: dict[str, Any] | None = None,
+    before: dict[str, Any] | None = None,
+    **changes: Any,
 ) -> TrainingRun | None:
     """Move a run out of `from_status` with a conditional UPDATE and, if it moved, audit it in the same transaction.
 
-    The UPDATE ... WHERE status = from_status is the claim: of two callers
-    (a redelivered task, the sweep and the worker) exactly one moves the run.
-    Returns the moved run, or None when it was not in `from_status`.
+    The UPDATE ... WHERE status = from_status (and `only_if`) is the claim: of
+    two callers (a redelivered task, the sweep and the worker) exactly one moves
+    the run. Returns the moved run, or None when it was not in that state.
     """
     with transaction.atomic():
-        moved = TrainingRun.objects.filter(pk=run_id, status=from_status).update(**changes)
+        moved = TrainingRun.objects.filter(pk=run_id, status=from_status, **(only_if or {})).update(**changes)
         if not moved:
             return None
         run = TrainingRun.objects.get(pk=run_id)
@@ -61,7 +69,7 @@ def _run_transition(
             obj=run,
             object_type="training_run",
             dataset_id=run.dataset_id,
-            before={"status": from_status},
+            before={"status": from_status, **(before or {})},
             after=after,
             reason=reason,
         )
@@ -149,42 +157,36 @@ def training_run_requeue_lost(*, run_id: int, lost_at: Any, max_attempts: int) -
         f"the worker stopped sending heartbeats (last at {lost_at.isoformat() if lost_at else 'never'}) "
         f"during attempt {run.attempts} of {max_attempts}"
     )
-    with transaction.atomic():
-        still_lost = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING, heartbeat_at=lost_at)
-        if run.attempts < max_attempts:
-            moved = still_lost.update(
-                status=TrainingRun.Status.QUEUED,
-                worker_lost_at=lost_at,
-                progress=0,
-                stage=f"Queued again after attempt {run.attempts}: the worker stopped",
-                dispatched_at=None,
-            )
-            action, after = "training.requeued", {"status": "queued", "attempt": run.attempts + 1}
-        else:
-            times = "time" if run.attempts == 1 else "times"
-            error = f"The worker stopped during training {run.attempts} {times}; not retried."
-            moved = still_lost.update(
-                status=TrainingRun.Status.FAILED,
-                worker_lost_at=lost_at,
-                finished_at=timezone.now(),
-                stage="Failed",
-                error=error,
-            )
-            action, after = "training.failed", {"status": "failed", "error": error}
-        if not moved:
-            return None
-        run = TrainingRun.objects.get(pk=run_id)
-        audit_record(
-            actor=None,
-            action=action,
-            obj=run,
-            object_type="training_run",
-            dataset_id=run.dataset_id,
-            before={"status": "running", "attempt": run.attempts},
-            after=after,
-            reason=reason,
+    lost = {
+        "run_id": run_id,
+        "from_status": TrainingRun.Status.RUNNING,
+        # Unless the worker was only slow and beat since the sweep read the run.
+        "only_if": {"heartbeat_at": lost_at},
+        "before": {"attempt": run.attempts},
+        "reason": reason,
+        "worker_lost_at": lost_at,
+    }
+    if run.attempts < max_attempts:
+        return _run_transition(
+            **lost,
+            action="training.requeued",
+            after={"status": "queued", "attempt": run.attempts + 1},
+            status=TrainingRun.Status.QUEUED,
+            progress=0,
+            stage=f"Queued again after attempt {run.attempts}: the worker stopped",
+            dispatched_at=None,
         )
-    return run
+    times = "time" if run.attempts == 1 else "times"
+    error = f"The worker stopped during training {run.attempts} {times}; not retried."
+    return _run_transition(
+        **lost,
+        action="training.failed",
+        after={"status": "failed", "error": error},
+        status=TrainingRun.Status.FAILED,
+        finished_at=timezone.now(),
+        stage="Failed",
+        error=error,
+    )
 
 
 def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:

@@ -6,7 +6,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from annotations.models import Dataset, ImportBatch, Item
-from workflow_site.access import AnyUser, Role, has_role, require_dataset_access, require_role
+from workflow_site.access import AnyUser, Role, has_role, missing_record, require_dataset_access, require_role
 
 
 def datasets_for_user(*, user: AnyUser) -> QuerySet[Dataset]:
@@ -29,7 +29,7 @@ def dataset_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> 
     try:
         dataset = Dataset.objects.get(pk=pk)
     except Dataset.DoesNotExist as exc:
-        raise Http404("No such dataset.") from exc
+        raise missing_record(user, roles, "dataset") from exc
     require_dataset_access(user, dataset, roles)
     return dataset
 
@@ -39,7 +39,7 @@ def item_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> Ite
     try:
         item = Item.objects.select_related("dataset", "batch", "predicted_label").get(pk=pk)
     except Item.DoesNotExist as exc:
-        raise Http404("No such item.") from exc
+        raise missing_record(user, roles, "item") from exc
     require_dataset_access(user, item.dataset, roles)
     return item
 

@@ -7,14 +7,13 @@ from datetime import date, datetime, time
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import Http404
 from django.utils import timezone
 
 from annotations.models import Dataset
 from annotations.selectors import dataset_get_for_user
 from governance.models import AuditChainHead, AuditEvent, DataAccess, PromotionRequest
 from models_app.models import ModelVersion
-from workflow_site.access import MODEL_READ_ROLES, AnyUser, Role, require_dataset_access, require_role
+from workflow_site.access import MODEL_READ_ROLES, AnyUser, Role, missing_record, require_dataset_access, require_role
 
 
 def promotion_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> PromotionRequest:
@@ -25,7 +24,7 @@ def promotion_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -
             "model_version__dataset", "model_version__training_run", "requested_by", "decided_by", "signature"
         ).get(pk=pk)
     except PromotionRequest.DoesNotExist as exc:
-        raise Http404("No such promotion request.") from exc
+        raise missing_record(user, roles, "promotion request") from exc
     require_dataset_access(user, request.model_version.dataset, roles)
     return request
 

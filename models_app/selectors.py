@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.http import Http404
-
 from annotations.models import Dataset
 from annotations.selectors import dataset_get_for_user
 from models_app.models import Evaluation, ModelVersion, RetrainingPolicy, TrainingRun
-from workflow_site.access import MODEL_READ_ROLES, AnyUser, Role, require_dataset_access, require_role
+from workflow_site.access import (
+    MODEL_READ_ROLES,
+    AnyUser,
+    Role,
+    missing_record,
+    require_dataset_access,
+    require_role,
+)
 
 
 def run_get_for_user(*, user: AnyUser, pk: int) -> TrainingRun:
@@ -18,7 +23,7 @@ def run_get_for_user(*, user: AnyUser, pk: int) -> TrainingRun:
     try:
         run = TrainingRun.objects.select_related("dataset", "requested_by", "snapshot").get(pk=pk)
     except TrainingRun.DoesNotExist as exc:
-        raise Http404("No such training run.") from exc
+        raise missing_record(user, MODEL_READ_ROLES, "training run") from exc
     require_dataset_access(user, run.dataset, MODEL_READ_ROLES)
     return run
 
@@ -28,7 +33,7 @@ def model_version_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...
     try:
         version = ModelVersion.objects.select_related("dataset", "training_run", "snapshot").get(pk=pk)
     except ModelVersion.DoesNotExist as exc:
-        raise Http404("No such model version.") from exc
+        raise missing_record(user, roles, "model version") from exc
     require_dataset_access(user, version.dataset, roles)
     return version
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 # Whoever is making the request: a signed-in user or the anonymous one.
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -63,6 +64,23 @@ def require_role(user: AnyUser, *roles: Role) -> None:
         raise PermissionDenied(f"This needs the {wanted} role.")
 
 
+# One answer for "in a dataset you are not a member of" and "does not exist", so
+# a member of one dataset cannot probe which ids exist in the others.
+NOT_IN_YOUR_DATASETS = "Nothing with that id in the datasets you work on."
+
+
+def missing_record(user: AnyUser, roles: tuple[Role, ...], what: str) -> Exception:
+    """What to raise for an id that does not exist.
+
+    A 404 only for those who may read every dataset (auditors, when AUDITOR is
+    among `roles`): they learn nothing by it. Everyone else gets the same 403
+    as for a record in another dataset.
+    """
+    if Role.AUDITOR in roles and has_role(user, Role.AUDITOR):
+        return Http404(f"No such {what}.")
+    return PermissionDenied(NOT_IN_YOUR_DATASETS)
+
+
 def require_dataset_access(user: AnyUser, dataset: Any, roles: tuple[Role, ...]) -> None:
     """Raise PermissionDenied unless `user` may act on `dataset` in one of `roles`.
 
@@ -75,4 +93,4 @@ def require_dataset_access(user: AnyUser, dataset: Any, roles: tuple[Role, ...])
     if Role.AUDITOR in roles and has_role(user, Role.AUDITOR):
         return
     if not dataset.memberships.filter(user=user).exists():
-        raise PermissionDenied("You are not a member of this dataset.")
+        raise PermissionDenied(NOT_IN_YOUR_DATASETS)

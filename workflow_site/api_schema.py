@@ -60,8 +60,12 @@ class _ValidationErrorSchema(OpenApiSerializerExtension):
 _ERROR_DESCRIPTIONS = {
     400: (ValidationErrorSerializer, "The request was not valid; nothing changed."),
     401: (ErrorDetailSerializer, "No valid credentials (send `Authorization: Token <key>`)."),
-    403: (ErrorDetailSerializer, "Not allowed: your roles do not permit it, or a session sent no CSRF token."),
-    404: (ErrorDetailSerializer, "No such object, or not one you may see with your roles."),
+    403: (
+        ErrorDetailSerializer,
+        "Not allowed: your roles do not permit it, the id is not in a dataset you work on (or does not exist: "
+        "both are answered alike), or a session sent no CSRF token.",
+    ),
+    404: (ErrorDetailSerializer, "No such object (for auditors, who may read every dataset)."),
 }
 
 

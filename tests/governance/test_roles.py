@@ -14,6 +14,7 @@ in a savepoint inside it, so a POST in one case never leaks into the next.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -465,3 +466,40 @@ def test_without_the_role_a_missing_id_is_a_403_like_an_existing_one(world, db, 
 )
 def test_the_auditor_gets_a_404_for_a_missing_id(world, db, url):
     assert _client_for("auditor").get(url).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "existing, missing",
+    [
+        ("/datasets/{dataset_id}/", f"/datasets/{MISSING}/"),
+        ("/datasets/{dataset_id}/review/", f"/datasets/{MISSING}/review/"),
+        ("/api/datasets/{dataset_id}/next-item/", f"/api/datasets/{MISSING}/next-item/"),
+    ],
+)
+def test_a_member_of_another_dataset_cannot_tell_a_missing_id_from_a_forbidden_one(world, db, existing, missing):
+    """A reviewer of dataset B gets the same answer for A's ids as for ids that exist nowhere."""
+    client = _client_for("non_member_reviewer")
+
+    forbidden = client.get(existing.format(dataset_id=world.dataset_id))
+    absent = client.get(missing)
+
+    assert forbidden.status_code == absent.status_code == 403
+    assert _without_csrf_tokens(forbidden.content) == _without_csrf_tokens(absent.content)
+
+
+def _without_csrf_tokens(page: bytes) -> bytes:
+    # Every page carries a fresh (masked) CSRF token, for htmx and the sign-out form;
+    # nothing else may differ.
+    page = re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"", page)
+    return re.sub(rb'"X-CSRFToken": "[^"]+"', b"", page)
+
+
+def test_a_reviewer_gets_the_same_answer_for_an_item_elsewhere_and_a_missing_item(world, db):
+    client = _client_for("non_member_reviewer")
+    body = {"label": "malignant", "shown_prediction_id": None}
+
+    forbidden = client.post(f"/api/items/{world.open_item_id}/reviews/", body, content_type="application/json")
+    absent = client.post(f"/api/items/{MISSING}/reviews/", body, content_type="application/json")
+
+    assert forbidden.status_code == absent.status_code == 403
+    assert forbidden.json() == absent.json()

@@ -84,21 +84,18 @@ class WorkerProcess:
             self.process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[WorkerProcess]:
-    with django_db_blocker.unblock():
-        env = _worker_env()
-    _purge_queues()
-    process = subprocess.Popen(
+def worker_popen(*, app: str, queues: str, name: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A solo-pool Celery worker process for `app` on `queues`, its output piped for diagnostics."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "celery",
             "-A",
-            "tests.celery_app",  # the project's app, in this test process's broker namespace
+            app,
             "worker",
             "-Q",
-            "default,ml",
+            queues,
             "--pool",
             "solo",
             "--loglevel",
@@ -107,7 +104,7 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[Worker
             "--without-mingle",
             "--without-heartbeat",
             "--hostname",
-            f"test-worker-{os.getpid()}@%h",
+            f"{name}-{os.getpid()}@%h",
         ],
         cwd=ROOT,
         env=env,
@@ -115,6 +112,15 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[Worker
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[WorkerProcess]:
+    with django_db_blocker.unblock():
+        env = _worker_env()
+    _purge_queues()
+    # the project's app, in this test process's broker namespace
+    process = worker_popen(app="tests.celery_app", queues="default,ml", name="test-worker", env=env)
     worker = WorkerProcess(process)
     try:
         worker.wait_ready()

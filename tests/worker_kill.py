@@ -12,12 +12,10 @@ Used two ways:
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 from tests.celery_app import app
-from tests.worker import ROOT, WorkerProcess, _worker_env
+from tests.worker import WorkerProcess, _worker_env, worker_popen
 
 SLOW_FIT_ENV = "LOUPE_TEST_SLOW_FIT_S"
 
@@ -36,32 +34,7 @@ if os.environ.get(SLOW_FIT_ENV):
 
 def killable_worker_start(*, queue: str, env: dict[str, str]) -> WorkerProcess:
     """Start a solo-pool worker on `queue` only; call with the database unblocked (for _worker_env)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.worker_kill",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--hostname",
-            f"kill-worker-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env={**_worker_env(), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = worker_popen(app="tests.worker_kill", queues=queue, name="kill-worker", env={**_worker_env(), **env})
     worker = WorkerProcess(process)
     worker.wait_ready()
     return worker

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from annotations.models import Dataset
 from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
 from governance.models import AuditEvent, PromotionRequest, Signature
@@ -41,6 +42,8 @@ def promotion_request_create(*, model_version: ModelVersion, user: AbstractBaseU
     if not reason:
         raise ValidationError({"reason": "Say why this version should go live."})
     with transaction.atomic():
+        # Lock order (README, "Lock order"): the dataset row first, then the version.
+        Dataset.objects.select_for_update().get(pk=model_version.dataset_id)
         version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
         if version.stage == ModelVersion.Stage.CHAMPION:
             raise ValidationError("This version is already the champion.")
@@ -114,9 +117,16 @@ class WrongSignaturePassword(Exception):
 
 
 def _decide(*, request_id: int, user: AbstractBaseUser, approve: bool, password: str, reason: str) -> PromotionRequest:
+    # Lock order (README, "Lock order"): the dataset row, then the request, then
+    # (in champion_set) the versions, then the audit chain head. The dataset id
+    # never changes, so reading it before taking the locks is safe.
+    dataset_id = PromotionRequest.objects.values_list("model_version__dataset_id", flat=True).get(pk=request_id)
     with transaction.atomic():
+        Dataset.objects.select_for_update().get(pk=dataset_id)
         request = (
-            PromotionRequest.objects.select_for_update().select_related("model_version__snapshot").get(pk=request_id)
+            PromotionRequest.objects.select_for_update(of=("self",))
+            .select_related("model_version__snapshot")
+            .get(pk=request_id)
         )
         if request.requested_by_id == user.pk:
             raise PermissionDenied("You made this request; a different model admin must decide it.")

@@ -31,3 +31,26 @@ def as_json(value: object) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@register.filter
+def reveal(value: object) -> str:
+    """Show an identifier or user value with invisible characters made visible (defect 20).
+
+    The value is escaped; each bidi control, zero-width or other hidden
+    character becomes a visible ⟨U+XXXX⟩ marker (named in its title), and the
+    whole is isolated in <bdi> so it cannot reorder the text around it.
+    """
+    from django.utils.html import escape, format_html
+    from django.utils.safestring import mark_safe
+
+    from workflow_site.invisible_chars import describe, marker, split_hidden
+
+    text = "" if value is None else str(value)
+    parts = [
+        format_html('<span class="hidden-char" title="{}">{}</span>', describe(run), marker(run))
+        if hidden
+        else escape(run)
+        for run, hidden in split_hidden(text)
+    ]
+    return mark_safe(f"<bdi>{''.join(parts)}</bdi>")  # noqa: S308 - every part is escaped above

@@ -72,7 +72,9 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
     for _ in range(_CLAIM_ATTEMPTS):
         with transaction.atomic():
             if connection.features.has_select_for_update_skip_locked:
-                candidate_ids = list(candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)[:1])
+                candidate_ids = list(
+                    candidates.select_for_update(skip_locked=True, no_key=True).values_list("pk", flat=True)[:1]
+                )
             else:
                 candidate_ids = list(candidates.values_list("pk", flat=True)[:1])
             if not candidate_ids:

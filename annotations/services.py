@@ -162,7 +162,7 @@ def import_batch_create(
     with transaction.atomic():
         # Imports into one dataset queue on its row, so the id check sees every
         # committed row and two uploads of the same ids cannot both pass it.
-        Dataset.objects.select_for_update().get(pk=dataset.pk)
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset.pk)
         _check_existing_ids(dataset, result)
         if result.ok:
             return _import_batch_write(upload, result, labels)
@@ -271,7 +271,11 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
     now = timezone.now()
     with transaction.atomic():
         # Lock only the item row (PostgreSQL would otherwise lock the joined rows too).
-        item = Item.objects.select_for_update(of=("self",)).select_related("dataset", "predicted_label").get(pk=item_id)
+        item = (
+            Item.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("dataset", "predicted_label")
+            .get(pk=item_id)
+        )
         _check_lease(item, reviewer, now)
         if answer.label is not None and answer.label.dataset_id != item.dataset_id:
             raise ValidationError({"label": "That label does not belong to this dataset."})

@@ -43,8 +43,8 @@ def promotion_request_create(*, model_version: ModelVersion, user: AbstractBaseU
         raise ValidationError({"reason": "Say why this version should go live."})
     with transaction.atomic():
         # Lock order (README, "Lock order"): the dataset row first, then the version.
-        Dataset.objects.select_for_update().get(pk=model_version.dataset_id)
-        version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+        Dataset.objects.select_for_update(no_key=True).get(pk=model_version.dataset_id)
+        version = ModelVersion.objects.select_for_update(no_key=True).get(pk=model_version.pk)
         if version.stage == ModelVersion.Stage.CHAMPION:
             raise ValidationError("This version is already the champion.")
         if not (version.metrics.get("holdout") or {}).get("n"):
@@ -122,9 +122,9 @@ def _decide(*, request_id: int, user: AbstractBaseUser, approve: bool, password:
     # never changes, so reading it before taking the locks is safe.
     dataset_id = PromotionRequest.objects.values_list("model_version__dataset_id", flat=True).get(pk=request_id)
     with transaction.atomic():
-        Dataset.objects.select_for_update().get(pk=dataset_id)
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
         request = (
-            PromotionRequest.objects.select_for_update(of=("self",))
+            PromotionRequest.objects.select_for_update(of=("self",), no_key=True)
             .select_related("model_version__snapshot")
             .get(pk=request_id)
         )

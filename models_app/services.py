@@ -49,7 +49,7 @@ def training_run_request(
     """
     with transaction.atomic():
         # Serialise requests per dataset (two clicks, or a click and the policy).
-        Dataset.objects.select_for_update().get(pk=dataset.pk)
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset.pk)
         active = TrainingRun.objects.filter(
             dataset=dataset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
         ).first()
@@ -165,7 +165,7 @@ def retraining_policy_update(
     if not 1 <= new_gold_labels <= MAX_POLICY_THRESHOLD:
         raise ValidationError({"new_gold_labels": f"Must be between 1 and {MAX_POLICY_THRESHOLD:,}."})
     with transaction.atomic():
-        policy, _ = RetrainingPolicy.objects.select_for_update().get_or_create(dataset=dataset)
+        policy, _ = RetrainingPolicy.objects.select_for_update(no_key=True).get_or_create(dataset=dataset)
         before = {"enabled": policy.enabled, "new_gold_labels": policy.new_gold_labels}
         policy.enabled = enabled
         policy.new_gold_labels = new_gold_labels
@@ -192,7 +192,7 @@ def champion_set(*, model_version: ModelVersion, actor: AbstractBaseUser, reason
         raise RuntimeError("champion_set must run inside the promotion's transaction.")
     # Lock the dataset row: concurrent approvals for the same dataset queue here,
     # so the second one sees the first one's champion (not a half-moved alias).
-    Dataset.objects.select_for_update().get(pk=model_version.dataset_id)
+    Dataset.objects.select_for_update(no_key=True).get(pk=model_version.dataset_id)
     versions = ModelVersion.objects.filter(dataset_id=model_version.dataset_id)
     previous = versions.filter(stage=ModelVersion.Stage.CHAMPION).first()
     if previous is not None:

@@ -359,7 +359,7 @@ def _register(trained: TrainedCandidate) -> ModelVersion:
     with transaction.atomic():
         # Lock the dataset row so two runs cannot take the same number
         # (select_for_update() is dropped from an aggregate query).
-        Dataset.objects.select_for_update().get(pk=run.dataset_id)
+        Dataset.objects.select_for_update(no_key=True).get(pk=run.dataset_id)
         last = ModelVersion.objects.filter(dataset=run.dataset).aggregate(m=Max("version"))["m"]
         version = ModelVersion.objects.create(
             dataset=run.dataset,

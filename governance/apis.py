@@ -41,9 +41,17 @@ class PromotionOutputSerializer(serializers.Serializer):
     decided_at = serializers.DateTimeField(allow_null=True)
 
 
+_ACKNOWLEDGE_HELP = (
+    "Set to true to go ahead although the version is retired, or worse than the current champion on a "
+    "tracked metric beyond tolerance. Needed only then; without it such a request is answered 400 with "
+    "the warnings under this field, and nothing changes."
+)
+
+
 class PromotionRequestCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField()
+        acknowledge_regressions = serializers.BooleanField(required=False, default=False, help_text=_ACKNOWLEDGE_HELP)
 
     @extend_schema(
         request=InputSerializer, responses={201: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
@@ -53,7 +61,10 @@ class PromotionRequestCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         promotion = promotion_request_create(
-            model_version=version, user=request.user, reason=data.validated_data["reason"]
+            model_version=version,
+            user=request.user,
+            reason=data.validated_data["reason"],
+            acknowledge_regressions=data.validated_data["acknowledge_regressions"],
         )
         return Response(PromotionOutputSerializer(promotion).data, status=status.HTTP_201_CREATED)
 
@@ -63,6 +74,9 @@ class PromotionDecisionApi(APIView):
         decision = serializers.ChoiceField(choices=["approve", "reject"])
         password = serializers.CharField(help_text="Your password, re-entered: it signs the decision.")
         reason = serializers.CharField(required=False, allow_blank=True, default="")
+        acknowledge_regressions = serializers.BooleanField(
+            required=False, default=False, help_text=_ACKNOWLEDGE_HELP.replace("such a request", "such an approval")
+        )
 
     @extend_schema(
         request=InputSerializer, responses={200: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
@@ -77,6 +91,7 @@ class PromotionDecisionApi(APIView):
             approve=data.validated_data["decision"] == "approve",
             password=data.validated_data["password"],
             reason=data.validated_data["reason"],
+            acknowledge_regressions=data.validated_data["acknowledge_regressions"],
         )
         return Response(PromotionOutputSerializer(decided).data)
 

@@ -15,7 +15,10 @@ from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
 from governance.models import AuditEvent, PromotionRequest, Signature
 from models_app.models import Evaluation, ModelVersion
+from models_app.selectors import champion_comparison
 from models_app.services import champion_set
+
+ACKNOWLEDGE_FIELD = "acknowledge_regressions"
 
 
 def model_version_record_hash(model_version: ModelVersion) -> str:
@@ -36,8 +39,32 @@ def model_version_record_hash(model_version: ModelVersion) -> str:
     return hashlib.sha256(canonical_json(to_json_value(record))).hexdigest()
 
 
-def promotion_request_create(*, model_version: ModelVersion, user: AbstractBaseUser, reason: str) -> PromotionRequest:
-    """Precondition: the caller checked that `user` is a model admin of the dataset."""
+def promotion_warnings(model_version: ModelVersion) -> list[str]:
+    """Why promoting this version needs a second look: it is retired, or worse than the *current*
+    champion on a tracked metric beyond tolerance (models_app.comparison). Empty: nothing to warn of."""
+    return champion_comparison(model_version).warnings()
+
+
+def _require_acknowledgement(warnings: list[str], acknowledged: bool, *, act: str) -> None:
+    if warnings and not acknowledged:
+        raise ValidationError(
+            {
+                ACKNOWLEDGE_FIELD: (
+                    f"Tick “I have seen the warnings” to {act} this version anyway: " + " ".join(warnings)
+                )
+            }
+        )
+
+
+def promotion_request_create(
+    *, model_version: ModelVersion, user: AbstractBaseUser, reason: str, acknowledge_regressions: bool = False
+) -> PromotionRequest:
+    """Precondition: the caller checked that `user` is a model admin of the dataset.
+
+    A version that is retired, or worse than the current champion, needs
+    `acknowledge_regressions`; without it a ValidationError names that field
+    and nothing changes. The warnings are recorded in the audit event.
+    """
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "Say why this version should go live."})
@@ -54,6 +81,8 @@ def promotion_request_create(*, model_version: ModelVersion, user: AbstractBaseU
             )
         if PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING).exists():
             raise ValidationError("A promotion request for this version is already waiting for a decision.")
+        warnings = promotion_warnings(version)
+        _require_acknowledgement(warnings, acknowledge_regressions, act="request")
         request = PromotionRequest.objects.create(model_version=version, requested_by=user, reason=reason)
         audit_record(
             actor=user,
@@ -61,50 +90,98 @@ def promotion_request_create(*, model_version: ModelVersion, user: AbstractBaseU
             obj=request,
             object_type="promotion_request",
             dataset_id=version.dataset_id,
-            after={"model_version": version.version, "record_hash": model_version_record_hash(version)},
+            after={
+                "model_version": version.version,
+                "record_hash": model_version_record_hash(version),
+                "warnings": warnings,
+                "warnings_acknowledged": bool(warnings),
+            },
             reason=reason,
         )
     return request
 
 
 def promotion_decide(
-    *, request_id: int, user: AbstractBaseUser, approve: bool, password: str, reason: str
+    *,
+    request_id: int,
+    user: AbstractBaseUser,
+    approve: bool,
+    password: str,
+    reason: str,
+    acknowledge_regressions: bool = False,
 ) -> PromotionRequest:
     """Approve (moving the champion alias) or reject, signed by re-entering the password.
 
-    Raises PermissionDenied if `user` made the request (four eyes), and
-    ValidationError, changing nothing, for a wrong password, a missing reason
-    on rejection, or a request that is no longer pending.
+    Raises PermissionDenied if `user` made the request (four eyes; the refusal
+    itself is audited), and ValidationError, changing nothing, for a wrong
+    password (saying how many tries are left), a missing reason on rejection,
+    an approval of a retired or worse version without `acknowledge_regressions`,
+    or a request that is no longer pending.
     """
     reason = reason.strip()
     _refuse_if_locked_out(user)
     try:
-        return _decide(request_id=request_id, user=user, approve=approve, password=password, reason=reason)
+        return _decide(
+            request_id=request_id,
+            user=user,
+            approve=approve,
+            password=password,
+            reason=reason,
+            acknowledge_regressions=acknowledge_regressions,
+        )
+    except SelfDecisionRefused:
+        # The decision rolled back; the refused attempt is recorded on its own, as a failed signature is.
+        with transaction.atomic():
+            audit_record(
+                actor=user,
+                action="promotion.self_decision_refused",
+                object_type="promotion_request",
+                object_id=request_id,
+                dataset_id=_dataset_id_of(request_id),
+                after={"attempted": "approve" if approve else "reject"},
+                reason="the requester tried to decide their own promotion request (four eyes)",
+            )
+        raise
     except WrongSignaturePassword:
         # The decision rolled back; the failed attempt itself is recorded (21 CFR 11.300(d)).
-        dataset_id = (
-            PromotionRequest.objects.filter(pk=request_id).values_list("model_version__dataset_id", flat=True).first()
-        )
         with transaction.atomic():
             audit_record(
                 actor=user,
                 action="signature.failed",
                 object_type="promotion_request",
                 object_id=request_id,
-                dataset_id=dataset_id,
+                dataset_id=_dataset_id_of(request_id),
                 reason="wrong password when signing",
             )
-        raise ValidationError({"password": "Password is not correct; nothing was signed."}) from None
+        raise ValidationError({"password": _wrong_password_message(user)}) from None
+
+
+def _dataset_id_of(request_id: int) -> int | None:
+    return PromotionRequest.objects.filter(pk=request_id).values_list("model_version__dataset_id", flat=True).first()
 
 
 SIGNATURE_MAX_FAILURES = 5
 SIGNATURE_LOCKOUT = timedelta(minutes=15)
 
 
+def _recent_signature_failures(user: AbstractBaseUser) -> int:
+    since = timezone.now() - SIGNATURE_LOCKOUT
+    return AuditEvent.objects.filter(actor=user, action="signature.failed", created_at__gte=since).count()
+
+
+def _wrong_password_message(user: AbstractBaseUser) -> str:
+    """Said next to the password field: what happened, and how many tries are left before the lock."""
+    left = SIGNATURE_MAX_FAILURES - _recent_signature_failures(user)
+    minutes = SIGNATURE_LOCKOUT.seconds // 60
+    if left <= 0:
+        return f"Password is not correct; nothing was signed. Signing is now locked for {minutes} minutes."
+    tries = "1 try" if left == 1 else f"{left} tries"
+    return f"Password is not correct; nothing was signed. {tries} left before signing is locked for {minutes} minutes."
+
+
 def _refuse_if_locked_out(user: AbstractBaseUser) -> None:
     """After repeated wrong signing passwords, signing is refused for a while (21 CFR 11.300(d))."""
-    since = timezone.now() - SIGNATURE_LOCKOUT
-    failures = AuditEvent.objects.filter(actor=user, action="signature.failed", created_at__gte=since).count()
+    failures = _recent_signature_failures(user)
     if failures >= SIGNATURE_MAX_FAILURES:
         raise PermissionDenied(
             f"{failures} wrong signing passwords in the last {SIGNATURE_LOCKOUT.seconds // 60} minutes: "
@@ -116,7 +193,13 @@ class WrongSignaturePassword(Exception):
     """The signer's re-entered password did not match."""
 
 
-def _decide(*, request_id: int, user: AbstractBaseUser, approve: bool, password: str, reason: str) -> PromotionRequest:
+class SelfDecisionRefused(PermissionDenied):
+    """The requester tried to decide their own request."""
+
+
+def _decide(
+    *, request_id: int, user: AbstractBaseUser, approve: bool, password: str, reason: str, acknowledge_regressions: bool
+) -> PromotionRequest:
     # Lock order (README, "Lock order"): the dataset row, then the request, then
     # (in champion_set) the versions, then the audit chain head. The dataset id
     # never changes, so reading it before taking the locks is safe.
@@ -129,9 +212,14 @@ def _decide(*, request_id: int, user: AbstractBaseUser, approve: bool, password:
             .get(pk=request_id)
         )
         if request.requested_by_id == user.pk:
-            raise PermissionDenied("You made this request; a different model admin must decide it.")
+            raise SelfDecisionRefused("You made this request; a different model admin must decide it.")
         if request.status != PromotionRequest.Status.PENDING:
             raise ValidationError(f"This request was already {request.status}.")
+        # Against the champion as it is now (under the dataset lock), not as it was at request time.
+        warnings = promotion_warnings(request.model_version)
+        if approve:
+            # Before the password check, so a missing tick does not cost a signing try.
+            _require_acknowledgement(warnings, acknowledge_regressions, act="approve")
         if not password or not user.check_password(password):
             raise WrongSignaturePassword
         if not approve and not reason:
@@ -171,6 +259,8 @@ def _decide(*, request_id: int, user: AbstractBaseUser, approve: bool, password:
                     "signed_at": signature.signed_at,
                     "record_hash": signature.record_hash,
                 },
+                "warnings": warnings,
+                "warnings_acknowledged": bool(warnings) and approve,
             },
             reason=reason,
         )

@@ -13,6 +13,7 @@ from annotations.models import Dataset
 from annotations.selectors import dataset_get_for_user
 from governance.models import AuditChainHead, AuditEvent, DataAccess, PromotionRequest
 from models_app.models import ModelVersion
+from models_app.selectors import ChampionComparison, champion_comparisons
 from workflow_site.access import MODEL_READ_ROLES, AnyUser, Role, missing_record, require_dataset_access, require_role
 
 
@@ -63,11 +64,21 @@ class PromotionsOverview:
     requests: list[PromotionRequest]
     candidates: list[ModelVersion]
     champion: ModelVersion | None
+    comparisons: dict[int, ChampionComparison]  # each candidate against the current champion
+
+    def candidates_compared(self) -> list[tuple[ModelVersion, ChampionComparison]]:
+        return [(v, self.comparisons[v.pk]) for v in self.candidates]
+
+    def candidates_with_warnings(self) -> list[tuple[ModelVersion, list[str]]]:
+        found = ((v, self.comparisons[v.pk].warnings()) for v in self.candidates)
+        return [(v, warnings) for v, warnings in found if warnings]
 
 
 def promotions_overview_get_for_user(*, user: AnyUser, dataset_id: int) -> PromotionsOverview:
     dataset = dataset_get_for_user(user=user, pk=dataset_id, roles=MODEL_READ_ROLES)
     versions = list(ModelVersion.objects.filter(dataset=dataset))
+    champion = next((v for v in versions if v.is_champion), None)
+    candidates = [v for v in versions if not v.is_champion]
     return PromotionsOverview(
         dataset=dataset,
         requests=list(
@@ -75,8 +86,9 @@ def promotions_overview_get_for_user(*, user: AnyUser, dataset_id: int) -> Promo
                 "model_version", "requested_by", "decided_by"
             )
         ),
-        candidates=[v for v in versions if not v.is_champion],
-        champion=next((v for v in versions if v.is_champion), None),
+        candidates=candidates,
+        champion=champion,
+        comparisons=champion_comparisons(versions=candidates, champion=champion),
     )
 
 

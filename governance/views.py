@@ -13,8 +13,15 @@ from django.views.decorators.http import require_GET, require_POST
 from annotations.selectors import dataset_get_for_user, datasets_for_user
 from governance.audit import ReadPurpose, data_access_record
 from governance.forms import AuditFilterForm
-from governance.promotions import model_version_record_hash, promotion_decide, promotion_request_create
+from governance.models import PromotionRequest
+from governance.promotions import (
+    ACKNOWLEDGE_FIELD,
+    model_version_record_hash,
+    promotion_decide,
+    promotion_request_create,
+)
 from governance.selectors import (
+    PromotionsOverview,
     audit_actions,
     audit_actors,
     audit_chain_verify,
@@ -23,7 +30,7 @@ from governance.selectors import (
     promotion_get_for_user,
     promotions_overview_get_for_user,
 )
-from models_app.selectors import comparison_rows, model_version_get_for_user
+from models_app.selectors import champion_comparison, model_version_get_for_user
 from workflow_site.access import MODEL_READ_ROLES, Role, has_role, require_role
 
 
@@ -31,7 +38,14 @@ from workflow_site.access import MODEL_READ_ROLES, Role, has_role, require_role
 @login_required
 def promotion_list(request: HttpRequest, dataset_id: int) -> HttpResponse:
     overview = promotions_overview_get_for_user(user=request.user, dataset_id=dataset_id)
-    return render(request, "governance/promotion_list.html", {"dataset": overview.dataset, "overview": overview})
+    return _promotion_list_page(request, overview)
+
+
+def _promotion_list_page(
+    request: HttpRequest, overview: PromotionsOverview, *, errors: dict | None = None, status: int = 200
+) -> HttpResponse:
+    context = {"dataset": overview.dataset, "overview": overview, "errors": errors or {}, "posted": request.POST}
+    return render(request, "governance/promotion_list.html", context, status=status)
 
 
 @require_POST
@@ -45,10 +59,20 @@ def promotion_request_view(request: HttpRequest, dataset_id: int) -> HttpRespons
         if version.dataset_id != dataset.pk:
             raise ValidationError("That model version belongs to another dataset.")
         promotion = promotion_request_create(
-            model_version=version, user=request.user, reason=request.POST.get("reason", "")
+            model_version=version,
+            user=request.user,
+            reason=request.POST.get("reason", ""),
+            acknowledge_regressions=request.POST.get(ACKNOWLEDGE_FIELD) == "on",
         )
-    except (ValueError, ValidationError) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            # A field's error is shown next to that field, with what was typed kept.
+            overview = promotions_overview_get_for_user(user=request.user, dataset_id=dataset.pk)
+            return _promotion_list_page(request, overview, errors=exc.message_dict, status=400)
+        messages.error(request, " ".join(exc.messages))
+        return redirect("governance:promotion_list", dataset_id=dataset.pk)
+    except ValueError:
+        messages.error(request, f"“{request.POST.get('model_version', '')}” is not a model version id.")
         return redirect("governance:promotion_list", dataset_id=dataset.pk)
     messages.success(request, f"Promotion of v{version.version} requested; another model admin must approve it.")
     return redirect("governance:promotion_detail", pk=promotion.pk)
@@ -58,7 +82,14 @@ def promotion_request_view(request: HttpRequest, dataset_id: int) -> HttpRespons
 @login_required
 def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
     promotion = promotion_get_for_user(user=request.user, pk=pk, roles=MODEL_READ_ROLES)
+    return _promotion_detail_page(request, promotion)
+
+
+def _promotion_detail_page(
+    request: HttpRequest, promotion: PromotionRequest, *, errors: dict | None = None, status: int = 200
+) -> HttpResponse:
     version = promotion.model_version
+    comparison = champion_comparison(version)
     return render(
         request,
         "governance/promotion_detail.html",
@@ -66,7 +97,8 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "promotion": promotion,
             "dataset": version.dataset,
             "version": version,
-            "comparison": comparison_rows(version.training_run),
+            "comparison": comparison,
+            "warnings": comparison.warnings() if promotion.is_pending else [],
             "record_hash": model_version_record_hash(version),
             "can_decide": (
                 promotion.is_pending
@@ -74,7 +106,10 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 and has_role(request.user, Role.MODEL_ADMIN)
             ),
             "waiting_for_other_admin": promotion.is_pending and promotion.requested_by_id == request.user.pk,
+            "errors": errors or {},
+            "posted": request.POST,
         },
+        status=status,
     )
 
 
@@ -93,8 +128,12 @@ def promotion_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
             approve=decision == "approve",
             password=request.POST.get("password", ""),
             reason=request.POST.get("reason", ""),
+            acknowledge_regressions=request.POST.get(ACKNOWLEDGE_FIELD) == "on",
         )
     except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            # Shown next to the field it is about (the password, the reason, the acknowledgement).
+            return _promotion_detail_page(request, promotion, errors=exc.message_dict, status=400)
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"Promotion {'approved' if decision == 'approve' else 'rejected'} and signed.")

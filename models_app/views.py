@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotations.selectors import dataset_get_for_user
 from models_app.models import TrainingRun
-from models_app.selectors import comparison_rows, models_overview_get_for_user, run_get_for_user
+from models_app.selectors import champion_comparison, models_overview_get_for_user, run_get_for_user
 from models_app.services import retraining_policy_update, training_run_request
 from workflow_site.access import Role
 
@@ -69,7 +69,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "run": run,
         "dataset": run.dataset,
         "version": version,
-        "comparison": comparison_rows(run) if version else [],
+        "comparison": champion_comparison(version) if version else None,
     }
     template = "models_app/run_detail.html#status" if request.htmx else "models_app/run_detail.html"
     return render(request, template, context)

@@ -233,7 +233,7 @@ def test_a_wrong_password_signs_nothing_and_only_the_failed_attempt_is_recorded(
         _decide_url(pending), {"decision": "approve", "password": "not-my-password", "reason": "ok"}, follow=True
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Password is not correct; nothing was signed." in response.content.decode()
     assert Signature.objects.count() == signatures_before
     failed = AuditEvent.objects.get(seq__gt=seq_before)  # exactly one new event: the failed attempt

@@ -53,8 +53,8 @@ def _response_ref(schema: dict[str, Any], path: str, method: str, code: str) -> 
     ("path", "fields", "required"),
     [
         (REVIEW, {"label", "skip", "shown_prediction_id", "reason"}, {"shown_prediction_id"}),
-        (DECISION, {"decision", "password", "reason"}, {"decision", "password"}),
-        (PROMOTION_CREATE, {"reason"}, {"reason"}),
+        (DECISION, {"decision", "password", "reason", "acknowledge_regressions"}, {"decision", "password"}),
+        (PROMOTION_CREATE, {"reason", "acknowledge_regressions"}, {"reason"}),
         (RUN_CREATE, {"reason"}, set()),
     ],
 )

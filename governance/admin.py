@@ -1,5 +1,11 @@
 """Site admins manage users, roles (groups), permissions and API tokens here; every change is audited.
 
+A password a site admin sets for someone else (the password form, the add-user
+form) is temporary: its holder must choose their own before anything else
+(governance/credentials.py). API tokens are listed without their secret (only a
+hash is stored) and can be revoked, never created or edited, here: a token is
+created by its owner, who alone sees it.
+
 The admin classes hold the request, so each writes its own audit event with the
 site admin as actor, inside the transaction of the change: if the append fails,
 the change rolls back with it. No signal, and no request kept aside anywhere.
@@ -30,12 +36,14 @@ from django.db import router, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters
-from rest_framework.authtoken.admin import TokenAdmin
-from rest_framework.authtoken.models import Token, TokenProxy
 
+from annotations.templatetags.loupe_format import reveal
 from governance.audit import audit_record
+from governance.credentials import api_token_revoke, password_mark_set_by_admin
+from governance.models import ApiToken, PasswordState
 
 State = dict[str, Any]
 
@@ -175,6 +183,31 @@ class AuditedUserAdmin(AuditedAuthAdmin, UserAdmin):
     object_type = "user"
     label_keys = ("username",)
     actions = [delete_selected]
+    list_display = (*UserAdmin.list_display, "password_status")
+    readonly_fields = ("password_status",)
+    fieldsets = (*UserAdmin.fieldsets, ("Password state", {"fields": ("password_status",)}))
+
+    @admin.display(description="password")
+    def password_status(self, obj: Any) -> str:
+        state = PasswordState.objects.filter(user_id=obj.pk).select_related("set_by").first()
+        if state is None or not state.must_change:
+            return "own"
+        by = state.set_by.get_username() if state.set_by else "a site admin"
+        return format_html(
+            "temporary: set by {} on {}, must be changed at sign-in", reveal(by), f"{state.set_at:%Y-%m-%d %H:%M}"
+        )
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        # The admin typed this password: temporary, recorded before the event reads the state back.
+        if is_password_usable(obj.password):
+            password_mark_set_by_admin(user=obj, set_by=request.user)
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        verb = getattr(request, _PENDING, {}).get(self.audit_slot(obj), ("",))[0]
+        if verb == "password_changed" and is_password_usable(obj.password):
+            password_mark_set_by_admin(user=obj, set_by=request.user)
+        return super().log_change(request, obj, message)
 
     def audit_state(self, obj: Any) -> State:
         row = (
@@ -190,6 +223,7 @@ class AuditedUserAdmin(AuditedAuthAdmin, UserAdmin):
             "groups": sorted(Group.objects.filter(user__pk=obj.pk).values_list("name", flat=True)),
             "user_permissions": _permission_names(Permission.objects.filter(user__pk=obj.pk)),
             "password": _Password.of(row["password"]),
+            "password_temporary": PasswordState.objects.filter(user_id=obj.pk, must_change=True).exists(),
         }
 
     @method_decorator(sensitive_post_parameters())
@@ -225,28 +259,56 @@ class AuditedGroupAdmin(AuditedAuthAdmin, GroupAdmin):
         return {**self.audit_state(obj), "members": sorted(members)}
 
 
-admin.site.unregister(TokenProxy)
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Every user's API tokens, read-only and without their secret (only its hash is stored, and not shown);
+    a site admin may revoke them. Revocation is audited by `api_token_revoke`."""
 
+    list_display = ("prefix_shown", "name_shown", "owner", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at", "expires_at")
+    search_fields = ("user__username", "name", "prefix")
+    fields = (
+        "owner",
+        "name_shown",
+        "prefix_shown",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    )
+    readonly_fields = fields
+    list_select_related = ("user",)
+    actions = ["revoke_selected"]
 
-@admin.register(TokenProxy)
-class AuditedTokenAdmin(AuditedAuthAdmin, TokenAdmin):
-    """DRF's token admin, audited. The key is a credential: it is never recorded; a token is
-    named by its user, as DRF's admin names it (TokenProxy's pk is the user id)."""
+    @admin.display(description="token", ordering="prefix")
+    def prefix_shown(self, obj: ApiToken) -> str:
+        return f"{obj.prefix}…"
 
-    object_type = "token"
-    label_keys = ("user",)
+    @admin.display(description="name", ordering="name")
+    def name_shown(self, obj: ApiToken) -> str:
+        return reveal(obj.name)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        # A token is a credential: it is issued to one user and never moved to another.
-        return ("user",) if obj is not None else ()
+    @admin.display(description="owner", ordering="user__username")
+    def owner(self, obj: ApiToken) -> str:
+        return reveal(obj.user.get_username())
 
-    def audit_state(self, obj: Any) -> State:
-        row = Token.objects.filter(key=obj.key).values("user_id", "user__username").get()
-        return {"user": row["user__username"], "user_id": row["user_id"]}
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # only the owner creates a token, so only the owner ever sees it
 
-    def audit_object_id(self, obj: Any) -> str:
-        return str(obj.user_id)
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
-    def audit_slot(self, obj: Any) -> tuple[str, Any]:
-        # The proxy's pk follows the user, which the change form may reassign; the key does not.
-        return (self.opts.label, obj.key)
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoked tokens stay, as history; revoking is the action below
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    @admin.action(permissions=["revoke"], description="Revoke selected API tokens")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = 0
+        for token_id in queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True):
+            api_token_revoke(token_id=token_id, by=request.user)
+            revoked += 1
+        self.message_user(request, f"{revoked} API token(s) revoked.")

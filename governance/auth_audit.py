@@ -1,4 +1,4 @@
-"""Logins, logouts and login lockouts go to the audit trail.
+"""Logins, logouts and login lockouts go to the audit trail; a sign-in notes a temporary password.
 
 A failed login is not an audit event. django-axes counts failures in its own
 tables (AccessAttempt per username and IP, AccessFailureLog per try) and locks
@@ -31,9 +31,12 @@ from django.utils import timezone
 
 def _on_login(sender: Any, request: Any, user: Any, **_: Any) -> None:
     from governance.audit import audit_record
+    from governance.credentials import session_flag_on_login
 
     with transaction.atomic():
         audit_record(actor=user, action="auth.login", obj=user, object_type="user")
+    # A password a site admin set must be changed before anything else (governance/middleware.py).
+    session_flag_on_login(request=request, user=user)
 
 
 def _on_logout(sender: Any, request: Any, user: Any, **_: Any) -> None:

@@ -177,3 +177,75 @@ class DataAccess(models.Model):
         if not self._state.adding:
             raise ValueError("Data-access records are append-only.")
         super().save(*args, **kwargs)
+
+
+class PasswordState(models.Model):
+    """Whether a user's password is their own, or one somebody else set (governance/credentials.py).
+
+    A password set by a site admin (the admin's password form, or its add-user
+    form) is temporary: until its holder chooses their own, every page sends them
+    to the password-change page, the API answers 403 and they cannot sign. No row
+    means the user chose (or was seeded with) their own password.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="loupe_password_state"
+    )
+    must_change = models.BooleanField(
+        default=False, help_text="True while the password is one somebody else set: it must be changed at sign-in."
+    )
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The site admin who last set this user's password (the audit trail keeps their name).",
+    )
+    set_at = models.DateTimeField(null=True, blank=True, help_text="When somebody else last set the password.")
+    changed_at = models.DateTimeField(null=True, blank=True, help_text="When the user last chose their own password.")
+
+    def __str__(self) -> str:
+        return "temporary (must be changed)" if self.must_change else "chosen by its holder"
+
+
+class ApiToken(models.Model):
+    """An API token: only its sha256 digest is stored; the secret is shown once, at creation.
+
+    Tokens are long random strings (256 bits), so a fast unsalted hash is enough
+    (nothing to brute-force) and lets a request find its token by digest with one
+    indexed lookup. Revoked and expired tokens stay as rows (history for the site
+    admin and the audit trail) and never authenticate.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for, chosen by its owner.")
+    prefix = models.CharField(
+        max_length=16, help_text="The token's first characters, to tell tokens apart; not enough to use it."
+    )
+    digest = models.CharField(
+        max_length=64, unique=True, help_text="sha256 of the token (hex); the token itself is never stored."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(help_text="After this the token is refused (401).")
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last authenticated request (updated at most once a minute)."
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+        indexes = [
+            # the account page: a user's tokens, newest first
+            models.Index(fields=["user", "-created_at"], name="api_token_user_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__gt=F("created_at")), name="api_token_expires_after_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"

@@ -13,6 +13,7 @@ from django.utils import timezone
 from annotations.models import Dataset
 from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
+from governance.credentials import signing_refuse_if_password_temporary
 from governance.models import AuditEvent, PromotionRequest, Signature
 from models_app.models import Evaluation, ModelVersion
 from models_app.selectors import champion_comparison
@@ -120,6 +121,7 @@ def promotion_decide(
     """
     reason = reason.strip()
     _refuse_if_locked_out(user)
+    signing_refuse_if_password_temporary(user)  # a password a site admin set cannot sign (defect 4)
     try:
         return _decide(
             request_id=request_id,

@@ -45,7 +45,6 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "axes",
     "workflow_site",
@@ -68,6 +67,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After auth, sessions, messages and htmx: a user whose password a site admin
+    # set is sent to the password-change page from every page (governance/credentials.py).
+    "governance.middleware.PasswordChangeRequiredMiddleware",
     "workflow_site.middleware.HtmxLoginRedirectMiddleware",
     # Last, as django-axes asks: it turns a lockout flagged during authenticate()
     # into the lockout page, whatever view (/login/ or /admin/login/) ran.
@@ -183,6 +185,12 @@ AXES_IPWARE_PROXY_ORDER = env_str("AXES_IPWARE_PROXY_ORDER", "left-most")
 if AXES_IPWARE_PROXY_ORDER not in {"left-most", "right-most"}:
     raise ImproperlyConfigured("AXES_IPWARE_PROXY_ORDER must be left-most or right-most.")
 AXES_IPWARE_PROXY_COUNT = env_int("AXES_IPWARE_PROXY_COUNT", 0) or None
+
+# API tokens (governance/credentials.py): only a hash is stored, every token expires.
+LOUPE_API_TOKEN_DEFAULT_DAYS = env_int("LOUPE_API_TOKEN_DEFAULT_DAYS", 30)
+LOUPE_API_TOKEN_MAX_DAYS = env_int("LOUPE_API_TOKEN_MAX_DAYS", 90)
+if not 1 <= LOUPE_API_TOKEN_DEFAULT_DAYS <= LOUPE_API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured("LOUPE_API_TOKEN_DEFAULT_DAYS must be between 1 and LOUPE_API_TOKEN_MAX_DAYS.")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -302,12 +310,17 @@ REST_FRAMEWORK = {
     # Token first: DRF answers a request without credentials from the first
     # class's authenticate_header, so it gets 401 with `WWW-Authenticate: Token`
     # (session auth has no such header and would make it a 403). Session auth
-    # still enforces CSRF for the browser.
+    # still enforces CSRF for the browser. Tokens are hashed at rest and expire
+    # (governance/api_auth.py); the wire format is DRF's (`Token <secret>`).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "governance.api_auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # PasswordIsOwn: 403 while the caller's password is one a site admin set.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "governance.api_auth.PasswordIsOwn",
+    ],
     "DEFAULT_SCHEMA_CLASS": "workflow_site.api_schema.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "workflow_site.api_errors.exception_handler",

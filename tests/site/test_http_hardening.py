@@ -14,10 +14,10 @@ from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils.cache import get_max_age
-from rest_framework.authtoken.models import Token
 
 from annotations.models import Item
 from governance.audit import audit_record
+from governance.credentials import api_token_create
 from models_app.models import ModelVersion
 from tests.conftest import login
 
@@ -100,9 +100,9 @@ def test_the_next_item_api_and_the_review_api_are_not_stored(trained_dataset, re
 
 
 def test_an_api_answer_to_a_token_client_is_not_stored(trained_dataset, reviewer):
-    token = Token.objects.create(user=reviewer)
+    _, secret = api_token_create(user=reviewer, name="tests", days=1)
 
-    response = Client().get(f"/api/datasets/{trained_dataset.pk}/next-item/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = Client().get(f"/api/datasets/{trained_dataset.pk}/next-item/", HTTP_AUTHORIZATION=f"Token {secret}")
 
     assert response.status_code == 200
     _assert_not_stored(response)
@@ -159,10 +159,10 @@ def test_a_bad_token_is_a_401_too(db):
 
 
 def test_a_token_client_needs_no_csrf_token(trained_dataset, model_admin):
-    token = Token.objects.create(user=model_admin)
+    _, secret = api_token_create(user=model_admin, name="tests", days=1)
     client = Client(enforce_csrf_checks=True)
 
-    response = client.get("/api/datasets/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.get("/api/datasets/", HTTP_AUTHORIZATION=f"Token {secret}")
 
     assert response.status_code == 200
     assert trained_dataset.pk in [d["id"] for d in response.json()]

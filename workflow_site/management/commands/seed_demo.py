@@ -67,6 +67,8 @@ class Command(BaseCommand):
         for username, first, last, role in [*DEMO_USERS, (SITE_ADMIN, "Sky", "Site-Admin", None)]:
             user = User.objects.filter(username=username).first()
             if user is None:
+                # Not marked temporary (governance/credentials.py): these passwords are printed for a
+                # demo, and the demo's model admins sign with them straight away.
                 password = stored.get(username) or secrets.token_urlsafe(12)
                 with transaction.atomic():
                     user = User.objects.create_user(

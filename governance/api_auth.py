@@ -1,0 +1,61 @@
+"""API authentication by hashed token, and the 403 for users whose password somebody else set.
+
+`ApiTokenAuthentication` keeps DRF's wire format (`Authorization: Token <secret>`,
+`WWW-Authenticate: Token` on a 401) and drf-spectacular's `tokenAuth` scheme (it
+documents subclasses of DRF's TokenAuthentication), so clients see no change;
+only what is stored differs (governance/credentials.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
+
+from governance.credentials import API_REFUSED, SESSION_MUST_CHANGE, api_token_digest, api_token_touch
+from governance.models import ApiToken, PasswordState
+
+
+class ApiTokenAuthentication(authentication.TokenAuthentication):
+    keyword = "Token"
+
+    def authenticate_credentials(self, key: str) -> tuple[AbstractBaseUser, ApiToken]:
+        token = (
+            ApiToken.objects.select_related("user", "user__loupe_password_state")
+            .filter(digest=api_token_digest(key))
+            .first()
+        )
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("This token was revoked; create a new one on your API tokens page.")
+        if token.expires_at <= timezone.now():
+            when = f"{token.expires_at:%Y-%m-%d %H:%M} UTC"
+            raise exceptions.AuthenticationFailed(
+                f"This token expired on {when}; create a new one on your API tokens page."
+            )
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        api_token_touch(token)
+        return token.user, token
+
+
+class PasswordIsOwn(permissions.BasePermission):
+    """Refuses (403) API calls by a user whose password a site admin set, until they choose their own."""
+
+    message = API_REFUSED
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return True  # IsAuthenticated answers for anonymous calls (401)
+        if isinstance(request.auth, ApiToken):
+            try:
+                return not user.loupe_password_state.must_change  # fetched with the token: no query
+            except PasswordState.DoesNotExist:
+                return True
+        session = getattr(request._request, "session", None)
+        return not (session is not None and session.get(SESSION_MUST_CHANGE))

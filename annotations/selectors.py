@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from annotations.models import Dataset, ImportBatch, Item
+from annotations.models import Dataset, GoldLabel, ImportBatch, Item
 from workflow_site.access import AnyUser, Role, has_role, missing_record, require_dataset_access, require_role
 
 
@@ -53,13 +53,30 @@ def batch_get(*, dataset: Dataset, pk: int) -> ImportBatch:
 
 
 def dataset_queue_counts(*, dataset: Dataset) -> dict[str, int]:
+    """Items by state. `done` splits into `reviewed` (by a person) and `labelled_at_import`
+    (a labelled file's rows: done, but nobody reviewed them)."""
     counts = Item.objects.filter(dataset=dataset).aggregate(
         open=Count("id", filter=Q(queue_state=Item.QueueState.OPEN)),
         done=Count("id", filter=Q(queue_state=Item.QueueState.DONE)),
         holdout=Count("id", filter=Q(queue_state=Item.QueueState.HOLDOUT)),
     )
     counts["total"] = sum(counts.values())
+    counts["labelled_at_import"] = GoldLabel.objects.filter(
+        dataset=dataset, origin=GoldLabel.Origin.IMPORT, item__queue_state=Item.QueueState.DONE
+    ).count()
+    counts["reviewed"] = counts["done"] - counts["labelled_at_import"]
     return counts
+
+
+def import_batches_labelled_counts(*, batches: list[ImportBatch]) -> dict[int, int]:
+    """Batch id → rows of a review-pool batch that came with a label (gold labels from the import)."""
+    review_batches = [b.pk for b in batches if b.purpose == ImportBatch.Purpose.REVIEW]
+    rows = (
+        GoldLabel.objects.filter(item__batch__in=review_batches, origin=GoldLabel.Origin.IMPORT)
+        .values("item__batch")
+        .annotate(n=Count("id"))
+    )
+    return {row["item__batch"]: row["n"] for row in rows}
 
 
 def dataset_open_count(*, dataset: Dataset) -> int:

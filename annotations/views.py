@@ -24,6 +24,7 @@ from annotations.selectors import (
     dataset_open_count,
     dataset_queue_counts,
     datasets_for_user,
+    import_batches_labelled_counts,
     item_get_for_user,
 )
 from annotations.services import ImportRejected, ReviewAnswer, import_batch_create, review_submit
@@ -45,6 +46,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=DATASET_READ_ROLES)
+    batches = list(dataset.import_batches.select_related("uploaded_by")[:20])
     return render(
         request,
         "annotations/dataset_detail.html",
@@ -53,7 +55,8 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
             "counts": dataset_queue_counts(dataset=dataset),
             "features": dataset.features.all(),
             "label_classes": dataset.label_classes.all(),
-            "batches": dataset.import_batches.select_related("uploaded_by")[:20],
+            "batches": batches,
+            "labelled_at_import": import_batches_labelled_counts(batches=batches),
         },
     )
 

@@ -1,11 +1,21 @@
+from django.contrib.auth.decorators import login_required
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from annotations import apis as annotation_apis
 from governance import apis as governance_apis
 from models_app import apis as model_apis
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="api_docs"), name="api_root"),
+    # Swagger UI, for people signed in: the split view loads its start-up script from
+    # this same URL (?script=) and everything else from static/, so a strict CSP holds.
+    path(
+        "docs/",
+        login_required(SpectacularSwaggerSplitView.as_view(url_name="api_schema", template_name="api/swagger_ui.html")),
+        name="api_docs",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("datasets/", annotation_apis.DatasetListApi.as_view(), name="api_datasets"),
     path("datasets/<int:dataset_id>/next-item/", annotation_apis.NextItemApi.as_view(), name="api_next_item"),

@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "template_partials",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files, served from our static/ (no CDN): /api/docs/.
+    "drf_spectacular_sidecar",
     "axes",
     "workflow_site",
     "governance",
@@ -330,6 +332,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Human-in-the-loop review of model predictions, with four-eyes promotion and an audit trail.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI at /api/docs/ from drf-spectacular-sidecar's static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -1,0 +1,151 @@
+"""The Content-Security-Policy, applied by a real browser: no page of the loop breaks it.
+
+Every refusal is caught twice: the `securitypolicyviolation` event (recorded by a listener the
+test installs before any page script runs; Playwright's own injections are exempt from the
+policy) and Chromium's console message ("Refused to apply inline style…", "Refused to execute
+inline script…", "Refused to evaluate a string as JavaScript…"). Each page is visited after
+its scripts ran and, for the review card, after htmx swapped in the next card, so a style
+or eval that htmx or loupe.js would add at run time is caught too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from annotations.models import ImportBatch, Item
+from governance.models import PromotionRequest
+from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
+from tests.e2e.browser import sign_in, sign_out, sync_api
+
+expect = sync_api().expect
+pytestmark = pytest.mark.e2e
+
+LISTEN = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${where}`);
+});
+"""
+
+
+class Violations:
+    """Collects CSP refusals per page, from the console and from the violation events."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.found: dict[str, list[str]] = {}
+        self.console: list[str] = []
+        page.context.add_init_script(LISTEN)
+        page.on("console", self._on_console)
+
+    def _on_console(self, message: Any) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("Refused to"):
+            self.console.append(text)
+
+    def check(self, where: str) -> None:
+        self.page.wait_for_load_state("load")
+        events = self.page.evaluate("window.__cspViolations || []")
+        seen = [*events, *self.console]
+        self.console.clear()
+        if seen:
+            self.found[where] = seen
+
+    def visit(self, where: str, url: str) -> None:
+        response = self.page.goto(url)
+        assert response is not None and response.ok, f"{where}: {url} answered {response and response.status}"
+        policy = response.headers.get("content-security-policy", "")
+        assert "style-src 'self'" in policy and "script-src 'self'" in policy, f"{where}: policy {policy!r}"
+        self.check(where)
+
+    def assert_none(self) -> None:
+        lines = [f"{where}: {v}" for where, found in self.found.items() for v in found]
+        assert not lines, "the browser refused something under the CSP:\n" + "\n".join(lines)
+
+
+def candidate_v2(dataset) -> ModelVersion:
+    from models_app.services import training_run_request
+    from models_app.training import training_run_execute
+
+    run = training_run_request(
+        dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=None, reason="csp", dispatch=False
+    )
+    version = training_run_execute(run_id=run.pk)
+    assert version is not None, TrainingRun.objects.get(pk=run.pk).error
+    return version
+
+
+def test_no_page_of_the_loop_is_refused_anything_by_the_content_security_policy(  # ~20 s
+    live_server, page, trained_dataset, reviewer, model_admin, model_admin2, auditor, django_user_model
+):
+    dataset = trained_dataset
+    RetrainingPolicy.objects.filter(dataset=dataset).update(enabled=False)
+    v2 = candidate_v2(dataset)
+    base = live_server.url
+    ds = f"{base}/datasets/{dataset.pk}"
+    csp = Violations(page)
+
+    csp.visit("login", f"{base}/login/")
+
+    sign_in(page, base, "reviewer")
+    csp.check("home (reviewer)")
+    csp.visit("dataset overview", f"{ds}/")
+    csp.visit("review card", f"{ds}/review/")
+    # Review and submit: htmx swaps in the next card (and shows its indicator meanwhile).
+    first = page.locator("#card h2 code").inner_text()
+    page.locator("#card summary").first.click()  # a feature's description opens
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(page.locator("#card h2 code")).not_to_have_text(first)
+    csp.check("review card after a submit (htmx swap)")
+    page.keyboard.press("s")
+    expect(page.locator("#card")).to_be_visible()
+    csp.check("review card after a skip")
+    sign_out(page)
+
+    sign_in(page, base, "admin1")
+    csp.visit("import page", f"{ds}/import/")
+    batch = ImportBatch.objects.filter(dataset=dataset).order_by("pk").first()
+    csp.visit("import batch detail", f"{ds}/imports/{batch.pk}/")
+    csp.visit("models overview", f"{base}/models/datasets/{dataset.pk}/")
+    run = TrainingRun.objects.filter(dataset=dataset).order_by("-pk").first()
+    csp.visit("run detail", f"{base}/models/runs/{run.pk}/")
+    csp.visit("promotions list", f"{base}/governance/datasets/{dataset.pk}/promotions/")
+    page.get_by_label("Version").select_option(value=str(v2.pk))
+    page.get_by_label("Why should it go live?").fill("csp check")
+    page.get_by_role("button", name="Request promotion").click()
+    expect(page.locator(".msg-success")).to_be_visible()
+    csp.check("promotion detail after a request")
+    sign_out(page)
+
+    sign_in(page, base, "admin2")
+    pending = PromotionRequest.objects.get(model_version=v2, status=PromotionRequest.Status.PENDING)
+    csp.visit("promotion detail (decision form)", f"{base}/governance/promotions/{pending.pk}/")
+    sign_out(page)
+
+    sign_in(page, base, "auditor")
+    csp.visit("audit list", f"{base}/governance/audit/")
+    page.get_by_role("link", name="Verify the hash chain").click()  # an htmx swap
+    expect(page.locator(".ok")).to_be_visible()
+    csp.check("audit list with the verify result")
+    item = Item.objects.filter(dataset=dataset).order_by("pk").first()
+    csp.visit("item history", f"{base}/governance/audit/items/{item.pk}/")
+    sign_out(page)
+
+    # The Django admin (5.2) under the same policy: its index and a change list with its JavaScript.
+    from tests.helpers import PASSWORD
+
+    django_user_model.objects.create_superuser("siteadmin", "", PASSWORD)
+    page.goto(f"{base}/admin/login/")
+    page.get_by_label("Username").fill("siteadmin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/admin/$"))
+    csp.check("admin index")
+    csp.visit("admin user list", f"{base}/admin/auth/user/")
+
+    csp.assert_none()

@@ -37,6 +37,15 @@
     }
   });
 
+  // Back/Forward must never bring back a card for an item the reviewer no longer
+  // holds. Pages are no-store and htmx keeps no history snapshots (base.html), so
+  // a history step asks the server; a page the browser still restores from its
+  // back/forward cache (a frozen copy, maybe of a card already answered) is
+  // reloaded, so the server says which item is the reviewer's live lease now.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && document.getElementById("card")) window.location.reload();
+  });
+
   // Slow plain forms (an import validates every row): show that work is under way
   // and stop a second click from sending the file twice.
   document.addEventListener("submit", function (event) {

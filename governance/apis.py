@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.audit_labels import audit_object_labels
 from governance.forms import AuditFilterForm
 from governance.models import AuditEvent
 from governance.promotions import promotion_decide, promotion_request_create
@@ -127,6 +128,10 @@ class AuditEventListApi(ListAPIView):
         action = serializers.CharField()
         object_type = serializers.CharField()
         object_id = serializers.CharField()
+        object_label = serializers.SerializerMethodField(
+            help_text="The object as people know it: “item abc-17 in Tumours”, “model v3 in Tumours”, "
+            "“promotion request #7 (v3) in Tumours”, “user alice”."
+        )
         dataset_id = serializers.IntegerField(allow_null=True)
         before = serializers.JSONField(allow_null=True)
         after = serializers.JSONField(allow_null=True)
@@ -134,6 +139,9 @@ class AuditEventListApi(ListAPIView):
         request_id = serializers.CharField()
         prev_hash = serializers.CharField()
         hash = serializers.CharField()
+
+        def get_object_label(self, event: AuditEvent) -> str:
+            return self.context["labels"][(event.object_type, event.object_id)].text
 
     serializer_class = OutputSerializer
 
@@ -143,6 +151,12 @@ class AuditEventListApi(ListAPIView):
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # The page's objects are named in one query (governance.audit_labels), not one per event.
+        page = self.paginate_queryset(self.get_queryset()) or []
+        context = {**self.get_serializer_context(), "labels": audit_object_labels(page)}
+        return self.get_paginated_response(self.get_serializer(page, many=True, context=context).data)
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         form = AuditFilterForm(self.request.query_params)

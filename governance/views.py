@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotations.selectors import dataset_get_for_user, datasets_for_user
 from governance.audit import ReadPurpose, data_access_record
+from governance.audit_labels import audit_rows
 from governance.forms import AuditFilterForm
 from governance.models import PromotionRequest
 from governance.promotions import (
@@ -148,13 +149,13 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     valid = form.is_valid()
     # A bad field is reported and ignored; the valid ones still filter.
     filters = form.to_filters()
-    events = audit_events_for_user(user=request.user, filters=filters).select_related("actor")
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    page = Paginator(audit_events_for_user(user=request.user, filters=filters), 50).get_page(request.GET.get("page"))
     return render(
         request,
         "governance/audit_list.html",
         {
             "page": page,
+            "rows": audit_rows(page.object_list),
             "filters": filters,
             "errors": form.error_list(),
             "actions": audit_actions(),

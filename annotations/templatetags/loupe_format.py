@@ -54,3 +54,12 @@ def reveal(value: object) -> str:
         for run, hidden in split_hidden(text)
     ]
     return mark_safe(f"<bdi>{''.join(parts)}</bdi>")  # noqa: S308 - every part is escaped above
+
+
+@register.filter
+def reveal_text(value: object) -> str:
+    """`reveal` for places that take text, not markup (<title>, <option>, attributes): the
+    same ⟨U+XXXX⟩ markers, left for autoescaping to escape."""
+    from workflow_site.invisible_chars import reveal as reveal_plain
+
+    return reveal_plain("" if value is None else str(value))

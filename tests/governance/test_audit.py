@@ -446,8 +446,8 @@ def test_item_history_shows_reviews_and_predictions_for_the_item(trained_dataset
     assert [e.action for e in response.context["events"]] == ["review.submitted"]
     html = response.content.decode()
     assert item.external_id in html
-    assert "<td>reviewer</td>" in html
-    assert "v1 (" in html
+    assert "<td><bdi>reviewer</bdi></td>" in html
+    assert ">v1</a>" in html
     assert "No reviews." not in html and "No predictions." not in html
 
 

@@ -144,8 +144,17 @@ class ImportBatch(models.Model):
         HOLDOUT = "holdout", "Sequestered holdout (labelled; never reviewed or trained on)"
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        VALIDATING = "validating", "Checking every row"
+        STAGING = "staging", "Staging rows"
+        PUBLISHING = "publishing", "Publishing"
         IMPORTED = "imported", "Imported"
         REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+
+    # A worker is on it: it touches heartbeat_at, and the sweep takes back a batch whose heartbeat stops.
+    ACTIVE = (Status.VALIDATING, Status.STAGING, Status.PUBLISHING)
+    FINISHED = (Status.IMPORTED, Status.REJECTED, Status.FAILED)
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="import_batches")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -159,9 +168,26 @@ class ImportBatch(models.Model):
     rows_imported = models.PositiveIntegerField(default=0)
     rows_rejected = models.PositiveIntegerField(default=0)
     report = models.JSONField(default=dict, help_text="Row-level report: errors (line, column, value, reason).")
+    stored_file = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The upload as stored for the worker, relative to LOUPE_UPLOAD_DIR; emptied once deleted.",
+    )
+    stage = models.CharField(max_length=200, blank=True, help_text="What the worker is doing, in words.")
+    rows_done = models.PositiveIntegerField(default=0, help_text="Rows staged so far (the progress bar).")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Worker attempts started.")
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last handed to the broker.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why the import failed (not a problem in the file).")
 
     class Meta:
         ordering = ["-uploaded_at"]
+        indexes = [
+            # the sweep: batches still queued or in a worker's hands
+            models.Index(fields=["status", "heartbeat_at"], name="import_batch_sweep"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.status})"
@@ -171,9 +197,46 @@ class ImportBatch(models.Model):
         return self.status == self.Status.REJECTED
 
     @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def is_active(self) -> bool:
+        """Not finished: queued, or in a worker's hands (the batch page keeps polling)."""
+        return not self.is_finished
+
+    @property
     def errors_not_shown(self) -> int:
         """Problems counted in a rejected file's report but not kept in it (the report keeps the first few)."""
         return max(0, int(self.report.get("error_count", 0)) - len(self.report.get("errors", [])))
+
+
+class ImportStagedRow(models.Model):
+    """One validated row of a batch that is not yet published: the staging table.
+
+    The worker fills it in short transactions (a few thousand rows each), then
+    publishes the whole batch into Item and GoldLabel in one short, set-based
+    INSERT ... SELECT, and deletes the batch's staged rows. Every value is
+    already typed and hashed, so a later COPY can fill this table directly.
+    """
+
+    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="+")
+    line = models.PositiveIntegerField(help_text="Line number in the source file (the header is line 1).")
+    external_id = models.CharField(max_length=200)
+    values = models.JSONField(help_text="Feature name → typed value.")
+    observed_at = models.DateTimeField(null=True, blank=True)
+    label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    queue_state = models.CharField(max_length=16, help_text="The item's queue state once published.")
+    content_hash = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [
+            # publish (INSERT ... SELECT in file order) and the chunked clean-up: one batch's rows by line
+            models.Index(fields=["batch", "line"], name="staged_row_batch_line"),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.batch_id} line {self.line}"
 
 
 class Item(models.Model):

@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotations.forms import ImportForm
+from annotations.imports import import_batch_upload
 from annotations.models import Dataset, Item, LabelClass
 from annotations.queue import QueuedItem, queue_next_item
 from annotations.selectors import (
@@ -27,9 +28,10 @@ from annotations.selectors import (
     import_batches_labelled_counts,
     item_get_for_user,
 )
-from annotations.services import ImportRejected, ReviewAnswer, import_batch_create, review_submit
+from annotations.services import ReviewAnswer, review_submit
 from governance.audit import ReadPurpose, data_access_record
 from workflow_site.access import DATASET_READ_ROLES, REVIEW_ROLES, Role
+from workflow_site.invisible_chars import reveal as reveal_hidden
 
 # Out-of-range values are marked in text, not only in colour.
 _OUT_OF_RANGE_FLAGS = {"high": "▲ high", "low": "▼ low"}
@@ -64,6 +66,11 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def import_upload(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """POST: store the file and queue its import, then show the batch page (progress, then the report).
+
+    The file is streamed to disk in chunks, never read whole into memory, and
+    the import runs in a worker: the request takes as long as the upload.
+    """
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
     form = ImportForm(request.POST or None, request.FILES or None)
     context = {
@@ -71,25 +78,19 @@ def import_upload(request: HttpRequest, dataset_id: int) -> HttpResponse:
         "form": form,
         "features": dataset.features.all(),
         "label_classes": dataset.label_classes.all(),
-        "report": None,
     }
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
             form.add_error("file", f"The file is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}.")
         else:
-            try:
-                batch = import_batch_create(
-                    dataset=dataset,
-                    user=request.user,
-                    file_name=upload.name,
-                    data=upload.read(),
-                    purpose=form.cleaned_data["purpose"],
-                )
-            except ImportRejected as rejected:
-                context["report"] = rejected.result
-                context["rejected_batch"] = rejected.batch
-                return render(request, "annotations/import_upload.html", context, status=400)
+            batch = import_batch_upload(
+                dataset=dataset,
+                user=request.user,
+                file_name=upload.name,
+                chunks=upload.chunks(),
+                purpose=form.cleaned_data["purpose"],
+            )
             return redirect("annotations:batch_detail", dataset_id=dataset.pk, batch_id=batch.pk)
     status = 400 if request.method == "POST" else 200
     return render(request, "annotations/import_upload.html", context, status=status)
@@ -98,9 +99,21 @@ def import_upload(request: HttpRequest, dataset_id: int) -> HttpResponse:
 @require_GET
 @login_required
 def batch_detail(request: HttpRequest, dataset_id: int, batch_id: int) -> HttpResponse:
+    """The batch's status and progress (htmx polls the #status partial until it finishes), then its report."""
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN, Role.AUDITOR))
     batch = batch_get(dataset=dataset, pk=batch_id)
-    return render(request, "annotations/batch_detail.html", {"dataset": dataset, "batch": batch})
+    context = {
+        "dataset": dataset,
+        "batch": batch,
+        # <title> shows text only: hidden characters as plain ⟨U+XXXX⟩ markers.
+        "title_file_name": reveal_hidden(batch.file_name),
+        # Saved, but the broker could not be reached: the sweep sends it (said in words on the page).
+        "not_sent": batch.status == batch.Status.QUEUED
+        and batch.dispatched_at is None
+        and (timezone.now() - batch.uploaded_at).total_seconds() > 10,
+    }
+    template = "annotations/batch_detail.html#status" if request.htmx else "annotations/batch_detail.html"
+    return render(request, template, context)
 
 
 def _render_card(

@@ -272,8 +272,13 @@ STORAGES = {
 
 # --- Uploads and artifacts -----------------------------------------------
 ARTIFACT_ROOT = Path(env_str("LOUPE_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
-# Imports run inside the request (gunicorn --timeout 300): ~50 MB validates well within it.
+# An upload is streamed to LOUPE_UPLOAD_DIR and imported by a worker (annotations/imports.py),
+# so the request only stores the file; the cap bounds the disk and the worker's memory.
 IMPORT_MAX_BYTES = env_int("LOUPE_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+LOUPE_UPLOAD_DIR = Path(env_str("LOUPE_UPLOAD_DIR", str(VAR_DIR / "uploads")))
+# A worker whose import stops sending heartbeats (LOUPE_HEARTBEAT_STALE_S) is presumed lost;
+# the sweep queues the import again, at most this many attempts in all, then fails it.
+LOUPE_IMPORT_MAX_ATTEMPTS = env_int("LOUPE_IMPORT_MAX_ATTEMPTS", 2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -312,6 +317,12 @@ CELERY_BEAT_SCHEDULE = {
     # (a crash between commit and check) queues its run.
     "training-runs-sweep": {
         "task": "models_app.tasks.training_runs_sweep",
+        "schedule": env_int("LOUPE_DISPATCH_EVERY_S", 60),
+    },
+    # Imports saved while the broker was down are sent; an import whose worker
+    # stopped (stale heartbeat) is queued again or failed, its staged rows removed.
+    "import-batches-sweep": {
+        "task": "annotations.tasks.import_batches_sweep",
         "schedule": env_int("LOUPE_DISPATCH_EVERY_S", 60),
     },
     # Open items still showing an old (or no) prediction get the champion's.

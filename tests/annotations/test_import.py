@@ -16,6 +16,7 @@ from datetime import datetime
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import TestCase
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -37,8 +38,8 @@ def _counts() -> dict[str, int]:
 
 
 def _after_rejection(before: dict[str, int]) -> dict[str, int]:
-    """The counts once a rejection is recorded: one batch and one audit event more, no items or gold labels."""
-    return {**before, "batches": before["batches"] + 1, "audit_events": before["audit_events"] + 1}
+    """The counts once a rejection is recorded: one batch and its events (queued, started, rejected), no items."""
+    return {**before, "batches": before["batches"] + 1, "audit_events": before["audit_events"] + 3}
 
 
 def _reject(dataset: Dataset, user, data: bytes, purpose: str = ImportBatch.Purpose.REVIEW) -> list[dict]:
@@ -402,7 +403,7 @@ def test_good_file_writes_every_row_with_its_provenance(dataset, model_admin):
         "items": before["items"] + 3,
         "batches": before["batches"] + 1,
         "gold_labels": before["gold_labels"] + 2,
-        "audit_events": before["audit_events"] + 1,
+        "audit_events": before["audit_events"] + 3,  # import.queued, import.started, import.completed
     }
     assert (batch.status, batch.rows_total, batch.rows_imported, batch.rows_rejected) == ("imported", 3, 3, 0)
     assert batch.file_size == len(data)
@@ -457,14 +458,26 @@ def test_any_line_ending_gives_the_same_line_numbers(dataset, model_admin, newli
 
 
 def _upload(client, dataset: Dataset, data: bytes, purpose: str = ImportBatch.Purpose.REVIEW, name: str = "upload.csv"):
-    return client.post(
-        reverse("annotations:import", args=[dataset.pk]),
-        {"file": SimpleUploadedFile(name, data, content_type="text/csv"), "purpose": purpose},
-    )
+    """Post the file; the import task runs (eagerly, in this process) once the upload's transaction commits."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(
+            reverse("annotations:import", args=[dataset.pk]),
+            {"file": SimpleUploadedFile(name, data, content_type="text/csv"), "purpose": purpose},
+        )
+
+
+def _batch_page(client, response) -> str:  # type: ignore[no-untyped-def]
+    """The batch page the upload redirected to."""
+    batch = ImportBatch.objects.latest("pk")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("annotations:batch_detail", args=[batch.dataset_id, batch.pk])
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    return page.content.decode()
 
 
 @pytest.mark.parametrize(("data", "purpose", "expected"), [p for p in REJECTED_FILES if p.id != "zero-bytes"])
-def test_upload_page_shows_the_report_with_status_400_and_imports_nothing(
+def test_an_upload_is_checked_by_the_task_and_the_batch_page_shows_the_report_and_imports_nothing(
     dataset, model_admin, data, purpose, expected
 ):
     client = login(model_admin)
@@ -472,14 +485,13 @@ def test_upload_page_shows_the_report_with_status_400_and_imports_nothing(
 
     response = _upload(client, dataset, data, purpose)
 
-    assert response.status_code == 400
+    page = _batch_page(client, response)
     assert _counts() == _after_rejection(before)
-    page = response.content.decode()
     assert "Nothing was imported" in page
     assert escape(expected["reason"]) in page
     if expected["column"]:
-        assert f"<code>{expected['column']}</code>" in page
-    assert expected in [error.as_dict() for error in response.context["report"].errors]
+        assert f"<code><bdi>{expected['column']}</bdi></code>" in page
+    assert expected in ImportBatch.objects.get().report["errors"]
 
 
 def test_upload_page_names_the_line_of_a_non_utf8_byte(dataset, model_admin):
@@ -489,10 +501,9 @@ def test_upload_page_names_the_line_of_a_non_utf8_byte(dataset, model_admin):
 
     response = _upload(client, dataset, data)
 
-    assert response.status_code == 400
+    assert "Not valid UTF-8" in _batch_page(client, response)
     assert _counts() == _after_rejection(before)
-    assert "Not valid UTF-8" in response.content.decode()
-    assert response.context["report"].errors[0].line == 3
+    assert ImportBatch.objects.get().report["errors"][0]["line"] == 3
 
 
 def test_upload_page_rejects_a_zero_byte_file(dataset, model_admin):
@@ -512,9 +523,8 @@ def test_upload_page_rejects_a_whitespace_only_file(dataset, model_admin):
 
     response = _upload(client, dataset, b"\n  \n")
 
-    assert response.status_code == 400
+    assert "The file is empty." in _batch_page(client, response)
     assert _counts() == _after_rejection(before)
-    assert "The file is empty." in response.content.decode()
 
 
 def test_upload_page_rejects_a_clashing_id(dataset, model_admin, import_rows):
@@ -524,9 +534,8 @@ def test_upload_page_rejects_a_clashing_id(dataset, model_admin, import_rows):
 
     response = _upload(client, dataset, csv_bytes(synthetic_rows(1, labelled=False)))
 
-    assert response.status_code == 400
+    assert "Id already exists in this dataset (imported from first.csv)." in _batch_page(client, response)
     assert _counts() == _after_rejection(before)
-    assert "Id already exists in this dataset (imported from first.csv)." in response.content.decode()
 
 
 def test_uploading_a_good_file_redirects_to_the_batch_and_writes_items_labels_and_audit(dataset, model_admin):
@@ -712,10 +721,9 @@ def test_upload_page_of_a_file_of_long_header_names_stays_small(dataset, model_a
     header = ",".join([HEADER, *(f"{i:04d}" + "h" * 5_000 for i in range(1_000))])  # a 5 MB header
     data = _lines("t1,10,15,3" + "," * 1_000, header=header)
 
-    response = _upload(login(model_admin), dataset, data)
+    client = login(model_admin)
+    page = _batch_page(client, _upload(client, dataset, data))
 
-    assert response.status_code == 400
-    page = response.content.decode()
     assert len(page) < 250_000, len(page)
     assert "Nothing was imported: 1000 problems found" in page
     assert "… (5,004 characters)" in page
@@ -786,19 +794,18 @@ def test_a_compressed_upload_is_recorded_with_no_rows_read(dataset, model_admin)
     assert (batch.status, batch.rows_total, batch.rows_rejected, batch.report["error_count"]) == ("rejected", 0, 0, 1)
 
 
-def test_upload_page_links_the_recorded_rejection_and_its_page_shows_the_report(dataset, model_admin):
+def test_upload_page_leads_to_the_recorded_rejection_and_its_page_shows_the_report(dataset, model_admin):
     client = login(model_admin)
 
     response = _upload(client, dataset, _lines("t1,10,15,3", "t2,big,15,3"), name="typo.csv")
 
-    assert response.status_code == 400
-    batch = ImportBatch.objects.get(status=ImportBatch.Status.REJECTED)
-    detail_url = reverse("annotations:batch_detail", args=[dataset.pk, batch.pk])
-    assert f'href="{detail_url}"' in response.content.decode()
-
-    page = client.get(detail_url).content.decode()
+    page = _batch_page(client, response)
+    ImportBatch.objects.get(status=ImportBatch.Status.REJECTED)
     assert "Rejected" in page
-    assert "<td>3</td><td><code>radius</code></td><td><code>big</code></td><td>Not a number.</td>" in page
+    assert (
+        "<td>3</td><td><code><bdi>radius</bdi></code></td><td><code><bdi>big</bdi></code></td><td>Not a number.</td>"
+        in page
+    )
 
 
 def test_a_report_of_more_problems_than_kept_says_so_on_the_batch_page(dataset, model_admin):

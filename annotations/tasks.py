@@ -1,0 +1,21 @@
+"""Celery tasks: thin wrappers that take primary keys and call the service of the same name."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="annotations.tasks.import_batch_process", acks_late=True)
+def import_batch_process(batch_id: int) -> None:
+    from annotations.imports import import_batch_process
+    from workflow_site.request_id import set_request_id
+
+    set_request_id(f"task:import_batch_process:{batch_id}")
+    import_batch_process(batch_id=batch_id)
+
+
+@shared_task(name="annotations.tasks.import_batches_sweep")
+def import_batches_sweep() -> int:
+    from annotations.imports import import_batches_sweep
+
+    return import_batches_sweep()

@@ -147,8 +147,9 @@ def _from_the_record(event: AuditEvent, dataset: str) -> ObjectLabel:
 
 _TEXT = CharField()
 _INT = BigIntegerField()
-_NO_INT = Value(None, output_field=_INT)
-_NO_TEXT = Value(None, output_field=_TEXT)
+# Typed NULLs: a bare NULL parameter is text to PostgreSQL, which then refuses to UNION it with bigint.
+_NO_INT = Cast(Value(None), _INT)
+_NO_TEXT = Cast(Value(None), _TEXT)
 
 
 def _branch(

@@ -26,7 +26,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -200,14 +200,24 @@ class AuditedUserAdmin(AuditedAuthAdmin, UserAdmin):
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
         # The admin typed this password: temporary, recorded before the event reads the state back.
         if is_password_usable(obj.password):
-            password_mark_set_by_admin(user=obj, set_by=request.user)
+            self._mark_temporary(request, obj)
         return super().log_addition(request, obj, message)
 
     def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
         verb = getattr(request, _PENDING, {}).get(self.audit_slot(obj), ("",))[0]
         if verb == "password_changed" and is_password_usable(obj.password):
-            password_mark_set_by_admin(user=obj, set_by=request.user)
+            self._mark_temporary(request, obj)
         return super().log_change(request, obj, message)
+
+    def _mark_temporary(self, request: HttpRequest, obj: Any) -> None:
+        password_mark_set_by_admin(user=obj, set_by=request.user)
+        if obj.pk != request.user.pk:
+            self.message_user(
+                request,
+                f"This password is temporary: {obj.get_username()} must choose their own at their next sign-in, "
+                "and cannot sign or use the API until then.",
+                messages.WARNING,
+            )
 
     def audit_state(self, obj: Any) -> State:
         row = (

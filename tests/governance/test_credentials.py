@@ -46,7 +46,13 @@ def _sign_in(username: str, password: str) -> Client:
 
 
 def test_a_password_set_in_the_admin_is_temporary_and_the_event_says_so(site_admin, model_admin2):
-    _admin_sets_password(site_admin, model_admin2)
+    response = login(site_admin).post(
+        f"/admin/auth/user/{model_admin2.pk}/password/",
+        {"usable_password": "true", "password1": ADMIN_SET, "password2": ADMIN_SET},
+        follow=True,
+    )
+
+    assert b"This password is temporary: admin2 must choose their own" in response.content
 
     state = PasswordState.objects.get(user=model_admin2)
     assert state.must_change and state.set_by == site_admin

@@ -7,8 +7,11 @@ tests all read the same rules:
   F1 are better higher; log loss, the Brier score and the expected calibration
   error (ECE) are better lower. A page must never show a bare "+0.02" and leave
   the reader to guess whether that is good news.
-- A difference within `TOLERANCE` (absolute, in the metric's own unit) is
+- A difference within the metric's tolerance (absolute, in its own unit) is
   "same": a 0.1-point wobble on a 100-item holdout is noise, not a regression.
+  Accuracy-like fractions use `TOLERANCE` (half a percentage point); the
+  unbounded or squared losses get a wider one, as they move more for the same
+  change in what is predicted.
 - Two sets of metrics are only compared when they were measured on the same
   holdout (same content hash). Callers check that (models_app.selectors) and
   say "not comparable" instead of calling `compare_metrics`.
@@ -21,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Absolute: 0.005 is half a percentage point of accuracy, or 0.005 nats of log loss.
+# Absolute: 0.005 is half a percentage point of accuracy.
 TOLERANCE = 0.005
 
 
@@ -31,6 +34,7 @@ class Metric:
     label: str
     higher_is_better: bool
     is_fraction: bool  # shown as a percentage as well (accuracy-like, between 0 and 1)
+    tolerance: float = TOLERANCE
 
     @property
     def direction(self) -> str:
@@ -41,9 +45,9 @@ TRACKED_METRICS: tuple[Metric, ...] = (
     Metric("accuracy", "Accuracy", higher_is_better=True, is_fraction=True),
     Metric("balanced_accuracy", "Balanced accuracy", higher_is_better=True, is_fraction=True),
     Metric("macro_f1", "Macro F1", higher_is_better=True, is_fraction=True),
-    Metric("log_loss", "Log loss", higher_is_better=False, is_fraction=False),
-    Metric("brier", "Brier score", higher_is_better=False, is_fraction=False),
-    Metric("ece", "Expected calibration error", higher_is_better=False, is_fraction=False),
+    Metric("log_loss", "Log loss", higher_is_better=False, is_fraction=False, tolerance=0.02),
+    Metric("brier", "Brier score", higher_is_better=False, is_fraction=False, tolerance=0.01),
+    Metric("ece", "Expected calibration error", higher_is_better=False, is_fraction=False, tolerance=0.01),
 )
 
 
@@ -102,12 +106,13 @@ class MetricComparison:
 
 
 def compare_metric(
-    metric: Metric, candidate: float | None, reference: float | None, *, tolerance: float = TOLERANCE
+    metric: Metric, candidate: float | None, reference: float | None, *, tolerance: float | None = None
 ) -> MetricComparison:
+    """`tolerance` None: the metric's own."""
     if candidate is None or reference is None:
         return MetricComparison(metric, candidate, reference, None, None)
     delta = candidate - reference
-    if abs(delta) <= tolerance:
+    if abs(delta) <= (metric.tolerance if tolerance is None else tolerance):
         verdict = Verdict.SAME
     elif (delta > 0) == metric.higher_is_better:
         verdict = Verdict.BETTER
@@ -117,7 +122,7 @@ def compare_metric(
 
 
 def compare_metrics(
-    candidate: Mapping[str, Any], reference: Mapping[str, Any] | None, *, tolerance: float = TOLERANCE
+    candidate: Mapping[str, Any], reference: Mapping[str, Any] | None, *, tolerance: float | None = None
 ) -> list[MetricComparison]:
     """Each tracked metric the candidate has, against the reference's (None: no reference).
 

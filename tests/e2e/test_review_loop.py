@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from annotations.models import Review
+from governance.promotions import promotion_warnings
 from models_app.models import ModelVersion, RetrainingPolicy
 from tests.e2e.browser import sign_in, sign_out, sync_api
 from tests.helpers import PASSWORD
@@ -47,13 +48,20 @@ def test_reviewer_corrects_admin_trains_second_admin_promotes_auditor_verifies(
     page.get_by_label("Reason").fill("three corrections")
     page.get_by_role("button", name="Start training").click()
     expect(page.locator("[data-status]")).to_have_attribute("data-status", "succeeded", timeout=120_000)
-    expect(page.get_by_text("Candidate v2 against the champion")).to_be_visible()
+    expect(page.get_by_text("v2 against the current champion v1")).to_be_visible()
 
     # 3. ... and requests its promotion.
     page.goto(f"{base}/governance/datasets/{dataset.pk}/promotions/")
     v2 = ModelVersion.objects.get(dataset=dataset, version=2)
-    page.get_by_label("Version").select_option(value=str(v2.pk))
+    page.get_by_label("Version", exact=True).select_option(value=str(v2.pk))
     page.get_by_label("Why should it go live?").fill("Learns from the reviewers' corrections")
+    # Three corrections may cost some calibration: whatever v2 is worse on, the page says so
+    # and the request needs the tick (defect 13).
+    warnings = promotion_warnings(v2)
+    for warning in warnings:
+        expect(page.get_by_text(warning)).to_be_visible()
+    if warnings:
+        page.get_by_role("checkbox", name=re.compile("I have seen that")).check()
     page.get_by_role("button", name="Request promotion").click()
     expect(page.get_by_text("a different model admin must decide it")).to_be_visible()
     promotion_url = page.url
@@ -63,6 +71,8 @@ def test_reviewer_corrects_admin_trains_second_admin_promotes_auditor_verifies(
     sign_in(page, base, "admin2")
     page.goto(promotion_url)
     page.get_by_label("Re-enter your password to sign").fill(PASSWORD)
+    if warnings:
+        page.get_by_role("checkbox", name=re.compile("I have seen that")).check()
     page.get_by_role("button", name="Approve and sign").click()
     expect(page.get_by_role("heading", name="Signed approval")).to_be_visible()
     assert ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).version == 2

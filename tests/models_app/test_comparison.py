@@ -63,3 +63,20 @@ def test_a_regression_reads_as_a_sentence_with_both_values_and_the_direction():
     assert row.sentence(candidate_name="v2", reference_name="the current champion v1") == (
         "v2 is worse than the current champion v1 on accuracy: 0.900 against 0.950 (-0.050; higher is better)."
     )
+
+
+def test_the_losses_have_a_wider_tolerance_than_accuracy():
+    rows = {
+        r.metric.key: r
+        for r in compare_metrics({"accuracy": 0.94, "log_loss": 0.31}, {"accuracy": 0.95, "log_loss": 0.30})
+    }
+
+    assert BY_KEY["log_loss"].tolerance > BY_KEY["accuracy"].tolerance == TOLERANCE
+    assert rows["accuracy"].verdict is Verdict.WORSE  # one point of accuracy
+    assert rows["log_loss"].verdict is Verdict.SAME  # 0.01 nats
+
+
+def test_a_tolerance_can_be_given_for_all_metrics():
+    [row] = compare_metrics({"log_loss": 0.31}, {"log_loss": 0.30}, tolerance=0.001)
+
+    assert row.verdict is Verdict.WORSE

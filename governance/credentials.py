@@ -90,7 +90,9 @@ def password_change_own(*, user: AbstractBaseUser, new_password: str) -> None:
     the old one (PasswordChangeForm does both).
     """
     with transaction.atomic():
-        was_temporary = PasswordState.objects.select_for_update().filter(user_id=user.pk, must_change=True).exists()
+        was_temporary = (
+            PasswordState.objects.select_for_update(no_key=True).filter(user_id=user.pk, must_change=True).exists()
+        )
         user.set_password(new_password)
         user.save(update_fields=["password"])
         PasswordState.objects.update_or_create(
@@ -181,7 +183,7 @@ def api_token_create(*, user: AbstractBaseUser, name: str, days: int) -> tuple[A
 def api_token_revoke(*, token_id: int, by: AbstractBaseUser) -> ApiToken:
     """Revoke a token (its owner, or a site admin through the admin). Raises ValidationError if already revoked."""
     with transaction.atomic():
-        token = ApiToken.objects.select_for_update().select_related("user").get(pk=token_id)
+        token = ApiToken.objects.select_for_update(no_key=True, of=("self",)).select_related("user").get(pk=token_id)
         if token.revoked_at is not None:
             raise ValidationError(f"Token {token.prefix}… was already revoked.")
         before = _token_audit_state(token)

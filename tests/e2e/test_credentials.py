@@ -7,6 +7,8 @@ from django.contrib.auth.models import User
 
 from governance.models import ApiToken
 from tests.e2e.browser import sign_in, sign_out, sync_api
+from tests.e2e.test_accessibility import axe_violations
+from tests.e2e.test_csp import Violations
 from tests.helpers import PASSWORD
 
 expect = sync_api().expect
@@ -19,6 +21,12 @@ OWN = "my-very-own-passphrase-42"
 def test_a_reviewer_replaces_the_admins_password_then_makes_and_revokes_a_token(live_server, page, reviewer):
     User.objects.create_superuser("root-admin", password=PASSWORD, first_name="Root")
     base = live_server.url
+    csp = Violations(page)
+
+    def clean(where: str) -> None:
+        """No serious or critical axe violation, nothing refused under the CSP."""
+        csp.check(where)
+        assert not axe_violations(page), where
 
     # The site admin sets the reviewer's password in the admin.
     sign_in(page, base, "root-admin")
@@ -40,6 +48,7 @@ def test_a_reviewer_replaces_the_admins_password_then_makes_and_revokes_a_token(
     expect(page.get_by_role("heading", name="Choose your own password")).to_be_visible()
     page.goto(f"{base}/governance/audit/")
     expect(page.get_by_role("heading", name="Choose your own password")).to_be_visible()
+    clean("choose a password")
 
     page.get_by_label("Old password").fill(ADMIN_SET)
     page.get_by_label("New password", exact=True).fill(OWN)
@@ -53,9 +62,12 @@ def test_a_reviewer_replaces_the_admins_password_then_makes_and_revokes_a_token(
     page.get_by_role("button", name="Create token").click()
     secret = page.get_by_label("Copy it now; it is not shown again.").input_value()
     assert secret.startswith("loupe_")
+    clean("a new token, shown once")
     page.get_by_role("link", name="API tokens").click()
     token = ApiToken.objects.get(user=reviewer)
     expect(page.get_by_role("row", name=token.prefix)).to_be_visible()
     assert secret not in page.content()
     page.get_by_role("button", name=f"Revoke token {token.prefix}").click()
     expect(page.get_by_text(f"API token {token.prefix}… revoked.")).to_be_visible()
+    clean("the token list")
+    csp.assert_none()

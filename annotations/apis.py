@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.models import LabelClass
+from annotations.imports import import_batch_upload
+from annotations.models import ImportBatch, LabelClass
 from annotations.queue import queue_next_item
-from annotations.selectors import dataset_get_for_user, datasets_for_user, item_get_for_user
+from annotations.selectors import batch_get, dataset_get_for_user, datasets_for_user, item_get_for_user
 from annotations.services import ReviewAnswer, review_submit
 from governance.audit import ReadPurpose, data_access_record
-from workflow_site.access import REVIEW_ROLES
+from workflow_site.access import REVIEW_ROLES, Role
 from workflow_site.api_schema import error_responses
 
 
@@ -104,3 +108,68 @@ class ReviewCreateApi(APIView):
             ),
         )
         return Response(self.OutputSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+class ImportBatchOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    dataset_id = serializers.IntegerField()
+    file_name = serializers.CharField()
+    file_sha256 = serializers.CharField()
+    file_size = serializers.IntegerField()
+    purpose = serializers.CharField()
+    status = serializers.ChoiceField(choices=ImportBatch.Status.choices)
+    stage = serializers.CharField(help_text="What the worker is doing, in words.")
+    rows_total = serializers.IntegerField(help_text="Data rows in the file (known once it is read).")
+    rows_done = serializers.IntegerField(help_text="Rows staged so far: progress is rows_done / rows_total.")
+    rows_imported = serializers.IntegerField()
+    rows_rejected = serializers.IntegerField()
+    attempts = serializers.IntegerField()
+    uploaded_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(help_text="Why the import failed (not a problem in the file).")
+    report = serializers.JSONField(help_text="Row-level report: errors (line, column, value, reason), error_count.")
+    status_url = serializers.SerializerMethodField(help_text="Poll this until status is imported, rejected or failed.")
+
+    def get_status_url(self, batch: ImportBatch) -> str:
+        return reverse("api_import_detail", args=[batch.dataset_id, batch.pk])
+
+
+class ImportCreateApi(APIView):
+    """Upload a CSV file: it is stored and imported by a worker; poll status_url for progress and the report."""
+
+    parser_classes = [MultiPartParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField(help_text="UTF-8 CSV, header on line 1 (external_id, the features, label?).")
+        purpose = serializers.ChoiceField(choices=ImportBatch.Purpose.choices, default=ImportBatch.Purpose.REVIEW)
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer},
+        responses={202: ImportBatchOutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise ValidationError(
+                {"file": f"The file is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}."}
+            )
+        batch = import_batch_upload(
+            dataset=dataset,
+            user=request.user,
+            file_name=upload.name,
+            chunks=upload.chunks(),
+            purpose=data.validated_data["purpose"],
+        )
+        body = ImportBatchOutputSerializer(batch).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+
+
+class ImportDetailApi(APIView):
+    @extend_schema(responses={200: ImportBatchOutputSerializer, **error_responses(401, 403, 404)})
+    def get(self, request: Request, dataset_id: int, batch_id: int) -> Response:
+        dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN, Role.AUDITOR))
+        return Response(ImportBatchOutputSerializer(batch_get(dataset=dataset, pk=batch_id)).data)

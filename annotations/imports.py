@@ -26,7 +26,8 @@ The shape, each step its own short transaction:
    clash, the batch is rejected with a report. All or nothing.
 6. **Clean up**: staged rows are deleted in chunks, the stored file removed.
 
-A worker that dies stops the heartbeat; `import_batches_sweep` queues the batch
+A worker that dies stops the heartbeat; `import_batches_sweep`
+(annotations/import_lifecycle.py, with the claims and clean-up) queues the batch
 again (LOUPE_IMPORT_MAX_ATTEMPTS attempts in all) or fails it, and removes its
 staged rows. Issue 7 will fill the staging table with COPY; steps 1, 2, 5 and 6
 stay as they are.
@@ -37,11 +38,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,21 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from annotations.import_lifecycle import (
+    BatchHeartbeat,
+    Superseded,
+    batch_cleanup,
+    batch_progress,
+    batch_transition,
+    import_batch_claim,
+    import_batch_dispatch,
+    import_batch_fail,
+    staged_rows_delete,
+    upload_path,
+)
 from annotations.import_validation import FeatureRule, ParseResult, parse_import
 from annotations.models import Dataset, GoldLabel, ImportBatch, ImportStagedRow, Item
 from annotations.signals import items_imported, send_after_commit
@@ -59,13 +72,9 @@ from governance.audit import audit_record
 
 logger = logging.getLogger(__name__)
 
-# Rows per staging transaction: on SQLite each chunk holds the write lock for
-# tens of milliseconds, so a reviewer's write waits at most that long.
+# Rows per staging transaction: on SQLite each chunk holds the write lock for a
+# fraction of a second (bench/import_while_reviewing.py), so a reviewer's write waits at most that long.
 STAGE_CHUNK_ROWS = 5000
-# Staged rows deleted per transaction after publishing (or a failure).
-_DELETE_CHUNK_ROWS = 20000
-# A queued batch this young is left to its own after-commit dispatch.
-_DISPATCH_GRACE = timedelta(seconds=5)
 
 
 class ImportRejected(Exception):
@@ -79,10 +88,6 @@ class ImportRejected(Exception):
         super().__init__(f"{result.error_count} problem(s) in the file")
         self.result = result
         self.batch = batch
-
-
-class _Superseded(Exception):
-    """This attempt no longer owns the batch: the sweep presumed its worker lost and took it back."""
 
 
 def item_content_hash(
@@ -99,10 +104,6 @@ def item_content_hash(
 
 
 # --- 1. Upload ------------------------------------------------------------------------------------------------
-
-
-def upload_path(batch: ImportBatch) -> Path:
-    return Path(settings.LOUPE_UPLOAD_DIR) / batch.stored_file
 
 
 @dataclass(frozen=True)
@@ -184,126 +185,6 @@ def import_batch_upload(
     return batch
 
 
-def import_batch_dispatch(*, batch_id: int) -> bool:
-    """Hand a queued batch to the broker. False (and the batch stays queued) if the broker is unreachable.
-
-    Never falls back to importing in the caller's process: that is what kept
-    requests waiting. The sweep sends it again.
-    """
-    from annotations import tasks
-
-    try:
-        tasks.import_batch_process.apply_async(
-            args=[batch_id], retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
-        )
-    except Exception:  # kombu raises several kinds of connection errors; all mean "try later"
-        logger.warning("Broker unreachable; import batch %s stays queued for the next sweep.", batch_id, exc_info=True)
-        return False
-    ImportBatch.objects.filter(pk=batch_id, status=ImportBatch.Status.QUEUED).update(dispatched_at=timezone.now())
-    return True
-
-
-# --- Transitions ------------------------------------------------------------------------------------------------
-
-
-def _batch_transition(
-    *,
-    batch_id: int,
-    from_statuses: Iterable[str],
-    action: str,
-    after: dict[str, Any],
-    actor: AbstractBaseUser | None = None,
-    uploader_acts: bool = False,
-    reason: str = "",
-    only_if: dict[str, Any] | None = None,
-    before: dict[str, Any] | None = None,
-    **changes: Any,
-) -> ImportBatch | None:
-    """Move a batch out of one of `from_statuses` with a conditional UPDATE and audit it in the same transaction.
-
-    The UPDATE ... WHERE status IN (...) (and `only_if`) is the claim: of two
-    callers (a redelivered task, the sweep and the worker) exactly one moves the
-    batch. Joins the caller's transaction when there is one. Returns the moved
-    batch, or None when it was not in such a state.
-    """
-    from_statuses = list(from_statuses)
-    with transaction.atomic():
-        moved = ImportBatch.objects.filter(pk=batch_id, status__in=from_statuses, **(only_if or {})).update(**changes)
-        if not moved:
-            return None
-        batch = ImportBatch.objects.select_related("dataset", "uploaded_by").get(pk=batch_id)
-        audit_record(
-            actor=batch.uploaded_by if uploader_acts else actor,
-            action=action,
-            obj=batch,
-            object_type="import_batch",
-            dataset_id=batch.dataset_id,
-            before={"status": from_statuses[0] if len(from_statuses) == 1 else "active", **(before or {})},
-            after=after,
-            reason=reason,
-        )
-    return batch
-
-
-def import_batch_claim(*, batch_id: int) -> ImportBatch | None:
-    """queued → validating, once: None if another delivery already claimed it (or it is gone)."""
-    now = timezone.now()
-    return _batch_transition(
-        batch_id=batch_id,
-        from_statuses=[ImportBatch.Status.QUEUED],
-        action="import.started",
-        after={"status": "validating"},
-        status=ImportBatch.Status.VALIDATING,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        rows_done=0,
-        stage="Checking every row",
-    )
-
-
-def _progress(batch: ImportBatch, **changes: Any) -> None:
-    """Record progress (and a heartbeat) if this attempt still owns the batch; else raise _Superseded."""
-    owned = ImportBatch.objects.filter(pk=batch.pk, status__in=ImportBatch.ACTIVE, attempts=batch.attempts)
-    if not owned.update(heartbeat_at=timezone.now(), **changes):
-        raise _Superseded(f"Import batch {batch.pk} attempt {batch.attempts} was taken back by the sweep.")
-
-
-class _Heartbeat:
-    """Touches the batch's heartbeat every LOUPE_HEARTBEAT_EVERY_S from a thread while validation runs."""
-
-    def __init__(self, batch: ImportBatch) -> None:
-        self.batch = batch
-        self.every = settings.LOUPE_HEARTBEAT_EVERY_S
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-import-{batch.pk}", daemon=True)
-
-    def _beat(self) -> None:
-        touched = False
-        try:
-            while not self._stop.wait(self.every):
-                try:
-                    ImportBatch.objects.filter(
-                        pk=self.batch.pk, status__in=ImportBatch.ACTIVE, attempts=self.batch.attempts
-                    ).update(heartbeat_at=timezone.now())
-                    touched = True
-                except Exception:  # a missed beat is logged; the next one may succeed
-                    logger.warning("Heartbeat of import batch %s not recorded", self.batch.pk, exc_info=True)
-        finally:
-            if touched:
-                connection.close()  # this thread's own connection
-
-    def __enter__(self) -> _Heartbeat:
-        if self.every > 0:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-
 # --- 2-6. The worker's part ---------------------------------------------------------------------------------
 
 
@@ -326,13 +207,16 @@ def import_batch_process(*, batch_id: int) -> ImportOutcome | None:
         logger.info("Import batch %s was not queued (already claimed or gone); nothing to do.", batch_id)
         return None
     try:
-        with _Heartbeat(batch):
+        started = time.monotonic()
+        with BatchHeartbeat(batch):
             result = _validate(batch)
         if not result.ok:
             return ImportOutcome(_reject(batch, result, from_status=ImportBatch.Status.VALIDATING), result)
+        validated = time.monotonic()
         _stage(batch, result)
-        return import_batch_publish(batch=batch)
-    except _Superseded:
+        timings = {"validate": round(validated - started, 3), "stage": round(time.monotonic() - validated, 3)}
+        return import_batch_publish(batch=batch, timings=timings)
+    except Superseded:
         logger.warning("Import batch %s: a later attempt owns the batch; this attempt stops.", batch_id)
         return None
     except Exception as exc:  # any other failure ends the batch as failed, with its reason
@@ -357,7 +241,7 @@ def _validate(batch: ImportBatch) -> ParseResult:
         require_label=batch.purpose == ImportBatch.Purpose.HOLDOUT,
     )
     if result.ok:
-        _progress(batch, stage="Checking the ids against the dataset", rows_total=result.rows_total)
+        batch_progress(batch, stage="Checking the ids against the dataset", rows_total=result.rows_total)
         batch.rows_total = result.rows_total
         _check_existing_ids(dataset, result)
     return result
@@ -388,8 +272,8 @@ def _check_existing_ids(dataset: Dataset, result: ParseResult) -> None:
 
 def _stage(batch: ImportBatch, result: ParseResult) -> None:
     """Write the validated rows into the staging table, STAGE_CHUNK_ROWS per short transaction."""
-    _progress(batch, status=ImportBatch.Status.STAGING, stage="Staging rows", rows_done=0)
-    _staged_rows_delete(batch.pk)  # what an earlier attempt of this batch left
+    batch_progress(batch, status=ImportBatch.Status.STAGING, stage="Staging rows", rows_done=0)
+    staged_rows_delete(batch.pk)  # what an earlier attempt of this batch left
     labels = dict(batch.dataset.label_classes.values_list("name", "pk"))
     holdout = batch.purpose == ImportBatch.Purpose.HOLDOUT
     rows = result.rows
@@ -414,47 +298,46 @@ def _stage(batch: ImportBatch, result: ParseResult) -> None:
         with transaction.atomic():
             # The ownership check and the rows in one transaction: a batch the sweep
             # took back gets no rows from its lost attempt.
-            _progress(batch, rows_done=start + len(chunk))
+            batch_progress(batch, rows_done=start + len(chunk))
             ImportStagedRow.objects.bulk_create(chunk)
-    _progress(batch, stage="Staged; waiting to publish")
+    batch_progress(batch, stage="Staged; waiting to publish")
 
 
-def import_batch_publish(*, batch: ImportBatch) -> ImportOutcome:
+def import_batch_publish(*, batch: ImportBatch, timings: dict[str, float] | None = None) -> ImportOutcome:
     """Publish a staged batch in one short transaction: all its rows become items (and gold labels), or none.
 
     Precondition: this attempt staged every row (`_stage`). Locks the dataset
-    row first, so imports into one dataset publish one at a time and the id
-    check sees every row committed before; a clash (another import published
-    the same ids since validation) rejects the batch with a row-level report.
-    Side effect, after commit: `items_imported` is sent.
+    row first, so imports into one dataset publish one at a time. The ids were
+    checked at validation; one that another import published since then is
+    caught by the unique (dataset, external_id) constraint, which rolls the
+    whole INSERT back: the clashing rows are then looked up outside the lock and
+    the batch is rejected with a row-level report. Nothing is checked row by
+    row while the lock is held. Side effect, after commit: `items_imported`.
     """
-    _progress(batch, status=ImportBatch.Status.PUBLISHING, stage="Publishing")
-    owned = {"attempts": batch.attempts}
+    batch_progress(batch, status=ImportBatch.Status.PUBLISHING, stage="Publishing")
     try:
-        with transaction.atomic():
-            Dataset.objects.select_for_update(no_key=True).get(pk=batch.dataset_id)
+        try:
+            started = time.monotonic()
+            with transaction.atomic():
+                Dataset.objects.select_for_update(no_key=True).get(pk=batch.dataset_id)
+                published = _publish_rows(batch, {**(timings or {}), "publish": 0.0}, started)
+        except IntegrityError:
             clashes = _staged_clashes(batch)
-            if not clashes.ok:
-                rejected = _reject(batch, clashes, from_status=ImportBatch.Status.PUBLISHING, cleanup=False)
-                return ImportOutcome(rejected, clashes)
-            published = _publish_rows(batch, owned)
-    except IntegrityError as exc:
-        # Only a row that slipped past the check (the unique id constraint caught it): nothing was published.
-        logger.warning("Import batch %s: publishing hit %s", batch.pk, exc)
-        result = ParseResult(rows_total=batch.rows_total)
-        result.add(None, "external_id", "", "Some ids were imported by someone else while this file was checked.")
-        rejected = _reject(batch, result, from_status=ImportBatch.Status.PUBLISHING, cleanup=False)
-        published = None
-        outcome = ImportOutcome(rejected, result)
-    else:
-        outcome = ImportOutcome(published)
+            if clashes.ok:
+                raise  # not an id clash: the batch fails with this error
+            logger.info(
+                "Import batch %s: %s ids were published by another import meanwhile.", batch.pk, clashes.error_count
+            )
+            return ImportOutcome(
+                _reject(batch, clashes, from_status=ImportBatch.Status.PUBLISHING, cleanup=False), clashes
+            )
+        return ImportOutcome(published)
     finally:
-        _cleanup(batch)
-    return outcome
+        batch_cleanup(batch)
 
 
 def _staged_clashes(batch: ImportBatch) -> ParseResult:
-    """The staged rows whose id a committed item of the dataset already has (caller holds the dataset row lock)."""
+    """The staged rows whose id a committed item of the dataset already has (a read)."""
     earlier = Item.objects.filter(dataset_id=batch.dataset_id, external_id=OuterRef("external_id"))
     clashing = (
         ImportStagedRow.objects.filter(batch_id=batch.pk)
@@ -468,12 +351,13 @@ def _staged_clashes(batch: ImportBatch) -> ParseResult:
     return result
 
 
-def _publish_rows(batch: ImportBatch, owned: dict[str, Any]) -> ImportBatch:
+def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float) -> ImportBatch:
     """INSERT ... SELECT the staged rows into items and gold labels, mark the batch imported, audit it.
 
     Set-based (two statements, whatever the number of rows), so the dataset
     lock and SQLite's write lock are held for as short a time as the database
-    can copy the rows. Raises _Superseded (rolling back) if the sweep took the batch back.
+    can copy the rows. Raises Superseded (rolling back) if the sweep took the batch back.
+    `timings` (seconds per step, for the report) gets the publish's own, from `started`.
     """
     q = connection.ops.quote_name
     item, staged, gold = Item._meta, ImportStagedRow._meta, GoldLabel._meta
@@ -493,6 +377,7 @@ def _publish_rows(batch: ImportBatch, owned: dict[str, Any]) -> ImportBatch:
             [batch.dataset_id, batch.pk, batch.file_name, batch.pk],
         )
         rows_imported = cursor.rowcount
+        timings["publish_items"] = round(time.monotonic() - started, 3)
         gold_columns = ["item", "dataset", "label", "origin", "updated_at"]
         cursor.execute(
             f"INSERT INTO {q(gold.db_table)} ({', '.join(col(gold, c) for c in gold_columns)}) "
@@ -503,10 +388,11 @@ def _publish_rows(batch: ImportBatch, owned: dict[str, Any]) -> ImportBatch:
             [GoldLabel.Origin.IMPORT, connection.ops.adapt_datetimefield_value(now), batch.dataset_id, batch.pk],
         )
         labelled_rows = cursor.rowcount
-    published = _batch_transition(
+        timings["publish_gold_labels"] = round(time.monotonic() - started - timings["publish_items"], 3)
+    published = batch_transition(
         batch_id=batch.pk,
         from_statuses=[ImportBatch.Status.PUBLISHING],
-        only_if=owned,
+        only_if={"attempts": batch.attempts},
         action="import.completed",
         uploader_acts=True,
         after={
@@ -520,20 +406,24 @@ def _publish_rows(batch: ImportBatch, owned: dict[str, Any]) -> ImportBatch:
         rows_imported=rows_imported,
         rows_rejected=0,
         rows_done=rows_imported,
-        report={"errors": [], "labelled_rows": labelled_rows},
+        report={
+            "errors": [],
+            "labelled_rows": labelled_rows,
+            "seconds": {**timings, "publish": round(time.monotonic() - started, 3)},
+        },
         stage="Imported",
         finished_at=now,
         heartbeat_at=now,
     )
     if published is None:
-        raise _Superseded(f"Import batch {batch.pk} attempt {batch.attempts} was taken back before it published.")
+        raise Superseded(f"Import batch {batch.pk} attempt {batch.attempts} was taken back before it published.")
     send_after_commit(items_imported, sender=Dataset, dataset_id=batch.dataset_id, batch_id=batch.pk)
     return published
 
 
 def _reject(batch: ImportBatch, result: ParseResult, *, from_status: str, cleanup: bool = True) -> ImportBatch:
     """Record a refused file: REJECTED with the report (capped in number and length) and `import.rejected`."""
-    rejected = _batch_transition(
+    rejected = batch_transition(
         batch_id=batch.pk,
         from_statuses=[from_status],
         only_if={"attempts": batch.attempts},
@@ -557,146 +447,10 @@ def _reject(batch: ImportBatch, result: ParseResult, *, from_status: str, cleanu
         finished_at=timezone.now(),
     )
     if rejected is None:
-        raise _Superseded(f"Import batch {batch.pk} attempt {batch.attempts} was taken back before it was rejected.")
+        raise Superseded(f"Import batch {batch.pk} attempt {batch.attempts} was taken back before it was rejected.")
     if cleanup:
-        _cleanup(rejected)
+        batch_cleanup(rejected)
     return rejected
-
-
-def import_batch_fail(*, batch: ImportBatch, error: str) -> ImportBatch | None:
-    """In a worker's hands → failed, with the reason; its staged rows and stored file are removed."""
-    failed = _batch_transition(
-        batch_id=batch.pk,
-        from_statuses=ImportBatch.ACTIVE,
-        only_if={"attempts": batch.attempts},
-        action="import.failed",
-        after={"status": "failed", "error": error[:500]},
-        status=ImportBatch.Status.FAILED,
-        stage="Failed",
-        error=error[:2000],
-        finished_at=timezone.now(),
-    )
-    if failed is not None:
-        _cleanup(failed)
-    return failed
-
-
-def _staged_rows_delete(batch_id: int) -> int:
-    """Delete a batch's staged rows, _DELETE_CHUNK_ROWS per short transaction."""
-    deleted = 0
-    while True:
-        with transaction.atomic():
-            ids = list(
-                ImportStagedRow.objects.filter(batch_id=batch_id)
-                .order_by("line")
-                .values_list("pk", flat=True)[:_DELETE_CHUNK_ROWS]
-            )
-            if not ids:
-                return deleted
-            deleted += ImportStagedRow.objects.filter(pk__in=ids).delete()[0]
-
-
-def _cleanup(batch: ImportBatch) -> None:
-    """Remove a finished batch's staged rows and stored upload (its sha256 and size stay on the batch).
-
-    Does nothing to a batch that is not finished: a lost attempt must not remove
-    what the attempt that replaced it staged, nor the file it reads.
-    """
-    current = ImportBatch.objects.filter(pk=batch.pk).values_list("status", "stored_file").first()
-    if current is None or current[0] not in ImportBatch.FINISHED:
-        return
-    _staged_rows_delete(batch.pk)
-    if current[1]:
-        (Path(settings.LOUPE_UPLOAD_DIR) / current[1]).unlink(missing_ok=True)
-        ImportBatch.objects.filter(pk=batch.pk).update(stored_file="")
-
-
-# --- The sweep ----------------------------------------------------------------------------------------------
-
-
-def import_batch_requeue_lost(*, batch_id: int, lost_at: datetime | None, max_attempts: int) -> ImportBatch | None:
-    """In a worker's hands → queued (another attempt) or → failed (attempts used up), for a batch whose worker stopped.
-
-    The conditional UPDATE also checks the heartbeat has not moved since the
-    sweep read it, so a worker that was only slow keeps its batch. The lost
-    attempt's staged rows are removed; the stored upload is kept for a retry.
-    """
-    batch = ImportBatch.objects.filter(pk=batch_id, status__in=ImportBatch.ACTIVE).first()
-    if batch is None:
-        return None
-    when = lost_at.isoformat() if lost_at else "never"
-    reason = f"the worker stopped sending heartbeats (last at {when}) during attempt {batch.attempts} of {max_attempts}"
-    lost: dict[str, Any] = {
-        "batch_id": batch_id,
-        "from_statuses": [batch.status],
-        "only_if": {"heartbeat_at": lost_at, "attempts": batch.attempts},
-        "before": {"status": batch.status, "attempt": batch.attempts, "rows_done": batch.rows_done},
-        "reason": reason,
-    }
-    if batch.attempts < max_attempts and batch.stored_file:
-        moved = _batch_transition(
-            **lost,
-            action="import.requeued",
-            after={"status": "queued", "attempt": batch.attempts + 1},
-            status=ImportBatch.Status.QUEUED,
-            rows_done=0,
-            dispatched_at=None,
-            stage=f"Queued again after attempt {batch.attempts}: the worker stopped",
-        )
-        if moved is not None:
-            _staged_rows_delete(batch_id)
-        return moved
-    times = "time" if batch.attempts == 1 else "times"
-    error = f"The worker stopped while importing {batch.attempts} {times}; not retried. Upload the file again."
-    failed = _batch_transition(
-        **lost,
-        action="import.failed",
-        after={"status": "failed", "error": error},
-        status=ImportBatch.Status.FAILED,
-        stage="Failed",
-        error=error,
-        finished_at=timezone.now(),
-    )
-    if failed is not None:
-        _cleanup(failed)
-    return failed
-
-
-def import_batches_sweep(*, now: datetime | None = None) -> int:
-    """The beat sweep for imports. Returns how many queued batches were handed to the broker.
-
-    - send queued batches nobody picked up (saved while the broker was down, or
-      a message lost);
-    - queue again (or, attempts used up, fail) batches whose worker stopped
-      sending heartbeats, removing their staged rows, and send the re-queued ones;
-    - remove staged rows and stored files that a crash left behind a finished batch.
-    """
-    now = now or timezone.now()
-    redispatch_before = now - timedelta(seconds=settings.LOUPE_REDISPATCH_AFTER_S)
-    waiting = ImportBatch.objects.filter(status=ImportBatch.Status.QUEUED, uploaded_at__lt=now - _DISPATCH_GRACE)
-    waiting = waiting.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=redispatch_before))
-    sent = sum(import_batch_dispatch(batch_id=pk) for pk in waiting.values_list("pk", flat=True))
-
-    stale_before = now - timedelta(seconds=settings.LOUPE_HEARTBEAT_STALE_S)
-    lost = ImportBatch.objects.filter(status__in=ImportBatch.ACTIVE).filter(
-        Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, started_at__lt=stale_before)
-    )
-    for pk, heartbeat_at in lost.values_list("pk", "heartbeat_at"):
-        batch = import_batch_requeue_lost(
-            batch_id=pk, lost_at=heartbeat_at, max_attempts=settings.LOUPE_IMPORT_MAX_ATTEMPTS
-        )
-        if batch is not None and batch.status == ImportBatch.Status.QUEUED:
-            logger.warning("Import batch %s: the worker stopped; queued again (attempt %s).", pk, batch.attempts + 1)
-            sent += import_batch_dispatch(batch_id=pk)
-        elif batch is not None:
-            logger.warning("Import batch %s: the worker stopped %s times; failed.", pk, batch.attempts)
-
-    # A crash between a batch's last transaction and its clean-up; looked for among recent batches only.
-    recent = ImportBatch.objects.filter(status__in=ImportBatch.FINISHED, finished_at__gte=now - timedelta(days=1))
-    leftovers = recent.filter(Q(stored_file__gt="") | Exists(ImportStagedRow.objects.filter(batch_id=OuterRef("pk"))))
-    for batch in leftovers.only("pk", "status", "stored_file"):
-        _cleanup(batch)
-    return sent
 
 
 # --- In-process (the demo seed, tests) ----------------------------------------------------------------------

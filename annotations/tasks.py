@@ -16,6 +16,6 @@ def import_batch_process(batch_id: int) -> None:
 
 @shared_task(name="annotations.tasks.import_batches_sweep")
 def import_batches_sweep() -> int:
-    from annotations.imports import import_batches_sweep
+    from annotations.import_lifecycle import import_batches_sweep
 
     return import_batches_sweep()

@@ -139,6 +139,7 @@ def run(n_rows: int, n_pool: int) -> None:
     steps: list[float] = []
     errors: list[str] = []
     progress: list[tuple[str, int]] = []
+    slow: list[tuple[float, float, str]] = []  # (step s, lock wait s, import status after the step)
     logins = 0
     finished_s = None
     deadline = time.perf_counter() + 1800
@@ -170,6 +171,7 @@ def run(n_rows: int, n_pool: int) -> None:
             errors.append(f"{type(exc).__name__}: {exc}")
         steps.append(time.perf_counter() - t0)
         status, rows_done = ImportBatch.objects.filter(pk=batch_id).values_list("status", "rows_done").get()
+        slow.append((steps[-1], waits[-1], status))
         if not progress or progress[-1] != (status, rows_done):
             progress.append((status, rows_done))
         if status in ImportBatch.FINISHED:
@@ -184,10 +186,17 @@ def run(n_rows: int, n_pool: int) -> None:
     )
     if batch.started_at and batch.finished_at:
         print(f"  in the worker: {(batch.finished_at - batch.started_at).total_seconds():.1f} s claim to published")
+    # validate, stage (short transactions) and publish (the one transaction that holds the dataset and write locks)
+    print(f"  steps, seconds: {batch.report.get('seconds')}")
     print(f"progress seen: {len(progress)} values, e.g. {progress[:: max(1, len(progress) // 8)]}")
     print(f"reviewer: {len(steps)} steps (review page + submit), {logins} logins, {len(errors)} errors {errors[:5]}")
     print(f"write-lock wait: p50 {statistics.median(waits) * 1000:.1f} ms, max {max(waits) * 1000:.0f} ms")
     print(f"review step: p50 {statistics.median(steps) * 1000:.0f} ms, max {max(steps) * 1000:.0f} ms")
+    worst = sorted(slow, reverse=True)[:3]
+    print(
+        "slowest steps (step ms, lock wait before it ms, import status after):",
+        [(round(step * 1000), round(wait * 1000), status) for step, wait, status in worst],
+    )
     print(f"items in the dataset: {Item.objects.filter(dataset=dataset).count():,}")
 
 

@@ -20,6 +20,12 @@ urlpatterns = [
     path("datasets/", annotation_apis.DatasetListApi.as_view(), name="api_datasets"),
     path("datasets/<int:dataset_id>/next-item/", annotation_apis.NextItemApi.as_view(), name="api_next_item"),
     path("items/<int:item_id>/reviews/", annotation_apis.ReviewCreateApi.as_view(), name="api_review_create"),
+    path("datasets/<int:dataset_id>/imports/", annotation_apis.ImportCreateApi.as_view(), name="api_import_create"),
+    path(
+        "datasets/<int:dataset_id>/imports/<int:batch_id>/",
+        annotation_apis.ImportDetailApi.as_view(),
+        name="api_import_detail",
+    ),
     path("datasets/<int:dataset_id>/training-runs/", model_apis.TrainingRunCreateApi.as_view(), name="api_run_create"),
     path("training-runs/<int:run_id>/", model_apis.TrainingRunDetailApi.as_view(), name="api_run_detail"),
     path(

@@ -20,13 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotations import imports
-from annotations.imports import (
-    import_batch_claim,
-    import_batch_process,
-    import_batch_upload,
-    import_batches_sweep,
-    upload_path,
-)
+from annotations.import_lifecycle import Superseded, import_batch_claim, import_batches_sweep, upload_path
+from annotations.imports import import_batch_process, import_batch_upload
 from annotations.models import Dataset, GoldLabel, ImportBatch, ImportStagedRow, Item
 from governance.audit_chain import verify_chain
 from governance.models import AuditEvent
@@ -53,7 +48,7 @@ def _actions(batch: ImportBatch) -> list[str]:
     )
 
 
-def test_an_upload_returns_at_once_with_a_queued_batch_and_the_task_does_the_import(dataset, model_admin):
+def test_an_upload_returns_at_once_with_a_queued_batch_and_the_task_does_the_import(dataset, model_admin, settings):
     data = csv_bytes(synthetic_rows(6))
     client = login(model_admin)
 
@@ -81,7 +76,7 @@ def test_an_upload_returns_at_once_with_a_queued_batch_and_the_task_does_the_imp
     assert Item.objects.filter(batch=batch).count() == 6
     assert GoldLabel.objects.filter(item__batch=batch).count() == 6
     assert not ImportStagedRow.objects.exists()
-    assert not any(Path(imports.settings.LOUPE_UPLOAD_DIR).iterdir()), "the stored upload is deleted once imported"
+    assert not any(Path(settings.LOUPE_UPLOAD_DIR).iterdir()), "the stored upload is deleted once imported"
     assert _actions(batch) == ["import.queued", "import.started", "import.completed"]
     page = client.get(response["Location"]).content.decode()
     assert "every 1s" not in page, "the page stops polling once the batch is finished"
@@ -228,7 +223,7 @@ def test_a_lost_attempt_that_wakes_up_adds_nothing_after_the_sweep_took_its_batc
     with mock.patch("annotations.tasks.import_batch_process.apply_async"):
         import_batches_sweep()
 
-    with pytest.raises(imports._Superseded):
+    with pytest.raises(Superseded):
         imports._stage(claimed, result)  # the old worker carries on
 
     assert not ImportStagedRow.objects.exists()

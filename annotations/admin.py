@@ -12,6 +12,7 @@ from django.http import HttpRequest
 
 from annotations.models import Dataset, DatasetMembership, Feature, LabelClass
 from governance.audit import audit_record
+from workflow_site.invisible_chars import reveal
 
 
 def _dataset_id(obj: Any) -> int | None:
@@ -99,13 +100,34 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Dataset)
 class DatasetAdmin(AuditedAdmin):
-    list_display = ["name", "slug", "guideline_version", "created_at"]
+    list_display = ["shown_name", "slug", "shown_guideline_version", "created_at"]
+
+    # Names are shown with hidden characters as visible ⟨U+XXXX⟩ markers (issue 6, defect 20);
+    # the admin escapes the plain text.
+    @admin.display(description="name", ordering="name")
+    def shown_name(self, obj: Dataset) -> str:
+        return reveal(obj.name)
+
+    @admin.display(description="guideline version", ordering="guideline_version")
+    def shown_guideline_version(self, obj: Dataset) -> str:
+        return reveal(obj.guideline_version)
+
     prepopulated_fields = {"slug": ["name"]}
     inlines = [FeatureInline, LabelClassInline, MembershipInline]
 
 
 @admin.register(DatasetMembership)
 class DatasetMembershipAdmin(AuditedAdmin):
-    list_display = ["dataset", "user", "added_at"]
+    list_display = ["shown_dataset", "shown_user", "added_at"]
+    list_select_related = ["dataset", "user"]
+
+    @admin.display(description="dataset", ordering="dataset__name")
+    def shown_dataset(self, obj: DatasetMembership) -> str:
+        return reveal(obj.dataset.name)
+
+    @admin.display(description="user", ordering="user__username")
+    def shown_user(self, obj: DatasetMembership) -> str:
+        return reveal(obj.user.get_username())
+
     list_filter = ["dataset"]
     autocomplete_fields = ["user"]

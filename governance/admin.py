@@ -187,9 +187,16 @@ class AuditedUserAdmin(AuditedAuthAdmin, UserAdmin):
     readonly_fields = ("password_status",)
     fieldsets = (*UserAdmin.fieldsets, ("Password state", {"fields": ("password_status",)}))
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        # The password column reads each user's state: one join, not one query per row.
+        return super().get_queryset(request).select_related("loupe_password_state__set_by")
+
     @admin.display(description="password")
     def password_status(self, obj: Any) -> str:
-        state = PasswordState.objects.filter(user_id=obj.pk).select_related("set_by").first()
+        try:
+            state = obj.loupe_password_state
+        except PasswordState.DoesNotExist:
+            state = None
         if state is None or not state.must_change:
             return "own"
         by = state.set_by.get_username() if state.set_by else "a site admin"

@@ -13,7 +13,9 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from governance.credentials import SIGNING_REFUSED, api_token_create, password_is_temporary
@@ -208,3 +210,21 @@ def test_a_user_with_their_own_password_is_not_stopped(model_admin2):
 
     assert client.get(reverse("home")).status_code == 200
     assert client.get("/api/datasets/").status_code == 200
+
+
+def test_the_admins_user_list_shows_the_password_state_without_a_query_per_user(site_admin, db):
+    client = login(site_admin)
+    client.get("/admin/auth/user/")  # warm up (sessions, content types)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get("/admin/auth/user/")
+        assert page.status_code == 200
+        return len(captured)
+
+    make_user("first")
+    few = queries()
+    for name in ("second", "third", "fourth"):
+        _admin_sets_password(site_admin, make_user(name))
+    assert queries() == few
+    assert login(site_admin).get("/admin/auth/user/").content.count(b"temporary: set by") == 3

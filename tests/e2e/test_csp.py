@@ -147,5 +147,9 @@ def test_no_page_of_the_loop_is_refused_anything_by_the_content_security_policy(
     expect(page).to_have_url(re.compile(r"/admin/$"))
     csp.check("admin index")
     csp.visit("admin user list", f"{base}/admin/auth/user/")
+    csp.visit(
+        "admin user change form (its select widgets are JavaScript)", f"{base}/admin/auth/user/{reviewer.pk}/change/"
+    )
+    csp.visit("admin group add form", f"{base}/admin/auth/group/add/")
 
     csp.assert_none()

@@ -85,3 +85,12 @@ def test_anyone_else_without_memberships_is_told_to_ask_a_site_admin(db):
 
     assert "Ask a site admin to add you." in page
     assert "/admin/" not in page
+
+
+def test_the_labelled_seed_batch_page_says_it_came_labelled(trained_dataset, model_admin):
+    seed = _labelled_seed(trained_dataset)
+    n = import_batches_labelled_counts(batches=[seed])[seed.pk]
+
+    page = login(model_admin).get(reverse("annotations:batch_detail", args=[trained_dataset.pk, seed.pk]))
+
+    assert f"Review pool, labelled at import ({n} gold labels)" in page.content.decode()

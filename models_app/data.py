@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterable
 
 import pandas as pd
+from django.db import connection
 
 from annotations.models import Dataset, GoldLabel, Item
 from models_app.ml.baseline import FeatureSpec, frame_from_rows
@@ -24,11 +26,54 @@ def class_names(dataset: Dataset) -> list[str]:
 
 def frame_for_items(item_ids: list[int], specs: list[FeatureSpec], chunk: int = 5000) -> pd.DataFrame:
     """Feature frame for items, in the order of `item_ids`."""
+    if connection.vendor == "postgresql" and item_ids and all(map(str.isidentifier, [s.name for s in specs])):
+        return _frame_postgres(item_ids, specs)
     values_by_id: dict[int, dict] = {}
     for start in range(0, len(item_ids), chunk):
-        ids = item_ids[start : start + chunk]
-        values_by_id.update(Item.objects.filter(pk__in=ids).values_list("pk", "values"))
+        values_by_id.update(_values_by_id(item_ids[start : start + chunk]))
     return frame_from_rows([values_by_id[pk] for pk in item_ids], specs)
+
+
+def _frame_postgres(item_ids: list[int], specs: list[FeatureSpec]) -> pd.DataFrame:
+    """The frame, read column-wise: PostgreSQL takes each feature out of the JSON and
+    sends CSV through COPY, which pandas' C reader parses. No Python object per cell.
+
+    The ids go in as one array parameter; the frame is put back in `item_ids` order.
+    """
+    columns = ", ".join(f"item.values ->> %s AS c{i}" for i in range(len(specs)))
+    select = f"SELECT item.id, {columns} FROM {Item._meta.db_table} AS item WHERE item.id = ANY(%s)"
+    params = [spec.name for spec in specs] + [list(item_ids)]
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor:
+        query = cursor.mogrify(select, params)  # COPY takes no parameters: bind them first
+        with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+            for block in copy:
+                buffer.write(block)
+    buffer.seek(0)
+    dtypes = {f"c{i}": ("object" if spec.dtype == "category" else "float64") for i, spec in enumerate(specs)}
+    frame = pd.read_csv(
+        buffer,
+        header=None,
+        names=["id", *dtypes],
+        dtype={"id": "int64", **dtypes},
+        keep_default_na=False,
+        na_values={name: [""] for name in dtypes},
+    )
+    frame = frame.set_index("id").reindex(item_ids)
+    frame.columns = [spec.name for spec in specs]
+    return frame.reset_index(drop=True)
+
+
+def _values_by_id(ids: list[int]) -> dict[int, dict]:
+    """`values` of the given items. A dense run of ids (a prediction chunk) is read as an id
+    range and filtered here: a range scan costs the database and the ORM far less than an
+    IN list of thousands of parameters."""
+    low, high = min(ids), max(ids)
+    if len(ids) * 2 >= high - low + 1:
+        wanted = set(ids)
+        rows = Item.objects.filter(pk__range=(low, high)).values_list("pk", "values")
+        return {pk: values for pk, values in rows if pk in wanted}
+    return dict(Item.objects.filter(pk__in=ids).values_list("pk", "values"))
 
 
 def holdout_labels(dataset: Dataset) -> list[tuple[int, str, str]]:

@@ -7,12 +7,16 @@ and the review card read.
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from annotations.models import Item, LabelClass
 from governance.audit import audit_record
@@ -21,7 +25,7 @@ from models_app.ml.artifacts import load_model
 from models_app.ml.baseline import predict_proba
 from models_app.models import ModelVersion, Prediction
 
-CHUNK = 2000
+CHUNK = 5000
 logger = logging.getLogger(__name__)
 
 
@@ -34,11 +38,40 @@ def model_load(model_version: ModelVersion) -> object:
     return load_model(artifact_path(model_version), model_version.artifact_sha256)
 
 
+@dataclass(frozen=True)
+class _ChunkPredictions:
+    """One chunk's predictions as arrays, in item-id order."""
+
+    item_ids: list[int]
+    label_ids: np.ndarray
+    confidences: np.ndarray
+    probabilities_json: list[str]
+
+
+def _chunk_predict(
+    model: object, item_ids: list[int], specs: list, classes: list[str], label_ids: list[int]
+) -> _ChunkPredictions:
+    proba = predict_proba(model, frame_for_items(item_ids, specs), classes)
+    best = proba.argmax(axis=1)
+    # One JSON object per row from a format string: the same text json.dumps
+    # would give for {class: round(p, 6)}, without a dict per row.
+    template = "{" + ", ".join(f"{json.dumps(name)}: %.6f" for name in classes) + "}"
+    return _ChunkPredictions(
+        item_ids=item_ids,
+        label_ids=np.asarray(label_ids)[best],
+        confidences=proba[np.arange(len(item_ids)), best],
+        probabilities_json=[template % tuple(row) for row in proba.tolist()],
+    )
+
+
 def predictions_create(*, model_version: ModelVersion, item_ids: list[int], update_items: bool) -> int:
     """Predict `item_ids` with `model_version`; returns how many predictions were written.
 
     Idempotent: an item that already has a prediction from this version keeps it.
-    Each chunk is one transaction with one audit event.
+    Works in chunks of CHUNK items: the model runs on a column-wise frame, and
+    each chunk is one short transaction that inserts its predictions in bulk
+    (COPY on PostgreSQL), copies them onto the open items with one set-based
+    UPDATE (when this version is the champion) and writes one audit event.
     """
     if not item_ids:
         return 0
@@ -46,33 +79,16 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
     dataset = model_version.dataset
     specs = feature_specs(dataset)
     classes = list(model_version.class_names)
-    label_ids = dict(LabelClass.objects.filter(dataset=dataset).values_list("name", "pk"))
+    label_by_name = dict(LabelClass.objects.filter(dataset=dataset).values_list("name", "pk"))
+    label_ids = [label_by_name[name] for name in classes]
+    ordered = sorted(item_ids)
     written = 0
-    for start in range(0, len(item_ids), CHUNK):
-        chunk = item_ids[start : start + CHUNK]
-        proba = predict_proba(model, frame_for_items(chunk, specs), classes)
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        predicted = _chunk_predict(model, chunk, specs, classes, label_ids)
         with transaction.atomic():
-            existing = set(
-                Prediction.objects.filter(model_version=model_version, item_id__in=chunk).values_list(
-                    "item_id", flat=True
-                )
-            )
-            new = []
-            for item_id, row in zip(chunk, proba, strict=True):
-                if item_id in existing:
-                    continue
-                best = int(row.argmax())
-                new.append(
-                    Prediction(
-                        item_id=item_id,
-                        model_version=model_version,
-                        label_id=label_ids[classes[best]],
-                        confidence=float(row[best]),
-                        probabilities={name: round(float(p), 6) for name, p in zip(classes, row, strict=True)},
-                    )
-                )
-            Prediction.objects.bulk_create(new, batch_size=CHUNK)
-            written += len(new)
+            new = _predictions_insert(model_version, predicted)
+            written += new
             if update_items:
                 # Only the champion's predictions are shown to reviewers; if a
                 # promotion happened while this ran, stop copying (the new
@@ -93,38 +109,79 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
                 after={
                     "model_version": model_version.version,
                     "items": len(chunk),
-                    "new_predictions": len(new),
+                    "new_predictions": new,
                     "shown_to_reviewers": update_items,
                 },
             )
     return written
 
 
-def _copy_onto_items(model_version: ModelVersion, item_ids: list[int]) -> None:
-    predictions = Prediction.objects.filter(model_version=model_version, item_id__in=item_ids)
-    items = {item.pk: item for item in Item.objects.filter(pk__in=item_ids, queue_state=Item.QueueState.OPEN)}
-    for prediction in predictions:
-        item = items.get(prediction.item_id)
-        if item is None:
-            continue
-        item.prediction_id = prediction.pk
-        item.predicted_label_id = prediction.label_id
-        item.predicted_confidence = prediction.confidence
-        item.predicted_probabilities = prediction.probabilities
-        item.predicted_by_version = model_version.version
-        item.queue_priority = prediction.confidence
-    Item.objects.bulk_update(
-        items.values(),
-        [
-            "prediction_id",
-            "predicted_label",
-            "predicted_confidence",
-            "predicted_probabilities",
-            "predicted_by_version",
-            "queue_priority",
-        ],
-        batch_size=500,
+_PREDICTION_COLUMNS = ("item_id", "model_version_id", "label_id", "confidence", "probabilities", "created_at")
+
+
+def _predictions_insert(model_version: ModelVersion, predicted: _ChunkPredictions) -> int:
+    """Insert the chunk's predictions that this version does not have yet; returns how many.
+
+    Precondition: inside the chunk's transaction. Two refreshes of the same
+    version racing on one chunk: the unique (item, model_version) constraint
+    makes the second fail and roll back its chunk, never write a duplicate.
+    """
+    # The chunk's ids are sorted: read the version's predictions in their id range (an
+    # index range scan) rather than through an IN list of thousands of parameters.
+    existing = set(
+        Prediction.objects.filter(
+            model_version=model_version, item_id__gte=predicted.item_ids[0], item_id__lte=predicted.item_ids[-1]
+        ).values_list("item_id", flat=True)
     )
+    now = timezone.now()
+    rows = [
+        (item_id, model_version.pk, int(label_id), float(confidence), probabilities, now)
+        for item_id, label_id, confidence, probabilities in zip(
+            predicted.item_ids, predicted.label_ids, predicted.confidences, predicted.probabilities_json, strict=True
+        )
+        if item_id not in existing
+    ]
+    if not rows:
+        return 0
+    table = Prediction._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY is the fastest way into PostgreSQL (psycopg 3 adapts each value).
+            with cursor.copy(f"COPY {table} ({', '.join(_PREDICTION_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(_PREDICTION_COLUMNS))
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(_PREDICTION_COLUMNS)}) VALUES ({placeholders})", rows)
+    return len(rows)
+
+
+def _copy_onto_items(model_version: ModelVersion, item_ids: list[int]) -> None:
+    """Show this version's predictions on the chunk's open items: one set-based UPDATE … FROM.
+
+    `item_ids` is sorted; the id range bounds the scan, the join picks exactly
+    the items this version predicted, and only open items change (one that was
+    answered meanwhile keeps what its reviewer saw).
+    """
+    item_table, prediction_table = Item._meta.db_table, Prediction._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {item_table} AS item SET
+                prediction_id = p.id,
+                predicted_label_id = p.label_id,
+                predicted_confidence = p.confidence,
+                predicted_probabilities = p.probabilities,
+                predicted_by_version = %s,
+                queue_priority = p.confidence
+            FROM {prediction_table} AS p
+            WHERE p.model_version_id = %s
+              AND p.item_id = item.id
+              AND item.id BETWEEN %s AND %s
+              AND item.queue_state = %s
+            """,
+            [model_version.version, model_version.pk, item_ids[0], item_ids[-1], Item.QueueState.OPEN],
+        )
 
 
 def predictions_refresh(*, dataset_id: int, model_version_id: int | None = None, batch_id: int | None = None) -> int:

@@ -132,10 +132,11 @@ def test_an_import_published_meanwhile_with_the_same_ids_rejects_the_second_with
     second = _queue(dataset, model_admin, synthetic_rows(3, start=2), name="second.csv")  # t00002, t00003 clash
     stage = imports._stage
 
-    def stage_then_let_the_other_publish(batch: ImportBatch, result) -> None:  # type: ignore[no-untyped-def]
-        stage(batch, result)
+    def stage_then_let_the_other_publish(batch: ImportBatch, result) -> float:  # type: ignore[no-untyped-def]
+        longest = stage(batch, result)
         if batch.pk == second.pk:  # validated (no clash yet) and staged; now `first` publishes
             assert import_batch_process(batch_id=first.pk).batch.status == ImportBatch.Status.IMPORTED
+        return longest
 
     monkeypatch.setattr(imports, "_stage", stage_then_let_the_other_publish)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from models_app import views
+from models_app import export_views, views
 
 app_name = "models_app"
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/train/", views.training_start, name="train"),
     path("datasets/<int:dataset_id>/policy/", views.policy_update, name="policy"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
+    path("datasets/<int:dataset_id>/export/", export_views.export_page, name="export"),
 ]

@@ -1,0 +1,44 @@
+"""A killable Celery worker whose import pauses after its first staged chunk (tests/annotations/test_import_kill.py).
+
+Used as the worker's app module (``celery -A tests.annotations.import_kill_worker``):
+the project's app in this test process's broker namespace (tests/celery_app.py).
+With LOUPE_TEST_SLOW_STAGE_S set in the worker's environment, imports stage two
+rows per transaction and, once the first chunk is committed, wait that long
+before preparing the next one (outside any transaction, so the database stays
+free), so that the test can kill the worker while its batch is `staging`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+from celery.signals import worker_ready
+
+from tests.celery_app import app
+
+SLOW_STAGE_ENV = "LOUPE_TEST_SLOW_STAGE_S"
+
+
+@worker_ready.connect
+def _slow_staging(**_: object) -> None:
+    """Patched once the worker is up (Django is set up by then), before it takes a task."""
+    if not os.environ.get(SLOW_STAGE_ENV):
+        return
+    from annotations import imports
+
+    pause = float(os.environ[SLOW_STAGE_ENV])
+    real_hash = imports.item_content_hash
+    calls = itertools.count()
+    imports.STAGE_CHUNK_ROWS = 2
+
+    def slow_hash(**row):  # type: ignore[no-untyped-def]
+        if next(calls) == imports.STAGE_CHUNK_ROWS:  # the first row of the second chunk: the first is committed
+            time.sleep(pause)
+        return real_hash(**row)
+
+    imports.item_content_hash = slow_hash
+
+
+__all__ = ["SLOW_STAGE_ENV", "app"]

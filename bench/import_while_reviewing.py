@@ -123,31 +123,15 @@ def run(n_rows: int, n_pool: int) -> None:
     # Warm up (URL resolver, templates, the worker's first task) so the figures are about the import.
     admin.get(reverse("annotations:import", args=[dataset.pk]))
     reviewer.get(reverse("annotations:review", args=[dataset.pk]))
-    data = _csv(n_rows, 0, True)
-    print(f"file: {n_rows:,} rows, {len(data) / 1e6:.1f} MB")
-
-    started = time.perf_counter()
-    response = admin.post(
-        reverse("annotations:import", args=[dataset.pk]),
-        {"file": SimpleUploadedFile("large.csv", data, content_type="text/csv"), "purpose": "review"},
-    )
-    upload_s = time.perf_counter() - started
-    assert response.status_code == 302, response.status_code
-    batch_id = int(response["Location"].rstrip("/").split("/")[-1])
-
-    waits: list[float] = []
-    steps: list[float] = []
-    errors: list[str] = []
-    progress: list[tuple[str, int]] = []
-    slow: list[tuple[float, float, str]] = []  # (step s, lock wait s, import status after the step)
     logins = 0
-    finished_s = None
-    deadline = time.perf_counter() + 1800
-    while time.perf_counter() < deadline:
+
+    def review_step() -> tuple[float, float, list[str]]:
+        """Time an empty write transaction, then one review step; (lock wait s, step s, errors)."""
+        errors: list[str] = []
         t0 = time.perf_counter()
         with transaction.atomic():  # BEGIN IMMEDIATE: returns once this process has the write lock
             pass
-        waits.append(time.perf_counter() - t0)
+        wait = time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
             page = reviewer.get(reverse("annotations:review", args=[dataset.pk]))
@@ -162,16 +146,49 @@ def run(n_rows: int, n_pool: int) -> None:
                 )
                 if answer.status_code != 200 or "was not saved" in answer.content.decode():
                     errors.append(f"submit {answer.status_code}")
-            if len(steps) % 10 == 0:
-                login = Client().post(reverse("login"), {"username": "bench-reviewer", "password": password})
-                logins += 1
-                if login.status_code != 302:
-                    errors.append(f"login {login.status_code}")
         except Exception as exc:  # "database is locked" and the like: what this benchmark counts
             errors.append(f"{type(exc).__name__}: {exc}")
-        steps.append(time.perf_counter() - t0)
+        return wait, time.perf_counter() - t0, errors
+
+    def log_in() -> list[str]:
+        nonlocal logins
+        logins += 1
+        try:
+            login = Client().post(reverse("login"), {"username": "bench-reviewer", "password": password})
+        except Exception as exc:
+            return [f"login {type(exc).__name__}: {exc}"]
+        return [] if login.status_code == 302 else [f"login {login.status_code}"]
+
+    # Baseline: the same steps with no import running (this machine, this moment).
+    baseline = [review_step() for _ in range(30)]
+
+    data = _csv(n_rows, 0, True)
+    print(f"file: {n_rows:,} rows, {len(data) / 1e6:.1f} MB")
+    started = time.perf_counter()
+    response = admin.post(
+        reverse("annotations:import", args=[dataset.pk]),
+        {"file": SimpleUploadedFile("large.csv", data, content_type="text/csv"), "purpose": "review"},
+    )
+    upload_s = time.perf_counter() - started
+    assert response.status_code == 302, response.status_code
+    batch_id = int(response["Location"].rstrip("/").split("/")[-1])
+
+    waits: list[float] = []
+    steps: list[float] = []
+    errors: list[str] = []
+    progress: list[tuple[str, int]] = []
+    slow: list[tuple[float, float, str]] = []  # (step s, lock wait s, import status after the step)
+    finished_s = None
+    deadline = time.perf_counter() + 1800
+    while time.perf_counter() < deadline:
+        wait, step, problems = review_step()
+        waits.append(wait)
+        steps.append(step)
+        errors += problems
+        if len(steps) % 10 == 1:
+            errors += log_in()
         status, rows_done = ImportBatch.objects.filter(pk=batch_id).values_list("status", "rows_done").get()
-        slow.append((steps[-1], waits[-1], status))
+        slow.append((step, wait, status))
         if not progress or progress[-1] != (status, rows_done):
             progress.append((status, rows_done))
         if status in ImportBatch.FINISHED:
@@ -192,6 +209,13 @@ def run(n_rows: int, n_pool: int) -> None:
     print(f"reviewer: {len(steps)} steps (review page + submit), {logins} logins, {len(errors)} errors {errors[:5]}")
     print(f"write-lock wait: p50 {statistics.median(waits) * 1000:.1f} ms, max {max(waits) * 1000:.0f} ms")
     print(f"review step: p50 {statistics.median(steps) * 1000:.0f} ms, max {max(steps) * 1000:.0f} ms")
+    base_steps = [step for _, step, _ in baseline]
+    base_waits = [wait for wait, _, _ in baseline]
+    print(
+        f"  baseline, no import running: step p50 {statistics.median(base_steps) * 1000:.0f} ms,"
+        f" max {max(base_steps) * 1000:.0f} ms; write-lock wait max {max(base_waits) * 1000:.0f} ms;"
+        f" {sum(len(e) for _, _, e in baseline)} errors"
+    )
     worst = sorted(slow, reverse=True)[:3]
     print(
         "slowest steps (step ms, lock wait before it ms, import status after):",

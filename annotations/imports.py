@@ -17,13 +17,16 @@ The shape, each step its own short transaction:
    against the dataset (a read: nothing is locked). A bad file ends REJECTED
    with the row-level report and `import.rejected`; nothing is staged.
 4. **Stage**: the typed, hashed rows go into ImportStagedRow a few thousand
-   at a time, each chunk a short transaction that also moves the progress bar
-   and the heartbeat, and checks this attempt still owns the batch.
+   at a time (parameters prepared first), each chunk a short transaction that
+   also moves the progress bar and the heartbeat, and checks this attempt
+   still owns the batch.
 5. **Publish** (`import_batch_publish`), one short transaction: the dataset row
-   is locked (README, lock order: dataset row first, audit head last), the ids
-   are checked again against rows committed since step 3, and the staged rows
-   become items and gold labels with set-based INSERT ... SELECT, or, on a
-   clash, the batch is rejected with a report. All or nothing.
+   is locked (README, lock order: dataset row first, audit head last) and the
+   staged rows become items and gold labels with set-based INSERT ... SELECT.
+   An id another import published since step 3 trips the unique id
+   constraint, the whole transaction rolls back, and the batch is rejected
+   with a report of the clashing rows (looked up after the rollback, outside
+   the lock). All or nothing; nothing row by row while the lock is held.
 6. **Clean up**: staged rows are deleted in chunks, the stored file removed.
 
 A worker that dies stops the heartbeat; `import_batches_sweep`

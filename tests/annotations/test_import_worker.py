@@ -252,3 +252,18 @@ def test_a_batch_saved_while_the_broker_was_down_stays_queued_says_so_and_the_sw
 
     batch.refresh_from_db()
     assert batch.status == ImportBatch.Status.IMPORTED and Item.objects.count() == 2
+
+
+def test_the_sweep_removes_what_a_crash_left_behind_a_finished_batch(dataset, model_admin):
+    batch = _queue(dataset, model_admin, synthetic_rows(3))
+    claimed = import_batch_claim(batch_id=batch.pk)
+    imports._stage(claimed, imports._validate(claimed))
+    # The worker died after the batch was marked finished but before its clean-up ran.
+    ImportBatch.objects.filter(pk=batch.pk).update(status="failed", finished_at=timezone.now(), error="crash")
+    stored = upload_path(batch)
+    assert stored.exists() and ImportStagedRow.objects.filter(batch=batch).count() == 3
+
+    import_batches_sweep()
+
+    assert not ImportStagedRow.objects.exists() and not stored.exists()
+    assert ImportBatch.objects.get(pk=batch.pk).stored_file == ""

@@ -2,7 +2,8 @@
 
 - `audit_record(...)`: append a state change to the hash-chained audit trail,
   inside the caller's transaction.
-- `data_access_record(...)` with a `ReadPurpose`: log that a user was shown an
+- `data_access_record(...)` (and `data_accesses_record` for a page of items) with a
+  `ReadPurpose`: log that a user was shown an
   item's data (the read log, kept off the chain).
 
 The import-linter contract in `.importlinter` holds this: the other apps reach
@@ -79,4 +80,15 @@ def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: ReadPurpos
     """Log that `user` was shown `item`'s data (21 CFR Part 11 / EU AI Act: who read what)."""
     DataAccess.objects.create(
         user=user, item_id=item.pk, dataset_id=item.dataset_id, purpose=purpose, request_id=current_request_id()
+    )
+
+
+def data_accesses_record(*, user: AbstractBaseUser, items: list[Any], purpose: ReadPurpose) -> None:
+    """Log that `user` was shown the data of each of `items` (a list page): one bulk insert."""
+    request_id = current_request_id()
+    DataAccess.objects.bulk_create(
+        [
+            DataAccess(user=user, item_id=item.pk, dataset_id=item.dataset_id, purpose=purpose, request_id=request_id)
+            for item in items
+        ]
     )

@@ -20,6 +20,9 @@ import pandas as pd
 # The report echoes what it complains about; both caps keep a hostile or broken
 # file (50 MB of header names) from becoming a page of the same size.
 MAX_REPORTED_ERRORS = 200
+# The downloadable full report (a CSV beside the batch) keeps this many; each value is
+# shortened like the page's, so the file stays bounded (about 50 MB at the worst).
+FULL_REPORT_MAX_ERRORS = 100_000
 MAX_ECHOED_CHARS = 200
 MAX_NAMED_COLUMNS = 10
 ID_COLUMN = "external_id"
@@ -82,19 +85,24 @@ class ParsedRow:
 class ParseResult:
     rows: list[ParsedRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    all_errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
     rows_total: int = 0
     # Data lines (2 and on) with at least one problem, reported or not.
     bad_lines: set[int] = field(default_factory=set)
 
     def add(self, line: int | None, column: str, value: Any, reason: str) -> None:
-        """Count a problem; keep the first MAX_REPORTED_ERRORS, with column and value shortened."""
+        """Count a problem; keep the first MAX_REPORTED_ERRORS for the page and FULL_REPORT_MAX_ERRORS
+        for the downloadable report, with column and value shortened."""
         self.error_count += 1
         if line is not None and line >= 2:
             self.bad_lines.add(line)
-        if len(self.errors) < MAX_REPORTED_ERRORS:
+        if len(self.all_errors) < FULL_REPORT_MAX_ERRORS:
             shown = "" if value is None else str(value)
-            self.errors.append(RowError(line, shorten(column), shorten(shown), reason))
+            error = RowError(line, shorten(column), shorten(shown), reason)
+            self.all_errors.append(error)
+            if len(self.errors) < MAX_REPORTED_ERRORS:
+                self.errors.append(error)
 
     @property
     def ok(self) -> bool:

@@ -38,6 +38,7 @@ stay as they are.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -72,6 +73,7 @@ from annotations.import_validation import FeatureRule, ParseResult, parse_import
 from annotations.models import Dataset, GoldLabel, ImportBatch, ImportStagedRow, Item
 from annotations.signals import items_imported, send_after_commit
 from governance.audit import audit_record
+from workflow_site.csv_safety import neutralise_formula
 
 logger = logging.getLogger(__name__)
 
@@ -454,8 +456,41 @@ def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float)
     return published
 
 
+def full_report_path(batch_id: int) -> Path:
+    """Where a rejected batch's full report (every problem, as CSV) is kept."""
+    return Path(settings.LOUPE_UPLOAD_DIR) / "reports" / f"batch-{batch_id}-report.csv"
+
+
+def _full_report_write(batch_id: int, result: ParseResult) -> str:
+    """Write every kept problem (up to FULL_REPORT_MAX_ERRORS) as CSV; returns the path under LOUPE_UPLOAD_DIR.
+
+    Values come from the uploaded file, so cells a spreadsheet would run as a
+    formula are neutralised.
+    """
+    path = full_report_path(batch_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with partial.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["line", "column", "value", "problem"])
+        for error in result.all_errors:
+            writer.writerow(
+                [
+                    "" if error.line is None else error.line,
+                    *map(neutralise_formula, (error.column, error.value, error.reason)),
+                ]
+            )
+    partial.replace(path)
+    return str(path.relative_to(settings.LOUPE_UPLOAD_DIR))
+
+
 def _reject(batch: ImportBatch, result: ParseResult, *, from_status: str, cleanup: bool = True) -> ImportBatch:
-    """Record a refused file: REJECTED with the report (capped in number and length) and `import.rejected`."""
+    """Record a refused file: REJECTED with the report (capped in number and length) and `import.rejected`.
+
+    The page shows the first MAX_REPORTED_ERRORS problems; every problem (up to
+    FULL_REPORT_MAX_ERRORS) goes to a CSV beside the batch, offered as a download.
+    """
+    full_report = _full_report_write(batch.pk, result)
     rejected = batch_transition(
         batch_id=batch.pk,
         from_statuses=[from_status],
@@ -475,7 +510,12 @@ def _reject(batch: ImportBatch, result: ParseResult, *, from_status: str, cleanu
         rows_total=result.rows_total,
         rows_imported=0,
         rows_rejected=result.rows_rejected,
-        report={"errors": [error.as_dict() for error in result.errors], "error_count": result.error_count},
+        report={
+            "errors": [error.as_dict() for error in result.errors],
+            "error_count": result.error_count,
+            "full_report": full_report,
+            "full_report_errors": len(result.all_errors),
+        },
         stage="Rejected",
         finished_at=timezone.now(),
     )

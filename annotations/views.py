@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotations.forms import ImportForm
-from annotations.imports import import_batch_upload
+from annotations.imports import full_report_path, import_batch_upload
 from annotations.models import Dataset, Item, LabelClass
 from annotations.queue import QueuedItem, queue_next_item
 from annotations.selectors import (
@@ -114,6 +114,19 @@ def batch_detail(request: HttpRequest, dataset_id: int, batch_id: int) -> HttpRe
     }
     template = "annotations/batch_detail.html#status" if request.htmx else "annotations/batch_detail.html"
     return render(request, template, context)
+
+
+@require_GET
+@login_required
+def batch_report_download(request: HttpRequest, dataset_id: int, batch_id: int) -> HttpResponse:
+    """The full row-level report of a rejected import, as CSV (the page shows the first problems)."""
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN, Role.AUDITOR))
+    batch = batch_get(dataset=dataset, pk=batch_id)
+    path = full_report_path(batch.pk)
+    if not batch.is_rejected or not path.exists():
+        raise Http404("This import has no full report: only a rejected file has one.")
+    name = f"import-{batch.pk}-report.csv"
+    return FileResponse(path.open("rb"), as_attachment=True, filename=name, content_type="text/csv; charset=utf-8")
 
 
 def _render_card(

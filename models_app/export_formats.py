@@ -1,6 +1,6 @@
 """Writers that turn an iterator of row dicts into CSV, JSONL or Parquet bytes, a chunk at a time.
 
-Pure Python (no Django), so an export of a million rows never holds more than
+No Django, so an export of a million rows never holds more than
 one chunk: CSV and JSONL yield text as rows arrive; Parquet writes one row
 group per chunk into a spooled temporary file, since its footer comes last.
 
@@ -20,7 +20,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, BinaryIO
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from workflow_site.csv_safety import neutralise_formula
+
 ROW_GROUP = 10_000
 
 
@@ -36,13 +37,6 @@ class ExportFormat(StrEnum):
             ExportFormat.JSONL: "application/x-ndjson; charset=utf-8",
             ExportFormat.PARQUET: "application/vnd.apache.parquet",
         }[self]
-
-
-def neutralise_formula(value: Any) -> Any:
-    """Text a spreadsheet would evaluate gets a leading apostrophe; anything else is unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _plain(value: Any) -> Any:

@@ -17,9 +17,9 @@ from annotations.services import review_submit
 from governance.models import AuditEvent
 from models_app import exports
 from models_app.data import labels_hash
-from models_app.export_formats import neutralise_formula
 from models_app.models import DatasetSnapshot, SnapshotLabel
 from tests.helpers import answer_for, login
+from workflow_site.csv_safety import neutralise_formula
 
 
 def _download(client, dataset, **params) -> bytes:  # type: ignore[no-untyped-def]

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from workflow_site.invisible_chars import describe, has_hidden, is_hidden_char, reveal
+
 # The report echoes what it complains about; both caps keep a hostile or broken
 # file (50 MB of header names) from becoming a page of the same size.
 MAX_REPORTED_ERRORS = 200
@@ -367,6 +369,17 @@ def parse_import(
             result.add(line, ID_COLUMN, "", "Missing id.")
         elif len(external_id) > 200:
             result.add(line, ID_COLUMN, external_id, "Id is longer than 200 characters.")
+        elif has_hidden(external_id):
+            # An id that reads differently from what is stored (a right-to-left override,
+            # a zero-width space) lets two records look identical (defect 20).
+            hidden = next(char for char in external_id if is_hidden_char(char))
+            result.add(
+                line,
+                ID_COLUMN,
+                reveal(external_id),
+                f"The id contains an invisible or direction-changing character ({describe(hidden)}); "
+                "ids must be plain visible text.",
+            )
         elif external_id in first_seen:
             result.add(line, ID_COLUMN, external_id, f"Duplicate id: already on line {first_seen[external_id]}.")
         else:

@@ -56,3 +56,20 @@ def test_an_imported_batch_has_no_report_to_download(dataset, model_admin):
     )
     response = login(model_admin).get(reverse("annotations:batch_report", args=[dataset.pk, batch.pk]))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("external_id", "named"),
+    [("abc\u202egpj.exe", "U+202E RIGHT-TO-LEFT OVERRIDE"), ("P-1\u200b", "U+200B ZERO WIDTH SPACE")],
+)
+def test_an_id_with_an_invisible_or_direction_changing_character_is_a_row_error(
+    dataset, model_admin, external_id, named
+):
+    data = (HEADER + f"\nok-1,10,15,3\n{external_id},10,15,3\n").encode()
+    with pytest.raises(ImportRejected) as rejected:
+        import_batch_create(dataset=dataset, user=model_admin, file_name="spoof.csv", data=data, purpose="review")
+
+    [error] = [e.as_dict() for e in rejected.value.result.errors]
+    assert error["line"] == 3 and error["column"] == "external_id"
+    assert named in error["reason"]
+    assert "\u202e" not in error["value"] and "\u200b" not in error["value"], "the echoed id shows a marker instead"

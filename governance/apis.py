@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -103,20 +103,27 @@ AUDIT_PAGE_DEFAULT = 100
 AUDIT_PAGE_MAX = 500
 
 
-class AuditEventPagination(LimitOffsetPagination):
-    default_limit = AUDIT_PAGE_DEFAULT
-    max_limit = AUDIT_PAGE_MAX
+class AuditEventPagination(CursorPagination):
+    """Keyset pages over `seq` (an opaque `cursor` in next/previous): no COUNT, no OFFSET,
+    so page 10,000 of a million events costs what page 1 costs."""
+
+    ordering = "-seq"
+    page_size = AUDIT_PAGE_DEFAULT
+    page_size_query_param = "limit"
+    max_page_size = AUDIT_PAGE_MAX
 
 
 # A ListAPIView only for its paging: drf-spectacular documents the paged envelope
-# (count/next/previous/results) and the limit/offset parameters of a list view
+# (next/previous/results) and the cursor/limit parameters of a list view
 # that declares `pagination_class`; an APIView paging by hand is documented as a
 # bare list.
 class AuditEventListApi(ListAPIView):
     """Audit events, newest first, filtered like the auditor's audit page.
 
-    Paged by `limit` and `offset`: 100 events a page unless `limit` asks for
-    another number, and never more than 500, whatever it asks.
+    Paged by key: follow `next` (an opaque cursor) for older events. 100 events
+    a page unless `limit` asks for another number, and never more than 500,
+    whatever it asks. No total is given: counting a million events on every
+    page is what this avoids.
     """
 
     pagination_class = AuditEventPagination

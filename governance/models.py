@@ -43,6 +43,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["action", "seq"], name="audit_action_seq"),
             models.Index(fields=["dataset_id", "seq"], name="audit_dataset_seq"),
             models.Index(fields=["actor", "seq"], name="audit_actor_seq"),
+            # The audit page's actor filter (by name, so failed sign-ins with no user match too)
+            # and its actor menu (a loose index scan over the distinct names).
+            models.Index(fields=["actor_username", "seq"], name="audit_actor_name_seq"),
             # item history: every event about one object
             models.Index(fields=["object_type", "object_id"], name="audit_object"),
         ]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -92,19 +93,68 @@ def promotions_overview_get_for_user(*, user: AnyUser, dataset_id: int) -> Promo
     )
 
 
+AUDIT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of events, newest first, found by key: `older` / `newer` are the seq bounds
+    for the next page each way (None at either end). No COUNT and no OFFSET, so a page
+    deep in a million events costs what the first costs."""
+
+    events: list[AuditEvent]
+    older: int | None
+    newer: int | None
+
+
+def audit_page(events: QuerySet[AuditEvent], *, before: int | None = None, after: int | None = None) -> AuditPage:
+    """The page of `events` just below seq `before` (older) or just above seq `after` (newer), else the newest."""
+    size = AUDIT_PAGE_SIZE
+    if after is not None:
+        rows = list(events.filter(seq__gt=after).order_by("seq")[: size + 1])
+        more_newer = len(rows) > size
+        rows = list(reversed(rows[:size]))
+        more_older = bool(rows) and events.filter(seq__lt=rows[-1].seq).exists()
+    else:
+        page = events.filter(seq__lt=before) if before is not None else events
+        rows = list(page.order_by("-seq")[: size + 1])
+        more_older = len(rows) > size
+        rows = rows[:size]
+        more_newer = before is not None and bool(rows) and events.filter(seq__gt=rows[0].seq).exists()
+    return AuditPage(
+        events=rows,
+        older=rows[-1].seq if rows and more_older else None,
+        newer=rows[0].seq if rows and more_newer else None,
+    )
+
+
+def _distinct_by_index(column: str) -> list[str]:
+    """Distinct values of an indexed audit column by a "loose index scan": one index probe per
+    value (a recursive CTE asking for the next larger value), not a pass over every event.
+    PostgreSQL and SQLite both run it; ~40 actions cost ~40 probes at a million events."""
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    col = connection.ops.quote_name(column)
+    sql = f"""
+        WITH RECURSIVE walk(value) AS (
+            SELECT MIN({col}) FROM {table}
+            UNION ALL
+            SELECT (SELECT MIN({col}) FROM {table} WHERE {col} > walk.value) FROM walk WHERE walk.value IS NOT NULL
+        )
+        SELECT value FROM walk WHERE value IS NOT NULL AND value <> ''
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def audit_actions() -> list[str]:
-    """Every action name in the trail, for the filter menu."""
-    return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
+    """Every action name in the trail, for the filter menu (index audit_action_seq)."""
+    return _distinct_by_index("action")
 
 
 def audit_actors() -> list[str]:
-    """Every actor name in the trail, for the filter menu."""
-    return list(
-        AuditEvent.objects.exclude(actor_username="")
-        .order_by("actor_username")
-        .values_list("actor_username", flat=True)
-        .distinct()
-    )
+    """Every actor name in the trail, for the filter menu (index audit_actor_name_seq)."""
+    return _distinct_by_index("actor_username")
 
 
 def item_history_for_user(*, user: AnyUser, item_id: int) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -27,6 +26,7 @@ from governance.selectors import (
     audit_actors,
     audit_chain_verify,
     audit_events_for_user,
+    audit_page,
     item_history_for_user,
     promotion_get_for_user,
     promotions_overview_get_for_user,
@@ -149,13 +149,17 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     valid = form.is_valid()
     # A bad field is reported and ignored; the valid ones still filter.
     filters = form.to_filters()
-    page = Paginator(audit_events_for_user(user=request.user, filters=filters), 50).get_page(request.GET.get("page"))
+    page = audit_page(
+        audit_events_for_user(user=request.user, filters=filters),
+        before=_seq_param(request, "before"),
+        after=_seq_param(request, "after"),
+    )
     return render(
         request,
         "governance/audit_list.html",
         {
             "page": page,
-            "rows": audit_rows(page.object_list),
+            "rows": audit_rows(page.events),
             "filters": filters,
             "errors": form.error_list(),
             "actions": audit_actions(),
@@ -164,6 +168,12 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         },
         status=200 if valid else 400,
     )
+
+
+def _seq_param(request: HttpRequest, name: str) -> int | None:
+    """A page bound from the query string; anything but a whole number is ignored (the newest page)."""
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() else None
 
 
 @require_GET

@@ -91,10 +91,10 @@ def test_the_audit_list_is_a_paged_envelope(schema):
     operation = schema["paths"][AUDIT]["get"]
     page = _component(schema, _response_ref(schema, AUDIT, "get", "200"))
     assert page["type"] == "object"
-    assert {"count", "next", "previous", "results"} <= set(page["properties"])
+    assert {"next", "previous", "results"} <= set(page["properties"])
     event = _component(schema, page["properties"]["results"]["items"]["$ref"])
     assert {"seq", "action", "hash", "prev_hash"} <= set(event["properties"])
-    assert {"limit", "offset"} <= {parameter["name"] for parameter in operation["parameters"]}
+    assert {"limit", "cursor"} <= {parameter["name"] for parameter in operation["parameters"]}
 
 
 ERRORS = {

@@ -57,6 +57,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from annotations.counters import GOLD, LABELLED_AT_IMPORT, STATE, counts_add
 from annotations.import_lifecycle import (
     BatchHeartbeat,
     Superseded,
@@ -424,6 +425,12 @@ def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float)
         )
         labelled_rows = cursor.rowcount
         timings["publish_gold_labels"] = round(time.monotonic() - started - timings["publish_items"], 3)
+        cursor.execute(
+            f"SELECT s.{col(staged, 'queue_state')}, s.{col(staged, 'label')}, COUNT(*) FROM {q(staged.db_table)} s "
+            f"WHERE s.{col(staged, 'batch')} = %s GROUP BY s.{col(staged, 'queue_state')}, s.{col(staged, 'label')}",
+            [batch.pk],
+        )
+        counts_add(dataset_id=batch.dataset_id, deltas=_publish_count_deltas(cursor.fetchall()))
     published = batch_transition(
         batch_id=batch.pk,
         from_statuses=[ImportBatch.Status.PUBLISHING],
@@ -454,6 +461,18 @@ def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float)
         raise Superseded(f"Import batch {batch.pk} attempt {batch.attempts} was taken back before it published.")
     send_after_commit(items_imported, sender=Dataset, dataset_id=batch.dataset_id, batch_id=batch.pk)
     return published
+
+
+def _publish_count_deltas(groups: list[tuple[str, int | None, int]]) -> dict[str, int]:
+    """The counters an import adds, from (queue state, label id or None, rows) groups of its staged rows."""
+    deltas: dict[str, int] = {}
+    for state, label_id, rows in groups:
+        deltas[f"{STATE}{state}"] = deltas.get(f"{STATE}{state}", 0) + rows
+        if label_id is not None:
+            deltas[f"{GOLD}{label_id}"] = deltas.get(f"{GOLD}{label_id}", 0) + rows
+            if state == Item.QueueState.DONE:
+                deltas[LABELLED_AT_IMPORT] = deltas.get(LABELLED_AT_IMPORT, 0) + rows
+    return deltas
 
 
 def full_report_path(batch_id: int) -> Path:

@@ -360,3 +360,30 @@ class Review(models.Model):
         if not self._state.adding:
             raise ValueError("Reviews are immutable; submit a new review instead.")
         super().save(*args, **kwargs)
+
+
+class ItemCountDelta(models.Model):
+    """Exact per-dataset counters, kept as deltas (issue 7: no page counts every item).
+
+    The transaction that moves items (an import's publish, a review) inserts the
+    changes it makes — `state:open` −1, `state:done` +1, `gold:<label id>` +1 —
+    and a page reads a dataset's counters as the sum of its rows. Inserting,
+    not updating one row per dataset, means concurrent reviews never wait for
+    each other on a counter; a beat task folds the rows of each key into one
+    (annotations/counters.py), so the sum stays a handful of rows.
+    Keys: state:<queue state>, labelled_at_import (done items whose gold label
+    came with the file), gold:<label class id>.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=40)
+    delta = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            # a dataset's counters: SUM(delta) GROUP BY key over its rows
+            models.Index(fields=["dataset", "key"], name="count_delta_dataset_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id} {self.key} {self.delta:+d}"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 
+from annotations.counters import LABELLED_AT_IMPORT, STATE, dataset_counts
 from annotations.models import Dataset, GoldLabel, ImportBatch, Item
 from workflow_site.access import AnyUser, Role, has_role, missing_record, require_dataset_access, require_role
 
@@ -52,20 +53,24 @@ def batch_get(*, dataset: Dataset, pk: int) -> ImportBatch:
         raise Http404("No such import batch.") from exc
 
 
+def datasets_queue_counts(*, datasets: list[Dataset]) -> dict[int, dict[str, int]]:
+    """Dataset id → items by state, from the counters (annotations/counters.py): one query for
+    all the datasets, whatever their size. `done` splits into `reviewed` (by a person) and
+    `labelled_at_import` (a labelled file's rows: done, but nobody reviewed them)."""
+    totals = dataset_counts(dataset_ids=[d.pk for d in datasets])
+    result = {}
+    for dataset_id, counters in totals.items():
+        counts = {state: counters.get(f"{STATE}{state}", 0) for state in ("open", "done", "holdout")}
+        counts["total"] = sum(counts.values())
+        counts["labelled_at_import"] = counters.get(LABELLED_AT_IMPORT, 0)
+        counts["reviewed"] = counts["done"] - counts["labelled_at_import"]
+        result[dataset_id] = counts
+    return result
+
+
 def dataset_queue_counts(*, dataset: Dataset) -> dict[str, int]:
-    """Items by state. `done` splits into `reviewed` (by a person) and `labelled_at_import`
-    (a labelled file's rows: done, but nobody reviewed them)."""
-    counts = Item.objects.filter(dataset=dataset).aggregate(
-        open=Count("id", filter=Q(queue_state=Item.QueueState.OPEN)),
-        done=Count("id", filter=Q(queue_state=Item.QueueState.DONE)),
-        holdout=Count("id", filter=Q(queue_state=Item.QueueState.HOLDOUT)),
-    )
-    counts["total"] = sum(counts.values())
-    counts["labelled_at_import"] = GoldLabel.objects.filter(
-        dataset=dataset, origin=GoldLabel.Origin.IMPORT, item__queue_state=Item.QueueState.DONE
-    ).count()
-    counts["reviewed"] = counts["done"] - counts["labelled_at_import"]
-    return counts
+    """One dataset's items by state (see datasets_queue_counts)."""
+    return datasets_queue_counts(datasets=[dataset])[dataset.pk]
 
 
 def import_batches_labelled_counts(*, batches: list[ImportBatch]) -> dict[int, int]:
@@ -80,5 +85,5 @@ def import_batches_labelled_counts(*, batches: list[ImportBatch]) -> dict[int, i
 
 
 def dataset_open_count(*, dataset: Dataset) -> int:
-    """Items awaiting review: an index range scan on item_queue (dataset, queue_state), not the whole dataset."""
-    return Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.OPEN).count()
+    """Items awaiting review, from the counters: a few rows, not the dataset's items."""
+    return dataset_counts(dataset_ids=[dataset.pk])[dataset.pk].get(f"{STATE}{Item.QueueState.OPEN}", 0)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 # Importing lives in annotations/imports.py (stored upload, worker, staging, publish);
 # these names stay importable from here for existing callers.
+from annotations.counters import GOLD, STATE, counts_add
 from annotations.imports import ImportRejected, import_batch_create, item_content_hash
 from annotations.models import Dataset, GoldLabel, Item, LabelClass, Review
 from annotations.queue import selection_for
@@ -47,6 +48,18 @@ def _check_lease(item: Item, reviewer: AbstractBaseUser, now: datetime) -> None:
         if item.lease_expires_at and item.lease_expires_at > now:
             raise ValidationError("This item is being reviewed by someone else right now.")
         raise ValidationError("Your hold on this item expired and it went to someone else; ask for the next item.")
+
+
+def _review_count_deltas(*, previous_label_id: int | None, label_id: int) -> dict[str, int]:
+    """An open item answered: open → done, and its gold label (if it had one) replaced.
+
+    An open item never counts as labelled at import (that counter is of done
+    items), so answering one leaves that counter alone.
+    """
+    deltas = {f"{STATE}{Item.QueueState.OPEN}": -1, f"{STATE}{Item.QueueState.DONE}": 1, f"{GOLD}{label_id}": 1}
+    if previous_label_id is not None:
+        deltas[f"{GOLD}{previous_label_id}"] = deltas.get(f"{GOLD}{previous_label_id}", 0) - 1
+    return deltas
 
 
 def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAnswer) -> Review:
@@ -116,6 +129,7 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
 
         previous = GoldLabel.objects.filter(item=item).select_related("label").first()
         before = {"gold_label": previous.label.name if previous else None}
+        previous_label_id = previous.label_id if previous else None
         if previous is None:
             GoldLabel.objects.create(
                 item=item,
@@ -133,6 +147,10 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
             previous.save(update_fields=["label", "origin", "review", "updated_at"])
         item.queue_state = Item.QueueState.DONE
         item.save(update_fields=["leased_to", "lease_expires_at", "queue_state"])
+        counts_add(
+            dataset_id=item.dataset_id,
+            deltas=_review_count_deltas(previous_label_id=previous_label_id, label_id=answer.label.pk),
+        )
         audit_record(
             actor=reviewer,
             action="review.submitted",

@@ -19,3 +19,11 @@ def import_batches_sweep() -> int:
     from annotations.import_lifecycle import import_batches_sweep
 
     return import_batches_sweep()
+
+
+@shared_task(name="annotations.tasks.item_counts_fold")
+def item_counts_fold() -> int:
+    """Fold each dataset's counter rows into one per key, so reading them stays a few rows."""
+    from annotations.counters import counts_fold_all
+
+    return counts_fold_all()

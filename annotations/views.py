@@ -25,6 +25,7 @@ from annotations.selectors import (
     dataset_open_count,
     dataset_queue_counts,
     datasets_for_user,
+    datasets_queue_counts,
     import_batches_labelled_counts,
     item_get_for_user,
 )
@@ -40,7 +41,9 @@ _OUT_OF_RANGE_FLAGS = {"high": "▲ high", "low": "▼ low"}
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    datasets = [(dataset, dataset_queue_counts(dataset=dataset)) for dataset in datasets_for_user(user=request.user)]
+    mine = list(datasets_for_user(user=request.user))
+    counts = datasets_queue_counts(datasets=mine)
+    datasets = [(dataset, counts[dataset.pk]) for dataset in mine]
     return render(request, "annotations/home.html", {"datasets": datasets})
 
 

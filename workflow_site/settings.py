@@ -325,6 +325,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "annotations.tasks.import_batches_sweep",
         "schedule": env_int("LOUPE_DISPATCH_EVERY_S", 60),
     },
+    # Each dataset's counter rows (one per answer) folded into one per key (annotations/counters.py).
+    "item-counts-fold": {
+        "task": "annotations.tasks.item_counts_fold",
+        "schedule": env_int("LOUPE_COUNTS_FOLD_EVERY_S", 300),
+    },
     # Open items still showing an old (or no) prediction get the champion's.
     "predictions-refresh-sweep": {
         "task": "models_app.tasks.predictions_refresh_sweep",

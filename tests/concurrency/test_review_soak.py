@@ -14,7 +14,8 @@ soak runs the same mix for a few seconds (LOUPE_SOAK_SECONDS, default 12):
   candidate, which moves the champion and rewrites the open items' predictions.
 
 It then holds what the issue asks: no server error, every 2xx answer is a row
-(and no row without one), no training run failed, and the chain verifies.
+(and no row without one), no training run failed, and the chain verifies; and
+the item counters (issue 7) still equal a fresh count.
 
 SQLite takes one database-wide write lock, so it cannot deadlock on rows; the
 soak is for PostgreSQL (CI runs it there).
@@ -33,6 +34,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from annotations.counters import counts_recount, dataset_counts
 from annotations.models import Dataset, ImportBatch, Review
 from annotations.services import import_batch_create
 from governance.audit_chain import verify_chain
@@ -171,6 +173,9 @@ def test_sixteen_reviewers_with_retraining_and_promotion_never_deadlock(transact
     checked, broken = verify_chain(AuditEvent.objects.order_by("seq"))
     assert broken is None
     assert checked == AuditEvent.objects.count()
+    # The counters the pages read (one delta row per answer, no shared row) are still exact.
+    counters = {k: v for k, v in dataset_counts(dataset_ids=[dataset.pk])[dataset.pk].items() if v}
+    assert counters == counts_recount(dataset_id=dataset.pk)
     print(  # shown with -s: how much the soak did
         f"soak: {len(answered)} answers by {REVIEWERS} reviewers in {SOAK_SECONDS:.0f} s, "
         f"{runs.count()} policy runs, {len(tally.promotions)} promotions, {checked} events verified"

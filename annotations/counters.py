@@ -1,0 +1,108 @@
+"""Exact per-dataset item counters without counting items (issue 7, point 3).
+
+Every transaction that moves items records what it changed as rows of
+ItemCountDelta, in the same transaction, so the counters are exactly as right as
+the items: a rolled-back review rolls back its deltas too. Reading sums a
+dataset's rows per key, an index range scan over a few rows, whatever the
+number of items. `counts_fold` (a beat task) replaces each key's rows by one,
+so that range stays short. No writer ever updates a shared counter row, so
+sixteen reviewers answering at once never queue on a counter.
+
+What is counted (the only writers are an import's publish and review_submit):
+
+- `state:open`, `state:done`, `state:holdout`: items by queue state;
+- `labelled_at_import`: done items whose gold label came with the file;
+- `gold:<label class id>`: gold labels by label.
+
+Leases are not counted: they end by time, not by a write (no page needs the figure yet).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Count, Sum
+
+from annotations.models import Dataset, GoldLabel, Item, ItemCountDelta
+
+STATE = "state:"
+GOLD = "gold:"
+LABELLED_AT_IMPORT = "labelled_at_import"
+
+
+def counts_add(*, dataset_id: int, deltas: dict[str, int]) -> None:
+    """Record changes to a dataset's counters. Precondition: inside the transaction that made them."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("counts_add must run inside the transaction of the change it counts.")
+    rows = [ItemCountDelta(dataset_id=dataset_id, key=key, delta=delta) for key, delta in deltas.items() if delta]
+    if rows:
+        ItemCountDelta.objects.bulk_create(rows)
+
+
+def dataset_counts(*, dataset_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Dataset id → {key: count} for every counter, in one query (zero counters are absent)."""
+    ids = list(dataset_ids)
+    totals: dict[int, dict[str, int]] = {pk: defaultdict(int) for pk in ids}
+    rows = (
+        ItemCountDelta.objects.filter(dataset_id__in=ids)
+        .values("dataset_id", "key")
+        .annotate(total=Sum("delta"))
+        .order_by()
+    )
+    for row in rows:
+        totals[row["dataset_id"]][row["key"]] = int(row["total"])
+    return totals
+
+
+def counts_fold(*, dataset_id: int) -> int:
+    """Replace each key's delta rows of a dataset by one row holding their sum; returns rows removed.
+
+    Only rows that exist when it starts are folded (ids up to the highest seen),
+    so deltas inserted meanwhile by reviews are left for next time; readers see
+    the old rows or the new one, never both (one transaction).
+    """
+    with transaction.atomic():
+        rows = ItemCountDelta.objects.filter(dataset_id=dataset_id)
+        high = rows.order_by("-pk").values_list("pk", flat=True).first()
+        if high is None:
+            return 0
+        folded = rows.filter(pk__lte=high)
+        sums = list(folded.values("key").annotate(total=Sum("delta")).order_by("key"))
+        removed = folded.count()
+        if removed <= len(sums):
+            return 0  # already one row per key
+        folded.delete()
+        ItemCountDelta.objects.bulk_create(
+            [ItemCountDelta(dataset_id=dataset_id, key=row["key"], delta=row["total"]) for row in sums if row["total"]]
+        )
+    return removed
+
+
+def counts_fold_all() -> int:
+    """Fold every dataset's counter rows (the beat task)."""
+    return sum(counts_fold(dataset_id=pk) for pk in Dataset.objects.values_list("pk", flat=True))
+
+
+def counts_recount(*, dataset_id: int) -> dict[str, int]:
+    """The counters from the items themselves (the slow, obviously right way): for tests and repair."""
+    counts: dict[str, int] = defaultdict(int)
+    states = Item.objects.filter(dataset_id=dataset_id).values_list("queue_state").annotate(n=Count("id"))
+    for state, n in states.order_by():
+        counts[STATE + state] = n
+    gold = GoldLabel.objects.filter(dataset_id=dataset_id)
+    for label_id, n in gold.values_list("label_id").annotate(n=Count("id")).order_by():
+        counts[f"{GOLD}{label_id}"] = n
+    counts[LABELLED_AT_IMPORT] = gold.filter(
+        origin=GoldLabel.Origin.IMPORT, item__queue_state=Item.QueueState.DONE
+    ).count()
+    return {key: value for key, value in counts.items() if value}
+
+
+def counts_reset(*, dataset_id: int) -> None:
+    """Set a dataset's counters to a recount (after a repair, or for data from before counters)."""
+    with transaction.atomic():
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
+        ItemCountDelta.objects.filter(dataset_id=dataset_id).delete()
+        counts_add(dataset_id=dataset_id, deltas=counts_recount(dataset_id=dataset_id))

@@ -71,6 +71,7 @@ from annotations.import_lifecycle import (
     upload_path,
 )
 from annotations.import_validation import FeatureRule, ParseResult, parse_import
+from annotations.label_studio import LabelStudioFormatError, looks_like_label_studio, tasks_to_csv
 from annotations.models import Dataset, GoldLabel, ImportBatch, ImportStagedRow, Item
 from annotations.signals import items_imported, send_after_commit
 from governance.audit import audit_record
@@ -244,6 +245,14 @@ def _validate(batch: ImportBatch) -> ParseResult:
         raise FileNotFoundError("the stored upload is missing, so it cannot be read; upload the file again")
     data = path.read_bytes()
     dataset = batch.dataset
+    if looks_like_label_studio(batch.file_name, data):
+        # A Label Studio export becomes the CSV an analyst would upload: same checks, same report.
+        try:
+            data = tasks_to_csv(data, list(dataset.features.order_by("position").values_list("name", flat=True)))
+        except LabelStudioFormatError as exc:
+            result = ParseResult()
+            result.add(None, "", "", str(exc))
+            return result
     result = parse_import(
         data,
         features=[
@@ -488,7 +497,8 @@ def _full_report_write(batch_id: int, result: ParseResult) -> str:
     """
     path = full_report_path(batch_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
+    # A name of its own, then an atomic rename: two attempts at one batch never write the same file.
+    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
     with partial.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["line", "column", "value", "problem"])

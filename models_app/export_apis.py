@@ -21,7 +21,11 @@ class ExportApi(APIView):
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=[k.value for k in ExportKind])
         # Not "format": DRF reads ?format= as a renderer choice (and answers 404 for csv).
-        file_format = serializers.ChoiceField(choices=[f.value for f in ExportFormat], default=ExportFormat.CSV.value)
+        file_format = serializers.ChoiceField(
+            choices=[f.value for f in ExportFormat if f != ExportFormat.JSON],
+            default=ExportFormat.CSV.value,
+            help_text="Ignored for kind=labelstudio, which is always Label Studio's JSON.",
+        )
         snapshot = serializers.IntegerField(required=False, help_text="The snapshot id, for kind=snapshot.")
 
     @extend_schema(

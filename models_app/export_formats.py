@@ -29,6 +29,7 @@ class ExportFormat(StrEnum):
     CSV = "csv"
     JSONL = "jsonl"
     PARQUET = "parquet"
+    JSON = "json"  # one JSON array (Label Studio's task format)
 
     @property
     def content_type(self) -> str:
@@ -36,6 +37,7 @@ class ExportFormat(StrEnum):
             ExportFormat.CSV: "text/csv; charset=utf-8",
             ExportFormat.JSONL: "application/x-ndjson; charset=utf-8",
             ExportFormat.PARQUET: "application/vnd.apache.parquet",
+            ExportFormat.JSON: "application/json; charset=utf-8",
         }[self]
 
 

@@ -8,6 +8,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpRe
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from annotations.label_studio import json_array_chunks
 from annotations.models import Dataset
 from annotations.selectors import dataset_get_for_user
 from models_app.export_formats import ExportFormat, csv_chunks, jsonl_chunks, parquet_file
@@ -22,6 +23,11 @@ class ExportForm(forms.Form):
             (ExportKind.ITEMS, "Items: data, gold label, the champion's prediction, provenance"),
             (ExportKind.REVIEWS, "Reviews: who answered what, when, what they were shown, why it was picked"),
             (ExportKind.SNAPSHOT, "A snapshot: exactly the gold labels one training run froze"),
+            (
+                ExportKind.LABEL_STUDIO,
+                "Label Studio tasks: data, the champion's prediction and the reviews, as Label Studio's JSON "
+                "(the format below does not apply)",
+            ),
         ],
         initial=ExportKind.ITEMS,
         widget=forms.RadioSelect,
@@ -60,6 +66,11 @@ def export_response(export: Export) -> HttpResponse:
             filename=export.file_name,
             content_type=export.fmt.content_type,
         )
+    elif export.fmt == ExportFormat.JSON:
+        response = StreamingHttpResponse(
+            (text.encode("utf-8") for text in json_array_chunks(export.rows)), content_type=export.fmt.content_type
+        )
+        response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
     else:
         chunks = csv_chunks if export.fmt == ExportFormat.CSV else jsonl_chunks
         response = StreamingHttpResponse(

@@ -23,6 +23,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from annotations.label_studio import item_task
 from annotations.models import Dataset, GoldLabel, Item, Review
 from governance.audit import audit_record
 from models_app.data import labels_hash
@@ -38,6 +39,7 @@ class ExportKind(StrEnum):
     ITEMS = "items"
     REVIEWS = "reviews"
     SNAPSHOT = "snapshot"
+    LABEL_STUDIO = "labelstudio"  # Label Studio's JSON tasks (data + predictions + annotations), whatever the format
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,24 @@ def _snapshot_rows(snapshot: DatasetSnapshot, features: list[tuple[str, str]]) -
         yield row
 
 
+def _label_studio_tasks(dataset: Dataset, feature_names: list[str]) -> Iterator[dict[str, Any]]:
+    """Every item as a Label Studio task, a page of items (and one query for their reviews) at a time."""
+    items = Item.objects.filter(dataset=dataset).select_related("gold_label__label", "predicted_label")
+    last = 0
+    while True:
+        page = list(items.filter(pk__gt=last).order_by("pk")[:PAGE])
+        if not page:
+            return
+        reviews: dict[int, list[Review]] = {}
+        for review in (
+            Review.objects.filter(item__in=page).select_related("label", "reviewer").order_by("created_at", "pk")
+        ):
+            reviews.setdefault(review.item_id, []).append(review)
+        for item in page:
+            yield item_task(item, feature_names, reviews.get(item.pk, []))
+        last = page[-1].pk
+
+
 def _live_labels_hash(dataset: Dataset) -> str:
     """The gold labels as they stand, hashed the way a snapshot hashes its labels."""
     rows = (
@@ -187,6 +207,11 @@ def export_open(
         types = {"observed_at": "timestamp", **feature_types, "review_id": "int"}
         rows = _snapshot_rows(snapshot, features)
         name = f"{dataset.slug}-snapshot-{snapshot.pk}"
+    elif kind == ExportKind.LABEL_STUDIO:
+        reflects = _live_labels_hash(dataset)
+        columns, types, rows = [], {}, _label_studio_tasks(dataset, list(feature_types))
+        name = f"{dataset.slug}-label-studio"
+        fmt = ExportFormat.JSON
     elif kind == ExportKind.REVIEWS:
         reflects = _live_labels_hash(dataset)
         columns, types, rows = list(_REVIEW_COLUMNS), dict(_REVIEW_COLUMNS), _review_rows(dataset)

@@ -9,6 +9,9 @@ os.environ.setdefault("HTTPS", "false")
 os.environ.setdefault("LOUPE_PLAIN_STATIC", "true")
 os.environ["LOUPE_ARTIFACT_DIR"] = os.path.join(_scratch, "artifacts")
 os.environ["LOUPE_BROKER_DIR"] = os.path.join(_scratch, "broker")
+# Stored uploads and import reports are named by batch id, and every xdist worker has its own
+# database counting batches from 1: each gets its own folder (and none writes into var/).
+os.environ["LOUPE_UPLOAD_DIR"] = os.path.join(_scratch, "uploads")
 # This process's keys on a shared broker (tests/celery_app.py); assigned, not defaulted,
 # so that each xdist worker gets its own rather than inheriting the controller's.
 os.environ["LOUPE_TEST_BROKER_NAMESPACE"] = f"loupe-test-{os.getpid()}:"

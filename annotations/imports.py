@@ -81,7 +81,7 @@ logger = logging.getLogger(__name__)
 
 # Rows per staging transaction: on SQLite each chunk holds the write lock for a
 # fraction of a second (bench/import_while_reviewing.py), so a reviewer's write waits at most that long.
-STAGE_CHUNK_ROWS = 5000
+STAGE_CHUNK_ROWS = settings.LOUPE_IMPORT_STAGE_CHUNK_ROWS
 # The staging table's columns, in the order _stage writes them (a later COPY can use the same).
 _STAGED_COLUMNS = ("batch", "line", "external_id", "values", "observed_at", "label", "queue_state", "content_hash")
 

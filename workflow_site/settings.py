@@ -279,6 +279,8 @@ LOUPE_UPLOAD_DIR = Path(env_str("LOUPE_UPLOAD_DIR", str(VAR_DIR / "uploads")))
 # A worker whose import stops sending heartbeats (LOUPE_HEARTBEAT_STALE_S) is presumed lost;
 # the sweep queues the import again, at most this many attempts in all, then fails it.
 LOUPE_IMPORT_MAX_ATTEMPTS = env_int("LOUPE_IMPORT_MAX_ATTEMPTS", 2)
+# Rows per staging transaction (each holds SQLite's write lock for a fraction of a second).
+LOUPE_IMPORT_STAGE_CHUNK_ROWS = env_int("LOUPE_IMPORT_STAGE_CHUNK_ROWS", 5000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

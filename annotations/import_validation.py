@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from workflow_site.invisible_chars import describe, has_hidden, is_hidden_char, reveal
@@ -215,27 +215,43 @@ def _parse_bool(raw: str) -> bool | None:
     return None
 
 
+def _validate_numbers(raw: pd.Series, lines: pd.Index, rule: FeatureRule, result: ParseResult) -> list[Any]:
+    """A number column, checked column-wise (issue 7: no Python step per cell): the bad cells are
+    found with array operations, then reported one by one, in line order, as before."""
+    stripped = raw.str.strip()
+    numbers = pd.to_numeric(stripped, errors="coerce")
+    as_float = numbers.to_numpy(dtype="float64", na_value=np.nan)
+    missing = (stripped == "").to_numpy()
+    not_number = ~missing & ~np.isfinite(as_float)
+    not_whole = np.zeros(len(as_float), dtype=bool)
+    if rule.dtype == "integer":
+        fine = ~missing & ~not_number
+        not_whole[fine] = np.mod(as_float[fine], 1) != 0
+    bad = missing | not_number | not_whole
+    for position in np.flatnonzero(bad):
+        line, text = int(lines[position]), raw.iat[position]
+        if missing[position]:
+            result.add(line, rule.name, text, "Missing value.")
+        elif not_number[position]:
+            result.add(line, rule.name, text, "Not a number." if rule.dtype == "float" else "Not a whole number.")
+        else:
+            result.add(line, rule.name, text, "Not a whole number.")
+    if rule.dtype == "integer":
+        exact = numbers.dtype.kind in "iu"  # parsed as integers: keep them exact beyond 2**53
+        values: list[Any] = numbers.tolist() if exact else [int(v) if v == v else None for v in as_float.tolist()]
+        values = [None if b else (int(v) if v is not None else None) for v, b in zip(values, bad.tolist(), strict=True)]
+        return values
+    values = as_float.tolist()
+    for position in np.flatnonzero(bad):
+        values[position] = None
+    return values
+
+
 def _validate_feature(frame: pd.DataFrame, rule: FeatureRule, result: ParseResult) -> list[Any]:
     raw = frame[rule.name]
     lines = frame.index + 2
     if rule.dtype in ("float", "integer"):
-        numbers = pd.to_numeric(raw.str.strip(), errors="coerce")
-        values: list[Any] = []
-        for line, text, number in zip(lines, raw, numbers, strict=True):
-            if text.strip() == "":
-                result.add(int(line), rule.name, text, "Missing value.")
-                values.append(None)
-            elif pd.isna(number) or not math.isfinite(float(number)):
-                result.add(
-                    int(line), rule.name, text, "Not a number." if rule.dtype == "float" else "Not a whole number."
-                )
-                values.append(None)
-            elif rule.dtype == "integer" and not float(number).is_integer():
-                result.add(int(line), rule.name, text, "Not a whole number.")
-                values.append(None)
-            else:
-                values.append(int(number) if rule.dtype == "integer" else float(number))
-        return values
+        return _validate_numbers(raw, lines, rule, result)
     if rule.dtype == "boolean":
         out = []
         for line, text in zip(lines, raw, strict=True):

@@ -58,6 +58,14 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from annotations.counters import GOLD, LABELLED_AT_IMPORT, STATE, counts_add
+from annotations.import_formats import (
+    ImportFormatError,
+    detect_format,
+    format_error_result,
+    jsonl_to_csv,
+    parquet_to_csv,
+    report_in_source_terms,
+)
 from annotations.import_lifecycle import (
     BatchHeartbeat,
     Superseded,
@@ -71,7 +79,7 @@ from annotations.import_lifecycle import (
     upload_path,
 )
 from annotations.import_validation import FeatureRule, ParseResult, parse_import
-from annotations.label_studio import LabelStudioFormatError, looks_like_label_studio, tasks_to_csv
+from annotations.label_studio import LabelStudioFormatError, tasks_to_csv
 from annotations.models import Dataset, GoldLabel, ImportBatch, ImportStagedRow, Item
 from annotations.signals import items_imported, send_after_commit
 from governance.audit import audit_record
@@ -245,14 +253,20 @@ def _validate(batch: ImportBatch) -> ParseResult:
         raise FileNotFoundError("the stored upload is missing, so it cannot be read; upload the file again")
     data = path.read_bytes()
     dataset = batch.dataset
-    if looks_like_label_studio(batch.file_name, data):
-        # A Label Studio export becomes the CSV an analyst would upload: same checks, same report.
-        try:
+    # Every format becomes the CSV an analyst would upload: the same checks, the same report
+    # (annotations/import_formats.py), with lines put back in the file's own numbering.
+    file_format, converted = detect_format(batch.file_name, data), None
+    try:
+        if file_format == "labelstudio":
             data = tasks_to_csv(data, list(dataset.features.order_by("position").values_list("name", flat=True)))
-        except LabelStudioFormatError as exc:
-            result = ParseResult()
-            result.add(None, "", "", str(exc))
-            return result
+        elif file_format == "jsonl":
+            converted = jsonl_to_csv(data)
+        elif file_format == "parquet":
+            converted = parquet_to_csv(data)
+    except (ImportFormatError, LabelStudioFormatError) as exc:
+        return format_error_result(exc if isinstance(exc, ImportFormatError) else ImportFormatError(str(exc)))
+    if converted is not None:
+        data = converted.csv
     result = parse_import(
         data,
         features=[
@@ -261,6 +275,8 @@ def _validate(batch: ImportBatch) -> ParseResult:
         label_names=list(dataset.label_classes.values_list("name", flat=True)),
         require_label=batch.purpose == ImportBatch.Purpose.HOLDOUT,
     )
+    if converted is not None:
+        result = report_in_source_terms(result, converted)
     if result.ok:
         batch_progress(batch, stage="Checking the ids against the dataset", rows_total=result.rows_total)
         batch.rows_total = result.rows_total

@@ -167,8 +167,3 @@ def _text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return repr(value)
     return str(value)
-
-
-def looks_like_label_studio(file_name: str, data: bytes) -> bool:
-    """A .json upload, or one whose first character is '[': a Label Studio task list."""
-    return file_name.lower().endswith(".json") or data.lstrip()[:1] == b"["

@@ -307,6 +307,27 @@ def _check_existing_ids(dataset: Dataset, result: ParseResult) -> None:
             result.add(row.line, "external_id", row.external_id, _clash_reason(clashes[row.external_id]))
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _staged_params(*, batch_id: int, row: Any, label_id: int | None, state: str, prepare: Any) -> list[Any]:
+    """One staged row's parameters, in _STAGED_COLUMNS order.
+
+    The values are serialised once: that JSON text goes into the table (the
+    database parses it) and into the content hash, which is exactly
+    item_content_hash's canonical JSON, built around it instead of dumped again.
+    """
+    values_json = _canonical(row.values)
+    observed = row.observed_at.astimezone(UTC).isoformat() if row.observed_at else None
+    payload = (
+        f'{{"external_id":{_canonical(row.external_id)},"label":{_canonical(row.label)},'
+        f'"observed_at":{_canonical(observed)},"values":{values_json}}}'
+    )
+    content_hash = hashlib.sha256(payload.encode()).hexdigest()
+    return [batch_id, row.line, row.external_id, values_json, prepare(row.observed_at), label_id, state, content_hash]
+
+
 def _stage(batch: ImportBatch, result: ParseResult) -> float:
     """Write the validated rows into the staging table, STAGE_CHUNK_ROWS per short transaction
     (COPY on PostgreSQL, executemany on SQLite).
@@ -326,33 +347,24 @@ def _stage(batch: ImportBatch, result: ParseResult) -> float:
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
     copy = f"COPY {q(ImportStagedRow._meta.db_table)} ({', '.join(q(f.column) for f in fields)}) FROM STDIN"
+    observed_field = ImportStagedRow._meta.get_field("observed_at")
+
+    def prepare(moment: datetime | None) -> Any:
+        return observed_field.get_db_prep_save(moment, connection)
+
     rows, longest = result.rows, 0.0
     for start in range(0, len(rows), STAGE_CHUNK_ROWS):
         chunk = rows[start : start + STAGE_CHUNK_ROWS]
         params = [
-            [
-                field.get_db_prep_save(value, connection)
-                for field, value in zip(
-                    fields,
-                    (
-                        batch.pk,
-                        row.line,
-                        row.external_id,
-                        row.values,
-                        row.observed_at,
-                        labels[row.label] if row.label else None,
-                        Item.QueueState.HOLDOUT
-                        if holdout
-                        else Item.QueueState.DONE
-                        if row.label
-                        else Item.QueueState.OPEN,
-                        item_content_hash(
-                            external_id=row.external_id, values=row.values, observed_at=row.observed_at, label=row.label
-                        ),
-                    ),
-                    strict=True,
-                )
-            ]
+            _staged_params(
+                batch_id=batch.pk,
+                row=row,
+                label_id=labels[row.label] if row.label else None,
+                state=(
+                    Item.QueueState.HOLDOUT if holdout else Item.QueueState.DONE if row.label else Item.QueueState.OPEN
+                ),
+                prepare=prepare,
+            )
             for row in chunk
         ]
         began = time.monotonic()

@@ -29,16 +29,16 @@ def _slow_staging(**_: object) -> None:
     from annotations import imports
 
     pause = float(os.environ[SLOW_STAGE_ENV])
-    real_hash = imports.item_content_hash
+    real_params = imports._staged_params
     calls = itertools.count()
     imports.STAGE_CHUNK_ROWS = 2
 
-    def slow_hash(**row):  # type: ignore[no-untyped-def]
+    def slow_params(**row):  # type: ignore[no-untyped-def]
         if next(calls) == imports.STAGE_CHUNK_ROWS:  # the first row of the second chunk: the first is committed
             time.sleep(pause)
-        return real_hash(**row)
+        return real_params(**row)
 
-    imports.item_content_hash = slow_hash
+    imports._staged_params = slow_params
 
 
 __all__ = ["SLOW_STAGE_ENV", "app"]

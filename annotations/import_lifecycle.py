@@ -11,7 +11,6 @@ after the batch was taken back (`Superseded`).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,12 +18,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotations.models import ImportBatch, ImportStagedRow
 from governance.audit import audit_record
+from workflow_site.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -127,39 +127,15 @@ def batch_progress(batch: ImportBatch, **changes: Any) -> None:
         raise Superseded(f"Import batch {batch.pk} attempt {batch.attempts} was taken back by the sweep.")
 
 
-class BatchHeartbeat:
-    """Touches the batch's heartbeat every LOUPE_HEARTBEAT_EVERY_S from a thread while validation runs."""
+def batch_heartbeat(batch: ImportBatch) -> Heartbeat:
+    """Touches the batch's heartbeat from a thread while validation runs (while this attempt owns it)."""
 
-    def __init__(self, batch: ImportBatch) -> None:
-        self.batch = batch
-        self.every = settings.LOUPE_HEARTBEAT_EVERY_S
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-import-{batch.pk}", daemon=True)
+    def touch() -> None:
+        ImportBatch.objects.filter(pk=batch.pk, status__in=ImportBatch.ACTIVE, attempts=batch.attempts).update(
+            heartbeat_at=timezone.now()
+        )
 
-    def _beat(self) -> None:
-        touched = False
-        try:
-            while not self._stop.wait(self.every):
-                try:
-                    ImportBatch.objects.filter(
-                        pk=self.batch.pk, status__in=ImportBatch.ACTIVE, attempts=self.batch.attempts
-                    ).update(heartbeat_at=timezone.now())
-                    touched = True
-                except Exception:  # a missed beat is logged; the next one may succeed
-                    logger.warning("Heartbeat of import batch %s not recorded", self.batch.pk, exc_info=True)
-        finally:
-            if touched:
-                connection.close()  # this thread's own connection
-
-    def __enter__(self) -> BatchHeartbeat:
-        if self.every > 0:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+    return Heartbeat(touch=touch, name=f"import batch {batch.pk}")
 
 
 def import_batch_fail(*, batch: ImportBatch, error: str) -> ImportBatch | None:

@@ -67,9 +67,9 @@ from annotations.import_formats import (
     report_in_source_terms,
 )
 from annotations.import_lifecycle import (
-    BatchHeartbeat,
     Superseded,
     batch_cleanup,
+    batch_heartbeat,
     batch_progress,
     batch_transition,
     import_batch_claim,
@@ -225,7 +225,7 @@ def import_batch_process(*, batch_id: int) -> ImportOutcome | None:
         return None
     try:
         started = time.monotonic()
-        with BatchHeartbeat(batch):
+        with batch_heartbeat(batch):
             result = _validate(batch)
         if not result.ok:
             return ImportOutcome(_reject(batch, result, from_status=ImportBatch.Status.VALIDATING), result)

@@ -17,7 +17,6 @@ the first attempt froze, so no snapshot is left without its run.
 from __future__ import annotations
 
 import logging
-import threading
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -37,6 +36,7 @@ from models_app.ml.artifacts import save_model
 from models_app.ml.metrics import classification_metrics
 from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel, TrainingRun
 from models_app.prediction import model_load
+from workflow_site.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -107,39 +107,6 @@ def _progress(run: TrainingRun, progress: int, stage: str) -> None:
 
 def _heartbeat_touch(run_id: int) -> None:
     TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(heartbeat_at=timezone.now())
-
-
-class _Heartbeat:
-    """Touches the run's heartbeat every LOUPE_HEARTBEAT_EVERY_S from a thread, while a long stage (the fit) runs."""
-
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
-        self.every = settings.LOUPE_HEARTBEAT_EVERY_S
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{run_id}", daemon=True)
-
-    def _beat(self) -> None:
-        touched = False
-        try:
-            while not self._stop.wait(self.every):
-                try:
-                    _heartbeat_touch(self.run_id)
-                    touched = True
-                except Exception:  # a missed beat is logged; the next one may succeed
-                    logger.warning("Heartbeat of training run %s not recorded", self.run_id, exc_info=True)
-        finally:
-            if touched:
-                connection.close()  # this thread's own connection
-
-    def __enter__(self) -> _Heartbeat:
-        if self.every > 0:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
 
 def training_run_requeue_lost(*, run_id: int, lost_at: Any, max_attempts: int) -> TrainingRun | None:
@@ -308,7 +275,7 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
             SnapshotLabel.objects.filter(snapshot=snapshot).order_by("item_id").values_list("item_id", "label__name")
         )
         frame = frame_for_items([item_id for item_id, _ in rows], specs)
-        with _Heartbeat(run.pk):
+        with Heartbeat(touch=lambda: _heartbeat_touch(run.pk), name=f"training run {run.pk}"):
             model = baseline.train(frame, [label for _, label in rows], specs, classes, seed=run.pk)
 
         _progress(run, 60, "Writing the artifact")

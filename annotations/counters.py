@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Sum
 
 from annotations.models import Dataset, GoldLabel, Item, ItemCountDelta
@@ -59,23 +59,29 @@ def dataset_counts(*, dataset_ids: Iterable[int]) -> dict[int, dict[str, int]]:
 def counts_fold(*, dataset_id: int) -> int:
     """Replace each key's delta rows of a dataset by one row holding their sum; returns rows removed.
 
-    Only rows that exist when it starts are folded (ids up to the highest seen),
-    so deltas inserted meanwhile by reviews are left for next time; readers see
-    the old rows or the new one, never both (one transaction).
+    The sums are taken from exactly the rows this call deleted (DELETE … RETURNING), so
+    two folds at once cannot both count the same rows: the second deletes nothing the
+    first took. Rows inserted meanwhile by reviews are left for next time; readers see
+    the old rows or the new ones, never both (one transaction).
     """
-    with transaction.atomic():
-        rows = ItemCountDelta.objects.filter(dataset_id=dataset_id)
-        high = rows.order_by("-pk").values_list("pk", flat=True).first()
-        if high is None:
-            return 0
-        folded = rows.filter(pk__lte=high)
-        sums = list(folded.values("key").annotate(total=Sum("delta")).order_by("key"))
-        removed = folded.count()
-        if removed <= len(sums):
+    table = connection.ops.quote_name(ItemCountDelta._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT key) FROM {table} WHERE dataset_id = %s", [dataset_id])
+        rows, keys = cursor.fetchone()
+        if rows <= keys:
             return 0  # already one row per key
-        folded.delete()
+        cursor.execute(f"DELETE FROM {table} WHERE dataset_id = %s RETURNING key, delta", [dataset_id])
+        sums: dict[str, int] = defaultdict(int)
+        removed = 0
+        for key, delta in cursor.fetchall():
+            sums[key] += delta
+            removed += 1
         ItemCountDelta.objects.bulk_create(
-            [ItemCountDelta(dataset_id=dataset_id, key=row["key"], delta=row["total"]) for row in sums if row["total"]]
+            [
+                ItemCountDelta(dataset_id=dataset_id, key=key, delta=total)
+                for key, total in sorted(sums.items())
+                if total
+            ]
         )
     return removed
 

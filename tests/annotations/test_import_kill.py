@@ -62,11 +62,13 @@ def test_a_worker_killed_mid_import_is_noticed_and_the_import_retried_once_from_
     import_batches_sweep()  # what beat runs every LOUPE_DISPATCH_EVERY_S; re-sends to the ordinary queue
 
     assert AuditEvent.objects.filter(action="import.requeued", object_id=str(batch.pk)).count() == 1
+    # Finished and cleaned up: the worker removes the staged rows and the stored file just
+    # after the publish commits, so waiting for the status alone races with that clean-up.
     done = wait_for(
-        lambda: ImportBatch.objects.filter(pk=batch.pk, status__in=ImportBatch.FINISHED).first(),
+        lambda: ImportBatch.objects.filter(pk=batch.pk, status__in=ImportBatch.FINISHED, stored_file="").first(),
         60,
         live_worker,
-        "the re-queued import to finish",
+        "the re-queued import to finish and clean up",
     )
     assert done.status == ImportBatch.Status.IMPORTED, (done.status, done.error)
     assert (done.attempts, done.rows_imported, done.stored_file) == (2, 9, "")

@@ -113,8 +113,18 @@ def _promote_until(deadline: float, dataset: Dataset, requester, signer, tally: 
             if candidate is None:
                 time.sleep(0.2)
                 continue
-            request = promotion_request_create(model_version=candidate, user=requester, reason="soak")
-            promotion_decide(request_id=request.pk, user=signer, approve=True, password=PASSWORD, reason="soak")
+            # A candidate worse than the champion needs the acknowledgement (defect 13); the soak promotes anyway.
+            request = promotion_request_create(
+                model_version=candidate, user=requester, reason="soak", acknowledge_regressions=True
+            )
+            promotion_decide(
+                request_id=request.pk,
+                user=signer,
+                approve=True,
+                password=PASSWORD,
+                reason="soak",
+                acknowledge_regressions=True,
+            )
             tally.promotions.append(candidate.version)
     except BaseException as exc:
         tally.crashes.append(exc)

@@ -380,6 +380,7 @@ def parse_import(
     lines = [int(i) + 2 for i in frame.index]
     ids = frame[ID_COLUMN].str.strip()
     first_seen: dict[str, int] = {}
+    ids = ids.tolist()  # plain strings: indexing a pandas column per row costs more than the check
     for line, external_id in zip(lines, ids, strict=True):
         if external_id == "":
             result.add(line, ID_COLUMN, "", "Missing id.")
@@ -426,14 +427,18 @@ def parse_import(
 
     if not result.ok:
         return result
-    for position, line in enumerate(lines):
+    names = list(columns)
+    # Rows from the checked columns, transposed by zip (in C) rather than indexed cell by cell
+    # (a schema with no features gives each row empty values).
+    transposed = zip(*columns.values(), strict=True) if names else [()] * len(lines)
+    for line, external_id, row_values, moment, label in zip(lines, ids, transposed, observed, labels, strict=True):
         result.rows.append(
             ParsedRow(
                 line=line,
-                external_id=ids.iat[position],
-                values={name: column[position] for name, column in columns.items()},
-                observed_at=observed[position],
-                label=labels[position],
+                external_id=external_id,
+                values=dict(zip(names, row_values, strict=True)),
+                observed_at=moment,
+                label=label,
             )
         )
     return result

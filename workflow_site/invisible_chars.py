@@ -57,4 +57,6 @@ def reveal(text: str) -> str:
 
 
 def has_hidden(text: str) -> bool:
+    if text.isascii() and text.isprintable():
+        return False  # printable ASCII (letters, digits, punctuation, the space): nothing hidden
     return any(is_hidden_char(char) for char in text)

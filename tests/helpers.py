@@ -112,3 +112,16 @@ def review_next(dataset: Dataset, reviewer: User, *, accept: bool = True) -> Rev
     queued = queue_next_item(dataset=dataset, reviewer=reviewer)
     assert queued is not None
     return review_submit(item_id=queued.item.pk, reviewer=reviewer, answer=answer_for(queued.item, accept=accept))
+
+
+def candidate_train(dataset: Dataset, *, requested_by: User | None = None, reason: str = "another run"):  # type: ignore[no-untyped-def]
+    """Train the dataset again, here and now (no worker): the new, evaluated candidate version."""
+    from models_app.services import training_run_request
+    from models_app.training import training_run_execute
+
+    run = training_run_request(
+        dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=requested_by, reason=reason, dispatch=False
+    )
+    version = training_run_execute(run_id=run.pk)
+    assert version is not None, TrainingRun.objects.get(pk=run.pk).error
+    return version

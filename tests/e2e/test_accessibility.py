@@ -16,6 +16,7 @@ from annotations.models import ImportBatch, Item
 from governance.models import PromotionRequest
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 from tests.e2e.browser import sign_in, sign_out, sync_api
+from tests.helpers import candidate_train
 
 expect = sync_api().expect
 pytestmark = pytest.mark.e2e
@@ -71,15 +72,7 @@ class Audit:
 
 def candidate_v2(dataset) -> ModelVersion:
     """A second, evaluated version of the trained dataset, ready to be put up for promotion."""
-    from models_app.services import training_run_request
-    from models_app.training import training_run_execute
-
-    run = training_run_request(
-        dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=None, reason="a11y", dispatch=False
-    )
-    version = training_run_execute(run_id=run.pk)
-    assert version is not None, TrainingRun.objects.get(pk=run.pk).error
-    return version
+    return candidate_train(dataset, reason="a11y")
 
 
 def test_every_page_of_the_loop_has_no_serious_or_critical_axe_violation(  # ~17 s

@@ -19,6 +19,7 @@ from annotations.models import ImportBatch, Item
 from governance.models import PromotionRequest
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 from tests.e2e.browser import sign_in, sign_out, sync_api
+from tests.helpers import candidate_train
 
 expect = sync_api().expect
 pytestmark = pytest.mark.e2e
@@ -68,15 +69,8 @@ class Violations:
 
 
 def candidate_v2(dataset) -> ModelVersion:
-    from models_app.services import training_run_request
-    from models_app.training import training_run_execute
-
-    run = training_run_request(
-        dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=None, reason="csp", dispatch=False
-    )
-    version = training_run_execute(run_id=run.pk)
-    assert version is not None, TrainingRun.objects.get(pk=run.pk).error
-    return version
+    """A second, evaluated version of the trained dataset, ready to be put up for promotion."""
+    return candidate_train(dataset, reason="csp")
 
 
 def test_no_page_of_the_loop_is_refused_anything_by_the_content_security_policy(  # ~20 s

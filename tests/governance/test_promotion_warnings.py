@@ -12,6 +12,7 @@ from governance.promotions import promotion_decide, promotion_request_create, pr
 from models_app.models import Evaluation, ModelVersion, TrainingRun
 from models_app.selectors import NOT_COMPARABLE, champion_comparison
 from tests.conftest import PASSWORD, login
+from tests.helpers import candidate_train
 
 
 @pytest.fixture
@@ -22,17 +23,7 @@ def champion(trained_dataset) -> ModelVersion:
 @pytest.fixture
 def candidate(trained_dataset, champion, model_admin) -> ModelVersion:
     """v2, trained on the same data as the v1 champion and measured on the same holdout."""
-    from models_app.services import training_run_request
-    from models_app.training import training_run_execute
-
-    run = training_run_request(
-        dataset=trained_dataset,
-        trigger=TrainingRun.Trigger.MANUAL,
-        requested_by=model_admin,
-        reason="again",
-        dispatch=False,
-    )
-    version = training_run_execute(run_id=run.pk)
+    version = candidate_train(trained_dataset, requested_by=model_admin, reason="again")
     assert version is not None
     return version
 

@@ -15,6 +15,7 @@ from models_app.models import ModelVersion, TrainingRun
 from models_app.services import training_run_request
 from models_app.training import training_run_execute
 from tests.conftest import PASSWORD, login, synthetic_rows
+from tests.helpers import candidate_train
 
 
 @pytest.fixture
@@ -25,17 +26,7 @@ def champion(trained_dataset) -> ModelVersion:
 @pytest.fixture
 def candidate(trained_dataset, champion, model_admin) -> ModelVersion:
     """A second training on the same dataset: v2, a candidate next to the v1 champion."""
-    from models_app.services import training_run_request
-    from models_app.training import training_run_execute
-
-    run = training_run_request(
-        dataset=trained_dataset,
-        trigger=TrainingRun.Trigger.MANUAL,
-        requested_by=model_admin,
-        reason="more labels",
-        dispatch=False,
-    )
-    version = training_run_execute(run_id=run.pk)
+    version = candidate_train(trained_dataset, requested_by=model_admin, reason="more labels")
     assert version is not None and version.version == 2
     assert version.stage == ModelVersion.Stage.CANDIDATE
     return version

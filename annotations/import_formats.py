@@ -11,8 +11,8 @@ line numbers are put back into the file's own terms:
 - **Label Studio JSON**: task N is reported as line N+1 (annotations/label_studio.py).
 
 So the same bad row gives the same column, value and reason in every format, at the
-line or row where its author will find it. The whole file is converted in memory;
-streaming it in chunks is the next step of issue 7.
+line or row where its author will find it. These formats are converted whole, in memory;
+CSV itself is read a chunk at a time (annotations/import_reading.py).
 """
 
 from __future__ import annotations

@@ -13,33 +13,38 @@ The shape, each step its own short transaction:
    broker that is down leaves the batch queued; the beat sweep sends it later.
 2. **Claim** (`import_batch_claim`): queued → validating with a conditional
    UPDATE, so a task delivered twice imports once.
-3. **Validate**: `parse_import` checks every row, then the ids are checked
-   against the dataset (a read: nothing is locked). A bad file ends REJECTED
-   with the row-level report and `import.rejected`; nothing is staged.
-4. **Stage**: the typed, hashed rows go into ImportStagedRow a few thousand
-   at a time (parameters prepared first), each chunk a short transaction that
-   also moves the progress bar and the heartbeat, and checks this attempt
-   still owns the batch.
-5. **Publish** (`import_batch_publish`), one short transaction: the dataset row
+3. **Check and stage** (`_check_and_stage`): the file is read a chunk at a
+   time (annotations/import_reading.py: pyarrow for clean files, the csv
+   module whenever something is off, so a bad file gets its report line by
+   line), each chunk checked column-wise (annotations/import_validation.py)
+   and, while the file is clean, written to ImportStagedRow with COPY
+   (annotations/import_staging.py), each chunk a short transaction that also
+   moves the progress bar and the heartbeat and checks this attempt still
+   owns the batch. Memory is bounded by a chunk, not by the file. Then SQL
+   over the staged rows finds ids repeated in the file and ids the dataset
+   already has. A bad file ends REJECTED with the row-level report and
+   `import.rejected`; its staged rows are removed.
+4. **Publish** (`import_batch_publish`), one short transaction: the dataset row
    is locked (README, lock order: dataset row first, audit head last) and the
    staged rows become items and gold labels with set-based INSERT ... SELECT.
    An id another import published since step 3 trips the unique id
    constraint, the whole transaction rolls back, and the batch is rejected
    with a report of the clashing rows (looked up after the rollback, outside
    the lock). All or nothing; nothing row by row while the lock is held.
-6. **Clean up**: staged rows are deleted in chunks, the stored file removed.
+5. **Clean up**: staged rows are deleted (one statement on PostgreSQL, where the
+   staging table is unlogged; in chunks on SQLite), the stored file removed.
 
 A worker that dies stops the heartbeat; `import_batches_sweep`
 (annotations/import_lifecycle.py, with the claims and clean-up) queues the batch
 again (LOUPE_IMPORT_MAX_ATTEMPTS attempts in all) or fails it, and removes its
-staged rows. Issue 7 will fill the staging table with COPY; steps 1, 2, 5 and 6
-stay as they are.
+staged rows.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import time
@@ -50,15 +55,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from annotations.counters import GOLD, LABELLED_AT_IMPORT, STATE, counts_add
 from annotations.import_formats import (
+    Converted,
     ImportFormatError,
     detect_format,
     format_error_result,
@@ -78,7 +84,16 @@ from annotations.import_lifecycle import (
     staged_rows_delete,
     upload_path,
 )
-from annotations.import_validation import FeatureRule, ParseResult, parse_import
+from annotations.import_reading import (
+    FastPathRefused,
+    OpenStream,
+    exact_chunks,
+    fast_chunks,
+    read_header,
+    scan_file,
+)
+from annotations.import_staging import staged_clashes, staged_duplicates, staged_rows, staged_rows_write
+from annotations.import_validation import CheckedChunk, FeatureRule, ParseResult, check_chunk, check_header
 from annotations.label_studio import LabelStudioFormatError, tasks_to_csv
 from annotations.models import Dataset, GoldLabel, ImportBatch, ImportStagedRow, Item
 from annotations.signals import items_imported, send_after_commit
@@ -90,8 +105,8 @@ logger = logging.getLogger(__name__)
 # Rows per staging transaction: on SQLite each chunk holds the write lock for a
 # fraction of a second (bench/import_while_reviewing.py), so a reviewer's write waits at most that long.
 STAGE_CHUNK_ROWS = settings.LOUPE_IMPORT_STAGE_CHUNK_ROWS
-# The staging table's columns, in the order _stage writes them (a later COPY can use the same).
-_STAGED_COLUMNS = ("batch", "line", "external_id", "values", "observed_at", "label", "queue_state", "content_hash")
+# Enough of the file to tell its format by its first characters.
+_SNIFF_BYTES = 64 * 1024
 
 
 class ImportRejected(Exception):
@@ -224,18 +239,10 @@ def import_batch_process(*, batch_id: int) -> ImportOutcome | None:
         logger.info("Import batch %s was not queued (already claimed or gone); nothing to do.", batch_id)
         return None
     try:
-        started = time.monotonic()
         with batch_heartbeat(batch):
-            result = _validate(batch)
+            result, timings = _check_and_stage(batch)
         if not result.ok:
-            return ImportOutcome(_reject(batch, result, from_status=ImportBatch.Status.VALIDATING), result)
-        validated = time.monotonic()
-        longest_chunk = _stage(batch, result)
-        timings = {
-            "validate": round(validated - started, 3),
-            "stage": round(time.monotonic() - validated, 3),
-            "stage_longest_transaction": round(longest_chunk, 3),
-        }
+            return ImportOutcome(_reject(batch, result, from_status=_current_status(batch)), result)
         return import_batch_publish(batch=batch, timings=timings)
     except Superseded:
         logger.warning("Import batch %s: a later attempt owns the batch; this attempt stops.", batch_id)
@@ -246,142 +253,178 @@ def import_batch_process(*, batch_id: int) -> ImportOutcome | None:
         return ImportOutcome(failed) if failed is not None else None
 
 
-def _validate(batch: ImportBatch) -> ParseResult:
-    """Parse and check every row, then the ids against the dataset (read only: nothing is locked)."""
+def _current_status(batch: ImportBatch) -> str:
+    return ImportBatch.objects.filter(pk=batch.pk).values_list("status", flat=True).first() or batch.status
+
+
+@dataclass
+class _Source:
+    """The file to read as CSV, and how a CSV line maps back to the file's own line or row."""
+
+    open_stream: OpenStream
+    converted: Converted | None
+
+    def line_in_source(self, line: int) -> int:
+        return (self.converted.line_in_source(line) or line) if self.converted else line
+
+    def report(self, result: ParseResult) -> ParseResult:
+        """A report made in CSV lines, in the file's own terms."""
+        return report_in_source_terms(result, self.converted) if self.converted else result
+
+
+def _source(batch: ImportBatch) -> _Source | ParseResult:
+    """The stored upload as CSV (JSON Lines, Parquet and Label Studio JSON converted), or the format's error."""
     path = upload_path(batch)
     if not batch.stored_file or not path.exists():
         raise FileNotFoundError("the stored upload is missing, so it cannot be read; upload the file again")
+    with path.open("rb") as stream:
+        head = stream.read(_SNIFF_BYTES)
+    file_format = detect_format(batch.file_name, head)
+    if file_format == "csv":
+        return _Source(open_stream=lambda: path.open("rb"), converted=None)
+    # Every other format becomes the CSV an analyst would upload: the same checks, the same
+    # report (annotations/import_formats.py). These are converted whole, in memory.
     data = path.read_bytes()
-    dataset = batch.dataset
-    # Every format becomes the CSV an analyst would upload: the same checks, the same report
-    # (annotations/import_formats.py), with lines put back in the file's own numbering.
-    file_format, converted = detect_format(batch.file_name, data), None
     try:
         if file_format == "labelstudio":
-            data = tasks_to_csv(data, list(dataset.features.order_by("position").values_list("name", flat=True)))
-        elif file_format == "jsonl":
-            converted = jsonl_to_csv(data)
-        elif file_format == "parquet":
-            converted = parquet_to_csv(data)
+            feature_names = list(batch.dataset.features.order_by("position").values_list("name", flat=True))
+            csv_data, converted = tasks_to_csv(data, feature_names), None
+        else:
+            converted = jsonl_to_csv(data) if file_format == "jsonl" else parquet_to_csv(data)
+            csv_data = converted.csv
     except (ImportFormatError, LabelStudioFormatError) as exc:
         return format_error_result(exc if isinstance(exc, ImportFormatError) else ImportFormatError(str(exc)))
-    if converted is not None:
-        data = converted.csv
-    result = parse_import(
-        data,
-        features=[
-            FeatureRule(f.name, f.dtype, tuple(f.categories or ())) for f in dataset.features.order_by("position")
-        ],
-        label_names=list(dataset.label_classes.values_list("name", flat=True)),
-        require_label=batch.purpose == ImportBatch.Purpose.HOLDOUT,
-    )
-    if converted is not None:
-        result = report_in_source_terms(result, converted)
-    if result.ok:
-        batch_progress(batch, stage="Checking the ids against the dataset", rows_total=result.rows_total)
-        batch.rows_total = result.rows_total
-        _check_existing_ids(dataset, result)
-    return result
+    return _Source(open_stream=lambda: io.BytesIO(csv_data), converted=converted)
 
 
-def _existing_ids(dataset: Dataset, ids: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start : start + 5000]
-        for external_id, file_name in Item.objects.filter(dataset=dataset, external_id__in=chunk).values_list(
-            "external_id", "batch__file_name"
-        ):
-            found[external_id] = file_name
-    return found
+def _check_and_stage(batch: ImportBatch) -> tuple[ParseResult, dict[str, float]]:
+    """Read the file in chunks, check each, stage it while the file is still clean; then the set-based checks.
 
-
-def _clash_reason(file_name: str) -> str:
-    return f"Id already exists in this dataset (imported from {file_name})."
-
-
-def _check_existing_ids(dataset: Dataset, result: ParseResult) -> None:
-    """Report every row whose id is already in the dataset."""
-    clashes = _existing_ids(dataset, [row.external_id for row in result.rows])
-    for row in result.rows:
-        if row.external_id in clashes:
-            result.add(row.line, "external_id", row.external_id, _clash_reason(clashes[row.external_id]))
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _staged_params(*, batch_id: int, row: Any, label_id: int | None, state: str, prepare: Any) -> list[Any]:
-    """One staged row's parameters, in _STAGED_COLUMNS order.
-
-    The values are serialised once: that JSON text goes into the table (the
-    database parses it) and into the content hash, which is exactly
-    item_content_hash's canonical JSON, built around it instead of dumped again.
+    Clean files take the fast reader (annotations/import_reading.py) and are
+    staged as they are read. At the first surprise the staged rows are dropped
+    and the exact reader goes over the file again, staging only while no
+    problem has been found, so that a bad file gets its full line-by-line
+    report. Then SQL over the staged rows finds ids repeated in the file and
+    ids the dataset already has. Returns the report (rows_total set) and the
+    seconds each step took.
     """
-    values_json = _canonical(row.values)
-    observed = row.observed_at.astimezone(UTC).isoformat() if row.observed_at else None
-    payload = (
-        f'{{"external_id":{_canonical(row.external_id)},"label":{_canonical(row.label)},'
-        f'"observed_at":{_canonical(observed)},"values":{values_json}}}'
+    started = time.monotonic()
+    source = _source(batch)
+    if isinstance(source, ParseResult):
+        return source, {}
+    dataset = batch.dataset
+    rules = [FeatureRule(f.name, f.dtype, tuple(f.categories or ())) for f in dataset.features.order_by("position")]
+    label_ids = dict(dataset.label_classes.values_list("name", "pk"))
+    require_label = batch.purpose == ImportBatch.Purpose.HOLDOUT
+    result = ParseResult()
+    scan = scan_file(source.open_stream, result)
+    header = read_header(source.open_stream, result) if scan is not None else None
+    if scan is None or header is None or not check_header(header, rules, require_label, result):
+        return source.report(result), {}
+    batch_progress(
+        batch,
+        status=ImportBatch.Status.STAGING,
+        stage="Checking and staging rows",
+        rows_total=scan.data_lines,
+        rows_done=0,
     )
-    content_hash = hashlib.sha256(payload.encode()).hexdigest()
-    return [batch_id, row.line, row.external_id, values_json, prepare(row.observed_at), label_id, state, content_hash]
-
-
-def _stage(batch: ImportBatch, result: ParseResult) -> float:
-    """Write the validated rows into the staging table, STAGE_CHUNK_ROWS per short transaction
-    (COPY on PostgreSQL, executemany on SQLite).
-
-    Each chunk's parameters (hash, JSON, dates) are prepared before its
-    transaction starts, so the transaction (SQLite's write lock) holds only the
-    INSERT itself. Returns the longest chunk transaction, in seconds.
-    """
-    batch_progress(batch, status=ImportBatch.Status.STAGING, stage="Staging rows", rows_done=0)
     staged_rows_delete(batch.pk)  # what an earlier attempt of this batch left
-    labels = dict(batch.dataset.label_classes.values_list("name", "pk"))
-    holdout = batch.purpose == ImportBatch.Purpose.HOLDOUT
-    fields = [ImportStagedRow._meta.get_field(name) for name in _STAGED_COLUMNS]
-    q = connection.ops.quote_name
-    insert = (
-        f"INSERT INTO {q(ImportStagedRow._meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    copy = f"COPY {q(ImportStagedRow._meta.db_table)} ({', '.join(q(f.column) for f in fields)}) FROM STDIN"
-    observed_field = ImportStagedRow._meta.get_field("observed_at")
+    stager = _Stager(batch=batch, rules=rules, label_ids=label_ids, source=source)
 
-    def prepare(moment: datetime | None) -> Any:
-        return observed_field.get_db_prep_save(moment, connection)
+    def check(frame: pd.DataFrame, first_seen: dict[str, int] | None) -> CheckedChunk:
+        return check_chunk(
+            frame,
+            features=rules,
+            label_names=list(label_ids),
+            require_label=require_label,
+            result=result,
+            first_seen=first_seen,
+        )
 
-    rows, longest = result.rows, 0.0
-    for start in range(0, len(rows), STAGE_CHUNK_ROWS):
-        chunk = rows[start : start + STAGE_CHUNK_ROWS]
-        params = [
-            _staged_params(
-                batch_id=batch.pk,
-                row=row,
-                label_id=labels[row.label] if row.label else None,
-                state=(
-                    Item.QueueState.HOLDOUT if holdout else Item.QueueState.DONE if row.label else Item.QueueState.OPEN
-                ),
-                prepare=prepare,
-            )
-            for row in chunk
-        ]
-        began = time.monotonic()
-        with transaction.atomic(), connection.cursor() as cursor:
-            # The ownership check and the rows in one transaction: a batch the sweep
-            # took back gets no rows from its lost attempt.
-            batch_progress(batch, rows_done=start + len(chunk))
-            if connection.vendor == "postgresql":
-                # COPY: the fastest way into PostgreSQL, one stream per chunk.
-                with cursor.copy(copy) as stream:
-                    for row in params:
-                        stream.write_row(row)
-            else:
-                cursor.executemany(insert, params)
-        longest = max(longest, time.monotonic() - began)
-    batch_progress(batch, stage="Staged; waiting to publish")
-    return longest
+    try:
+        rows = 0
+        for frame in fast_chunks(source.open_stream, header):
+            for start in range(0, len(frame), STAGE_CHUNK_ROWS):
+                checked = check(frame.iloc[start : start + STAGE_CHUNK_ROWS], None)
+                if not result.ok:
+                    raise FastPathRefused("a cell is bad")
+                stager.stage(checked)
+            rows += len(frame)
+        if rows != scan.data_lines:
+            raise FastPathRefused(f"{rows} rows on {scan.data_lines} lines: blank lines or rows across lines")
+        result.rows_total = rows
+        reader = "fast"
+    except FastPathRefused as why:
+        # Anything unusual: the exact reader, from the start, for a report that names every line.
+        logger.info("Import batch %s: reading it line by line (%s).", batch.pk, why)
+        staged_rows_delete(batch.pk)
+        result, stager.rows_done, reader = ParseResult(), 0, "exact"
+        first_seen: dict[str, int] = {}
+        for frame in exact_chunks(source.open_stream, header, result, chunk_rows=STAGE_CHUNK_ROWS):
+            checked = check(frame, first_seen)
+            if result.ok:
+                stager.stage(checked)
+        result = source.report(result)
+    if result.ok and result.rows_total == 0:
+        result.add(None if source.converted else 2, "", "", "The file has a header but no data rows.")
+    read = time.monotonic()
+    if result.ok:
+        batch_progress(batch, stage="Checking the ids against the file and the dataset")
+        staged_duplicates(batch_id=batch.pk, result=result)
+    if result.ok:
+        staged_clashes(batch_id=batch.pk, dataset_id=batch.dataset_id, result=result)
+    batch.rows_total = result.rows_total
+    if result.ok:
+        batch_progress(batch, stage="Staged; waiting to publish", rows_total=result.rows_total)
+    return result, {
+        "read_check_stage": round(read - started, 3),
+        "stage_longest_transaction": round(stager.longest, 3),
+        "id_checks": round(time.monotonic() - read, 3),
+        "reader": reader,  # type: ignore[dict-item]
+    }
+
+
+class _Stager:
+    """Writes checked chunks into the staging table, each in its own short transaction."""
+
+    def __init__(self, *, batch: ImportBatch, rules: list[FeatureRule], label_ids: dict[str, int], source: _Source):
+        self.batch, self.rules, self.label_ids, self.source = batch, rules, label_ids, source
+        self.holdout = batch.purpose == ImportBatch.Purpose.HOLDOUT
+        self.rows_done = 0
+        self.longest = 0.0
+        observed_field = ImportStagedRow._meta.get_field("observed_at")
+        # Most files have no observed_at column: a None needs no conversion (and 100,000 calls cost a second).
+        self.prepare_moment = lambda moment: (
+            None if moment is None else observed_field.get_db_prep_save(moment, connection)
+        )
+
+    def stage(self, checked: CheckedChunk) -> None:
+        # The rows' parameters (JSON, hashes, dates) are prepared before the transaction starts,
+        # so the transaction (SQLite's write lock) holds only the write itself.
+        rows = staged_rows(
+            checked,
+            batch_id=self.batch.pk,
+            features=self.rules,
+            label_ids=self.label_ids,
+            holdout=self.holdout,
+            line_in_source=self.source.line_in_source,
+            prepare_moment=self.prepare_moment,
+        )
+        self.rows_done += len(rows)
+        self.longest = max(self.longest, _stage_chunk(self.batch, rows, self.rows_done))
+
+
+def _stage_chunk(batch: ImportBatch, rows: list[list[Any]], rows_done: int) -> float:
+    """One chunk in one transaction, with the ownership check and the progress bar; returns its seconds.
+
+    The check and the rows share the transaction: a batch the sweep took back
+    gets no rows from its lost attempt.
+    """
+    began = time.monotonic()
+    with transaction.atomic():
+        batch_progress(batch, rows_done=rows_done)
+        staged_rows_write(rows)
+    return time.monotonic() - began
 
 
 def import_batch_publish(*, batch: ImportBatch, timings: dict[str, float] | None = None) -> ImportOutcome:
@@ -403,7 +446,8 @@ def import_batch_publish(*, batch: ImportBatch, timings: dict[str, float] | None
                 Dataset.objects.select_for_update(no_key=True).get(pk=batch.dataset_id)
                 published = _publish_rows(batch, {**(timings or {}), "publish": 0.0}, started)
         except IntegrityError:
-            clashes = _staged_clashes(batch)
+            clashes = ParseResult(rows_total=batch.rows_total)
+            staged_clashes(batch_id=batch.pk, dataset_id=batch.dataset_id, result=clashes)
             if clashes.ok:
                 raise  # not an id clash: the batch fails with this error
             logger.info(
@@ -415,21 +459,6 @@ def import_batch_publish(*, batch: ImportBatch, timings: dict[str, float] | None
         return ImportOutcome(published)
     finally:
         batch_cleanup(batch)
-
-
-def _staged_clashes(batch: ImportBatch) -> ParseResult:
-    """The staged rows whose id a committed item of the dataset already has (a read)."""
-    earlier = Item.objects.filter(dataset_id=batch.dataset_id, external_id=OuterRef("external_id"))
-    clashing = (
-        ImportStagedRow.objects.filter(batch_id=batch.pk)
-        .annotate(earlier_file=Subquery(earlier.values("batch__file_name")[:1]))
-        .filter(earlier_file__isnull=False)
-        .order_by("line")
-    )
-    result = ParseResult(rows_total=batch.rows_total)
-    for line, external_id, file_name in clashing.values_list("line", "external_id", "earlier_file"):
-        result.add(line, "external_id", external_id, _clash_reason(file_name))
-    return result
 
 
 def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float) -> ImportBatch:

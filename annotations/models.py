@@ -220,7 +220,8 @@ class ImportStagedRow(models.Model):
     already typed and hashed, so a later COPY can fill this table directly.
     """
 
-    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="+")
+    # Indexed by staged_row_batch_line, which starts with it.
+    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="+", db_index=False)
     line = models.PositiveIntegerField(help_text="Line number in the source file (the header is line 1).")
     external_id = models.CharField(max_length=200)
     values = models.JSONField(help_text="Feature name → typed value.")
@@ -247,7 +248,9 @@ class Item(models.Model):
         DONE = "done", "Reviewed"
         HOLDOUT = "holdout", "Sequestered holdout"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="items")
+    # No index of its own: item_external_id_unique and item_queue both start with the dataset, and one
+    # index fewer is less work for every row an import writes.
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="items", db_index=False)
     batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="items")
     external_id = models.CharField(max_length=200, help_text="The source system's id for the row.")
     values = models.JSONField(help_text="Feature name → typed value.")
@@ -259,8 +262,8 @@ class Item(models.Model):
     queue_priority = models.FloatField(
         null=True, blank=True, help_text="Champion's top-class probability; the least confident is reviewed first."
     )
-    leased_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    leased_to = models.ForeignKey(  # indexed by item_lease, which starts with it
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # The champion's current prediction, copied here by models_app so the
@@ -296,7 +299,7 @@ class GoldLabel(models.Model):
         REVIEW = "review", "From a review"
 
     item = models.OneToOneField(Item, on_delete=models.PROTECT, related_name="gold_label")
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+", db_index=False)  # gold_new_since
     label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="+")
     origin = models.CharField(max_length=16, choices=Origin.choices)
     review = models.ForeignKey("Review", null=True, blank=True, on_delete=models.PROTECT, related_name="+")

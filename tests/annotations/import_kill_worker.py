@@ -29,16 +29,17 @@ def _slow_staging(**_: object) -> None:
     from annotations import imports
 
     pause = float(os.environ[SLOW_STAGE_ENV])
-    real_params = imports._staged_params
+    real_stage_chunk = imports._stage_chunk
     calls = itertools.count()
     imports.STAGE_CHUNK_ROWS = 2
 
-    def slow_params(**row):  # type: ignore[no-untyped-def]
-        if next(calls) == imports.STAGE_CHUNK_ROWS:  # the first row of the second chunk: the first is committed
+    def slow_stage_chunk(batch, rows, rows_done):  # type: ignore[no-untyped-def]
+        seconds = real_stage_chunk(batch, rows, rows_done)
+        if next(calls) == 0:  # the first chunk is committed: wait before the next
             time.sleep(pause)
-        return real_params(**row)
+        return seconds
 
-    imports._staged_params = slow_params
+    imports._stage_chunk = slow_stage_chunk
 
 
 __all__ = ["SLOW_STAGE_ENV", "app"]

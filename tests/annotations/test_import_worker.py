@@ -130,15 +130,15 @@ def test_an_import_published_meanwhile_with_the_same_ids_rejects_the_second_with
 ):
     first = _queue(dataset, model_admin, synthetic_rows(4, start=0), name="first.csv")
     second = _queue(dataset, model_admin, synthetic_rows(3, start=2), name="second.csv")  # t00002, t00003 clash
-    stage = imports._stage
+    check_and_stage = imports._check_and_stage
 
-    def stage_then_let_the_other_publish(batch: ImportBatch, result) -> float:  # type: ignore[no-untyped-def]
-        longest = stage(batch, result)
-        if batch.pk == second.pk:  # validated (no clash yet) and staged; now `first` publishes
+    def stage_then_let_the_other_publish(batch: ImportBatch):  # type: ignore[no-untyped-def]
+        outcome = check_and_stage(batch)
+        if batch.pk == second.pk:  # checked (no clash yet) and staged; now `first` publishes
             assert import_batch_process(batch_id=first.pk).batch.status == ImportBatch.Status.IMPORTED
-        return longest
+        return outcome
 
-    monkeypatch.setattr(imports, "_stage", stage_then_let_the_other_publish)
+    monkeypatch.setattr(imports, "_check_and_stage", stage_then_let_the_other_publish)
 
     outcome = import_batch_process(batch_id=second.pk)
 
@@ -161,7 +161,7 @@ def _stage_and_lose_the_worker(dataset: Dataset, user, rows: int) -> ImportBatch
     """A batch whose worker staged its rows and died: status staging, staged rows left, a stale heartbeat."""
     batch = _queue(dataset, user, synthetic_rows(rows))
     claimed = import_batch_claim(batch_id=batch.pk)
-    imports._stage(claimed, imports._validate(claimed))
+    imports._check_and_stage(claimed)
     ImportBatch.objects.filter(pk=batch.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=10))
     assert ImportStagedRow.objects.filter(batch=batch).count() == rows
     return batch
@@ -219,13 +219,12 @@ def test_the_sweep_fails_a_batch_whose_worker_died_once_attempts_are_used_up(dat
 def test_a_lost_attempt_that_wakes_up_adds_nothing_after_the_sweep_took_its_batch_back(dataset, model_admin):
     batch = _queue(dataset, model_admin, synthetic_rows(3))
     claimed = import_batch_claim(batch_id=batch.pk)
-    result = imports._validate(claimed)
     ImportBatch.objects.filter(pk=batch.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=10))
     with mock.patch("annotations.tasks.import_batch_process.apply_async"):
         import_batches_sweep()
 
     with pytest.raises(Superseded):
-        imports._stage(claimed, result)  # the old worker carries on
+        imports._check_and_stage(claimed)  # the old worker carries on
 
     assert not ImportStagedRow.objects.exists()
     assert ImportBatch.objects.get(pk=batch.pk).status == ImportBatch.Status.QUEUED
@@ -257,7 +256,7 @@ def test_a_batch_saved_while_the_broker_was_down_stays_queued_says_so_and_the_sw
 def test_the_sweep_removes_what_a_crash_left_behind_a_finished_batch(dataset, model_admin):
     batch = _queue(dataset, model_admin, synthetic_rows(3))
     claimed = import_batch_claim(batch_id=batch.pk)
-    imports._stage(claimed, imports._validate(claimed))
+    imports._check_and_stage(claimed)
     # The worker died after the batch was marked finished but before its clean-up ran.
     ImportBatch.objects.filter(pk=batch.pk).update(status="failed", finished_at=timezone.now(), error="crash")
     stored = upload_path(batch)

@@ -12,13 +12,17 @@ governance through this module and nothing else.
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
 from django.utils import timezone
 
-from governance.audit_chain import chain_hash, event_fields, to_json_value
+from governance.audit_chain import canonical_json, chain_hash, event_fields, to_json_value
 from governance.models import AuditChainHead, AuditEvent, DataAccess
 from workflow_site.request_id import current_request_id
 
@@ -40,16 +44,19 @@ def audit_record(
 
     Precondition: the caller holds a transaction (the event must commit or roll
     back with the change it records), so this refuses to run in autocommit.
+
+    The chain head is locked from the statement that moves it to the caller's
+    commit: every writer in the site queues there. Everything that can be done
+    without it (the event's content, its canonical JSON) is done before.
     """
-    if not transaction.get_connection().in_atomic_block:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records.")
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_id = object_id or obj.pk
-    # Lock the head row: concurrent writers queue here, so seq has no gaps or forks.
-    head, _ = AuditChainHead.objects.select_for_update().get_or_create(singleton=True)
     event = AuditEvent(
-        seq=head.seq + 1,
+        seq=0,
         created_at=timezone.now(),
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_username=(actor.get_username() if actor is not None and actor.is_authenticated else actor_username),
@@ -61,14 +68,96 @@ def audit_record(
         after=to_json_value(after),
         reason=reason,
         request_id=current_request_id(),
-        prev_hash=head.hash,
     )
-    # Round-trip the timestamp as the database will store it (microseconds, UTC).
+    if connection.vendor == "postgresql":
+        return _append_in_one_statement(event, connection)
+    # SQLite takes one database-wide write lock per transaction, so writers queue there
+    # anyway: lock the head, insert, move the head (seq without gaps or forks).
+    head, _ = AuditChainHead.objects.select_for_update().get_or_create(singleton=True)
+    event.seq = head.seq + 1
+    event.prev_hash = head.hash
     event.hash = chain_hash(event.prev_hash, event_fields(event))
     event.save()
-    head.seq = event.seq
-    head.hash = event.hash
-    head.save(update_fields=["seq", "hash"])
+    head.seq, head.prev_hash, head.hash = event.seq, event.prev_hash, event.hash
+    head.save(update_fields=["seq", "prev_hash", "hash"])
+    return event
+
+
+# The hashed content is canonical JSON with sorted keys, so "seq" is its last key
+# and the content is `prefix + str(seq) + "}"`, where the prefix is known before
+# the head is locked. PostgreSQL hashes the locked head's hash, the prefix and the
+# new seq itself, so one statement moves the head and inserts the event: the head
+# is held for that one round trip and the commit. In SET, `seq` and `hash` on the
+# right are the row's old values; under READ COMMITTED a second writer's UPDATE
+# waits for the first to commit and then runs on the row it left, so seq stays
+# gapless. RETURNING sees only new values, hence the head's prev_hash column.
+# convert_to(..., 'UTF8') hashes UTF-8 bytes whatever the database's encoding.
+_APPEND_SQL = """
+WITH head AS (
+    UPDATE {head}
+    SET prev_hash = hash,
+        seq = seq + 1,
+        hash = encode(sha256(convert_to(hash || %s::text || (seq + 1)::text || '}}', 'UTF8')), 'hex')
+    WHERE singleton
+    RETURNING seq, prev_hash, hash
+)
+INSERT INTO {event} (seq, prev_hash, hash, {columns})
+SELECT head.seq, head.prev_hash, head.hash, {values} FROM head
+RETURNING {pk}, seq, prev_hash, hash
+"""
+
+_CHAINED = {"seq", "prev_hash", "hash"}
+_SEQ_LAST = b',"seq":0}'
+
+
+@cache
+def _content_fields() -> list[Field]:
+    """The event's columns that the caller fills (everything but its key and its place in the chain)."""
+    return [f for f in AuditEvent._meta.concrete_fields if not f.primary_key and f.attname not in _CHAINED]
+
+
+@cache
+def _append_sql(alias: str) -> str:
+    connection = connections[alias]
+    fields = _content_fields()
+    quote = connection.ops.quote_name
+    # Explicit casts: parameters in a SELECT list get no type from the target columns. Text
+    # is cast to `text`, not varchar(n), so a value too long still fails instead of being cut.
+    casts = ["text" if f.get_internal_type() in ("CharField", "TextField") else f.db_type(connection) for f in fields]
+    return _APPEND_SQL.format(
+        head=quote(AuditChainHead._meta.db_table),
+        event=quote(AuditEvent._meta.db_table),
+        columns=", ".join(quote(f.column) for f in fields),
+        values=", ".join(f"%s::{cast}" for cast in casts),
+        pk=quote(AuditEvent._meta.pk.column),
+    )
+
+
+def _append_in_one_statement(event: AuditEvent, connection: BaseDatabaseWrapper) -> AuditEvent:
+    content = canonical_json(event_fields(event))  # with seq=0
+    if not content.endswith(_SEQ_LAST):
+        # A new hashed field sorting after "seq" would make the hash computed in SQL wrong.
+        raise RuntimeError('The audit hash is computed in SQL on the assumption that "seq" is the last key.')
+    prefix = content[: -len(b"0}")]
+    params = [prefix.decode("utf-8")] + [
+        f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in _content_fields()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_append_sql(connection.alias), params)
+        row = cursor.fetchone()
+        if row is None:
+            # No head row (a new database, or tests that emptied the table): make it, then append.
+            AuditChainHead.objects.using(connection.alias).bulk_create(
+                [AuditChainHead(singleton=True)], ignore_conflicts=True
+            )
+            cursor.execute(_append_sql(connection.alias), params)
+            row = cursor.fetchone()
+    event.pk, event.seq, event.prev_hash, event.hash = row
+    # What Python's verify_chain will compute; a mismatch must never be committed.
+    if event.hash != hashlib.sha256(event.prev_hash.encode("ascii") + prefix + b"%d}" % event.seq).hexdigest():
+        raise RuntimeError(f"The database hashed audit event #{event.seq} differently from the chain's definition.")
+    event._state.adding = False
+    event._state.db = connection.alias
     return event
 
 

@@ -67,11 +67,21 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """A single row holding the last seq and hash; locking it serialises writers."""
+    """A single row holding the last seq and hash; locking it serialises writers.
+
+    On PostgreSQL one statement moves the head and inserts the event
+    (governance/audit.py): `prev_hash` is where that UPDATE keeps the hash it
+    replaced, because RETURNING only sees the row's new values.
+    """
 
     singleton = models.BooleanField(default=True, unique=True)
     seq = models.PositiveBigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
+    prev_hash = models.CharField(
+        max_length=64,
+        default="0" * 64,
+        help_text="The newest event's prev_hash: the hash the last append replaced (its UPDATE returns it).",
+    )
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(singleton=True), name="audit_head_singleton")]

@@ -20,6 +20,7 @@ from annotations.services import ReviewAnswer, review_submit
 from governance.audit import ReadPurpose, data_access_record
 from workflow_site.access import REVIEW_ROLES, Role
 from workflow_site.api_schema import error_responses
+from workflow_site.upload_limit import upload_over_limit
 
 
 class DatasetListApi(APIView):
@@ -151,6 +152,8 @@ class ImportCreateApi(APIView):
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
         data = self.InputSerializer(data=request.data)
+        if too_big := upload_over_limit(request._request):
+            raise ValidationError({"file": too_big})
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:

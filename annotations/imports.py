@@ -107,6 +107,7 @@ logger = logging.getLogger(__name__)
 STAGE_CHUNK_ROWS = settings.LOUPE_IMPORT_STAGE_CHUNK_ROWS
 # Enough of the file to tell its format by its first characters.
 _SNIFF_BYTES = 64 * 1024
+_FORMAT_NAMES = {"jsonl": "JSON Lines", "parquet": "Parquet", "labelstudio": "Label Studio JSON"}
 
 
 class ImportRejected(Exception):
@@ -283,7 +284,16 @@ def _source(batch: ImportBatch) -> _Source | ParseResult:
     if file_format == "csv":
         return _Source(open_stream=lambda: path.open("rb"), converted=None)
     # Every other format becomes the CSV an analyst would upload: the same checks, the same
-    # report (annotations/import_formats.py). These are converted whole, in memory.
+    # report (annotations/import_formats.py). These are converted whole, in memory, hence their cap.
+    size, limit = path.stat().st_size, settings.IMPORT_CONVERTED_MAX_BYTES
+    if size > limit:
+        return format_error_result(
+            ImportFormatError(
+                f"The file is {size:,} bytes; {_FORMAT_NAMES[file_format]} files are converted in memory and "
+                f"can be at most {limit:,} bytes. Upload it as CSV (up to {settings.IMPORT_MAX_BYTES:,} bytes), "
+                "or split it."
+            )
+        )
     data = path.read_bytes()
     try:
         if file_format == "labelstudio":

@@ -33,6 +33,7 @@ from annotations.services import ReviewAnswer, review_submit
 from governance.audit import ReadPurpose, data_access_record
 from workflow_site.access import DATASET_READ_ROLES, REVIEW_ROLES, Role
 from workflow_site.invisible_chars import reveal as reveal_hidden
+from workflow_site.upload_limit import upload_over_limit
 
 # Out-of-range values are marked in text, not only in colour.
 _OUT_OF_RANGE_FLAGS = {"high": "▲ high", "low": "▼ low"}
@@ -82,7 +83,10 @@ def import_upload(request: HttpRequest, dataset_id: int) -> HttpResponse:
         "features": dataset.features.all(),
         "label_classes": dataset.label_classes.all(),
     }
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and (too_big := upload_over_limit(request)):
+        form.is_valid()
+        form.errors["file"] = form.error_class([too_big])  # not "this field is required": say why it is missing
+    elif request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
             form.add_error("file", f"The file is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}.")

@@ -273,8 +273,13 @@ STORAGES = {
 # --- Uploads and artifacts -----------------------------------------------
 ARTIFACT_ROOT = Path(env_str("LOUPE_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
 # An upload is streamed to LOUPE_UPLOAD_DIR and imported by a worker (annotations/imports.py),
-# so the request only stores the file; the cap bounds the disk and the worker's memory.
-IMPORT_MAX_BYTES = env_int("LOUPE_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+# so the request only stores the file. CSV is read a chunk at a time, so the cap bounds the disk,
+# not the worker's memory (bench/import_speed.py --rows 4000000 states the peak for a 1 GB file);
+# an upload is stopped as it arrives once it passes the cap (workflow_site/upload_limit.py).
+IMPORT_MAX_BYTES = env_int("LOUPE_IMPORT_MAX_BYTES", 1024 * 1024 * 1024)
+# JSON Lines, Parquet and Label Studio JSON are converted to CSV whole, in memory, so they have a
+# cap of their own (a 200 MB JSON Lines file takes about 1 GB of a worker's memory to convert).
+IMPORT_CONVERTED_MAX_BYTES = env_int("LOUPE_IMPORT_CONVERTED_MAX_BYTES", 200 * 1024 * 1024)
 LOUPE_UPLOAD_DIR = Path(env_str("LOUPE_UPLOAD_DIR", str(VAR_DIR / "uploads")))
 # A worker whose import stops sending heartbeats (LOUPE_HEARTBEAT_STALE_S) is presumed lost;
 # the sweep queues the import again, at most this many attempts in all, then fails it.
@@ -283,6 +288,11 @@ LOUPE_IMPORT_MAX_ATTEMPTS = env_int("LOUPE_IMPORT_MAX_ATTEMPTS", 2)
 LOUPE_IMPORT_STAGE_CHUNK_ROWS = env_int("LOUPE_IMPORT_STAGE_CHUNK_ROWS", 5000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "workflow_site.upload_limit.UploadLimitHandler",  # first: it sees every chunk and stops at the cap
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Celery ---------------------------------------------------------------
 BROKER_DIR = Path(env_str("LOUPE_BROKER_DIR", str(VAR_DIR / "broker")))

@@ -15,7 +15,8 @@ start of the statement that takes it to the end of the commit. A writer that
 finds the head taken waits inside that statement, so the time it is *granted*
 is estimated as the later of its statement's start and the previous event's
 commit end (events in seq order; every writer reads the same monotonic clock);
-"held" counts from then, "queued" is the wait before it.
+"held" counts from then, "queued" is the wait before it. (SQLite takes its one
+write lock at BEGIN, so there writers queue before the head statement, unseen.)
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ import secrets
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# LOUPE_SRC: the Loupe code the bench servers run (bench/side_by_side.py may run a clean export of HEAD).
+sys.path.insert(0, os.environ.get("LOUPE_SRC") or str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_site.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("HTTPS", "false")

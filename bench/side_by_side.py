@@ -191,7 +191,17 @@ def loupe_env(workdir: Path) -> dict:
     return env
 
 
-def loupe_start(procs: Procs, workdir: Path, port: int, workers: int, n_reviewers: int) -> dict:
+def loupe_source(workdir: Path, use_tree: bool) -> Path:
+    """The Loupe code the servers run: a clean export of HEAD (others' uncommitted edits in a shared
+    checkout stay out of the measurement), or the working tree itself with --loupe-tree."""
+    if use_tree:
+        return REPO
+    src = workdir / "loupe_src"
+    sh(f"rm -rf {src} && mkdir -p {src} && git -C {REPO} archive HEAD | tar -x -C {src}")
+    return src
+
+
+def loupe_start(procs: Procs, workdir: Path, port: int, workers: int, n_reviewers: int, src: Path) -> dict:
     env = loupe_env(workdir)
     py = REPO / ".venv" / "bin" / "python"
     sh(
@@ -199,28 +209,30 @@ def loupe_start(procs: Procs, workdir: Path, port: int, workers: int, n_reviewer
         f" redis-cli -n 13 FLUSHDB >/dev/null; rm -rf {workdir}/loupe_var; mkdir -p {workdir}/loupe_var"
     )
     t0 = time.time()
-    sh(f"{py} manage.py migrate --noinput -v 0", env=env, cwd=REPO)
+    sh(f"{py} manage.py migrate --noinput -v 0", env=env, cwd=src)
     log(f"Loupe migrations {time.time() - t0:.0f} s")
-    creds = json.loads(sh(f"{py} bench/loupe_setup.py users {n_reviewers}", env=env, cwd=REPO).strip().splitlines()[-1])
+    setup = f"{py} {REPO}/bench/loupe_setup.py"
+    env["LOUPE_SRC"] = str(src)
+    creds = json.loads(sh(f"{setup} users {n_reviewers}", env=env, cwd=src).strip().splitlines()[-1])
     bin_ = REPO / ".venv" / "bin"
     web = procs.start(
         "loupe_gunicorn",
         f"{bin_}/gunicorn workflow_site.wsgi --bind 127.0.0.1:{port} --workers {workers} --timeout 300",
         env,
-        cwd=str(REPO),
+        cwd=str(src),
     )
     worker = procs.start(
         "loupe_celery_worker",
         f"{bin_}/celery -A workflow_site worker -Q default,ml --concurrency 2 --loglevel WARNING "
         "--without-gossip --without-mingle --without-heartbeat",
         env,
-        cwd=str(REPO),
+        cwd=str(src),
     )
     beat = procs.start(
         "loupe_celery_beat",
         f"{bin_}/celery -A workflow_site beat --loglevel WARNING --schedule {workdir}/loupe_var/celerybeat-schedule",
         env,
-        cwd=str(REPO),
+        cwd=str(src),
     )
     wait_http(f"http://127.0.0.1:{port}/health/", web, "Loupe")
     for _ in range(workers * 3):
@@ -231,9 +243,9 @@ def loupe_start(procs: Procs, workdir: Path, port: int, workers: int, n_reviewer
         " ".join(
             f"{k}={shlex.quote(v)}"
             for k, v in env.items()
-            if k in ("DATABASE_URL", "SECRET_KEY", "HTTPS", "LOUPE_VAR_DIR")
+            if k in ("DATABASE_URL", "SECRET_KEY", "HTTPS", "LOUPE_VAR_DIR", "LOUPE_SRC")
         )
-        + f" {py} {REPO}/bench/loupe_setup.py members {{dataset}}"
+        + f" {setup} members {{dataset}}"
     )
     return {"web": web, "worker": worker, "beat": beat, "creds": creds}
 
@@ -357,8 +369,11 @@ def run(a: argparse.Namespace) -> dict:
     ls_install(ls_root)
     procs = Procs(workdir)
     result: dict = {"args": vars(a), "machine": machine(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    result["versions"] = versions(ls_root)
     try:
-        lo = loupe_start(procs, workdir, a.loupe_port, a.workers, a.reviewers)
+        src = loupe_source(workdir, a.loupe_tree)
+        result["versions"]["loupe_code"] = "working tree" if a.loupe_tree else f"clean export of HEAD in {src}"
+        lo = loupe_start(procs, workdir, a.loupe_port, a.workers, a.reviewers, src)
         log(f"Loupe up (gunicorn ×{a.workers}, Celery worker, beat)")
         ls_web, ls_tokens = ls_start(procs, ls_root, a.ls_port, a.workers, a.reviewers)
         log(f"Label Studio up (gunicorn ×{a.workers})")
@@ -403,6 +418,14 @@ def run(a: argparse.Namespace) -> dict:
                 log(f"   loupe: every open item predicted {wait} s after the last import")
             log(f"   {app.name}: {result['import'][app.name]}")
 
+        if a.analyze:
+            # What autovacuum's autoanalyze would do within a minute of a bulk load; this server may run
+            # with autovacuum off (shown under machine), which leaves both apps planning on empty statistics.
+            t0 = time.perf_counter()
+            sh(f"{PG} -c ANALYZE {LOUPE_DB} && {PG} -c ANALYZE {LS_DB}")
+            result["analyze_after_import_s"] = round(time.perf_counter() - t0, 2)
+            log(f"ANALYZE on both databases after the imports: {result['analyze_after_import_s']} s")
+
         # b. next (same reviewer, no answer: a held item comes back) --------------
         for app in apps:
             for _ in range(5):
@@ -445,11 +468,12 @@ def run(a: argparse.Namespace) -> dict:
                 for app in apps:
                     log(f"-- f. review loop round {rnd + 1} clients={c} {app.name}")
                     app.mon.reset_phase()
-                    cpu0 = app.cpu(True)
+                    cpu0, client0 = app.cpu(True), sum(os.times()[:2])
                     r = w.review_loop(
                         app.adapter, app.reviewers, app.project, c, a.loop_seconds, 0.8, a.seed + rnd, False
                     )
                     cpu = app.cpu(True) - cpu0
+                    r["client_cpu_s"] = round(sum(os.times()[:2]) - client0, 2)
                     r.update(
                         app=app.name,
                         round=rnd + 1,
@@ -475,7 +499,6 @@ def run(a: argparse.Namespace) -> dict:
         for m in loupe.extra_mons:
             m.stop()
             result["loupe_celery_peak_rss_mb"] = round(m.peak_kb / 1024, 1)
-        result["versions"] = versions(ls_root)
     finally:
         procs.stop_all()
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -496,6 +519,7 @@ def machine() -> dict:
         "memory_gib": round(mem / 2**20, 1),
         "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
         "kernel": platform.release(),
+        "postgres_autovacuum": sh(f"{PG} -tAc 'show autovacuum' postgres").strip(),
     }
 
 
@@ -506,6 +530,12 @@ def versions(ls_root: Path) -> dict:
     ).strip()
     v["loupe_commit"] = sh(f"git -C {REPO} rev-parse --short HEAD").strip()
     return v
+
+
+def _util(loop: dict) -> str:
+    """Cores the server tree and the client used on average during a loop (the machine has nproc)."""
+    wall = loop["wall_s"] or 1
+    return f"{loop['server_cpu_s'] / wall:.2f} / {loop.get('client_cpu_s', 0) / wall:.2f}"
 
 
 def table(r: dict) -> str:
@@ -554,6 +584,7 @@ def table(r: dict) -> str:
             "lower",
         )
         add(f"{tag} server CPU ms/answer", lo["server_cpu_ms_per_answer"], ls["server_cpu_ms_per_answer"], "lower")
+        add(f"{tag} server / client CPU util", _util(lo), _util(ls), "")
         add(f"{tag} errors", lo["errors"], ls["errors"], "lower")
     add("RSS web tree peak MB (4 workers+master)", r["rss_peak_mb"]["loupe"], r["rss_peak_mb"]["ls"], "lower")
     add("RSS web tree end MB", r["rss_end_mb"]["loupe"], r["rss_end_mb"]["ls"], "lower")
@@ -572,7 +603,8 @@ def table(r: dict) -> str:
     m = r["machine"]
     out = [
         f"machine: nproc={m['nproc']}  cpu={m['cpu_model']}  memory={m['memory_gib']} GiB  "
-        f"load at start={' '.join(m['loadavg_at_start'])}",
+        f"load at start={' '.join(m['loadavg_at_start'])}  postgres autovacuum={m.get('postgres_autovacuum')}  "
+        f"ANALYZE after import: {r.get('analyze_after_import_s', 'no')}",
         f"versions: {r.get('versions')}",
         str(r.get("mapping", {}).get("loupe")),
         "",
@@ -604,6 +636,10 @@ def main() -> None:
     ap.add_argument("--workdir", default="/work/.label-studio/side_by_side")
     ap.add_argument("--out", default=None)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--loupe-tree", action="store_true", help="run Loupe from the working tree, not a HEAD export")
+    ap.add_argument(
+        "--no-analyze", dest="analyze", action="store_false", help="do not ANALYZE both databases after the imports"
+    )
     ap.add_argument("--table-from", default=None, help="only print the table of a results JSON")
     a = ap.parse_args()
     if a.table_from:

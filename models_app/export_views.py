@@ -21,6 +21,10 @@ class ExportForm(forms.Form):
     kind = forms.ChoiceField(
         choices=[
             (ExportKind.ITEMS, "Items: data, gold label, the champion's prediction, provenance"),
+            (
+                ExportKind.IMPORT_FILE,
+                "Import file: id, features, gold label and time only, to import into a dataset with the same schema",
+            ),
             (ExportKind.REVIEWS, "Reviews: who answered what, when, what they were shown, why it was picked"),
             (ExportKind.SNAPSHOT, "A snapshot: exactly the gold labels one training run froze"),
             (

@@ -5,6 +5,11 @@ Rows are read with keyset pagination over the primary key (a constant-cost query
 per page, however far in) and written by models_app/export_formats.py a chunk at a
 time, so a million rows are never held in memory.
 
+The "import file" kind writes exactly the columns an import reads (external_id,
+the features, label, observed_at), so the file loads into a dataset with the same
+schema and gives back the same items, values, times and gold labels; the items
+kind carries predictions and provenance beside them, which an import refuses.
+
 `export_open` is the service: it checks nothing about the user (the view's
 selector did), records the export as an audit event in its own transaction —
 who, what, which format, and the hash of the labels it reflects (the snapshot's
@@ -37,6 +42,7 @@ _FEATURE_TYPES = {"float": "float", "integer": "int", "boolean": "bool", "catego
 
 class ExportKind(StrEnum):
     ITEMS = "items"
+    IMPORT_FILE = "importfile"  # exactly the import's columns: re-imports into a dataset with the same schema
     REVIEWS = "reviews"
     SNAPSHOT = "snapshot"
     LABEL_STUDIO = "labelstudio"  # Label Studio's JSON tasks (data + predictions + annotations), whatever the format
@@ -75,7 +81,7 @@ def _item_rows(dataset: Dataset, features: list[tuple[str, str]]) -> Iterator[di
     for item in _keyset(items):
         gold = getattr(item, "gold_label", None)
         row = {ID_COLUMN: item.external_id, "observed_at": item.observed_at}
-        row.update({name: item.values.get(name) for name, _ in features})
+        row.update(_feature_values(item.values, features))
         row.update(
             {
                 "label": gold.label.name if gold else None,
@@ -89,6 +95,33 @@ def _item_rows(dataset: Dataset, features: list[tuple[str, str]]) -> Iterator[di
                 "predicted_by_version": item.predicted_by_version,
             }
         )
+        yield row
+
+
+def _feature_values(values: dict[str, Any], features: list[tuple[str, str]]) -> dict[str, Any]:
+    """The item's value for each feature, a float feature's always as a float.
+
+    PostgreSQL's jsonb hands back a whole float written with an exponent (1e+16 and
+    up) as an integer ("10000000000000000"); float() of it is the stored double
+    exactly, and a Parquet float column refuses an integer past 2**63.
+    """
+    out = {}
+    for name, kind in features:
+        value = values.get(name)
+        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        out[name] = value
+    return out
+
+
+def _import_file_rows(dataset: Dataset, features: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    """Every item as a row of an import file: its id, feature values, gold label (None if none) and time."""
+    items = Item.objects.filter(dataset=dataset).select_related("gold_label__label")
+    for item in _keyset(items):
+        gold = getattr(item, "gold_label", None)
+        row = {ID_COLUMN: item.external_id}
+        row.update(_feature_values(item.values, features))
+        row.update({"label": gold.label.name if gold else None, "observed_at": item.observed_at})
         yield row
 
 
@@ -147,7 +180,7 @@ def _snapshot_rows(snapshot: DatasetSnapshot, features: list[tuple[str, str]]) -
     labels = SnapshotLabel.objects.filter(snapshot=snapshot).select_related("item", "label")
     for frozen in _keyset(labels):
         row = {ID_COLUMN: frozen.item.external_id, "observed_at": frozen.item.observed_at}
-        row.update({name: frozen.item.values.get(name) for name, _ in features})
+        row.update(_feature_values(frozen.item.values, features))
         row.update(
             {"label": frozen.label.name, "review_id": frozen.review_id, "content_sha256": frozen.item.content_hash}
         )
@@ -212,6 +245,12 @@ def export_open(
         columns, types, rows = [], {}, _label_studio_tasks(dataset, list(feature_types))
         name = f"{dataset.slug}-label-studio"
         fmt = ExportFormat.JSON
+    elif kind == ExportKind.IMPORT_FILE:
+        reflects = _live_labels_hash(dataset)
+        columns = [ID_COLUMN, *feature_types, "label", "observed_at"]
+        types = {**feature_types, "label": "string", "observed_at": "timestamp"}
+        rows = _import_file_rows(dataset, features)
+        name = f"{dataset.slug}-import-file"
     elif kind == ExportKind.REVIEWS:
         reflects = _live_labels_hash(dataset)
         columns, types, rows = list(_REVIEW_COLUMNS), dict(_REVIEW_COLUMNS), _review_rows(dataset)

@@ -614,7 +614,7 @@ def table(r: dict) -> str:
     for name, lo, ls, better in rows:
         out.append(
             f"{name:<46} {('-' if lo is None else str(lo)):>18} {('-' if ls is None else str(ls)):>18} "
-            f"{ratio(lo, ls):>9}  {better}"
+            f"{ratio(lo, ls) if better else '-':>9}  {better}"
         )
     return "\n".join(out)
 

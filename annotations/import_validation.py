@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workflow_site.csv_safety import NEUTRALISED_CELL
 from workflow_site.invisible_chars import describe, has_hidden, is_hidden_char, reveal
 
 # The report echoes what it complains about; both caps keep a hostile or broken
@@ -321,6 +322,7 @@ def check_chunk(
     reports duplicate ids; None leaves that check to the caller (a set-based
     check over the staged rows, which keeps memory bounded by a chunk).
     """
+    frame = _without_neutralising_apostrophes(frame, features)
     lines = [int(i) + 2 for i in frame.index]
     ids = frame[ID_COLUMN].str.strip().tolist()  # plain strings: indexing a pandas column per row costs more
     for line, external_id in zip(lines, ids, strict=True):
@@ -360,6 +362,20 @@ def check_chunk(
                 result.add(line, OBSERVED_COLUMN, raw, problem)
             observed[position] = moment
     return CheckedChunk(lines=lines, ids=ids, columns=columns, labels=labels, observed=observed)
+
+
+def _without_neutralising_apostrophes(frame: pd.DataFrame, features: list[FeatureRule]) -> pd.DataFrame:
+    """Text cells with the apostrophe a CSV export puts before = + - @ tab CR (workflow_site/csv_safety.py)
+    taken off again, so an exported file imports the same ids, categories and labels (issue 7: round trip).
+
+    Only text columns: a number never gets the apostrophe, and "'-7" in a number column stays an error.
+    """
+    text_columns = [ID_COLUMN, LABEL_COLUMN, *(rule.name for rule in features if rule.dtype == "category")]
+    changed = {}
+    for column in text_columns:
+        if column in frame.columns and frame[column].str.startswith("'").any():
+            changed[column] = frame[column].str.replace(NEUTRALISED_CELL, r"\1", regex=True)
+    return frame.assign(**changed) if changed else frame
 
 
 def _validate_labels(

@@ -169,3 +169,11 @@ def test_scan_counts_lines_a_block_at_a_time(monkeypatch):
     data = b"\xef\xbb\xbfexternal_id,radius\na,1\nb,2\n"
     scan = import_reading.scan_file(lambda: io.BytesIO(data), ParseResult())
     assert scan == import_reading.FileScan(data_lines=2)
+
+
+def test_a_neutralised_cell_loses_its_apostrophe_but_a_number_column_does_not(dataset, model_admin):
+    """An exported CSV puts ' before text starting with = + - @ (csv_safety); the import takes it off again."""
+    _import(dataset, model_admin, f"{HEADER}\n'-7,1.5,1.0,3,benign\n'x,2.5,1.0,4,benign\n")
+    assert [external_id for external_id, _, _, _ in _items(dataset)] == ["-7", "'x"]
+
+    assert _rejected(dataset, model_admin, f"{HEADER}\nz,'-1.5,1.0,3,\n") == [(2, "radius", "Not a number.")]

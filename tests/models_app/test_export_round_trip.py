@@ -214,7 +214,7 @@ def test_the_api_offers_the_import_file_too(samples):
 
 
 # Values a spreadsheet would run as a formula. CSV exports neutralise them with a leading
-# apostrophe (issue 7: a security requirement), which the import does not take off again.
+# apostrophe (issue 7: a security requirement), which the import takes off again (annotations/import_validation.py).
 FORMULA_ROWS = [
     {
         "external_id": "-7",
@@ -232,14 +232,7 @@ FORMULA_ROWS = [
 @pytest.mark.parametrize(
     "fmt",
     [
-        pytest.param(
-            "csv",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="CSV exports neutralise cells starting with = + - @ (an apostrophe in front); "
-                "the import keeps the apostrophe, so such ids, categories and labels do not come back",
-            ),
-        ),
+        "csv",
         "jsonl",
         "parquet",
     ],
@@ -312,11 +305,6 @@ def test_a_float_feature_read_back_as_an_integer_is_exported_as_the_same_float()
     assert type(exported["size"]) is float and type(exported["count"]) is int
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CSV export writes the id -7 as '-7 and the import takes that as a new, different id, "
-    "without an error (a category or label so changed is at least refused)",
-)
 def test_a_formula_like_id_round_trips_through_csv(samples):
     dataset, admin = samples
     Item.objects.filter(dataset=dataset, external_id="r1").update(external_id="-7")

@@ -24,6 +24,7 @@ from models_app.data import feature_specs, frame_for_items
 from models_app.ml.artifacts import load_model
 from models_app.ml.baseline import predict_proba
 from models_app.models import ModelVersion, Prediction
+from workflow_site.deferred_checks import deferred_checks_run_now
 
 CHUNK = 5000
 logger = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
                     update_items = False
                 else:
                     _copy_onto_items(model_version, chunk)
+            deferred_checks_run_now()  # before the audit event takes the chain head (workflow_site/deferred_checks.py)
             audit_record(
                 actor=None,
                 action="predictions.created",

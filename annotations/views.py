@@ -136,21 +136,39 @@ def batch_report_download(request: HttpRequest, dataset_id: int, batch_id: int) 
     return FileResponse(path.open("rb"), as_attachment=True, filename=name, content_type="text/csv; charset=utf-8")
 
 
+def _label_classes(dataset: Dataset) -> list[LabelClass]:
+    """The dataset's label classes in schema order, read once per request (the answer and the card share them).
+
+    Ordered by position alone: the model's default ordering starts with the dataset's
+    name, which costs a join and orders nothing within one dataset."""
+    return list(dataset.label_classes.order_by("position"))
+
+
 def _render_card(
-    request: HttpRequest, template: str, dataset: Dataset, queued: QueuedItem | None, error: str = ""
+    request: HttpRequest,
+    template: str,
+    dataset: Dataset,
+    queued: QueuedItem | None,
+    error: str = "",
+    *,
+    label_classes: list[LabelClass] | None = None,
 ) -> HttpResponse:
     """Render a card; the item shown is logged as read by this reviewer."""
     if queued is not None:
         data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.REVIEW_CARD)
-    return render(request, template, _card_context(dataset, queued, error))
+    if label_classes is None:
+        label_classes = _label_classes(dataset)
+    return render(request, template, _card_context(dataset, queued, error, label_classes))
 
 
-def _card_context(dataset: Dataset, queued: QueuedItem | None, error: str = "") -> dict[str, Any]:
+def _card_context(
+    dataset: Dataset, queued: QueuedItem | None, error: str, label_classes: list[LabelClass]
+) -> dict[str, Any]:
     context = {
         "dataset": dataset,
         "queued": queued,
         "error": error,
-        "label_classes": list(dataset.label_classes.all()),
+        "label_classes": label_classes,
         "open_count": dataset_open_count(dataset=dataset),
     }
     if queued is not None:
@@ -210,28 +228,31 @@ def review_submit_view(request: HttpRequest, dataset_id: int, item_id: int) -> H
     dataset = item.dataset
     if item.dataset_id != dataset_id:
         return HttpResponse("Item does not belong to this dataset.", status=400)
+    label_classes = _label_classes(dataset)
     error = ""
     try:
-        answer = _parse_answer(request, dataset)
+        answer = _parse_answer(request, label_classes)
         review_submit(item_id=item.pk, reviewer=request.user, answer=answer)
     except ValidationError as exc:
-        error = _refused_text(request, dataset, item, exc)
+        error = _refused_text(request, label_classes, item, exc)
     if not request.htmx:
         if error:
             messages.error(request, error)
         return redirect(reverse("annotations:review", args=[dataset.pk]))
     queued = queue_next_item(dataset=dataset, reviewer=request.user)
-    return _render_card(request, "annotations/review_page.html#card", dataset, queued, error)
+    return _render_card(
+        request, "annotations/review_page.html#card", dataset, queued, error, label_classes=label_classes
+    )
 
 
-def _refused_text(request: HttpRequest, dataset: Dataset, item: Item, exc: ValidationError) -> str:
+def _refused_text(request: HttpRequest, label_classes: list[LabelClass], item: Item, exc: ValidationError) -> str:
     """The error for a refused answer: which item, what the answer was, and why (the service's words).
 
     The card that shows it is already the next item's, so the failed item is named."""
     if request.POST.get("action") == "skip":
         what = "Your skip"
     else:
-        label = next((lc for lc in dataset.label_classes.all() if lc.name == request.POST.get("label")), None)
+        label = next((lc for lc in label_classes if lc.name == request.POST.get("label")), None)
         what = f"Your answer ({label})" if label is not None else "Your answer"
     reason = " ".join(exc.messages)
     try:
@@ -244,7 +265,8 @@ def _refused_text(request: HttpRequest, dataset: Dataset, item: Item, exc: Valid
     return f"{what} for item {item.external_id} was not saved: {reason}"
 
 
-def _parse_answer(request: HttpRequest, dataset: Dataset) -> ReviewAnswer:
+def _parse_answer(request: HttpRequest, label_classes: list[LabelClass]) -> ReviewAnswer:
+    """The answer in the POST; `label_classes` are the item's dataset's (the label is looked up among them)."""
     shown_raw = request.POST.get("shown_prediction", "")
     try:
         shown = int(shown_raw) if shown_raw else None
@@ -255,11 +277,10 @@ def _parse_answer(request: HttpRequest, dataset: Dataset) -> ReviewAnswer:
         return ReviewAnswer(label=None, shown_prediction_id=shown, reason=reason)
     label_name = request.POST.get("label", "")
     if not label_name:
-        keys = min(dataset.label_classes.count(), 9)
+        keys = min(len(label_classes), 9)
         key_text = "number key 1" if keys <= 1 else f"number keys 1–{keys}"
         raise ValidationError(f"Pick a label ({key_text}) before submitting, or skip with S.")
-    try:
-        label = LabelClass.objects.get(dataset=dataset, name=label_name)
-    except LabelClass.DoesNotExist as exc:
-        raise ValidationError(f"Unknown label {label_name!r} for this dataset.") from exc
+    label = next((lc for lc in label_classes if lc.name == label_name), None)  # names are unique per dataset
+    if label is None:
+        raise ValidationError(f"Unknown label {label_name!r} for this dataset.")
     return ReviewAnswer(label=label, shown_prediction_id=shown, reason=reason)

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 # Importing lives in annotations/imports.py (stored upload, worker, staging, publish);
@@ -60,6 +60,51 @@ def _review_count_deltas(*, previous_label_id: int | None, label_id: int) -> dic
     if previous_label_id is not None:
         deltas[f"{GOLD}{previous_label_id}"] = deltas.get(f"{GOLD}{previous_label_id}", 0) - 1
     return deltas
+
+
+def _gold_label_set(*, item: Item, label: LabelClass, review: Review, now: datetime) -> tuple[int, str] | None:
+    """Make `label` the item's gold label, from `review`; returns the previous gold label's (id, name), or None.
+
+    Precondition: inside the transaction that holds the item's row lock, so nobody
+    else changes its gold label meanwhile. On PostgreSQL one statement reads the
+    previous label and upserts the new one (the CTE reads the table as it was
+    before the INSERT, in the same snapshot); elsewhere a read, then an insert or
+    an update.
+    """
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        gold, label_table = quote(GoldLabel._meta.db_table), quote(LabelClass._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH previous AS (SELECT g.label_id, l.name FROM {gold} g"
+                f" JOIN {label_table} l ON l.id = g.label_id WHERE g.item_id = %s)"
+                f" INSERT INTO {gold} (item_id, dataset_id, label_id, origin, review_id, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (item_id) DO UPDATE SET label_id = EXCLUDED.label_id, origin = EXCLUDED.origin,"
+                " review_id = EXCLUDED.review_id, updated_at = EXCLUDED.updated_at"
+                " RETURNING (SELECT label_id FROM previous), (SELECT name FROM previous)",
+                [item.pk, item.pk, item.dataset_id, label.pk, GoldLabel.Origin.REVIEW, review.pk, now],
+            )
+            previous_id, previous_name = cursor.fetchone()
+        return None if previous_id is None else (previous_id, previous_name)
+    previous = GoldLabel.objects.filter(item=item).select_related("label").first()
+    if previous is None:
+        GoldLabel.objects.create(
+            item=item,
+            dataset_id=item.dataset_id,
+            label=label,
+            origin=GoldLabel.Origin.REVIEW,
+            review=review,
+            updated_at=now,
+        )
+        return None
+    before = (previous.label_id, previous.label.name)
+    previous.label = label
+    previous.origin = GoldLabel.Origin.REVIEW
+    previous.review = review
+    previous.updated_at = now
+    previous.save(update_fields=["label", "origin", "review", "updated_at"])
+    return before
 
 
 def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAnswer) -> Review:
@@ -127,24 +172,10 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
             )
             return review
 
-        previous = GoldLabel.objects.filter(item=item).select_related("label").first()
-        before = {"gold_label": previous.label.name if previous else None}
-        previous_label_id = previous.label_id if previous else None
-        if previous is None:
-            GoldLabel.objects.create(
-                item=item,
-                dataset_id=item.dataset_id,
-                label=answer.label,
-                origin=GoldLabel.Origin.REVIEW,
-                review=review,
-                updated_at=now,
-            )
-        else:  # the item row is locked, so nobody else is changing its gold label
-            previous.label = answer.label
-            previous.origin = GoldLabel.Origin.REVIEW
-            previous.review = review
-            previous.updated_at = now
-            previous.save(update_fields=["label", "origin", "review", "updated_at"])
+        # The item row is locked, so nobody else is changing its gold label.
+        previous = _gold_label_set(item=item, label=answer.label, review=review, now=now)
+        before = {"gold_label": previous[1] if previous else None}
+        previous_label_id = previous[0] if previous else None
         item.queue_state = Item.QueueState.DONE
         item.save(update_fields=["leased_to", "lease_expires_at", "queue_state"])
         counts_add(

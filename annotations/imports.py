@@ -525,9 +525,30 @@ def import_batch_publish(*, batch: ImportBatch, timings: dict[str, float] | None
             return ImportOutcome(
                 _reject(batch, clashes, from_status=ImportBatch.Status.PUBLISHING, cleanup=False), clashes
             )
+        _statistics_refresh(published.rows_imported)
         return ImportOutcome(published)
     finally:
         batch_cleanup(batch)
+
+
+# A publish that adds at least this many rows refreshes the planner's statistics at once.
+_ANALYZE_AFTER_ROWS = 10_000
+
+
+def _statistics_refresh(rows_imported: int) -> None:
+    """ANALYZE the tables a large publish grew (PostgreSQL), so the next queries are planned for their size.
+
+    Autovacuum would do it within a minute or so; until then the item list was
+    planned for the table as it was before (measured: 95 ms per page with the
+    statistics of an empty table, 1.1 ms after ANALYZE, at 100,000 items).
+    ANALYZE samples a fixed number of rows and blocks no reads or writes.
+    """
+    if connection.vendor != "postgresql" or rows_imported < _ANALYZE_AFTER_ROWS:
+        return
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for model in (Item, GoldLabel):
+            cursor.execute(f"ANALYZE {q(model._meta.db_table)}")
 
 
 def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float) -> ImportBatch:

@@ -1,8 +1,10 @@
-"""Bulk writers check their foreign keys before the audit event takes the chain head (workflow_site/deferred_checks.py).
+"""What an import's publish does on PostgreSQL only: deferred checks first, fresh statistics after.
 
-PostgreSQL's deferred foreign-key checks run at COMMIT, while the transaction
-holds the audit chain head, unless they are run earlier. An import's publish
-runs them just before its audit event.
+- Deferred foreign-key checks run at COMMIT, while the transaction holds the
+  audit chain head, unless they are run earlier (workflow_site/deferred_checks.py):
+  the publish runs them just before its audit event.
+- A large publish refreshes the planner's statistics, so the next item list is
+  not planned for the table as it was before.
 """
 
 from __future__ import annotations
@@ -46,3 +48,18 @@ def test_an_import_publish_checks_its_rows_before_its_audit_event(dataset, model
     completed = next(i for i, sql in enumerate(statements) if "import.completed" in sql)
     publish_items = next(i for i, sql in enumerate(statements) if sql.startswith('INSERT INTO "annotations_item"'))
     assert publish_items < checks < completed
+
+
+def test_a_large_publish_refreshes_the_planner_statistics(dataset, model_admin, monkeypatch):
+    from annotations import imports
+    from annotations.services import import_batch_create
+
+    monkeypatch.setattr(imports, "_ANALYZE_AFTER_ROWS", 3)
+    with CaptureQueriesContext(connection) as ctx:
+        import_batch_create(
+            dataset=dataset, user=model_admin, file_name="a.csv", data=csv_bytes(synthetic_rows(3)), purpose="review"
+        )
+    assert [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("ANALYZE")] == [
+        'ANALYZE "annotations_item"',
+        'ANALYZE "annotations_goldlabel"',
+    ]

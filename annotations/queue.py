@@ -6,17 +6,26 @@ reviewer keeps the item they hold until the lease expires; two reviewers are
 never handed the same item, because the claim is a conditional UPDATE that only
 one of them can win (plus SKIP LOCKED on PostgreSQL, so they do not even wait
 on each other's candidate rows).
+
+On PostgreSQL the claim is one statement, `UPDATE … WHERE id = (SELECT … LIMIT 1
+FOR NO KEY UPDATE SKIP LOCKED) AND <still free> RETURNING id`: the subquery
+locks the row it picks (rechecking its conditions on the newest version), so the
+conditional UPDATE around it cannot lose that row, and no reviewer waits on
+another's candidate. Nothing returned means no free candidate. Elsewhere
+(SQLite) the claim is a SELECT then the conditional UPDATE in one transaction;
+another reviewer can win the row in between, so a lost claim is retried with
+the next candidate, up to `_CLAIM_ATTEMPTS` times.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotations.models import Dataset, Item, Review
@@ -55,6 +64,29 @@ def _held_item(dataset: Dataset, reviewer: AbstractBaseUser, now: timezone.datet
     )
 
 
+def _claim_postgresql(
+    candidates: QuerySet[Item], *, reviewer: AbstractBaseUser, now: datetime, lease_until: datetime
+) -> int | None:
+    """Lease the first free candidate to `reviewer` in one statement; its id, or None when none is free.
+
+    The candidate subquery is Django's SQL for `candidates` with the row lock
+    appended: Django only compiles `select_for_update()` inside a transaction,
+    and this statement needs none (autocommit).
+    """
+    sub_sql, sub_params = candidates.values_list("pk", flat=True)[:1].query.sql_with_params()
+    lock = connection.ops.for_update_sql(skip_locked=True, no_key=True)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(Item._meta.db_table)} SET leased_to_id = %s, lease_expires_at = %s"
+            f" WHERE id = ({sub_sql} {lock}) AND queue_state = %s"
+            " AND (leased_to_id IS NULL OR lease_expires_at <= %s OR leased_to_id = %s) RETURNING id",
+            [reviewer.pk, lease_until, *sub_params, Item.QueueState.OPEN, now, reviewer.pk],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedItem | None:
     """The item this reviewer should review now, leased to them; None when the queue is empty."""
     now = timezone.now()
@@ -69,6 +101,9 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
         .exclude(Exists(already_answered))
         .order_by(F("queue_priority").asc(nulls_last=True), "id")
     )
+    if connection.vendor == "postgresql":
+        claimed_id = _claim_postgresql(candidates, reviewer=reviewer, now=now, lease_until=lease_until)
+        return _claimed(claimed_id) if claimed_id is not None else None
     for _ in range(_CLAIM_ATTEMPTS):
         with transaction.atomic():
             if connection.features.has_select_for_update_skip_locked:
@@ -86,6 +121,9 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
                 .update(leased_to=reviewer, lease_expires_at=lease_until)
             )
         if claimed:
-            item = Item.objects.select_related("predicted_label", "batch").get(pk=candidate_ids[0])
-            return selection_for(item)
+            return _claimed(candidate_ids[0])
     return None
+
+
+def _claimed(item_id: int) -> QueuedItem:
+    return selection_for(Item.objects.select_related("predicted_label", "batch").get(pk=item_id))

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from annotations.counters import LABELLED_AT_IMPORT, STATE, dataset_counts
-from annotations.models import Dataset, GoldLabel, ImportBatch, Item
-from workflow_site.access import AnyUser, Role, has_role, missing_record, require_dataset_access, require_role
+from annotations.models import Dataset, DatasetMembership, GoldLabel, ImportBatch, Item
+from workflow_site.access import (
+    NOT_IN_YOUR_DATASETS,
+    AnyUser,
+    Role,
+    has_role,
+    missing_record,
+    require_dataset_access,
+    require_role,
+)
 
 
 def datasets_for_user(*, user: AnyUser) -> QuerySet[Dataset]:
@@ -36,12 +45,26 @@ def dataset_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> 
 
 
 def item_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> Item:
+    """The item, if the user holds one of `roles` and may see its dataset (the rule of dataset_get_for_user).
+
+    The rule is require_dataset_access's (auditors, when AUDITOR is among `roles`,
+    read every dataset; the other roles need a membership), with the membership
+    asked in the item's own query (an EXISTS) instead of a statement of its own:
+    the review loop fetches an item on every answer. A missing item, or one in a
+    dataset the user may not touch, is refused before anything of it is returned.
+    """
     require_role(user, *roles)
+    reads_every_dataset = Role.AUDITOR in roles and has_role(user, Role.AUDITOR)
+    items = Item.objects.select_related("dataset", "batch", "predicted_label")
+    if not reads_every_dataset:
+        membership = DatasetMembership.objects.filter(dataset=OuterRef("dataset_id"), user=user)
+        items = items.annotate(user_is_member=Exists(membership))
     try:
-        item = Item.objects.select_related("dataset", "batch", "predicted_label").get(pk=pk)
+        item = items.get(pk=pk)
     except Item.DoesNotExist as exc:
         raise missing_record(user, roles, "item") from exc
-    require_dataset_access(user, item.dataset, roles)
+    if not reads_every_dataset and not item.user_is_member:
+        raise PermissionDenied(NOT_IN_YOUR_DATASETS)
     return item
 
 

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from annotations.models import ImportBatch
 
@@ -16,3 +20,10 @@ class ImportForm(forms.Form):
     purpose = forms.ChoiceField(
         choices=ImportBatch.Purpose.choices, initial=ImportBatch.Purpose.REVIEW, widget=forms.RadioSelect
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The limits, said before the upload rather than after it (they are settings, so read here).
+        csv_limit = filesizeformat(settings.IMPORT_MAX_BYTES)
+        other_limit = filesizeformat(settings.IMPORT_CONVERTED_MAX_BYTES)
+        self.fields["file"].help_text += f" Up to {csv_limit} for CSV, {other_limit} for the other formats."

@@ -32,7 +32,7 @@ def test_the_page_stops_a_file_over_the_limit_and_says_so(dataset, model_admin, 
     page = response.content.decode()
     assert "The file is larger than the limit of 2,000 bytes." in page
     assert "This field is required" not in page
-    assert "Up to 2.0 KB for CSV" in page  # the limit is on the page before any upload, too
+    assert "Up to 2.0\xa0KB for CSV" in page  # the limit is on the page before any upload, too
     assert not ImportBatch.objects.exists()
 
 

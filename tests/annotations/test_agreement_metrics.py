@@ -1,0 +1,317 @@
+"""Agreement figures against oracles: scikit-learn's cohen_kappa_score, statsmodels' fleiss_kappa.
+
+Krippendorff's alpha has no oracle package here: the `krippendorff` package is GPL-3.0-or-later,
+so it is not a dependency, even a test-only one. Alpha is checked instead against the textbook
+example worked by hand in Krippendorff (2011), "Computing Krippendorff's alpha-reliability"
+(nominal data with missing values), against statsmodels through the identity that holds on complete
+data (alpha = 1 - (1 - Fleiss' kappa) * (nm - 1) / nm for N items with m ratings each, n = Nm),
+and against a direct implementation of the definition (every ordered pair of values in a unit).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from dataclasses import fields, is_dataclass
+from itertools import combinations, permutations
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+from statsmodels.stats.inter_rater import aggregate_raters
+from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
+
+from annotations.agreement_metrics import (
+    NO_PAIRABLE_ITEM,
+    ONE_CATEGORY,
+    Agreement,
+    Bootstrap,
+    _figure,
+    agreement_report,
+    fleiss_kappa,
+    krippendorff_alpha,
+    pairwise_cohen_kappa,
+    per_class_agreement,
+    reference_agreement,
+)
+
+SEEDS = range(40)
+EXACT = Bootstrap(n_resamples=0)
+TOLERANCE = 1e-9
+
+
+def random_ratings(seed: int, *, missing: float = 0.25) -> dict[tuple[int, int], str]:
+    """(item, rater) -> category: 2-6 raters, 5-60 items, 2-4 categories (one is 'uncertain'), some missing."""
+    rng = np.random.default_rng(seed)
+    n_raters, n_items, n_categories = rng.integers(2, 7), rng.integers(5, 61), rng.integers(2, 5)
+    names = ["benign", "malignant", "uncertain", "other"][:n_categories]
+    truth = rng.integers(0, n_categories, n_items)
+    ratings = {}
+    for item in range(n_items):
+        for rater in range(n_raters):
+            if rng.random() < missing:
+                continue
+            honest = rng.random() < 0.7
+            ratings[item, rater] = names[truth[item] if honest else rng.integers(0, n_categories)]
+    return ratings
+
+
+def as_list(ratings: dict[tuple[int, int], str]) -> list[tuple[int, int, str]]:
+    return [(item, rater, category) for (item, rater), category in ratings.items()]
+
+
+def oracle(function, *args, **kwargs) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an undefined figure: the oracles warn and return NaN
+        return float(function(*args, **kwargs))
+
+
+def assert_matches(figure: Agreement, expected: float) -> None:
+    if math.isnan(expected):
+        assert figure.value is None and figure.reason
+    else:
+        assert figure.value == pytest.approx(expected, abs=TOLERANCE) and figure.reason == ""
+
+
+def assert_no_nan(value: object) -> None:
+    if is_dataclass(value):
+        for field in fields(value):
+            assert_no_nan(getattr(value, field.name))
+    elif isinstance(value, tuple):
+        for each in value:
+            assert_no_nan(each)
+    elif isinstance(value, float):
+        assert not math.isnan(value)
+
+
+def fleiss_oracle(ratings: dict[tuple[int, int], str]) -> tuple[float, int, int, int]:
+    """statsmodels' Fleiss kappa over the items with the most common count m (ties: larger m)."""
+    by_item: dict[int, list[str]] = {}
+    for (item, _), category in ratings.items():
+        by_item.setdefault(item, []).append(category)
+    counts = Counter(len(v) for v in by_item.values() if len(v) >= 2)
+    m = max(counts, key=lambda k: (counts[k], k))
+    rows = [v for v in by_item.values() if len(v) == m]
+    table, _ = aggregate_raters(np.array(rows))
+    return oracle(statsmodels_fleiss_kappa, table, method="fleiss"), m, len(rows), sum(counts.values()) - len(rows)
+
+
+def alpha_by_definition(ratings: dict[tuple[int, int], str]) -> float:
+    """Krippendorff's alpha from the coincidence matrix, built pair by pair."""
+    by_item: dict[int, list[str]] = {}
+    for (item, _), category in ratings.items():
+        by_item.setdefault(item, []).append(category)
+    coincidences: Counter[tuple[str, str]] = Counter()
+    for values in by_item.values():
+        if len(values) >= 2:
+            for c, k in permutations(values, 2):
+                coincidences[c, k] += 1 / (len(values) - 1)
+    marginals: Counter[str] = Counter()
+    for (c, _), o in coincidences.items():
+        marginals[c] += o
+    n = sum(marginals.values())
+    observed = sum(o for (c, k), o in coincidences.items() if c != k)
+    expected = sum(marginals[c] * marginals[k] for c in marginals for k in marginals if c != k) / (n - 1)
+    return 1 - observed / expected if expected else math.nan
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pairwise_kappa_equals_scikit_learn_over_the_items_both_rated(seed):
+    ratings = random_ratings(seed)
+    pairs = pairwise_cohen_kappa(as_list(ratings), bootstrap=EXACT)
+    raters = sorted({rater for _, rater in ratings})
+    assert [(p.rater_a, p.rater_b) for p in pairs] == list(combinations(raters, 2))
+    for pair in pairs:
+        shared = sorted({i for i, r in ratings if r == pair.rater_a} & {i for i, r in ratings if r == pair.rater_b})
+        assert pair.kappa.n_items == len(shared)
+        a = [ratings[i, pair.rater_a] for i in shared]
+        b = [ratings[i, pair.rater_b] for i in shared]
+        assert_matches(pair.kappa, oracle(cohen_kappa_score, a, b) if shared else math.nan)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fleiss_kappa_equals_statsmodels_over_the_items_with_the_common_count(seed):
+    ratings = random_ratings(seed)
+    expected, m, n_items, left_out = fleiss_oracle(ratings)
+    result = fleiss_kappa(as_list(ratings), bootstrap=EXACT)
+    assert (result.ratings_per_item, result.kappa.n_items, result.n_items_left_out) == (m, n_items, left_out)
+    assert_matches(result.kappa, expected)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_per_class_fleiss_kappa_equals_statsmodels_on_the_category_against_the_rest(seed):
+    ratings = random_ratings(seed)
+    for figure in per_class_agreement(as_list(ratings), bootstrap=EXACT):
+        binary = {key: str(value == figure.category) for key, value in ratings.items()}
+        assert_matches(figure.fleiss_kappa, fleiss_oracle(binary)[0])
+        assert_matches(figure.alpha, alpha_by_definition(binary))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_alpha_on_complete_data_follows_from_statsmodels_fleiss_kappa(seed):
+    ratings = random_ratings(seed, missing=0.0)
+    fleiss, m, n_items, _ = fleiss_oracle(ratings)
+    n = n_items * m
+    alpha = krippendorff_alpha(as_list(ratings), bootstrap=EXACT)
+    assert alpha.n_items == n_items
+    assert_matches(alpha, 1 - (1 - fleiss) * (n - 1) / n)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_alpha_with_missing_ratings_equals_the_definition(seed):
+    ratings = random_ratings(seed, missing=0.4)
+    alpha = krippendorff_alpha(as_list(ratings), bootstrap=EXACT)
+    assert alpha.n_items == sum(1 for n in Counter(i for i, _ in ratings).values() if n >= 2)
+    assert_matches(alpha, alpha_by_definition(ratings))
+
+
+def test_alpha_equals_krippendorffs_worked_example_with_missing_values():
+    # Krippendorff (2011), section C: 4 observers, 12 units, values 1-5, "." = missing.
+    rows = ["1 2 3 3 2 1 4 1 2 . . .", "1 2 3 3 2 2 4 1 2 5 . 3", ". 3 3 3 2 3 4 2 2 5 1 .", "1 2 3 3 2 4 4 1 2 5 1 ."]
+    ratings = [
+        (unit, observer, value)
+        for observer, row in enumerate(rows)
+        for unit, value in enumerate(row.split())
+        if value != "."
+    ]
+    alpha = krippendorff_alpha(ratings, bootstrap=EXACT)
+    # By hand: unit 12 has one value and drops out; n = 40 pairable values with marginals
+    # n_c = 9, 13, 10, 5, 3; the off-diagonal coincidences sum to 8; so
+    # alpha = 1 - (n - 1) * 8 / (n^2 - sum n_c^2) = 1 - 39 * 8 / (1600 - 384) = 0.743.
+    assert alpha.n_items == 11
+    assert alpha.value == pytest.approx(1 - 39 * 8 / 1216, abs=TOLERANCE)
+    assert round(alpha.value, 3) == 0.743
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_agreement_with_the_reference_is_accuracy_and_scikit_learn_kappa(seed):
+    ratings = random_ratings(seed)
+    rng = np.random.default_rng(seed + 1000)
+    categories = sorted(set(ratings.values())) + ["never used by a rater"]
+    items = sorted({i for i, _ in ratings})
+    reference = {i: categories[rng.integers(0, len(categories))] for i in items if rng.random() < 0.8}
+    for figure in reference_agreement(as_list(ratings), reference, bootstrap=EXACT):
+        mine = sorted(i for i, r in ratings if r == figure.rater and i in reference)
+        given, gold = [ratings[i, figure.rater] for i in mine], [reference[i] for i in mine]
+        agree = sum(g == r for g, r in zip(given, gold, strict=True))
+        assert (figure.accuracy.n_items, figure.kappa.n_items, figure.n_agree) == (len(mine), len(mine), agree)
+        if mine:
+            assert figure.accuracy.value == pytest.approx(agree / len(mine), abs=TOLERANCE)
+            assert_matches(figure.kappa, oracle(cohen_kappa_score, given, gold))
+        else:
+            assert figure.accuracy.value is None and figure.kappa.value is None
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_no_figure_is_ever_nan(seed):
+    ratings = random_ratings(seed, missing=0.5)
+    reference = {item: category for (item, _), category in ratings.items()}
+    assert_no_nan(agreement_report(as_list(ratings), reference=reference, bootstrap=Bootstrap(n_resamples=50)))
+
+
+def test_one_category_only_leaves_every_kappa_and_alpha_undefined_and_says_why():
+    ratings = [(item, rater, "benign") for item in range(6) for rater in "abc"]
+    report = agreement_report(ratings, reference=dict.fromkeys(range(6), "benign"))
+    assert math.isnan(oracle(cohen_kappa_score, ["benign"] * 6, ["benign"] * 6))
+    table, _ = aggregate_raters(np.zeros((6, 3), dtype=int))
+    assert math.isnan(oracle(statsmodels_fleiss_kappa, table))
+    undefined = [p.kappa for p in report.pairs] + [report.fleiss.kappa, report.alpha]
+    undefined += [report.per_class[0].fleiss_kappa, report.per_class[0].alpha, report.reference[0].kappa]
+    for figure in undefined:
+        assert (figure.value, figure.low, figure.high, figure.n_items, figure.reason) == (
+            None,
+            None,
+            None,
+            6,
+            ONE_CATEGORY,
+        )
+    assert report.reference[0].accuracy.value == 1.0
+    assert_no_nan(report)
+
+
+def test_one_rater_has_no_pair_and_no_item_with_two_ratings():
+    ratings = [(item, "alice", "benign" if item % 2 else "malignant") for item in range(8)]
+    report = agreement_report(ratings, reference={0: "malignant", 1: "malignant"})
+    assert report.pairs == ()
+    assert (report.fleiss.ratings_per_item, report.fleiss.n_items_left_out) == (0, 0)
+    for figure in (report.fleiss.kappa, report.alpha, report.per_class[0].alpha, report.per_class[1].fleiss_kappa):
+        assert (figure.value, figure.n_items, figure.reason) == (None, 0, NO_PAIRABLE_ITEM)
+    assert (report.reference[0].accuracy.value, report.reference[0].n_agree) == (0.5, 1)
+    assert report.reference[0].kappa.value == pytest.approx(
+        oracle(cohen_kappa_score, ["malignant", "benign"], ["malignant", "malignant"])
+    )
+
+
+def test_raters_without_an_item_in_common_have_an_undefined_kappa():
+    ratings = [(0, "alice", "benign"), (1, "alice", "malignant"), (2, "bob", "benign"), (3, "bob", "malignant")]
+    (pair,) = pairwise_cohen_kappa(ratings)
+    assert (pair.kappa.value, pair.kappa.n_items, pair.kappa.reason) == (
+        None,
+        0,
+        "the two raters have no item in common",
+    )
+
+
+def test_perfect_agreement_is_one_with_the_interval_one_to_one():
+    categories = ["benign", "malignant", "uncertain"]
+    ratings = [(item, rater, categories[item % 3]) for item in range(30) for rater in "abcd"]
+    report = agreement_report(ratings, reference={i: categories[i % 3] for i in range(30)})
+    assert oracle(cohen_kappa_score, categories * 10, categories * 10) == 1.0
+    table, _ = aggregate_raters(np.array([[i % 3] * 4 for i in range(30)]))
+    assert oracle(statsmodels_fleiss_kappa, table) == pytest.approx(1.0, abs=TOLERANCE)
+    figures = [p.kappa for p in report.pairs] + [report.fleiss.kappa, report.alpha]
+    figures += [c.alpha for c in report.per_class] + [c.fleiss_kappa for c in report.per_class]
+    figures += [r.kappa for r in report.reference] + [r.accuracy for r in report.reference]
+    for figure in figures:
+        assert (figure.value, figure.low, figure.high, figure.n_items, figure.reason) == (1.0, 1.0, 1.0, 30, "")
+        assert figure.n_resamples == 1000
+
+
+def test_fleiss_kappa_uses_only_items_with_the_most_common_count_and_says_how_many_were_left_out():
+    ratings = [(i, r, "x" if (i + r) % 3 else "y") for i in range(10) for r in range(3)]  # 10 items, 3 ratings
+    ratings += [(i, r, "x" if i % 2 else "y") for i in range(10, 14) for r in range(2)]  # 4 items, 2 ratings
+    ratings += [(14, 0, "x")]  # one rating: no figure counts it
+    result = fleiss_kappa(ratings, bootstrap=EXACT)
+    assert (result.ratings_per_item, result.kappa.n_items, result.n_items_left_out) == (3, 10, 4)
+    assert krippendorff_alpha(ratings, bootstrap=EXACT).n_items == 14
+    tie = [(i, r, "x" if (i + r) % 2 else "y") for i in range(4) for r in range(2 + i % 2)]  # two of 2, two of 3
+    assert fleiss_kappa(tie, bootstrap=EXACT).ratings_per_item == 3
+
+
+def test_bootstrap_is_seeded_and_resamples_the_items():
+    ratings = as_list(random_ratings(3))
+    first = krippendorff_alpha(ratings, bootstrap=Bootstrap(n_resamples=300, seed=7))
+    assert first == krippendorff_alpha(ratings, bootstrap=Bootstrap(n_resamples=300, seed=7))
+    other = krippendorff_alpha(ratings, bootstrap=Bootstrap(n_resamples=300, seed=8))
+    assert (other.value, other.n_items) == (first.value, first.n_items) and other.low != first.low
+    assert first.low < first.value < first.high and first.n_resamples == 300
+    narrow = krippendorff_alpha(ratings, bootstrap=Bootstrap(n_resamples=300, seed=7, confidence=0.5))
+    assert first.low < narrow.low <= narrow.high < first.high
+
+
+def test_an_interval_is_withheld_when_most_resamples_leave_the_figure_undefined():
+    def defined_only_with_the_first_two_items(weights: np.ndarray) -> float | str:
+        return 0.5 if weights[0] and weights[1] else ONE_CATEGORY  # about 42% of resamples
+
+    figure = _figure(defined_only_with_the_first_two_items, 10, Bootstrap(n_resamples=200), empty="")
+    assert (figure.value, figure.low, figure.high) == (0.5, None, None)
+    assert 0 < figure.n_resamples < 100
+    assert figure.reason == f"no interval: the figure is undefined in {200 - figure.n_resamples} of 200 resamples"
+
+
+def test_a_rater_who_answers_an_item_twice_is_refused():
+    with pytest.raises(ValueError, match="more than once"):
+        krippendorff_alpha([(1, "alice", "benign"), (1, "alice", "malignant")])
+
+
+def test_no_ratings_give_empty_undefined_figures():
+    report = agreement_report([])
+    assert (report.raters, report.pairs, report.per_class, report.reference) == ((), (), (), ())
+    assert (report.alpha.value, report.alpha.reason) == (None, NO_PAIRABLE_ITEM)
+
+
+@pytest.mark.parametrize("bootstrap", [{"n_resamples": -1}, {"confidence": 1.0}, {"confidence": 0.0}])
+def test_a_bootstrap_without_meaning_is_refused(bootstrap):
+    with pytest.raises(ValueError):
+        Bootstrap(**bootstrap)

@@ -88,7 +88,7 @@ class ReviewCreateApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request: Request, item_id: int) -> Response:
-        item = item_get_for_user(user=request.user, pk=item_id, roles=REVIEW_ROLES)
+        item = item_get_for_user(user=request.user, pk=item_id, roles=REVIEW_ROLES, related=())
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         label = None

@@ -44,7 +44,13 @@ def dataset_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> 
     return dataset
 
 
-def item_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> Item:
+def item_get_for_user(
+    *,
+    user: AnyUser,
+    pk: int,
+    roles: tuple[Role, ...],
+    related: tuple[str, ...] = ("batch", "predicted_label"),
+) -> Item:
     """The item, if the user holds one of `roles` and may see its dataset (the rule of dataset_get_for_user).
 
     The rule is require_dataset_access's (auditors, when AUDITOR is among `roles`,
@@ -52,10 +58,11 @@ def item_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> Ite
     asked in the item's own query (an EXISTS) instead of a statement of its own:
     the review loop fetches an item on every answer. A missing item, or one in a
     dataset the user may not touch, is refused before anything of it is returned.
+    `related` is what else is read with it (select_related); its dataset always is.
     """
     require_role(user, *roles)
     reads_every_dataset = Role.AUDITOR in roles and has_role(user, Role.AUDITOR)
-    items = Item.objects.select_related("dataset", "batch", "predicted_label")
+    items = Item.objects.select_related("dataset", *related)
     if not reads_every_dataset:
         membership = DatasetMembership.objects.filter(dataset=OuterRef("dataset_id"), user=user)
         items = items.annotate(user_is_member=Exists(membership))

@@ -224,7 +224,8 @@ def review_submit_view(request: HttpRequest, dataset_id: int, item_id: int) -> H
     the reviewer still holds; a blank 405 would strand them."""
     if request.method == "GET":
         return redirect(reverse("annotations:review", args=[dataset_id]))
-    item = item_get_for_user(user=request.user, pk=item_id, roles=REVIEW_ROLES)
+    # Only the dataset: review_submit reads the item again, under its lock, for what it needs.
+    item = item_get_for_user(user=request.user, pk=item_id, roles=REVIEW_ROLES, related=())
     dataset = item.dataset
     if item.dataset_id != dataset_id:
         return HttpResponse("Item does not belong to this dataset.", status=400)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -20,10 +22,31 @@ GENESIS_HASH = "0" * 64
 
 
 def to_json_value(value: Any) -> Any:
-    """Normalise a Python value to plain JSON types (dates, decimals, UUIDs become strings)."""
+    """Normalise a Python value to plain JSON types (dates, decimals, UUIDs become strings).
+
+    Numbers take the form PostgreSQL's jsonb gives back, so an event hashes the
+    same when it is read again: jsonb keeps a number as an exact decimal and
+    writes it without an exponent or a minus zero, so 1e16 comes back as the
+    integer 10000000000000000 and -0.0 as 0.0. Left as Python floats, such
+    values made a genuine event fail verification on PostgreSQL.
+    """
     if value is None:
         return None
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return _as_stored(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
+
+
+def _as_stored(value: Any) -> Any:
+    if isinstance(value, float):
+        if value == 0:
+            return 0.0
+        if abs(value) >= 1e16 and math.isfinite(value):  # where repr turns to an exponent: a whole number
+            return int(Decimal(repr(value)))
+        return value
+    if isinstance(value, dict):
+        return {key: _as_stored(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_stored(item) for item in value]
+    return value
 
 
 def canonical_json(value: Any) -> bytes:

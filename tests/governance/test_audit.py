@@ -527,3 +527,24 @@ def test_the_audit_list_counts_nothing_and_scans_no_column_for_its_menus(auditor
     assert "COUNT(" not in sql and "DISTINCT" not in sql and "OFFSET" not in sql
     assert response.context["actions"][:4] == ["auth.login", "test.kind0", "test.kind1", "test.kind2"]
     assert {"who0", "who1", "who2"} <= set(response.context["actors"])
+
+
+@pytest.mark.django_db
+def test_numbers_the_database_rewrites_still_verify():
+    """jsonb gives 1e16 back as 10000000000000000 and -0.0 as 0.0: the event is hashed in that form."""
+    with transaction.atomic():
+        audit_record(
+            actor=None,
+            action="test.numbers",
+            after={"minus_zero": -0.0, "big": 1e16, "bigger": [1.5e300, -2e20], "small": 1e-7, "plain": 0.1},
+        )
+    stored = AuditEvent.objects.get(action="test.numbers")
+    assert stored.after == {
+        "minus_zero": 0.0,
+        "big": 10**16,
+        "bigger": [int(15 * 10**299), -2 * 10**20],
+        "small": 1e-7,
+        "plain": 0.1,
+    }
+    checked, broken = verify_chain(AuditEvent.objects.order_by("seq"))
+    assert broken is None, broken

@@ -24,6 +24,29 @@ class Dataset(models.Model):
         return self.name
 
 
+class GuidelineVersion(models.Model):
+    """One published version of a dataset's labelling guideline, in Markdown; never edited once published.
+
+    Publishing a new one makes its number the dataset's guideline_version, which
+    every later review records (annotations/guidelines.py).
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="guideline_versions")
+    version = models.PositiveIntegerField(help_text="The number reviews record; rises by one per publication.")
+    text = models.TextField(help_text="The guideline in Markdown, shown through an allow-list sanitiser.")
+    text_sha256 = models.CharField(max_length=64, help_text="sha256 of the text, as recorded in the audit event.")
+    change_note = models.CharField(max_length=500, blank=True, help_text="What changed and why, for reviewers.")
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    published_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "version"], name="guideline_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} guideline v{self.version}"
+
+
 class Feature(models.Model):
     """One column of the dataset's schema, with what it means."""
 

@@ -194,6 +194,15 @@ ENDPOINTS: dict[str, Endpoint] = {
         "get", lambda w: reverse("annotations:batch_detail", args=[w.dataset_id, w.batch_id]), ADMIN_READERS
     ),
     "review_page": Endpoint("get", lambda w: reverse("annotations:review", args=[w.dataset_id]), REVIEWERS),
+    "guideline_page": Endpoint("get", lambda w: reverse("annotations:guideline", args=[w.dataset_id]), DATASET_READERS),
+    "guideline_publish": Endpoint(
+        "post",
+        lambda w: reverse("annotations:guideline", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"text": "# Rules\n\nCall it malignant when in doubt.", "action": "publish"},
+        effect="guideline.published",
+    ),
     "review_submit": Endpoint(
         "post",
         lambda w: reverse("annotations:review_submit", args=[w.dataset_id, w.open_item_id]),
@@ -288,6 +297,16 @@ ENDPOINTS: dict[str, Endpoint] = {
         effect="promotion.approved",
     ),
     "api_audit_events": Endpoint("get", lambda w: "/api/audit-events/", AUDITOR, api=True),
+    "api_guideline": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/guideline/", DATASET_READERS, api=True),
+    "api_guideline_publish": Endpoint(
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/guideline/",
+        ADMINS,
+        ok=201,
+        api=True,
+        data=lambda w: {"text": "# Rules\n\nCall it benign when sure."},
+        effect="guideline.published",
+    ),
 }
 
 

@@ -1,0 +1,134 @@
+"""Labelling guidelines (issue 8, point 5): versioned Markdown, rendered safely, publishing audited,
+and the version in force recorded on every review."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from annotations.guidelines import guideline_publish, guideline_render
+from annotations.models import Dataset, GuidelineVersion, Item, Review
+from annotations.services import ReviewAnswer, review_submit
+from governance.audit_chain import verify_chain
+from governance.models import AuditEvent
+from tests.conftest import login, synthetic_rows
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("markdown", "absent"),
+    [
+        ("<script>alert(1)</script>", "<script"),
+        ('<img src="x" onerror="alert(1)">', "<img"),
+        ("[click](javascript:alert(1))", "javascript:"),
+        ('<a href="https://example.org" onclick="steal()">x</a>', "onclick"),
+        ('<p style="color:red">styled</p>', "style="),
+        ("![a picture](https://example.org/tracker.png)", "<img"),
+        ("<iframe src='https://example.org'></iframe>", "<iframe"),
+    ],
+)
+def test_rendering_keeps_nothing_that_runs_loads_or_styles(markdown, absent):
+    assert absent not in str(guideline_render(markdown))
+
+
+def test_rendering_keeps_what_a_guideline_needs():
+    html = str(
+        guideline_render(
+            "# Malignant\n\nCall it **malignant** when:\n\n1. the margin is *irregular*\n2. see "
+            "[the atlas](https://example.org/atlas)\n\n| sign | weight |\n|:--|--:|\n| margin | 2 |\n"
+        )
+    )
+    assert "<h1>Malignant</h1>" in html and "<strong>malignant</strong>" in html and "<ol>" in html
+    assert '<a href="https://example.org/atlas" rel="noopener noreferrer nofollow">the atlas</a>' in html
+    assert '<td align="right">2</td>' in html  # alignment without an inline style (the CSP forbids them)
+
+
+def test_publishing_numbers_versions_records_them_on_reviews_and_audits_it(dataset, model_admin, reviewer, import_rows):
+    import_rows(synthetic_rows(3, labelled=False))
+    item = Item.objects.filter(dataset=dataset).first()
+    Item.objects.filter(pk=item.pk).update(leased_to=reviewer)
+    review_submit(
+        item_id=item.pk,
+        reviewer=reviewer,
+        answer=ReviewAnswer(label=dataset.label_classes.get(name="benign"), shown_prediction_id=None),
+    )  # a review under version "1", which had no text
+
+    first = guideline_publish(dataset=dataset, user=model_admin, text="Rules, take one.", change_note="start")
+    second = guideline_publish(dataset=dataset, user=model_admin, text="Rules, take two.")
+
+    dataset.refresh_from_db()
+    assert (first.version, second.version, dataset.guideline_version) == (2, 3, "3")
+    assert Review.objects.get().guideline_version == "1"  # earlier reviews keep the version they were made under
+    events = AuditEvent.objects.filter(action="guideline.published").order_by("seq")
+    assert [(e.before, e.after["guideline_version"]) for e in events] == [
+        ({"guideline_version": "1"}, "2"),
+        ({"guideline_version": "2"}, "3"),
+    ]
+    assert events[0].after["text_sha256"] == first.text_sha256 and events[0].after["change_note"] == "start"
+    assert verify_chain(AuditEvent.objects.order_by("seq"))[1] is None
+
+
+def test_a_dataset_nobody_reviewed_yet_starts_at_version_1(dataset, model_admin):
+    assert guideline_publish(dataset=dataset, user=model_admin, text="Rules.").version == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        ("   ", "text", "Write the guideline"),
+        ("x" * 100_001, "text", "the limit is 100,000"),
+        ("a\x00b", "text", "NUL character"),
+    ],
+)
+def test_a_bad_text_is_refused_and_nothing_changes(dataset, model_admin, text, field, words):
+    with pytest.raises(ValidationError) as caught:
+        guideline_publish(dataset=dataset, user=model_admin, text=text)
+    assert words in caught.value.message_dict[field][0]
+    assert not GuidelineVersion.objects.exists() and not AuditEvent.objects.filter(action="guideline.published")
+
+
+def test_publishing_the_text_in_force_again_is_refused(dataset, model_admin):
+    guideline_publish(dataset=dataset, user=model_admin, text="Same rules.\n")
+    with pytest.raises(ValidationError, match="already in force"):
+        guideline_publish(dataset=dataset, user=model_admin, text="Same rules.")
+
+
+def test_the_page_shows_the_version_in_force_and_earlier_ones(dataset, model_admin, reviewer):
+    guideline_publish(dataset=dataset, user=model_admin, text="# Old rules", change_note="first")
+    guideline_publish(dataset=dataset, user=model_admin, text="# New rules <script>x()</script>", change_note="second")
+    client = login(reviewer)
+    url = reverse("annotations:guideline", args=[dataset.pk])
+
+    page = client.get(url).content.decode()
+    assert "<h1>New rules" in page and "<script>x()" not in page and "Publish a new version" not in page
+    older = client.get(url, {"version": "1"}).content.decode()
+    assert "<h1>Old rules</h1>" in older and "An earlier version" in older
+    assert "There is no version 9" in client.get(url, {"version": "9"}).content.decode()
+
+
+def test_a_model_admin_previews_without_publishing_then_publishes(dataset, model_admin):
+    client = login(model_admin)
+    url = reverse("annotations:guideline", args=[dataset.pk])
+
+    preview = client.post(url, {"text": "**Bold** rule", "change_note": "", "action": "preview"})
+    assert preview.status_code == 200 and "<strong>Bold</strong> rule" in preview.content.decode()
+    assert not GuidelineVersion.objects.exists()
+
+    published = client.post(url, {"text": "**Bold** rule", "change_note": "why", "action": "publish"}, follow=True)
+    assert "Guideline version 1 is published" in published.content.decode()
+    assert Dataset.objects.get(pk=dataset.pk).guideline_version == "1"
+
+
+def test_the_api_reads_and_publishes(dataset, model_admin, reviewer):
+    url = f"/api/datasets/{dataset.pk}/guideline/"
+    assert login(reviewer).get(url).json() == {"guideline_version": "1", "current": None, "versions": []}
+
+    created = login(model_admin).post(url, {"text": "Rule *one*", "change_note": "n"}, content_type="application/json")
+    assert created.status_code == 201
+    body = login(reviewer).get(url).json()
+    assert body["versions"] == [1] and body["current"]["html"] == "<p>Rule <em>one</em></p>"
+
+    refused = login(model_admin).post(url, {"text": "Rule *one*"}, content_type="application/json")
+    assert refused.status_code == 400 and "already in force" in refused.json()["text"][0]

@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotations.forms import ImportForm
+from annotations.guidelines import guideline_current, guideline_render
 from annotations.imports import full_report_path, import_batch_upload
 from annotations.models import Dataset, Item, LabelClass
 from annotations.queue import QueuedItem, queue_next_item
@@ -152,13 +153,14 @@ def _render_card(
     error: str = "",
     *,
     label_classes: list[LabelClass] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """Render a card; the item shown is logged as read by this reviewer."""
     if queued is not None:
         data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.REVIEW_CARD)
     if label_classes is None:
         label_classes = _label_classes(dataset)
-    return render(request, template, _card_context(dataset, queued, error, label_classes))
+    return render(request, template, {**_card_context(dataset, queued, error, label_classes), **(extra or {})})
 
 
 def _card_context(
@@ -212,8 +214,13 @@ def _tie(probabilities: list[tuple[LabelClass, float | None]]) -> tuple[tuple[La
 def review_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=REVIEW_ROLES)
     queued = queue_next_item(dataset=dataset, reviewer=request.user)
-    template = "annotations/review_page.html#card" if request.htmx else "annotations/review_page.html"
-    return _render_card(request, template, dataset, queued)
+    if request.htmx:
+        return _render_card(request, "annotations/review_page.html#card", dataset, queued)
+    # The whole page also carries the guideline in force, opened with G in a dialog (the card
+    # swaps after each answer leave it in place, so it is read once per page, not per answer).
+    guideline = guideline_current(dataset)
+    extra = {"guideline": guideline, "guideline_html": guideline_render(guideline.text) if guideline else None}
+    return _render_card(request, "annotations/review_page.html", dataset, queued, extra=extra)
 
 
 @require_http_methods(["GET", "POST"])

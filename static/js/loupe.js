@@ -7,9 +7,21 @@
     return card ? card.querySelector("form.review-form") : null;
   }
 
+  // A button that opens a <dialog> (the guideline on the review page): no inline script under the CSP.
+  function openDialog(id) {
+    const dialog = document.getElementById(id);
+    if (dialog && !dialog.open) dialog.showModal();
+  }
+  document.addEventListener("click", function (event) {
+    const opener = event.target.closest && event.target.closest("[data-opens-dialog]");
+    if (opener) openDialog(opener.dataset.opensDialog);
+  });
+
   document.addEventListener("keydown", function (event) {
     const form = reviewForm();
     if (!form || event.ctrlKey || event.metaKey || event.altKey) return;
+    // An open dialog (the guideline) has the keyboard: Esc closes it, nothing reaches the card.
+    if (document.querySelector("dialog[open]")) return;
     const target = event.target;
     // Typing a reason: keys are text, except Escape which leaves the field.
     if (target.matches && target.matches("input[type=text], textarea, select")) {
@@ -34,6 +46,9 @@
     } else if (event.key === "s" || event.key === "S") {
       event.preventDefault();
       form.querySelector('button[value="skip"]').click();
+    } else if (event.key === "g" || event.key === "G") {
+      event.preventDefault();
+      openDialog("guideline-dialog");
     }
   });
 

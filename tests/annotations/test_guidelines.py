@@ -132,3 +132,14 @@ def test_the_api_reads_and_publishes(dataset, model_admin, reviewer):
 
     refused = login(model_admin).post(url, {"text": "Rule *one*"}, content_type="application/json")
     assert refused.status_code == 400 and "already in force" in refused.json()["text"][0]
+
+
+def test_the_review_page_carries_the_guideline_and_the_card_swap_does_not(trained_dataset, model_admin, reviewer):
+    published = guideline_publish(dataset=trained_dataset, user=model_admin, text="## Margins\n\nLook at them.")
+    client = login(reviewer)
+    url = reverse("annotations:review", args=[trained_dataset.pk])
+
+    page = client.get(url).content.decode()
+    assert f"Guideline, version {published.version}" in page and "<h2>Margins</h2>" in page
+    card = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "guideline-dialog" not in card  # the dialog stays in the page; each answer swaps only the card

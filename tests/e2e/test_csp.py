@@ -103,6 +103,14 @@ def test_no_page_of_the_loop_is_refused_anything_by_the_content_security_policy(
 
     sign_in(page, base, "admin1")
     csp.visit("import page", f"{ds}/import/")
+    # The guideline page: publish one (preview first), then read it; G opens it over the card too.
+    page.goto(f"{ds}/guideline/")
+    page.get_by_label("Guideline (Markdown)").fill("## When unsure\n\n| sign | weight |\n|--|--:|\n| margin | 2 |")
+    page.get_by_role("button", name="Preview").click()
+    csp.check("guideline page with a preview")
+    page.get_by_role("button", name="Publish").click()
+    expect(page.locator(".msg-success")).to_be_visible()
+    csp.check("guideline page")
     batch = ImportBatch.objects.filter(dataset=dataset).order_by("pk").first()
     csp.visit("import batch detail", f"{ds}/imports/{batch.pk}/")
     csp.visit("models overview", f"{base}/models/datasets/{dataset.pk}/")

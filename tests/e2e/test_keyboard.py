@@ -32,3 +32,29 @@ def test_enter_on_the_skip_button_skips_and_enter_on_source_only_opens_it(live_s
     page.keyboard.press("Enter")  # from the radio: submits the label
     expect(page.locator("#card h2 code")).not_to_have_text(second)
     assert Review.objects.exclude(decision=Review.Decision.SKIP).count() == 1
+
+
+def test_g_opens_the_guideline_over_the_card_and_escape_gives_the_keyboard_back(
+    live_server, page, trained_dataset, reviewer, model_admin
+):
+    from annotations.guidelines import guideline_publish
+
+    published = guideline_publish(
+        dataset=trained_dataset, user=model_admin, text="## When unsure\n\nCall it **malignant**."
+    )
+    sign_in(page, live_server.url, "reviewer")
+    page.goto(f"{live_server.url}/datasets/{trained_dataset.pk}/review/")
+    dialog = page.locator("#guideline-dialog")
+
+    page.keyboard.press("g")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("h2", has_text="When unsure")).to_be_visible()
+    page.keyboard.press("1")  # the dialog has the keyboard: no label is chosen behind it
+    expect(page.locator("#card input[name=label]:checked")).to_have_count(0)
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(page.locator("#card input[name=label]:checked")).to_have_count(0)  # answered: the next card
+    assert Review.objects.get().guideline_version == str(published.version)  # made under the version read

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from annotations import demo_data
+from annotations.guidelines import guideline_publish
 from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, LabelClass
 from annotations.services import import_batch_create
 from governance.audit import audit_record
@@ -38,6 +39,28 @@ DEMO_USERS = [
     ("auditor", "Avery", "Auditor", Role.AUDITOR),
 ]
 SITE_ADMIN = "siteadmin"
+
+
+# A short labelling guideline, so the review page's G has something to open. Demo text, not clinical advice.
+DEMO_GUIDELINE = """\
+## What you decide
+
+Whether the fine-needle aspirate shows a **malignant** or a **benign** mass, from the 30
+measurements of its cell nuclei. The model's answer is a suggestion: decide from the data.
+
+## Signs that point to malignant
+
+| sign | features |
+|:--|:--|
+| large, irregular nuclei | *worst radius*, *worst perimeter*, *worst area* above their normal range |
+| irregular outline | *worst concave points* and *worst concavity* high |
+| coarse texture | *worst texture* high |
+
+## When you are unsure
+
+- Do not accept the model's answer to move on: **skip** the item (S), and say why in the reason.
+- A value far outside its normal range may be a measurement error: say so in the reason.
+"""
 
 
 class Command(BaseCommand):
@@ -149,6 +172,7 @@ class Command(BaseCommand):
                 purpose=purposes.get(name, ImportBatch.Purpose.REVIEW),
             )
             self.stdout.write(f"Imported {batch.rows_imported} rows from {name} ({batch.get_purpose_display()}).")
+        guideline_publish(dataset=dataset, user=admin, text=DEMO_GUIDELINE, change_note="First version for the demo")
         return dataset
 
     def _first_model(self, dataset: Dataset, passwords: dict[str, str]) -> None:

@@ -49,6 +49,9 @@
     } else if (event.key === "g" || event.key === "G") {
       event.preventDefault();
       openDialog("guideline-dialog");
+    } else if (event.key === "?") {
+      event.preventDefault();
+      openDialog("keys-dialog");
     }
   });
 

@@ -58,3 +58,18 @@ def test_g_opens_the_guideline_over_the_card_and_escape_gives_the_keyboard_back(
     page.keyboard.press("Enter")
     expect(page.locator("#card input[name=label]:checked")).to_have_count(0)  # answered: the next card
     assert Review.objects.get().guideline_version == str(published.version)  # made under the version read
+
+
+def test_question_mark_lists_every_key_and_escape_closes_it(live_server, page, trained_dataset, reviewer):
+    sign_in(page, live_server.url, "reviewer")
+    page.goto(f"{live_server.url}/datasets/{trained_dataset.pk}/review/")
+    keys = page.locator("#keys-dialog")
+
+    page.keyboard.press("?")
+    expect(keys).to_be_visible()
+    for key in ("Enter", "S", "G", "Esc"):
+        expect(keys.locator("kbd", has_text=key).first).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(keys).to_be_hidden()
+    page.get_by_role("button", name="? all keys").click()  # and by mouse
+    expect(keys).to_be_visible()

@@ -33,6 +33,7 @@ from annotations.models import Dataset, Item, Review
 STRATEGY_LEAST_CONFIDENCE = "least_confidence"
 STRATEGY_UNSCORED = "unscored"  # no prediction yet: arrival order
 _CLAIM_ATTEMPTS = 5
+SKIP_RETURN_SECONDS = settings.LOUPE_SKIP_RETURN_SECONDS
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,13 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
     if held is not None:
         return selection_for(held)
     lease_until = now + timedelta(seconds=settings.LOUPE_LEASE_SECONDS)
-    already_answered = Review.objects.filter(item=OuterRef("pk"), reviewer=reviewer)
+    # Not an item this reviewer answered; one they skipped comes back to them once
+    # LOUPE_SKIP_RETURN_SECONDS have passed (others may take it meanwhile): a skip means
+    # "not now", and leaving it to others alone would drain hard items onto a few people.
+    skipped_lately = Q(decision=Review.Decision.SKIP, created_at__gt=now - timedelta(seconds=SKIP_RETURN_SECONDS))
+    already_answered = Review.objects.filter(item=OuterRef("pk"), reviewer=reviewer).filter(
+        ~Q(decision=Review.Decision.SKIP) | skipped_lately
+    )
     candidates = (
         Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.OPEN)
         .filter(Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=reviewer))

@@ -358,6 +358,8 @@ LOUPE_HEARTBEAT_STALE_S = env_int("LOUPE_HEARTBEAT_STALE_S", 120)
 LOUPE_TRAINING_MAX_ATTEMPTS = env_int("LOUPE_TRAINING_MAX_ATTEMPTS", 3)
 # How long a reviewer holds an item before another reviewer may get it.
 LOUPE_LEASE_SECONDS = env_int("LOUPE_LEASE_SECONDS", 10 * 60)
+# An item a reviewer skipped can come back to that reviewer after this long (to others at once).
+LOUPE_SKIP_RETURN_SECONDS = env_int("LOUPE_SKIP_RETURN_SECONDS", 60 * 60)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -8,6 +8,7 @@ from unittest import mock
 import pytest
 from django.core.exceptions import ValidationError
 
+from annotations import queue
 from annotations.models import Dataset, GoldLabel, Item, LabelClass, Review
 from annotations.queue import STRATEGY_LEAST_CONFIDENCE, STRATEGY_UNSCORED, queue_next_item
 from annotations.services import ReviewAnswer, review_submit
@@ -155,7 +156,7 @@ def test_label_from_another_dataset_is_refused(trained_dataset, reviewer, broker
 # --- Skips ----------------------------------------------------------------------------------------------------
 
 
-def test_skip_keeps_the_item_open_records_a_skip_and_is_not_offered_to_the_same_reviewer_again(
+def test_skip_keeps_the_item_open_records_a_skip_and_is_not_offered_to_the_same_reviewer_for_now(
     trained_dataset, reviewer, reviewer2
 ):
     item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
@@ -225,3 +226,24 @@ def test_stale_shown_prediction_is_rejected_and_nothing_is_written(trained_datas
     item.refresh_from_db()
     assert item.queue_state == Item.QueueState.OPEN
     assert item.leased_to == reviewer
+
+
+def test_a_skipped_item_comes_back_to_the_same_reviewer_later_and_can_then_be_answered(
+    trained_dataset, reviewer, broker, monkeypatch
+):
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    review_submit(
+        item_id=item.pk, reviewer=reviewer, answer=ReviewAnswer(label=None, shown_prediction_id=item.prediction_id)
+    )
+    other = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    assert other.pk != item.pk  # not now
+    review_submit(item_id=other.pk, reviewer=reviewer, answer=answer_for(other))
+
+    # Once LOUPE_SKIP_RETURN_SECONDS have passed (reviews are immutable, so the wait is shortened instead),
+    # the skipped item, still the least confident, is theirs again.
+    monkeypatch.setattr(queue, "SKIP_RETURN_SECONDS", 0)
+    back = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    assert back.pk == item.pk
+    answered = review_submit(item_id=item.pk, reviewer=reviewer, answer=answer_for(back))
+    assert answered.decision != Review.Decision.SKIP
+    assert queue_next_item(dataset=trained_dataset, reviewer=reviewer).item.pk != item.pk  # answered: never again

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotations import guideline_views, views
+from annotations import agreement_views, guideline_views, views
 
 app_name = "annotations"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:dataset_id>/imports/<int:batch_id>/", views.batch_detail, name="batch_detail"),
     path("<int:dataset_id>/imports/<int:batch_id>/report.csv", views.batch_report_download, name="batch_report"),
     path("<int:dataset_id>/guideline/", guideline_views.guideline_page, name="guideline"),
+    path("<int:dataset_id>/agreement/", agreement_views.agreement_page, name="agreement"),
     path("<int:dataset_id>/review/", views.review_page, name="review"),
     path("<int:dataset_id>/review/<int:item_id>/", views.review_submit_view, name="review_submit"),
 ]

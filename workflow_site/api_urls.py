@@ -3,8 +3,8 @@ from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from annotations import agreement_apis, dataset_apis, guideline_apis
 from annotations import apis as annotation_apis
-from annotations import dataset_apis, guideline_apis
 from governance import apis as governance_apis
 from models_app import apis as model_apis
 from models_app import export_apis
@@ -22,6 +22,7 @@ urlpatterns = [
     path("datasets/", dataset_apis.DatasetsApi.as_view(), name="api_datasets"),
     path("datasets/<int:dataset_id>/items/", dataset_apis.ItemListApi.as_view(), name="api_items"),
     path("datasets/<int:dataset_id>/guideline/", guideline_apis.GuidelineApi.as_view(), name="api_guideline"),
+    path("datasets/<int:dataset_id>/agreement/", agreement_apis.AgreementApi.as_view(), name="api_agreement"),
     path("datasets/<int:dataset_id>/export/", export_apis.ExportApi.as_view(), name="api_export"),
     path("datasets/<int:dataset_id>/next-item/", annotation_apis.NextItemApi.as_view(), name="api_next_item"),
     path("items/<int:item_id>/reviews/", annotation_apis.ReviewCreateApi.as_view(), name="api_review_create"),

@@ -75,6 +75,26 @@ def candidate_v2(dataset) -> ModelVersion:
     return candidate_train(dataset, reason="a11y")
 
 
+def _overlapping_reviews(dataset, reviewer) -> None:  # type: ignore[no-untyped-def]
+    """Three reviewers answering the same six items, so the agreement page shows every table."""
+    from annotations.models import LabelClass, Review
+    from tests.helpers import make_user
+    from workflow_site.access import Role
+
+    others = [make_user(f"a11y-reviewer{i}", Role.REVIEWER, dataset=dataset) for i in (2, 3)]
+    labels = list(LabelClass.objects.filter(dataset=dataset).order_by("position"))
+    for i, item in enumerate(Item.objects.filter(dataset=dataset).order_by("pk")[:6]):
+        for j, who in enumerate([reviewer, *others]):
+            Review.objects.create(
+                item=item,
+                reviewer=who,
+                decision=Review.Decision.LABEL,
+                label=labels[(i + j) % 3 % len(labels)],
+                selection_strategy="a11y",
+                guideline_version=dataset.guideline_version,
+            )
+
+
 def test_every_page_of_the_loop_has_no_serious_or_critical_axe_violation(  # ~17 s
     live_server, page, trained_dataset, reviewer, model_admin, model_admin2, auditor
 ):
@@ -113,6 +133,12 @@ def test_every_page_of_the_loop_has_no_serious_or_critical_axe_violation(  # ~17
     batch = ImportBatch.objects.filter(dataset=dataset).order_by("pk").first()
     audit.visit("import batch detail", f"{ds}/imports/{batch.pk}/")
     audit.visit("models overview", f"{base}/models/datasets/{dataset.pk}/")
+    audit.visit("agreement page (no overlap yet)", f"{ds}/agreement/")
+    _overlapping_reviews(dataset, reviewer)
+    for width in (1280, 390):  # the reviewer x reviewer matrix scrolls in its own region on a phone
+        page.set_viewport_size({"width": width, "height": 900})
+        audit.visit(f"agreement page with figures at {width}px", f"{ds}/agreement/")
+    page.set_viewport_size({"width": 1280, "height": 900})
     run = TrainingRun.objects.filter(dataset=dataset).order_by("-pk").first()
     audit.visit("run detail", f"{base}/models/runs/{run.pk}/")
     audit.visit("promotions list", f"{base}/governance/datasets/{dataset.pk}/promotions/")

@@ -114,6 +114,7 @@ def test_no_page_of_the_loop_is_refused_anything_by_the_content_security_policy(
     batch = ImportBatch.objects.filter(dataset=dataset).order_by("pk").first()
     csp.visit("import batch detail", f"{ds}/imports/{batch.pk}/")
     csp.visit("models overview", f"{base}/models/datasets/{dataset.pk}/")
+    csp.visit("agreement page", f"{ds}/agreement/")
     run = TrainingRun.objects.filter(dataset=dataset).order_by("-pk").first()
     csp.visit("run detail", f"{base}/models/runs/{run.pk}/")
     csp.visit("promotions list", f"{base}/governance/datasets/{dataset.pk}/promotions/")

@@ -203,6 +203,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"text": "# Rules\n\nCall it malignant when in doubt.", "action": "publish"},
         effect="guideline.published",
     ),
+    "agreement_page": Endpoint("get", lambda w: reverse("annotations:agreement", args=[w.dataset_id]), ADMIN_READERS),
     "review_submit": Endpoint(
         "post",
         lambda w: reverse("annotations:review_submit", args=[w.dataset_id, w.open_item_id]),
@@ -298,6 +299,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "api_audit_events": Endpoint("get", lambda w: "/api/audit-events/", AUDITOR, api=True),
     "api_guideline": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/guideline/", DATASET_READERS, api=True),
+    "api_agreement": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/agreement/", ADMIN_READERS, api=True),
     "api_guideline_publish": Endpoint(
         "post",
         lambda w: f"/api/datasets/{w.dataset_id}/guideline/",

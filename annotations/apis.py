@@ -29,6 +29,7 @@ class DatasetListApi(APIView):
         name = serializers.CharField()
         slug = serializers.CharField()
         guideline_version = serializers.CharField()
+        reason_codes = serializers.JSONField(help_text="Why reviewers correct the model: code and text, in order.")
 
     @extend_schema(responses={200: OutputSerializer(many=True), **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
@@ -76,11 +77,20 @@ class ReviewCreateApi(APIView):
         skip = serializers.BooleanField(default=False)
         shown_prediction_id = serializers.IntegerField(allow_null=True, help_text="The prediction you were shown.")
         reason = serializers.CharField(required=False, allow_blank=True, default="")
+        reason_code = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="One of the dataset's reason codes (listed by GET /api/datasets/); required to correct if any.",
+        )
+        flagged = serializers.BooleanField(default=False, help_text="Ask for this item to be followed up.")
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         item_id = serializers.IntegerField()
         decision = serializers.CharField()
+        reason_code = serializers.CharField()
+        flagged = serializers.BooleanField()
         label = serializers.CharField(source="label.name", allow_null=True, default=None)
         selection_strategy = serializers.CharField()
         selection_score = serializers.FloatField(allow_null=True)
@@ -106,6 +116,8 @@ class ReviewCreateApi(APIView):
                 label=label,
                 shown_prediction_id=data.validated_data["shown_prediction_id"],
                 reason=data.validated_data["reason"],
+                reason_code=data.validated_data["reason_code"],
+                flagged=data.validated_data["flagged"],
             ),
         )
         return Response(self.OutputSerializer(review).data, status=status.HTTP_201_CREATED)

@@ -52,6 +52,9 @@ class DatasetsApi(DatasetListApi):
         slug = serializers.SlugField(max_length=80)
         description = serializers.CharField(required=False, allow_blank=True, default="")
         guideline_version = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+        reason_codes = serializers.JSONField(
+            required=False, default=list, help_text='Why reviewers correct: [{"code": "margin", "text": "..."}].'
+        )
         features = serializers.JSONField()
         labels = serializers.JSONField()
 
@@ -76,6 +79,7 @@ class DatasetsApi(DatasetListApi):
         name = serializers.CharField()
         slug = serializers.CharField()
         guideline_version = serializers.CharField()
+        reason_codes = serializers.JSONField()
 
     @extend_schema(
         operation_id="datasets_create",

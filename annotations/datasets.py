@@ -50,6 +50,7 @@ def dataset_create(
     labels: list[LabelInput],
     description: str = "",
     guideline_version: str = "",
+    reason_codes: list[dict[str, str]] | None = None,
 ) -> Dataset:
     """Create the dataset, its features and label classes, make `user` a member, and audit it.
 
@@ -83,6 +84,7 @@ def dataset_create(
             slug=slug,
             description=description,
             guideline_version=guideline_version,
+            reason_codes=reason_codes or [],
             features=features,
             labels=labels,
         )
@@ -100,12 +102,13 @@ def _dataset_write(
     slug: str,
     description: str,
     guideline_version: str,
+    reason_codes: list[dict[str, str]],
     features: list[FeatureInput],
     labels: list[LabelInput],
 ) -> Dataset:
     label_names = [label.name for label in labels]
     with transaction.atomic():
-        dataset = Dataset(name=name, slug=slug, description=description)
+        dataset = Dataset(name=name, slug=slug, description=description, reason_codes=reason_codes)
         if guideline_version:
             dataset.guideline_version = guideline_version
         try:
@@ -132,6 +135,7 @@ def _dataset_write(
                 "name": dataset.name,
                 "slug": dataset.slug,
                 "guideline_version": dataset.guideline_version,
+                "reason_codes": dataset.reason_codes,
                 "features": [spec.__dict__ for spec in features],
                 "labels": label_names,
             },

@@ -15,10 +15,21 @@ class Dataset(models.Model):
     guideline_version = models.CharField(
         max_length=40, default="1", help_text="Review guideline in force; copied onto every review."
     )
+    reason_codes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Why a reviewer corrects the model, as [{"code": "margin", "text": "Irregular margin"}, ...] '
+        "in the order the card lists them; when set, a correction must give one.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+
+    def clean(self) -> None:
+        from annotations.reason_codes import reason_codes_check
+
+        reason_codes_check(self.reason_codes)
 
     def __str__(self) -> str:
         return self.name
@@ -360,6 +371,10 @@ class Review(models.Model):
     shown_label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     shown_confidence = models.FloatField(null=True, blank=True)
     reason = models.TextField(blank=True, help_text="Why (required wording is up to the guideline).")
+    reason_code = models.CharField(
+        max_length=40, blank=True, help_text="The dataset's reason code the reviewer picked for a correction."
+    )
+    flagged = models.BooleanField(default=False, help_text="The reviewer asked for this item to be followed up.")
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.OPEN)
     selection_strategy = models.CharField(max_length=32, help_text="Why the queue picked this item.")
     selection_score = models.FloatField(null=True, blank=True, help_text="The strategy's score for this item.")

@@ -19,6 +19,7 @@ from annotations.counters import GOLD, STATE, counts_add
 from annotations.imports import ImportRejected, import_batch_create, item_content_hash
 from annotations.models import Dataset, GoldLabel, Item, LabelClass, Review
 from annotations.queue import selection_for
+from annotations.reason_codes import reason_code_for_answer
 from annotations.signals import gold_labels_changed, send_after_commit
 from governance.audit import audit_record
 
@@ -35,6 +36,8 @@ class ReviewAnswer:
     label: LabelClass | None
     shown_prediction_id: int | None
     reason: str = ""
+    reason_code: str = ""  # one of the dataset's reason codes (annotations/reason_codes.py)
+    flagged: bool = False  # "follow this item up"
 
 
 def _check_lease(item: Item, reviewer: AbstractBaseUser, now: datetime) -> None:
@@ -144,6 +147,9 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
             decision = Review.Decision.ACCEPT
         else:
             decision = Review.Decision.CORRECT
+        reason_code = reason_code_for_answer(
+            codes=item.dataset.reason_codes, code=answer.reason_code, correcting=decision == Review.Decision.CORRECT
+        )
         review = Review.objects.create(
             item=item,
             reviewer=reviewer,
@@ -153,6 +159,8 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
             shown_label_id=item.predicted_label_id,
             shown_confidence=item.predicted_confidence,
             reason=answer.reason.strip()[:2000],
+            reason_code=reason_code,
+            flagged=answer.flagged,
             mode=Review.Mode.OPEN,
             selection_strategy=selection.strategy,
             selection_score=selection.score,
@@ -167,7 +175,7 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
                 action="review.skipped",
                 obj=item,
                 dataset_id=item.dataset_id,
-                after={"review_id": review.pk},
+                after={"review_id": review.pk, "reason_code": reason_code, "flagged": review.flagged},
                 reason=review.reason,
             )
             return review
@@ -197,6 +205,8 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
                 "shown_prediction_id": item.prediction_id,
                 "selection": {"strategy": selection.strategy, "score": selection.score},
                 "guideline_version": review.guideline_version,
+                "reason_code": reason_code,
+                "flagged": review.flagged,
             },
             reason=review.reason,
         )

@@ -281,8 +281,9 @@ def _parse_answer(request: HttpRequest, label_classes: list[LabelClass]) -> Revi
     except ValueError as exc:
         raise ValidationError("The form was damaged (shown_prediction is not a number). Reload the page.") from exc
     reason = request.POST.get("reason", "")
+    extra = {"reason_code": request.POST.get("reason_code", ""), "flagged": request.POST.get("flagged") == "on"}
     if request.POST.get("action") == "skip":
-        return ReviewAnswer(label=None, shown_prediction_id=shown, reason=reason)
+        return ReviewAnswer(label=None, shown_prediction_id=shown, reason=reason, **extra)
     label_name = request.POST.get("label", "")
     if not label_name:
         keys = min(len(label_classes), 9)
@@ -291,4 +292,4 @@ def _parse_answer(request: HttpRequest, label_classes: list[LabelClass]) -> Revi
     label = next((lc for lc in label_classes if lc.name == label_name), None)  # names are unique per dataset
     if label is None:
         raise ValidationError(f"Unknown label {label_name!r} for this dataset.")
-    return ReviewAnswer(label=label, shown_prediction_id=shown, reason=reason)
+    return ReviewAnswer(label=label, shown_prediction_id=shown, reason=reason, **extra)

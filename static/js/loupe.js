@@ -40,7 +40,7 @@
       // radio; on a button, link or <summary> it keeps its usual meaning
       // (Enter on Skip must skip, not submit).
       if (target.closest && target.closest("button, a, summary, select, textarea")) return;
-      if (target.matches && target.matches("input:not([name=label])")) return;
+      if (target.matches && target.matches("input:not([name=label]):not([name=reason_code]):not([name=flagged])")) return;
       event.preventDefault();
       form.querySelector('button[value="submit"]').click();
     } else if (event.key === "s" || event.key === "S") {
@@ -49,6 +49,20 @@
     } else if (event.key === "g" || event.key === "G") {
       event.preventDefault();
       openDialog("guideline-dialog");
+    } else if (event.key === "r" || event.key === "R") {
+      // Into the reason codes; the arrow keys then move between them, as in any radio group.
+      const code = form.querySelector('input[name="reason_code"]:checked') || form.querySelector('input[name="reason_code"]');
+      if (code) {
+        event.preventDefault();
+        code.focus();
+        code.checked = true;
+      }
+    } else if (event.key === "f" || event.key === "F") {
+      const flag = form.querySelector('input[name="flagged"]');
+      if (flag) {
+        event.preventDefault();
+        flag.checked = !flag.checked;
+      }
     } else if (event.key === "?") {
       event.preventDefault();
       openDialog("keys-dialog");

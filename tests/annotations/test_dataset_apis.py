@@ -15,6 +15,7 @@ SCHEMA = {
     "name": "Sepsis screen",
     "slug": "sepsis",
     "guideline_version": "2026-11",
+    "reason_codes": [{"code": "missed-lactate", "text": "A raised lactate was missed"}],
     "features": [
         {"name": "lactate", "unit": "mmol/L", "normal_min": 0.5, "normal_max": 2.2, "description": "Serum lactate"},
         {"name": "ward", "dtype": "category", "categories": ["ICU", "ED"], "is_sensitive": False},
@@ -40,6 +41,7 @@ def test_a_model_admin_creates_a_dataset_with_its_schema_and_works_on_it(db):
         "name": "Sepsis screen",
         "slug": "sepsis",
         "guideline_version": "2026-11",
+        "reason_codes": [{"code": "missed-lactate", "text": "A raised lactate was missed"}],
     }
     features = list(
         dataset.features.order_by("position").values_list("name", "dtype", "unit", "normal_max", "is_sensitive")
@@ -69,6 +71,8 @@ def test_a_model_admin_creates_a_dataset_with_its_schema_and_works_on_it(db):
         (lambda s: s.update(slug="not a slug!"), "slug", "slug"),
         (lambda s: s["features"][1].update(categories=["ICU", None]), "features[1].categories[1]", "not be null"),
         (lambda s: s.update(labels="yes,no"), "labels", "a list of label classes"),
+        (lambda s: s.update(reason_codes=[{"code": "Bad code", "text": "x"}]), "reason_codes[0]", "lower-case"),
+        (lambda s: s.update(reason_codes="margin"), "reason_codes", "a list of"),
     ],
 )
 def test_a_bad_schema_names_the_field_and_creates_nothing(db, change, field, words):

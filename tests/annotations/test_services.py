@@ -173,7 +173,11 @@ def test_skip_keeps_the_item_open_records_a_skip_and_is_not_offered_to_the_same_
     assert item.leased_to is None
     assert not GoldLabel.objects.filter(item=item).exists()
     event = AuditEvent.objects.get(action="review.skipped")
-    assert (event.actor, event.object_id, event.after) == (reviewer, str(item.pk), {"review_id": review.pk})
+    assert (event.actor, event.object_id, event.after) == (
+        reviewer,
+        str(item.pk),
+        {"review_id": review.pk, "reason_code": "", "flagged": False},
+    )
 
     assert queue_next_item(dataset=trained_dataset, reviewer=reviewer).item.pk != item.pk
     # ...but someone else still gets it: it is the least confident item left.

@@ -73,3 +73,25 @@ def test_question_mark_lists_every_key_and_escape_closes_it(live_server, page, t
     expect(keys).to_be_hidden()
     page.get_by_role("button", name="? all keys").click()  # and by mouse
     expect(keys).to_be_visible()
+
+
+def test_r_picks_a_reason_code_arrows_change_it_f_flags_and_enter_submits(live_server, page, trained_dataset, reviewer):
+    from annotations.models import Dataset
+
+    Dataset.objects.filter(pk=trained_dataset.pk).update(
+        reason_codes=[{"code": "margin", "text": "Irregular margin"}, {"code": "artefact", "text": "Artefact"}]
+    )
+    sign_in(page, live_server.url, "reviewer")
+    page.goto(f"{live_server.url}/datasets/{trained_dataset.pk}/review/")
+    other = page.locator("label.choice", has_not_text="(model)").filter(has=page.locator("input[name=label]")).first
+    first = page.locator("#card h2 code").inner_text()
+
+    page.keyboard.press(other.locator("kbd").inner_text())  # a correction...
+    page.keyboard.press("r")  # ...needs a reason: R picks the first, the arrow the next
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("input[name=reason_code][value=artefact]")).to_be_checked()
+    page.keyboard.press("f")
+    expect(page.locator("input[name=flagged]")).to_be_checked()
+    page.keyboard.press("Enter")
+    expect(page.locator("#card h2 code")).not_to_have_text(first)
+    assert Review.objects.values_list("decision", "reason_code", "flagged").get() == ("correct", "artefact", True)

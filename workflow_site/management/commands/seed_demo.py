@@ -131,6 +131,12 @@ class Command(BaseCommand):
                 "Fine-needle aspirates of breast masses (569 cases, 30 image-derived features), "
                 "as shipped with scikit-learn. Is the mass malignant or benign?"
             ),
+            reason_codes=[
+                {"code": "nuclei-size", "text": "Nuclei size or area decides it"},
+                {"code": "outline", "text": "Irregular outline (concavity, concave points)"},
+                {"code": "texture", "text": "Texture decides it"},
+                {"code": "measurement", "text": "A value looks like a measurement error"},
+            ],
         )
         Feature.objects.bulk_create(
             [

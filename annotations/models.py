@@ -386,6 +386,8 @@ class Review(models.Model):
         indexes = [
             # queue: "has this reviewer already answered (or skipped) this item?"
             models.Index(fields=["item", "reviewer"], name="review_item_reviewer"),
+            # the card: "you answered N today" (a reviewer's reviews since midnight)
+            models.Index(fields=["reviewer", "created_at"], name="review_reviewer_created"),
         ]
         constraints = [
             models.CheckConstraint(

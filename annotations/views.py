@@ -29,10 +29,11 @@ from annotations.selectors import (
     datasets_queue_counts,
     import_batches_labelled_counts,
     item_get_for_user,
+    reviewer_answers_today,
 )
 from annotations.services import ReviewAnswer, review_submit
 from governance.audit import ReadPurpose, data_access_record
-from workflow_site.access import DATASET_READ_ROLES, REVIEW_ROLES, Role
+from workflow_site.access import DATASET_READ_ROLES, REVIEW_ROLES, AnyUser, Role
 from workflow_site.invisible_chars import reveal as reveal_hidden
 from workflow_site.upload_limit import upload_over_limit
 
@@ -160,11 +161,12 @@ def _render_card(
         data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.REVIEW_CARD)
     if label_classes is None:
         label_classes = _label_classes(dataset)
-    return render(request, template, {**_card_context(dataset, queued, error, label_classes), **(extra or {})})
+    context = _card_context(dataset, queued, error, label_classes, reviewer=request.user)
+    return render(request, template, {**context, **(extra or {})})
 
 
 def _card_context(
-    dataset: Dataset, queued: QueuedItem | None, error: str, label_classes: list[LabelClass]
+    dataset: Dataset, queued: QueuedItem | None, error: str, label_classes: list[LabelClass], *, reviewer: AnyUser
 ) -> dict[str, Any]:
     context = {
         "dataset": dataset,
@@ -172,6 +174,7 @@ def _card_context(
         "error": error,
         "label_classes": label_classes,
         "open_count": dataset_open_count(dataset=dataset),
+        "answers_today": reviewer_answers_today(dataset=dataset, reviewer=reviewer),
     }
     if queued is not None:
         item: Item = queued.item

@@ -121,18 +121,3 @@ def test_the_api_takes_a_code_and_a_flag_and_lists_the_codes(coded, reviewer, br
         "margin",
         True,
     )
-
-
-def test_the_card_says_how_many_items_you_answered_today(trained_dataset, reviewer, reviewer2, broker):
-    from tests.helpers import review_next
-
-    review_next(trained_dataset, reviewer)
-    review_next(trained_dataset, reviewer, accept=False)
-    review_next(trained_dataset, reviewer2)  # someone else's answers are not yours
-    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
-    review_submit(  # nor is a skip an answer
-        item_id=item.pk, reviewer=reviewer, answer=ReviewAnswer(label=None, shown_prediction_id=item.prediction_id)
-    )
-
-    page = login(reviewer).get(reverse("annotations:review", args=[trained_dataset.pk])).content.decode()
-    assert "you answered 2 today" in page

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from annotations.models import Dataset, Item, Review
 from annotations.queue import queue_next_item
+from annotations.services import ReviewAnswer, review_submit
 from governance.models import AuditEvent
 from models_app.models import ModelVersion
 from tests.helpers import login, other_label, review_counts, synthetic_rows
@@ -176,3 +177,18 @@ def test_review_loop_query_count_does_not_grow_with_the_queue(trained_dataset, r
     large = [_one_htmx_review(client, trained_dataset, reviewer) for _ in range(2)]
 
     assert small[0] == small[1] == large[0] == large[1] == REVIEW_LOOP_QUERIES
+
+
+def test_the_card_says_how_many_items_you_answered_today(trained_dataset, reviewer, reviewer2, broker):
+    from tests.helpers import review_next
+
+    review_next(trained_dataset, reviewer)
+    review_next(trained_dataset, reviewer, accept=False)
+    review_next(trained_dataset, reviewer2)  # someone else's answers are not yours
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    review_submit(  # nor is a skip an answer
+        item_id=item.pk, reviewer=reviewer, answer=ReviewAnswer(label=None, shown_prediction_id=item.prediction_id)
+    )
+
+    page = login(reviewer).get(reverse("annotations:review", args=[trained_dataset.pk])).content.decode()
+    assert "you answered 2 today" in page

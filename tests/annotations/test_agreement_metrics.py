@@ -116,8 +116,7 @@ def alpha_by_definition(ratings: dict[tuple[int, int], str]) -> float:
     return 1 - observed / expected if expected else math.nan
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_pairwise_kappa_equals_scikit_learn_over_the_items_both_rated(seed):
+def _pairwise_kappa_equals_scikit_learn_over_the_items_both_rated(seed: int) -> None:
     ratings = random_ratings(seed)
     pairs = pairwise_cohen_kappa(as_list(ratings), bootstrap=EXACT)
     raters = sorted({rater for _, rater in ratings})
@@ -130,8 +129,7 @@ def test_pairwise_kappa_equals_scikit_learn_over_the_items_both_rated(seed):
         assert_matches(pair.kappa, oracle(cohen_kappa_score, a, b) if shared else math.nan)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_fleiss_kappa_equals_statsmodels_over_the_items_with_the_common_count(seed):
+def _fleiss_kappa_equals_statsmodels_over_the_items_with_the_common_count(seed: int) -> None:
     ratings = random_ratings(seed)
     expected, m, n_items, left_out = fleiss_oracle(ratings)
     result = fleiss_kappa(as_list(ratings), bootstrap=EXACT)
@@ -139,8 +137,7 @@ def test_fleiss_kappa_equals_statsmodels_over_the_items_with_the_common_count(se
     assert_matches(result.kappa, expected)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_per_class_fleiss_kappa_equals_statsmodels_on_the_category_against_the_rest(seed):
+def _per_class_fleiss_kappa_equals_statsmodels_on_the_category_against_the_rest(seed: int) -> None:
     ratings = random_ratings(seed)
     for figure in per_class_agreement(as_list(ratings), bootstrap=EXACT):
         binary = {key: str(value == figure.category) for key, value in ratings.items()}
@@ -148,8 +145,7 @@ def test_per_class_fleiss_kappa_equals_statsmodels_on_the_category_against_the_r
         assert_matches(figure.alpha, alpha_by_definition(binary))
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_alpha_on_complete_data_follows_from_statsmodels_fleiss_kappa(seed):
+def _alpha_on_complete_data_follows_from_statsmodels_fleiss_kappa(seed: int) -> None:
     ratings = random_ratings(seed, missing=0.0)
     fleiss, m, n_items, _ = fleiss_oracle(ratings)
     n = n_items * m
@@ -158,8 +154,7 @@ def test_alpha_on_complete_data_follows_from_statsmodels_fleiss_kappa(seed):
     assert_matches(alpha, 1 - (1 - fleiss) * (n - 1) / n)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_alpha_with_missing_ratings_equals_the_definition(seed):
+def _alpha_with_missing_ratings_equals_the_definition(seed: int) -> None:
     ratings = random_ratings(seed, missing=0.4)
     alpha = krippendorff_alpha(as_list(ratings), bootstrap=EXACT)
     assert alpha.n_items == sum(1 for n in Counter(i for i, _ in ratings).values() if n >= 2)
@@ -184,8 +179,7 @@ def test_alpha_equals_krippendorffs_worked_example_with_missing_values():
     assert round(alpha.value, 3) == 0.743
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_agreement_with_the_reference_is_accuracy_and_scikit_learn_kappa(seed):
+def _agreement_with_the_reference_is_accuracy_and_scikit_learn_kappa(seed: int) -> None:
     ratings = random_ratings(seed)
     rng = np.random.default_rng(seed + 1000)
     categories = sorted(set(ratings.values())) + ["never used by a rater"]
@@ -315,3 +309,39 @@ def test_no_ratings_give_empty_undefined_figures():
 def test_a_bootstrap_without_meaning_is_refused(bootstrap):
     with pytest.raises(ValueError):
         Bootstrap(**bootstrap)
+
+
+# One test per check, every seed inside it: 240 parametrized cases cost more in xdist's
+# bookkeeping than the checks themselves; a failure names its seed (_each_seed).
+
+
+def _each_seed(check) -> None:  # type: ignore[no-untyped-def]
+    for seed in SEEDS:
+        try:
+            check(seed)
+        except AssertionError as exc:
+            raise AssertionError(f"seed {seed}: {exc}") from exc
+
+
+def test_pairwise_kappa_equals_scikit_learn_over_the_items_both_rated() -> None:
+    _each_seed(_pairwise_kappa_equals_scikit_learn_over_the_items_both_rated)
+
+
+def test_fleiss_kappa_equals_statsmodels_over_the_items_with_the_common_count() -> None:
+    _each_seed(_fleiss_kappa_equals_statsmodels_over_the_items_with_the_common_count)
+
+
+def test_per_class_fleiss_kappa_equals_statsmodels_on_the_category_against_the_rest() -> None:
+    _each_seed(_per_class_fleiss_kappa_equals_statsmodels_on_the_category_against_the_rest)
+
+
+def test_alpha_on_complete_data_follows_from_statsmodels_fleiss_kappa() -> None:
+    _each_seed(_alpha_on_complete_data_follows_from_statsmodels_fleiss_kappa)
+
+
+def test_alpha_with_missing_ratings_equals_the_definition() -> None:
+    _each_seed(_alpha_with_missing_ratings_equals_the_definition)
+
+
+def test_agreement_with_the_reference_is_accuracy_and_scikit_learn_kappa() -> None:
+    _each_seed(_agreement_with_the_reference_is_accuracy_and_scikit_learn_kappa)

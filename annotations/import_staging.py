@@ -39,6 +39,8 @@ def _json_tokens(values: list[Any], dtype: str) -> list[str]:
         return list(map(int.__repr__, values))
     if dtype == "boolean":
         return ["true" if value else "false" for value in values]
+    if dtype == "text":
+        return list(map(encode_basestring_ascii, values))
     memo: dict[str, str] = {}  # a category column holds a few distinct values
     return [memo.get(value) or memo.setdefault(value, encode_basestring_ascii(value)) for value in values]
 

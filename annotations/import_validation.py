@@ -60,7 +60,7 @@ def name_columns(columns: list[str]) -> str:
 @dataclass(frozen=True)
 class FeatureRule:
     name: str
-    dtype: str  # float | integer | boolean | category
+    dtype: str  # float | integer | boolean | category | text
     categories: tuple[str, ...] = ()
 
 
@@ -212,11 +212,35 @@ def _validate_numbers(raw: pd.Series, lines: pd.Index, rule: FeatureRule, result
     return values
 
 
+MAX_TEXT_CHARS = 100_000
+
+
+def _validate_text(raw: pd.Series, lines: pd.Index, rule: FeatureRule, result: ParseResult) -> list[Any]:
+    """Free text, kept as written (line breaks as \\n; an empty cell is an empty text), at most MAX_TEXT_CHARS.
+
+    Hidden and direction-changing characters are allowed in a note (they are
+    shown visibly wherever it is displayed); the file's NUL bytes were refused
+    before this.
+    """
+    values = raw.str.replace("\r\n", "\n", regex=False).str.replace("\r", "\n", regex=False)
+    lengths = values.str.len()
+    for position in (lengths > MAX_TEXT_CHARS).to_numpy().nonzero()[0]:
+        result.add(
+            int(lines[position]),
+            rule.name,
+            raw.iat[position],
+            f"The text is {int(lengths.iat[position]):,} characters; the limit is {MAX_TEXT_CHARS:,}.",
+        )
+    return values.tolist()
+
+
 def _validate_feature(frame: pd.DataFrame, rule: FeatureRule, result: ParseResult) -> list[Any]:
     raw = frame[rule.name]
     lines = frame.index + 2
     if rule.dtype in ("float", "integer"):
         return _validate_numbers(raw, lines, rule, result)
+    if rule.dtype == "text":
+        return _validate_text(raw, lines, rule, result)
     if rule.dtype == "boolean":
         out = []
         for line, text in zip(lines, raw, strict=True):
@@ -370,7 +394,7 @@ def _without_neutralising_apostrophes(frame: pd.DataFrame, features: list[Featur
 
     Only text columns: a number never gets the apostrophe, and "'-7" in a number column stays an error.
     """
-    text_columns = [ID_COLUMN, LABEL_COLUMN, *(rule.name for rule in features if rule.dtype == "category")]
+    text_columns = [ID_COLUMN, LABEL_COLUMN, *(rule.name for rule in features if rule.dtype in ("category", "text"))]
     changed = {}
     for column in text_columns:
         if column in frame.columns and frame[column].str.startswith("'").any():

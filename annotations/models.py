@@ -66,6 +66,7 @@ class Feature(models.Model):
         INTEGER = "integer", "Whole number"
         BOOLEAN = "boolean", "Yes / no"
         CATEGORY = "category", "Category"
+        TEXT = "text", "Free text"  # a note or report: shown with its line breaks; not a model input yet
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="features")
     position = models.PositiveIntegerField(help_text="Order in the schema and in model inputs.")

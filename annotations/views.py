@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from annotations.forms import ImportForm
 from annotations.guidelines import guideline_current, guideline_render
 from annotations.imports import full_report_path, import_batch_upload
-from annotations.models import Dataset, Item, LabelClass
+from annotations.models import Dataset, Feature, Item, LabelClass
 from annotations.queue import QueuedItem, queue_next_item
 from annotations.selectors import (
     batch_get,
@@ -178,9 +178,12 @@ def _card_context(
     }
     if queued is not None:
         item: Item = queued.item
-        rows = []
+        rows, texts = [], []
         for feature in dataset.features.all():
             value = item.values.get(feature.name)
+            if feature.dtype == Feature.Dtype.TEXT:  # a note: its own block, line breaks kept
+                texts.append({"feature": feature, "value": value})
+                continue
             direction = feature.out_of_range_direction(value)
             rows.append(
                 {
@@ -191,6 +194,7 @@ def _card_context(
                 }
             )
         context["rows"] = rows
+        context["texts"] = texts
         context["out_of_range_count"] = sum(1 for row in rows if row["out_of_range"])
         probabilities = item.predicted_probabilities or {}
         context["probabilities"] = [(label, probabilities.get(label.name)) for label in context["label_classes"]]

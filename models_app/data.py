@@ -9,14 +9,16 @@ from collections.abc import Iterable
 import pandas as pd
 from django.db import connection
 
-from annotations.models import Dataset, GoldLabel, Item
+from annotations.models import Dataset, Feature, GoldLabel, Item
 from models_app.ml.baseline import FeatureSpec, frame_from_rows
 
 
 def feature_specs(dataset: Dataset) -> list[FeatureSpec]:
+    """The model's inputs: numbers, yes/no and categories. Free-text features are shown to
+    reviewers but not used by today's models (text models are issue 9's)."""
     return [
         FeatureSpec(name=f.name, dtype=f.dtype, categories=tuple(f.categories or ()))
-        for f in dataset.features.order_by("position")
+        for f in dataset.features.exclude(dtype=Feature.Dtype.TEXT).order_by("position")
     ]
 
 

@@ -269,6 +269,11 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         snapshot = snapshot_freeze(run=run)
         dataset = run.dataset
         specs = feature_specs(dataset)
+        if not specs:
+            raise ValueError(
+                "The dataset has no feature today's models can use: free-text features are shown to "
+                "reviewers but not yet learned from. Add a number, yes/no or category feature."
+            )
         classes = class_names(dataset)
         _progress(run, 20, f"Training on {snapshot.label_count} gold labels")
         rows = list(

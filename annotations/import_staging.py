@@ -15,7 +15,6 @@ staged rows, so the worker never holds every id of a large file in memory.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii  # what json.dumps(str) uses; C
@@ -149,7 +148,3 @@ def staged_clashes(*, batch_id: int, dataset_id: int, result: ParseResult) -> No
     )
     for line, external_id, file_name in clashing.values_list("line", "external_id", "earlier_file"):
         result.add(line, "external_id", external_id, clash_reason(file_name))
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -104,7 +104,7 @@ def test_a_large_import_in_a_worker_leaves_reviews_and_logins_working_and_shows_
         if current.status == ImportBatch.Status.STAGING:
             partial = admin.get(status_url, HTTP_HX_REQUEST="true").content.decode()
             assert f'max="{ROWS}"' in partial or "Publishing" in partial or "Imported" in partial
-        if current.is_finished:
+        if current.is_finished and reviews >= 10:  # a fast import ends first: keep to ten answers regardless
             break
 
     watcher.join(timeout=30)

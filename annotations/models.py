@@ -308,6 +308,14 @@ class Item(models.Model):
     predicted_confidence = models.FloatField(null=True, blank=True)
     predicted_probabilities = models.JSONField(null=True, blank=True, help_text="Class name → probability.")
     predicted_by_version = models.PositiveIntegerField(null=True, blank=True, help_text="Model version number.")
+    # Written in the same bulk write as the prediction above, and shown to the reviewer exactly as stored,
+    # so what a reviewer saw can be audited later.
+    prediction_explanation = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Top features behind the prediction: a list of {feature, value, contribution, direction}, "
+        "largest |contribution| first, and the method used.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["dataset", "external_id"], name="item_external_id_unique")]

@@ -1,8 +1,8 @@
 """Run a model version over items and record its predictions.
 
 When the version is the champion, its prediction is also copied onto each
-open item (label, confidence, queue priority), which is what the review queue
-and the review card read.
+open item (label, confidence, queue priority, and the per-feature explanation
+the card shows), which is what the review queue and the review card read.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from django.utils import timezone
 from annotations.models import Item, LabelClass
 from governance.audit import audit_record
 from models_app.data import feature_specs, frame_for_items
+from models_app.explanations import explanations_json
 from models_app.ml.artifacts import load_model
 from models_app.ml.baseline import predict_proba
 from models_app.models import ModelVersion, Prediction
@@ -47,12 +48,15 @@ class _ChunkPredictions:
     label_ids: np.ndarray
     confidences: np.ndarray
     probabilities_json: list[str]
+    # Only for the champion (what reviewers see): one JSON text per item, or None (models_app/explanations.py).
+    explanations_json: list[str | None] | None = None
 
 
 def _chunk_predict(
-    model: object, item_ids: list[int], specs: list, classes: list[str], label_ids: list[int]
+    model: object, item_ids: list[int], specs: list, classes: list[str], label_ids: list[int], *, explain: bool
 ) -> _ChunkPredictions:
-    proba = predict_proba(model, frame_for_items(item_ids, specs), classes)
+    frame = frame_for_items(item_ids, specs)
+    proba = predict_proba(model, frame, classes)
     best = proba.argmax(axis=1)
     # One JSON object per row from a format string: the same text json.dumps
     # would give for {class: round(p, 6)}, without a dict per row.
@@ -62,6 +66,7 @@ def _chunk_predict(
         label_ids=np.asarray(label_ids)[best],
         confidences=proba[np.arange(len(item_ids)), best],
         probabilities_json=[template % tuple(row) for row in proba.tolist()],
+        explanations_json=explanations_json(model, frame, specs, classes, best) if explain else None,
     )
 
 
@@ -86,7 +91,7 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
     written = 0
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start : start + CHUNK]
-        predicted = _chunk_predict(model, chunk, specs, classes, label_ids)
+        predicted = _chunk_predict(model, chunk, specs, classes, label_ids, explain=update_items)
         with transaction.atomic():
             new = _predictions_insert(model_version, predicted)
             written += new
@@ -100,7 +105,7 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
                 if not still_champion:
                     update_items = False
                 else:
-                    _copy_onto_items(model_version, chunk)
+                    _copy_onto_items(model_version, predicted)
             deferred_checks_run_now()  # before the audit event takes the chain head (workflow_site/deferred_checks.py)
             audit_record(
                 actor=None,
@@ -158,14 +163,26 @@ def _predictions_insert(model_version: ModelVersion, predicted: _ChunkPrediction
     return len(rows)
 
 
-def _copy_onto_items(model_version: ModelVersion, item_ids: list[int]) -> None:
-    """Show this version's predictions on the chunk's open items: one set-based UPDATE … FROM.
+def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions) -> None:
+    """Show this version's predictions, and their explanations, on the chunk's open items: one UPDATE … FROM.
 
-    `item_ids` is sorted; the id range bounds the scan, the join picks exactly
+    The item ids are sorted; the id range bounds the scan, the join picks exactly
     the items this version predicted, and only open items change (one that was
-    answered meanwhile keeps what its reviewer saw).
+    answered meanwhile keeps what its reviewer saw). The explanations travel in
+    the same statement, as one array (PostgreSQL) or one JSON array (SQLite,
+    which drives the join from it and finds each item by its primary key).
     """
+    item_ids = predicted.item_ids
+    explanations = predicted.explanations_json or [None] * len(item_ids)
     item_table, prediction_table = Item._meta.db_table, Prediction._meta.db_table
+    if connection.vendor == "postgresql":
+        source = "unnest(%s::bigint[], %s::text[]) AS e(item_id, explanation)"
+        item_id, explanation = "e.item_id", "e.explanation::jsonb"
+        source_params: list[object] = [item_ids, explanations]
+    else:
+        source = "json_each(%s) AS e"  # e.value is [item id, explanation text]
+        item_id, explanation = "json_extract(e.value, '$[0]')", "json_extract(e.value, '$[1]')"
+        source_params = [json.dumps([[pk, text] for pk, text in zip(item_ids, explanations, strict=True)])]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -175,14 +192,23 @@ def _copy_onto_items(model_version: ModelVersion, item_ids: list[int]) -> None:
                 predicted_confidence = p.confidence,
                 predicted_probabilities = p.probabilities,
                 predicted_by_version = %s,
-                queue_priority = p.confidence
-            FROM {prediction_table} AS p
+                queue_priority = p.confidence,
+                prediction_explanation = {explanation}
+            FROM {prediction_table} AS p, {source}
             WHERE p.model_version_id = %s
               AND p.item_id = item.id
+              AND {item_id} = item.id
               AND item.id BETWEEN %s AND %s
               AND item.queue_state = %s
             """,
-            [model_version.version, model_version.pk, item_ids[0], item_ids[-1], Item.QueueState.OPEN],
+            [
+                model_version.version,
+                *source_params,
+                model_version.pk,
+                item_ids[0],
+                item_ids[-1],
+                Item.QueueState.OPEN,
+            ],
         )
 
 

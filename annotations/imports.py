@@ -31,6 +31,13 @@ The shape, each step its own short transaction:
    constraint, the whole transaction rolls back, and the batch is rejected
    with a report of the clashing rows (looked up after the rollback, outside
    the lock). All or nothing; nothing row by row while the lock is held.
+   **On PostgreSQL a clean file skips the staging table** (annotations/import_direct.py):
+   a writer thread COPYs each checked chunk straight into items and gold labels
+   in one transaction of its own, which the publish (the same lock, counters
+   and audit event) then commits; an id clash rolls it back and the file takes
+   the staging path above for its report. Where the database role allows it,
+   the rows' foreign keys are checked once per batch instead of once per row
+   (annotations/import_integrity.py), on both paths.
 5. **Clean up**: staged rows are deleted (one statement on PostgreSQL, where the
    staging table is unlogged; in chunks on SQLite), the stored file removed.
 
@@ -65,6 +72,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotations.counters import GOLD, LABELLED_AT_IMPORT, STATE, counts_add
+from annotations.import_direct import DirectRefused, DirectWriter, direct_refusal
 from annotations.import_formats import (
     Converted,
     ImportFormatError,
@@ -73,6 +81,12 @@ from annotations.import_formats import (
     jsonl_to_csv,
     parquet_to_csv,
     report_in_source_terms,
+)
+from annotations.import_integrity import (
+    bypass_possible,
+    references_check,
+    row_triggers_restored,
+    row_triggers_skipped,
 )
 from annotations.import_lifecycle import (
     Superseded,
@@ -108,6 +122,9 @@ logger = logging.getLogger(__name__)
 # Rows per staging transaction: on SQLite each chunk holds the write lock for a
 # fraction of a second (bench/import_while_reviewing.py), so a reviewer's write waits at most that long.
 STAGE_CHUNK_ROWS = settings.LOUPE_IMPORT_STAGE_CHUNK_ROWS
+# Clean files on PostgreSQL go straight into items (annotations/import_direct.py); tests switch it off
+# to drive the staging path.
+DIRECT_WRITES = True
 # Enough of the file to tell its format by its first characters.
 _SNIFF_BYTES = 64 * 1024
 _FORMAT_NAMES = {"jsonl": "JSON Lines", "parquet": "Parquet", "labelstudio": "Label Studio JSON"}
@@ -243,8 +260,20 @@ def import_batch_process(*, batch_id: int) -> ImportOutcome | None:
         logger.info("Import batch %s was not queued (already claimed or gone); nothing to do.", batch_id)
         return None
     try:
-        with batch_heartbeat(batch):
-            result, timings = _check_and_stage(batch)
+        direct = _direct_possible()
+        if direct:
+            try:
+                with batch_heartbeat(batch):
+                    result, timings, writer = _check_and_write(batch, direct=True)
+                if writer is not None:
+                    return _publish_direct(batch, writer, timings)
+            except DirectRefused as why:
+                # An id repeated in the file or already in the dataset: the staging path names each line.
+                logger.info("Import batch %s: staging it to report its ids (%s).", batch.pk, why)
+                direct = False
+        if not direct:
+            with batch_heartbeat(batch):
+                result, timings = _check_and_stage(batch)
         if not result.ok:
             return ImportOutcome(_reject(batch, result, from_status=_current_status(batch)), result)
         return import_batch_publish(batch=batch, timings=timings)
@@ -311,6 +340,12 @@ def _source(batch: ImportBatch) -> _Source | ParseResult:
 
 
 def _check_and_stage(batch: ImportBatch) -> tuple[ParseResult, dict[str, float]]:
+    """Read, check and stage the file (the staging path of `_check_and_write`): its report and timings."""
+    result, timings, _ = _check_and_write(batch, direct=False)
+    return result, timings
+
+
+def _check_and_write(batch: ImportBatch, *, direct: bool) -> tuple[ParseResult, dict[str, float], DirectWriter | None]:
     """Read the file in chunks, check each, stage it while the file is still clean; then the set-based checks.
 
     Clean files take the fast reader (annotations/import_reading.py) and are
@@ -320,11 +355,16 @@ def _check_and_stage(batch: ImportBatch) -> tuple[ParseResult, dict[str, float]]
     report. Then SQL over the staged rows finds ids repeated in the file and
     ids the dataset already has. Returns the report (rows_total set) and the
     seconds each step took.
+
+    `direct` (PostgreSQL, outside a transaction): the fast reader's chunks go
+    straight into items instead (annotations/import_direct.py), and a clean
+    file comes back with its DirectWriter, ready to publish; DirectRefused when
+    an id clashes (the caller stages the file again for the report).
     """
     started = time.monotonic()
     source = _source(batch)
     if isinstance(source, ParseResult):
-        return source, {}
+        return source, {}, None
     dataset = batch.dataset
     rules = [FeatureRule(f.name, f.dtype, tuple(f.categories or ())) for f in dataset.features.order_by("position")]
     label_ids = dict(dataset.label_classes.values_list("name", "pk"))
@@ -333,7 +373,7 @@ def _check_and_stage(batch: ImportBatch) -> tuple[ParseResult, dict[str, float]]
     scan = scan_file(source.open_stream, result)
     header = read_header(source.open_stream, result) if scan is not None else None
     if scan is None or header is None or not check_header(header, rules, require_label, result):
-        return source.report(result), {}
+        return source.report(result), {}, None
     batch_progress(
         batch,
         status=ImportBatch.Status.STAGING,
@@ -342,7 +382,7 @@ def _check_and_stage(batch: ImportBatch) -> tuple[ParseResult, dict[str, float]]
         rows_done=0,
     )
     staged_rows_delete(batch.pk)  # what an earlier attempt of this batch left
-    stager = _Stager(batch=batch, rules=rules, label_ids=label_ids, source=source)
+    stager = _Stager(batch=batch, rules=rules, label_ids=label_ids, source=source, direct=direct)
 
     def check(frame: pd.DataFrame, first_seen: dict[str, int] | None) -> CheckedChunk:
         return check_chunk(
@@ -371,6 +411,7 @@ def _check_and_stage(batch: ImportBatch) -> tuple[ParseResult, dict[str, float]]
         except FastPathRefused as why:
             # Anything unusual: the exact reader, from the start, for a report that names every line.
             logger.info("Import batch %s: reading it line by line (%s).", batch.pk, why)
+            stager.to_staging()
             stager.flush()
             staged_rows_delete(batch.pk)
             result, stager.rows_done, reader = ParseResult(), 0, "exact"
@@ -381,25 +422,29 @@ def _check_and_stage(batch: ImportBatch) -> tuple[ParseResult, dict[str, float]]
                     stager.stage(checked)
             result = source.report(result)
         stager.flush()
+        if result.ok and result.rows_total == 0:
+            result.add(None if source.converted else 2, "", "", "The file has a header but no data rows.")
+        writer = stager.hand_over() if result.ok else None
     finally:
         stager.close()
-    if result.ok and result.rows_total == 0:
-        result.add(None if source.converted else 2, "", "", "The file has a header but no data rows.")
     read = time.monotonic()
+    timings = {
+        "read_check_stage": round(read - started, 3),
+        "stage_longest_transaction": round(stager.longest, 3),
+        "reader": reader,  # type: ignore[dict-item]
+    }
+    batch.rows_total = result.rows_total
+    if writer is not None:  # the unique (dataset, external_id) index checked the ids as the rows went in
+        batch_progress(batch, stage="Written; waiting to publish", rows_total=result.rows_total)
+        return result, {**timings, "writer": "direct"}, writer  # type: ignore[dict-item]
     if result.ok:
         batch_progress(batch, stage="Checking the ids against the file and the dataset")
         staged_duplicates(batch_id=batch.pk, result=result)
     if result.ok:
         staged_clashes(batch_id=batch.pk, dataset_id=batch.dataset_id, result=result)
-    batch.rows_total = result.rows_total
     if result.ok:
         batch_progress(batch, stage="Staged; waiting to publish", rows_total=result.rows_total)
-    return result, {
-        "read_check_stage": round(read - started, 3),
-        "stage_longest_transaction": round(stager.longest, 3),
-        "id_checks": round(time.monotonic() - read, 3),
-        "reader": reader,  # type: ignore[dict-item]
-    }
+    return result, {**timings, "id_checks": round(time.monotonic() - read, 3)}, None
 
 
 class _Stager:
@@ -413,7 +458,15 @@ class _Stager:
     thread could not see the batch row, so the writes stay in this thread.
     """
 
-    def __init__(self, *, batch: ImportBatch, rules: list[FeatureRule], label_ids: dict[str, int], source: _Source):
+    def __init__(
+        self,
+        *,
+        batch: ImportBatch,
+        rules: list[FeatureRule],
+        label_ids: dict[str, int],
+        source: _Source,
+        direct: bool = False,
+    ):
         self.batch, self.rules, self.label_ids, self.source = batch, rules, label_ids, source
         self.holdout = batch.purpose == ImportBatch.Purpose.HOLDOUT
         self.rows_done = 0
@@ -426,10 +479,29 @@ class _Stager:
         self._queue: queue.Queue[tuple[list[list[Any]], int] | None] | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self.direct = DirectWriter(batch=batch) if direct else None
+        if self.direct is None:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
             self._queue = queue.Queue(maxsize=2)
-            self._thread = threading.Thread(target=self._write_in_turn, name=f"import-{batch.pk}-stage", daemon=True)
+            self._thread = threading.Thread(
+                target=self._write_in_turn, name=f"import-{self.batch.pk}-stage", daemon=True
+            )
             self._thread.start()
+
+    def to_staging(self) -> None:
+        """Drop the direct writer's rows (a rollback) and stage from here on (the exact reader's path)."""
+        if self.direct is not None:
+            self.direct.abandon()
+            self.direct = None
+            self._start_writer()
+
+    def hand_over(self) -> DirectWriter | None:
+        """The direct writer, now holding every row, for the caller to publish (None when staging)."""
+        writer, self.direct = self.direct, None
+        return writer
 
     def stage(self, checked: CheckedChunk) -> None:
         # The rows' parameters (JSON, hashes, dates) are prepared before the transaction starts,
@@ -444,6 +516,16 @@ class _Stager:
             prepare_moment=self.prepare_moment,
         )
         self.rows_done += len(rows)
+        if self.direct is not None:
+            try:
+                self.direct.write(rows)
+            except Exception as exc:
+                if direct_refusal(exc):
+                    raise DirectRefused(str(exc)) from exc
+                raise
+            self.longest = self.direct.longest
+            _written_directly(self.batch, self.rows_done)
+            return
         if self._queue is None:
             self.longest = max(self.longest, _stage_chunk(self.batch, rows, self.rows_done))
             return
@@ -457,7 +539,10 @@ class _Stager:
         self._raise_if_failed()
 
     def close(self) -> None:
-        """Stop the writer thread (after what it holds), whatever happened."""
+        """Stop the writer thread (after what it holds), whatever happened; roll back an unpublished direct writer."""
+        if self.direct is not None:
+            self.direct.abandon()
+            self.direct = None
         if self._queue is not None and self._thread is not None:
             self._queue.put(None)
             self._thread.join()
@@ -481,6 +566,12 @@ class _Stager:
             self._queue.task_done()
         finally:
             connection.close()  # this thread's own connection
+
+
+def _written_directly(batch: ImportBatch, rows_done: int) -> None:
+    """The progress bar (and the ownership check) after a chunk went to the direct writer, in its own
+    short transaction: the rows themselves wait, unseen, in the writer's."""
+    batch_progress(batch, rows_done=rows_done)
 
 
 def _stage_chunk(batch: ImportBatch, rows: list[list[Any]], rows_done: int) -> float:
@@ -531,6 +622,61 @@ def import_batch_publish(*, batch: ImportBatch, timings: dict[str, float] | None
         batch_cleanup(batch)
 
 
+def _direct_possible() -> bool:
+    """Whether this worker can write a clean file straight into items (import_direct.py): PostgreSQL, and
+    no outer transaction (tests), which the writer's own connection could not see into."""
+    return DIRECT_WRITES and connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _publish_direct(batch: ImportBatch, writer: DirectWriter, timings: dict[str, float]) -> ImportOutcome:
+    """Publish what the direct writer holds: lock the dataset row, count, audit, COMMIT (all in its transaction).
+
+    The rows and their foreign keys went in (and were checked) while the file
+    was read, so nothing is done row by row here. DirectRefused (the caller
+    stages the file again) when the writer met an id clash on its last chunks.
+    """
+    batch_progress(batch, status=ImportBatch.Status.PUBLISHING, stage="Publishing")
+
+    def finish(held: DirectWriter) -> ImportBatch:
+        started = time.monotonic()
+        Dataset.objects.select_for_update(no_key=True).get(pk=batch.dataset_id)
+        if held.row_triggers_skipped:  # the foreign keys, checked per batch (import_integrity.py)
+            row_triggers_restored()
+            references_check(
+                dataset_id=batch.dataset_id, batch_id=batch.pk, label_ids=[label for _, label in held.deltas if label]
+            )
+        counts_add(
+            dataset_id=batch.dataset_id,
+            deltas=_publish_count_deltas([(state, label, rows) for (state, label), rows in held.deltas.items()]),
+        )
+        return _publish_finish(
+            batch,
+            {
+                **timings,
+                "stage_longest_transaction": round(held.longest, 3),
+                **{f"write_{step}": round(seconds, 3) for step, seconds in held.seconds.items()},
+                "publish": 0.0,
+            },
+            started,
+            rows_imported=held.rows_written,
+            labelled_rows=held.labelled,
+            now=timezone.now(),
+        )
+
+    try:
+        published = writer.publish(finish)
+    except Exception as exc:
+        if direct_refusal(exc):
+            raise DirectRefused(str(exc)) from exc  # the stored file stays, for the staging path
+        batch_cleanup(batch)
+        raise
+    finally:
+        writer.abandon()  # nothing to do once it has committed
+    batch_cleanup(batch)
+    _statistics_refresh(published.rows_imported)
+    return ImportOutcome(published)
+
+
 # A publish that adds at least this many rows refreshes the planner's statistics at once.
 _ANALYZE_AFTER_ROWS = 10_000
 
@@ -566,7 +712,8 @@ def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float)
         return q(meta.get_field(name).column)
 
     now = timezone.now()
-    with connection.cursor() as cursor:
+    skip_row_triggers = bypass_possible()  # the foreign keys checked per batch below (import_integrity.py)
+    with row_triggers_skipped(skip_row_triggers), connection.cursor() as cursor:
         item_columns = ["dataset", "batch", "external_id", "values", "source_file", "source_row"]
         item_columns += ["observed_at", "content_hash", "queue_state"]
         cursor.execute(
@@ -589,15 +736,34 @@ def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float)
         )
         labelled_rows = cursor.rowcount
         timings["publish_gold_labels"] = round(time.monotonic() - started - timings["publish_items"], 3)
+    with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT s.{col(staged, 'queue_state')}, s.{col(staged, 'label')}, COUNT(*) FROM {q(staged.db_table)} s "
             f"WHERE s.{col(staged, 'batch')} = %s GROUP BY s.{col(staged, 'queue_state')}, s.{col(staged, 'label')}",
             [batch.pk],
         )
-        counts_add(dataset_id=batch.dataset_id, deltas=_publish_count_deltas(cursor.fetchall()))
+        groups = cursor.fetchall()
+    if skip_row_triggers:
+        references_check(
+            dataset_id=batch.dataset_id, batch_id=batch.pk, label_ids=[label for _, label, _ in groups if label]
+        )
+    counts_add(dataset_id=batch.dataset_id, deltas=_publish_count_deltas(groups))
+    return _publish_finish(batch, timings, started, rows_imported=rows_imported, labelled_rows=labelled_rows, now=now)
+
+
+def _publish_finish(
+    batch: ImportBatch,
+    timings: dict[str, float],
+    started: float,
+    *,
+    rows_imported: int,
+    labelled_rows: int,
+    now: datetime,
+) -> ImportBatch:
+    """The publish's end, once the items and gold labels are in: the checks, `import.completed`, the signal."""
     deferred_checks_run_now()  # the rows' foreign keys, checked before the audit event takes the chain head
     timings["publish_checks"] = round(
-        time.monotonic() - started - timings["publish_items"] - timings["publish_gold_labels"], 3
+        time.monotonic() - started - timings.get("publish_items", 0) - timings.get("publish_gold_labels", 0), 3
     )  # the counters and the foreign-key checks
     published = batch_transition(
         batch_id=batch.pk,

@@ -5,7 +5,10 @@ the project's app in this test process's broker namespace (tests/celery_app.py).
 With LOUPE_TEST_SLOW_STAGE_S set in the worker's environment, imports stage two
 rows per transaction and, once the first chunk is committed, wait that long
 before preparing the next one (outside any transaction, so the database stays
-free), so that the test can kill the worker while its batch is `staging`.
+free), so that the test can kill the worker while its batch is `staging`. On
+PostgreSQL the chunks go straight into items, in the writer's open transaction
+(annotations/import_direct.py): there the pause comes once the first chunk's
+progress is recorded.
 """
 
 from __future__ import annotations
@@ -40,6 +43,14 @@ def _slow_staging(**_: object) -> None:
         return seconds
 
     imports._stage_chunk = slow_stage_chunk
+    real_written_directly = imports._written_directly
+
+    def slow_written_directly(batch, rows_done):  # type: ignore[no-untyped-def]
+        real_written_directly(batch, rows_done)
+        if rows_done == 2:
+            time.sleep(pause)
+
+    imports._written_directly = slow_written_directly
 
 
 __all__ = ["SLOW_STAGE_ENV", "app"]

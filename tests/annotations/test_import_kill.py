@@ -12,6 +12,7 @@ from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.urls import reverse
 
 from annotations.import_lifecycle import import_batches_sweep
@@ -51,7 +52,10 @@ def test_a_worker_killed_mid_import_is_noticed_and_the_import_retried_once_from_
             return current if current.status == ImportBatch.Status.STAGING and current.rows_done == 2 else None
 
         wait_for(staging, 30, doomed, "the doomed worker to have staged its first chunk")
-        assert ImportStagedRow.objects.filter(batch=batch).count() == 2
+        if connection.vendor == "postgresql":  # written straight into items, in a transaction nobody sees yet
+            assert not Item.objects.exists() and not ImportStagedRow.objects.exists()
+        else:
+            assert ImportStagedRow.objects.filter(batch=batch).count() == 2
         os.kill(doomed.process.pid, signal.SIGKILL)
         doomed.process.wait(timeout=10)
     finally:

@@ -5,14 +5,16 @@ down, one JSON text per item, with the words the card shows ("pushes toward
 malignant"), so what is stored is exactly what the reviewer was shown:
 
     {"method": "linear", "calibrated": true, "class": "malignant",
-     "about": "…", "toward": "pushes toward malignant", "away": "pushes toward benign",
+     "toward": "pushes toward malignant", "away": "pushes toward benign",
      "contributors": [{"feature": "radius", "value": 17.99, "contribution": 1.2345, "direction": "toward"}, …]}
 
 `contribution` is rounded to 4 decimals, in log-odds of `class`; `direction`
 is "toward", "away" or "none" (rounds to 0). Contributors come largest
 |contribution| first. Text is built per row from one format string (as the
 probabilities are): no dict or json.dumps call per row, which at a million
-items would cost more than the model.
+items would cost more than the model. The sentence that says what the method
+measures is not repeated in every row (a quarter of its size): `method` and
+`calibrated` name it, and the card words it (annotations/templatetags/loupe_explanation.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from models_app.ml.baseline import FeatureSpec
-from models_app.ml.explain import LINEAR, TOP_K, Explanation, ExplanationError, explain
+from models_app.ml.explain import TOP_K, Explanation, ExplanationError, explain
 
 logger = logging.getLogger(__name__)
 
@@ -64,25 +66,12 @@ def explanations_json(
 def _header(explanation: Explanation, classes: list[str], c: int) -> str:
     """The JSON up to the contributors' list for rows predicted as `classes[c]`."""
     name = classes[c]
-    if explanation.method == LINEAR:
-        about = (
-            f"How much each feature adds to the model's log-odds for {name}: its coefficient times the value's "
-            "distance from the training mean, in standard deviations (a category: its own coefficient)."
-        )
-        if explanation.calibrated:
-            about += " Computed on the logistic regression under the probability calibration."
-    else:
-        about = (
-            f"How much the model's log-odds for {name} change when the feature is set to its training mean "
-            "(a category: to unknown) and everything else stays."
-        )
     others = [other for other in classes if other != name]
     away = f"pushes toward {others[0]}" if len(others) == 1 else f"pushes away from {name}"
     header = {
         "method": explanation.method,
         "calibrated": explanation.calibrated,
         "class": name,
-        "about": about,
         "toward": f"pushes toward {name}",
         "away": away,
     }

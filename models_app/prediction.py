@@ -123,6 +123,9 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
     return written
 
 
+# Between the explanation texts sent to PostgreSQL: a control character, which JSON text never holds unescaped.
+_SEPARATOR = "\x1e"
+
 _PREDICTION_COLUMNS = ("item_id", "model_version_id", "label_id", "confidence", "probabilities", "created_at")
 
 
@@ -169,16 +172,19 @@ def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions) 
     The item ids are sorted; the id range bounds the scan, the join picks exactly
     the items this version predicted, and only open items change (one that was
     answered meanwhile keeps what its reviewer saw). The explanations travel in
-    the same statement, as one array (PostgreSQL) or one JSON array (SQLite,
-    which drives the join from it and finds each item by its primary key).
+    the same statement: on PostgreSQL as one text split by the server
+    (string_to_array), because psycopg adapts a text[] of thousands of JSON
+    texts element by element, which cost more than the UPDATE itself (37 s per
+    100,000 items against 3 s); on SQLite as one JSON array, which drives the
+    join and finds each item by its primary key.
     """
     item_ids = predicted.item_ids
     explanations = predicted.explanations_json or [None] * len(item_ids)
     item_table, prediction_table = Item._meta.db_table, Prediction._meta.db_table
     if connection.vendor == "postgresql":
-        source = "unnest(%s::bigint[], %s::text[]) AS e(item_id, explanation)"
-        item_id, explanation = "e.item_id", "e.explanation::jsonb"
-        source_params: list[object] = [item_ids, explanations]
+        source = f"unnest(%s::bigint[], string_to_array(%s, chr({ord(_SEPARATOR)}))) AS e(item_id, explanation)"
+        item_id, explanation = "e.item_id", "NULLIF(e.explanation, '')::jsonb"  # '': no explanation
+        source_params: list[object] = [item_ids, _SEPARATOR.join(text or "" for text in explanations)]
     else:
         source = "json_each(%s) AS e"  # e.value is [item id, explanation text]
         item_id, explanation = "json_extract(e.value, '$[0]')", "json_extract(e.value, '$[1]')"

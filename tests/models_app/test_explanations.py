@@ -78,6 +78,17 @@ def test_an_answered_item_keeps_the_explanation_its_reviewer_saw(trained_dataset
     assert Item.objects.get(pk=ids[4]).prediction_explanation["contributors"]
 
 
+def test_items_whose_model_cannot_be_explained_store_sql_null_next_to_their_prediction(trained_dataset, monkeypatch):
+    champion, ids = _reset(trained_dataset)
+    monkeypatch.setattr("models_app.prediction.explanations_json", lambda model, frame, *args: [None] * len(frame))
+
+    predictions_create(model_version=champion, item_ids=ids, update_items=True)
+
+    items = Item.objects.filter(pk__in=ids)
+    assert items.filter(predicted_by_version=champion.version).count() == len(ids)
+    assert items.filter(prediction_explanation__isnull=True).count() == len(ids)  # not JSON null
+
+
 class _Opaque:
     """No pipeline and no training means: the explanation cannot be made, the prediction still can."""
 

@@ -48,6 +48,14 @@ class ItemOutputSerializer(serializers.Serializer):
     predicted_label = serializers.CharField(source="predicted_label.name", allow_null=True, default=None)
     predicted_confidence = serializers.FloatField(allow_null=True)
     predicted_probabilities = serializers.JSONField(allow_null=True)
+    explanation = serializers.JSONField(
+        source="prediction_explanation",
+        allow_null=True,
+        help_text="Why the model predicts its label, exactly as the review card shows it: "
+        '{"method", "calibrated", "class", "about", "toward", "away", "contributors": '
+        '[{"feature", "value", "contribution" (log-odds of class, + toward it), "direction": toward|away|none}]}, '
+        "largest |contribution| first; null when there is none.",
+    )
     lease_expires_at = serializers.DateTimeField(allow_null=True)
 
 

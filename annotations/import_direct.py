@@ -176,8 +176,13 @@ class DirectWriter:
                 # Named once: pg_get_serial_sequence in the SELECT list ran once per row (ten times slower).
                 cursor.execute("SELECT pg_get_serial_sequence(%s, %s)::regclass::oid", [item.db_table, item.pk.column])
                 self._sequence = cursor.fetchone()[0]
-            cursor.execute("SELECT nextval(%s::oid) FROM generate_series(1, %s)", [self._sequence, len(rows)])
-            ids = [row[0] for row in cursor.fetchall()]
+            # One array, not a row per id: fetching 100,000 one-column rows cost more than drawing the ids.
+            # Ascending, so that ids follow the file's lines as the staging publish's ORDER BY line made them.
+            cursor.execute(
+                "SELECT array_agg(n ORDER BY n) FROM (SELECT nextval(%s::oid) AS n FROM generate_series(1, %s)) s",
+                [self._sequence, len(rows)],
+            )
+            ids = cursor.fetchone()[0]
             t_ids = time.monotonic()
             columns = ["id", "dataset", "batch", "external_id", "values", "source_file", "source_row"]
             columns += ["observed_at", "content_hash", "queue_state"]

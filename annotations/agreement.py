@@ -5,16 +5,17 @@ behind the role check, for the page (agreement_views.py) and the API (agreement_
 
 Ratings. For each (item, reviewer) the answer in force is the reviewer's latest review of the item
 that is not a skip (a later review supersedes, as everywhere in Loupe; a skip says nothing about the
-item, so it is neither a rating nor a withdrawal of an earlier one). Its category is the label's
-name (a non-skip answer without a label, such as an "uncertain" once it exists, counts as its
-decision: a category of its own). With a guideline version chosen, the answers in force made under
-that version are kept: an answer revised under a later version counts under the revision's only.
+item, so it is neither a rating nor a withdrawal of an earlier one; an undo withdraws the answer,
+and an adjudicator's decision is the reference, not a rating). Its category is the label's name
+(an "uncertain" has no label and counts as a category of its own). With a guideline version
+chosen, the answers in force made under that version are kept: an answer revised under a later
+version counts under the revision's only.
 
 Reference. Each reviewer is compared with the item's gold label as it stands (GoldLabel: imported
-with the data, or derived from the newest review). Adjudication does not exist yet, so this is not
-yet "adjudicated gold"; and a gold label derived from a review may be the reviewer's own answer,
-which makes that reviewer's agreement with it optimistic. The result counts the reference labels by
-origin so the page can say which it is.
+with the data, derived from the reviews, or decided by an adjudicator). A gold label derived from
+reviews agrees with its reviewers by construction, which makes their agreement with it optimistic;
+an adjudicated or imported one does not. The result counts the reference labels by origin so the
+page can say which it is.
 
 Cost. One statement reads every review of the dataset (with its label's name, the reviewer's name
 and the item's gold label, joined) as tuples, oldest first, and the answers in force are folded in
@@ -155,12 +156,17 @@ def dataset_agreement_for_user(
         if decision == Review.Decision.SKIP:
             skips += 1
             continue
+        if gold_label is not None:
+            gold[item_id] = (gold_label, gold_origin)
+        if decision == Review.Decision.ADJUDICATE:
+            continue
+        if decision == Review.Decision.WITHDRAWN:
+            in_force.pop((item_id, reviewer_id), None)
+            continue
         non_skip += 1
         # Oldest first, so the last one stays.
         in_force[(item_id, reviewer_id)] = (label if label is not None else decision, version)
         names[reviewer_id] = username
-        if gold_label is not None:
-            gold[item_id] = (gold_label, gold_origin)
 
     versions = tuple(sorted({v for _, v in in_force.values()}, key=_version_key))
     chosen = guideline_version or None

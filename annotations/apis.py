@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.imports import import_batch_upload
-from annotations.models import ImportBatch, LabelClass
+from annotations.models import ImportBatch, LabelClass, Review
 from annotations.queue import queue_next_item
 from annotations.selectors import batch_get, dataset_get_for_user, datasets_for_user, item_get_for_user
 from annotations.services import ReviewAnswer, review_submit
@@ -59,11 +59,27 @@ class ItemOutputSerializer(serializers.Serializer):
     lease_expires_at = serializers.DateTimeField(allow_null=True)
 
 
+# What a blind card hides until the reviewer has answered (the API hides the same).
+_PREDICTION_FIELDS = (
+    "prediction_id",
+    "predicted_label",
+    "predicted_confidence",
+    "predicted_probabilities",
+    "explanation",
+)
+
+
 class NextItemApi(APIView):
     class OutputSerializer(serializers.Serializer):
         item = ItemOutputSerializer(allow_null=True)
         selection_strategy = serializers.CharField(allow_null=True)
         selection_score = serializers.FloatField(allow_null=True)
+        blind = serializers.BooleanField(
+            default=False,
+            help_text="Blind review: the prediction is withheld (null) until you answer; send "
+            "shown_prediction_id = blind_prediction_id. The answer's response then carries the prediction.",
+        )
+        blind_prediction_id = serializers.IntegerField(allow_null=True, default=None)
 
     @extend_schema(responses={200: OutputSerializer, **error_responses(401, 403, 404)})
     def get(self, request: Request, dataset_id: int) -> Response:
@@ -72,11 +88,13 @@ class NextItemApi(APIView):
         if queued is None:
             return Response({"item": None, "selection_strategy": None, "selection_score": None})
         data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.API)
-        return Response(
-            self.OutputSerializer(
-                {"item": queued.item, "selection_strategy": queued.strategy, "selection_score": queued.score}
-            ).data
-        )
+        data = self.OutputSerializer(
+            {"item": queued.item, "selection_strategy": queued.strategy, "selection_score": queued.score}
+        ).data
+        if queued.blind:
+            data["blind"], data["blind_prediction_id"] = True, queued.item.prediction_id
+            data["item"].update(dict.fromkeys(_PREDICTION_FIELDS))
+        return Response(data)
 
 
 class ReviewCreateApi(APIView):
@@ -92,11 +110,20 @@ class ReviewCreateApi(APIView):
             help_text="One of the dataset's reason codes (listed by GET /api/datasets/); required to correct if any.",
         )
         flagged = serializers.BooleanField(default=False, help_text="Ask for this item to be followed up.")
+        uncertain = serializers.BooleanField(
+            default=False, help_text="Answer 'uncertain' (no label): the item goes to an adjudicator."
+        )
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         item_id = serializers.IntegerField()
         decision = serializers.CharField()
+        mode = serializers.CharField(help_text="open, or blind (the prediction was withheld; now revealed below).")
+        time_on_item_ms = serializers.IntegerField(allow_null=True)
+        revealed_prediction = serializers.SerializerMethodField(
+            help_text="After a blind answer: the prediction that was withheld "
+            "(to change your answer: POST /api/reviews/<id>/revise/)."
+        )
         reason_code = serializers.CharField()
         flagged = serializers.BooleanField()
         label = serializers.CharField(source="label.name", allow_null=True, default=None)
@@ -104,13 +131,26 @@ class ReviewCreateApi(APIView):
         selection_score = serializers.FloatField(allow_null=True)
         created_at = serializers.DateTimeField()
 
+        def get_revealed_prediction(self, review: Review) -> dict | None:
+            if review.mode != Review.Mode.BLIND:
+                return None
+            item = review.item
+            return {
+                "prediction_id": item.prediction_id,
+                "label": item.predicted_label.name if item.predicted_label_id else None,
+                "confidence": item.predicted_confidence,
+                "probabilities": item.predicted_probabilities,
+            }
+
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request: Request, item_id: int) -> Response:
         item = item_get_for_user(user=request.user, pk=item_id, roles=REVIEW_ROLES, related=())
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         label = None
-        if not data.validated_data["skip"]:
+        if data.validated_data["uncertain"] and (data.validated_data["skip"] or data.validated_data.get("label")):
+            raise ValidationError({"uncertain": "An 'uncertain' answer has no label and is not a skip."})
+        if not data.validated_data["skip"] and not data.validated_data["uncertain"]:
             name = data.validated_data.get("label")
             if not name:
                 raise ValidationError({"label": "Give a label, or set skip to true."})
@@ -126,6 +166,7 @@ class ReviewCreateApi(APIView):
                 reason=data.validated_data["reason"],
                 reason_code=data.validated_data["reason_code"],
                 flagged=data.validated_data["flagged"],
+                uncertain=data.validated_data["uncertain"],
             ),
         )
         return Response(self.OutputSerializer(review).data, status=status.HTTP_201_CREATED)

@@ -8,6 +8,16 @@ from django.db import models
 from django.db.models import Q
 
 
+class QueueStrategy(models.TextChoices):
+    """How the queue ranks open items; each has a score in [0, 1], higher = reviewed sooner (queue_scores.py)."""
+
+    LEAST_CONFIDENCE = "least_confidence", "Least confident first"
+    MARGIN = "margin", "Smallest margin between the top two classes first"
+    ENTROPY = "entropy", "Highest entropy of the predicted probabilities first"
+    DISAGREEMENT = "disagreement", "Most disagreement between the champion and a candidate first"
+    LABEL_ISSUE = "label_issue", "Likeliest label errors first (re-review of gold labels)"
+
+
 class Dataset(models.Model):
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=80, unique=True)
@@ -21,10 +31,39 @@ class Dataset(models.Model):
         help_text='Why a reviewer corrects the model, as [{"code": "margin", "text": "Irregular margin"}, ...] '
         "in the order the card lists them; when set, a correction must give one.",
     )
+    # How the queue serves items (issue 8): annotations/queue.py and annotations/queue_scores.py.
+    queue_strategy = models.CharField(
+        max_length=24,
+        choices=QueueStrategy.choices,
+        default=QueueStrategy.LEAST_CONFIDENCE,
+        help_text="Which open items the queue serves first (the rest of the order is by arrival).",
+    )
+    audit_slice_percent = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="Share of served items picked uniformly at random, whatever the strategy (0–100).",
+    )
+    audit_slice_off_reason = models.TextField(
+        blank=True, help_text="Why the random audit slice is off; required when the share is 0."
+    )
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="Answers each item needs from different reviewers before its gold label is derived."
+    )
+    blind_percent = models.PositiveSmallIntegerField(
+        default=0, help_text="Share of served items shown without the model's prediction until answered (0–100)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(audit_slice_percent__lte=100), name="dataset_audit_slice_percent"),
+            models.CheckConstraint(
+                condition=Q(audit_slice_percent__gt=0) | ~Q(audit_slice_off_reason=""),
+                name="dataset_audit_slice_off_has_reason",
+            ),
+            models.CheckConstraint(condition=Q(overlap__gte=1, overlap__lte=10), name="dataset_overlap_range"),
+            models.CheckConstraint(condition=Q(blind_percent__lte=100), name="dataset_blind_percent"),
+        ]
 
     def clean(self) -> None:
         from annotations.reason_codes import reason_codes_check
@@ -280,6 +319,7 @@ class Item(models.Model):
 
     class QueueState(models.TextChoices):
         OPEN = "open", "Awaiting review"
+        ADJUDICATE = "adjudicate", "Awaiting adjudication"
         DONE = "done", "Reviewed"
         HOLDOUT = "holdout", "Sequestered holdout"
 
@@ -295,12 +335,40 @@ class Item(models.Model):
     content_hash = models.CharField(max_length=64, help_text="sha256 of the row's canonical content.")
     queue_state = models.CharField(max_length=16, choices=QueueState.choices, default=QueueState.OPEN)
     queue_priority = models.FloatField(
-        null=True, blank=True, help_text="Champion's top-class probability; the least confident is reviewed first."
+        null=True,
+        blank=True,
+        help_text="1 − the strategy's score (queue_scores.py): lowest is reviewed first; null = no score yet.",
+    )
+    priority_strategy = models.CharField(
+        max_length=24,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The strategy queue_priority was computed for (blank: none yet).",
+    )
+    disagreement_score = models.FloatField(
+        null=True, blank=True, help_text="How much a candidate model disagrees with the champion here (0–1)."
+    )
+    random_key = models.FloatField(
+        db_default=models.functions.Random(),
+        help_text="A random number drawn at import: the audit slice serves items in this order.",
+    )
+    answers_count = models.PositiveSmallIntegerField(
+        default=0, db_default=0, help_text="Reviewers whose answer currently counts toward the dataset's overlap."
     )
     leased_to = models.ForeignKey(  # indexed by item_lease, which starts with it
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current lease began (time on item is measured from it)."
+    )
+    lease_audit_slice = models.BooleanField(
+        default=False, db_default=False, help_text="The current lease came from the audit slice."
+    )
+    lease_blind = models.BooleanField(
+        default=False, db_default=False, help_text="The current lease hides the prediction until answered."
+    )
     # The champion's current prediction, copied here by models_app so the
     # review loop reads one row (and annotations need not import models_app).
     prediction_id = models.BigIntegerField(null=True, blank=True, help_text="models_app Prediction shown to reviewers.")
@@ -324,6 +392,8 @@ class Item(models.Model):
             models.Index(fields=["dataset", "queue_state", "queue_priority", "id"], name="item_queue"),
             # "the item I hold": a reviewer's current lease
             models.Index(fields=["leased_to", "dataset"], name="item_lease"),
+            # the audit slice: open items of a dataset in random order
+            models.Index(fields=["dataset", "random_key"], name="item_audit_slice", condition=Q(queue_state="open")),
         ]
 
     def __str__(self) -> str:
@@ -340,6 +410,8 @@ class GoldLabel(models.Model):
     class Origin(models.TextChoices):
         IMPORT = "import", "Imported with the data"
         REVIEW = "review", "From a review"
+        CONSENSUS = "consensus", "From agreeing reviews (overlap)"
+        ADJUDICATION = "adjudication", "From an adjudicator's decision"
 
     item = models.OneToOneField(Item, on_delete=models.PROTECT, related_name="gold_label")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+", db_index=False)  # gold_new_since
@@ -365,11 +437,18 @@ class Review(models.Model):
         ACCEPT = "accept", "Accepted the prediction"
         CORRECT = "correct", "Corrected the prediction"
         LABEL = "label", "Labelled (no prediction shown)"
+        UNCERTAIN = "uncertain", "Uncertain (sent to adjudication)"
         SKIP = "skip", "Skipped"
+        WITHDRAWN = "withdrawn", "Withdrawn by its reviewer (undo)"
+        ADJUDICATE = "adjudicate", "Adjudicated"
+
+    # Decisions that carry a label (the others never do).
+    LABELLED_DECISIONS = ("accept", "correct", "label", "adjudicate")
 
     class Mode(models.TextChoices):
         OPEN = "open", "Prediction shown"
         BLIND = "blind", "Prediction hidden until committed"
+        REVEALED = "revealed", "Revised after the hidden prediction was revealed"
 
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
@@ -388,6 +467,17 @@ class Review(models.Model):
     selection_strategy = models.CharField(max_length=32, help_text="Why the queue picked this item.")
     selection_score = models.FloatField(null=True, blank=True, help_text="The strategy's score for this item.")
     guideline_version = models.CharField(max_length=40)
+    supersedes = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The same reviewer's earlier answer this one replaces (a revision or an undo).",
+    )
+    time_on_item_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From the card being served to this answer, measured by the server."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -400,8 +490,9 @@ class Review(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(decision="skip", label__isnull=True) | (~Q(decision="skip") & Q(label__isnull=False)),
-                name="review_label_iff_not_skip",
+                condition=Q(decision__in=("accept", "correct", "label", "adjudicate"), label__isnull=False)
+                | (Q(decision__in=("skip", "uncertain", "withdrawn")) & Q(label__isnull=True)),
+                name="review_label_iff_labelled_decision",
             )
         ]
 

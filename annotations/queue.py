@@ -1,8 +1,23 @@
 """The review queue: which item a reviewer gets next, and the lease that keeps it theirs.
 
-Least confidence first: open items ordered by the champion's top-class
-probability (items with no prediction yet come last, in arrival order). A
-reviewer keeps the item they hold until the lease expires; two reviewers are
+Open items are ranked by the dataset's strategy (annotations/queue_scores.py):
+each item stores `queue_priority = 1 − score`, so every strategy is one
+ascending range scan of the `item_queue` index; items with no score yet come
+last, in arrival order. A share of the items served (the dataset's audit
+slice, 10% by default, always on unless a reason is recorded) is picked
+uniformly at random instead: open items in the order of the random key each
+got at import (`item_audit_slice`, a partial index), so the sample is unbiased
+by the model. Which of the two served the item is stored on the lease and then
+on the review, so later estimates can tell the random sample apart.
+
+Overlap: an item needs the dataset's `overlap` answers from different
+reviewers; it is leased to one reviewer at a time (so never to more reviewers
+than its overlap), stays open between answers, and a reviewer is never served
+an item they answered (a skip comes back to them after
+LOUPE_SKIP_RETURN_SECONDS). Items whose answers disagree wait in the
+adjudication queue, served the same way to adjudicators who did not answer them.
+
+A reviewer keeps the item they hold until the lease expires; two reviewers are
 never handed the same item, because the claim is a conditional UPDATE that only
 one of them can win (plus SKIP LOCKED on PostgreSQL, so they do not even wait
 on each other's candidate rows).
@@ -19,21 +34,36 @@ the next candidate, up to `_CLAIM_ATTEMPTS` times.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from annotations.models import Dataset, Item, Review
+from annotations.models import Dataset, Item, QueueStrategy, Review
 
-STRATEGY_LEAST_CONFIDENCE = "least_confidence"
-STRATEGY_UNSCORED = "unscored"  # no prediction yet: arrival order
+STRATEGY_LEAST_CONFIDENCE = QueueStrategy.LEAST_CONFIDENCE.value
+STRATEGY_UNSCORED = "unscored"  # no score yet: arrival order
+STRATEGY_AUDIT_SLICE = "audit_slice"  # the uniform-random slice
+STRATEGY_ADJUDICATION = "adjudication"  # the answers disagree (or one was "uncertain")
 _CLAIM_ATTEMPTS = 5
 SKIP_RETURN_SECONDS = settings.LOUPE_SKIP_RETURN_SECONDS
+
+# Draws for the audit slice and blind review (not secrets: a reviewer gains nothing by predicting them).
+# Tests replace it to make a draw certain.
+queue_random = random.Random()
+
+_REASONS = {
+    QueueStrategy.LEAST_CONFIDENCE: "the model is unsure (its top answer has {certainty:.0%} confidence)",
+    QueueStrategy.MARGIN: "the model's top two answers are close (margin {certainty:.0%})",
+    QueueStrategy.ENTROPY: "the model spreads its probability over the classes (entropy {score:.0%} of the most)",
+    QueueStrategy.DISAGREEMENT: "a candidate model disagrees with the champion here ({score:.0%})",
+    QueueStrategy.LABEL_ISSUE: "its gold label may be wrong (label quality {certainty:.0%}): please re-review",
+}
 
 
 @dataclass(frozen=True)
@@ -43,58 +73,91 @@ class QueuedItem:
     score: float | None  # uncertainty = 1 - top-class probability
 
     @property
+    def blind(self) -> bool:
+        """The card hides the model's prediction until the reviewer has answered."""
+        return self.item.lease_blind
+
+    @property
     def reason_text(self) -> str:
         """Why the queue picked this item, in words for the card."""
-        if self.strategy == STRATEGY_LEAST_CONFIDENCE and self.score is not None:
-            return f"Picked because the model is unsure (its top answer has {1.0 - self.score:.0%} confidence)"
-        return "Picked in arrival order: no prediction yet"
+        if self.strategy == STRATEGY_AUDIT_SLICE:
+            return "Picked at random for the audit slice (keeps the model's estimates honest)"
+        if self.strategy == STRATEGY_ADJUDICATION:
+            return "Reviewers disagree (or one was uncertain): your decision sets the gold label"
+        template = _REASONS.get(self.strategy)
+        if template is not None and self.blind:  # the score would give the prediction away
+            strategy = QueueStrategy(self.strategy).label.lower()
+            return f"Picked by the queue's strategy ({strategy}); details once you answer"
+        if template is not None and self.score is not None:
+            return "Picked because " + template.format(score=self.score, certainty=1.0 - self.score)
+        if self.item.prediction_id is None:
+            return "Picked in arrival order: no prediction yet"
+        return "Picked in arrival order: no score for this item under the dataset's strategy yet"
 
 
 def selection_for(item: Item) -> QueuedItem:
     """Why the queue offers this item: its strategy and score (stored on the review)."""
-    if item.predicted_confidence is None:
+    if item.queue_state == Item.QueueState.ADJUDICATE:
+        return QueuedItem(item, STRATEGY_ADJUDICATION, None)
+    if item.lease_audit_slice:
+        return QueuedItem(item, STRATEGY_AUDIT_SLICE, None)
+    if item.queue_priority is None or not item.priority_strategy:
         return QueuedItem(item, STRATEGY_UNSCORED, None)
-    return QueuedItem(item, STRATEGY_LEAST_CONFIDENCE, round(1.0 - item.predicted_confidence, 6))
+    return QueuedItem(item, item.priority_strategy, round(1.0 - item.queue_priority, 6))
 
 
-def _held_item(dataset: Dataset, reviewer: AbstractBaseUser, now: timezone.datetime) -> Item | None:
+def _held_item(dataset: Dataset, user: AbstractBaseUser, now: datetime, state: str) -> Item | None:
     return (
         Item.objects.select_related("predicted_label", "batch")
-        .filter(dataset=dataset, leased_to=reviewer, lease_expires_at__gt=now, queue_state=Item.QueueState.OPEN)
+        .filter(dataset=dataset, leased_to=user, lease_expires_at__gt=now, queue_state=state)
         .first()
     )
 
 
+@dataclass(frozen=True)
+class _Lease:
+    """What a claim writes onto the item besides its holder."""
+
+    until: datetime
+    audit_slice: bool
+    blind: bool
+
+
 def _claim_postgresql(
-    candidates: QuerySet[Item], *, reviewer: AbstractBaseUser, now: datetime, lease_until: datetime
+    candidates: QuerySet[Item], *, state: str, reviewer: AbstractBaseUser, now: datetime, lease: _Lease
 ) -> int | None:
     """Lease the first free candidate to `reviewer` in one statement; its id, or None when none is free.
 
     The candidate subquery is Django's SQL for `candidates` with the row lock
     appended: Django only compiles `select_for_update()` inside a transaction,
-    and this statement needs none (autocommit).
+    and this statement needs none (autocommit). An item with no prediction is
+    never blind (there is nothing to hide).
     """
     sub_sql, sub_params = candidates.values_list("pk", flat=True)[:1].query.sql_with_params()
     lock = connection.ops.for_update_sql(skip_locked=True, no_key=True)
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {quote(Item._meta.db_table)} SET leased_to_id = %s, lease_expires_at = %s"
+            f"UPDATE {quote(Item._meta.db_table)} SET leased_to_id = %s, lease_expires_at = %s,"
+            " lease_started_at = %s, lease_audit_slice = %s, lease_blind = (%s AND prediction_id IS NOT NULL)"
             f" WHERE id = ({sub_sql} {lock}) AND queue_state = %s"
             " AND (leased_to_id IS NULL OR lease_expires_at <= %s OR leased_to_id = %s) RETURNING id",
-            [reviewer.pk, lease_until, *sub_params, Item.QueueState.OPEN, now, reviewer.pk],
+            [reviewer.pk, lease.until, now, lease.audit_slice, lease.blind, *sub_params, state, now, reviewer.pk],
         )
         row = cursor.fetchone()
     return row[0] if row else None
 
 
+def _free(now: datetime, reviewer: AbstractBaseUser) -> Q:
+    return Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=reviewer)
+
+
 def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedItem | None:
-    """The item this reviewer should review now, leased to them; None when the queue is empty."""
+    """The open item this reviewer should review now, leased to them; None when the queue is empty."""
     now = timezone.now()
-    held = _held_item(dataset, reviewer, now)
+    held = _held_item(dataset, reviewer, now, Item.QueueState.OPEN)
     if held is not None:
         return selection_for(held)
-    lease_until = now + timedelta(seconds=settings.LOUPE_LEASE_SECONDS)
     # Not an item this reviewer answered; one they skipped comes back to them once
     # LOUPE_SKIP_RETURN_SECONDS have passed (others may take it meanwhile): a skip means
     # "not now", and leaving it to others alone would drain hard items onto a few people.
@@ -102,14 +165,63 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
     already_answered = Review.objects.filter(item=OuterRef("pk"), reviewer=reviewer).filter(
         ~Q(decision=Review.Decision.SKIP) | skipped_lately
     )
-    candidates = (
+    open_items = (
         Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.OPEN)
-        .filter(Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=reviewer))
+        .filter(_free(now, reviewer))
         .exclude(Exists(already_answered))
+    )
+    blind = queue_random.random() * 100 < dataset.blind_percent
+    until = now + timedelta(seconds=settings.LOUPE_LEASE_SECONDS)
+    if queue_random.random() * 100 < dataset.audit_slice_percent:
+        claimed = _claim(
+            open_items.order_by("random_key", "id"),
+            state=Item.QueueState.OPEN,
+            reviewer=reviewer,
+            now=now,
+            lease=_Lease(until=until, audit_slice=True, blind=blind),
+        )
+        if claimed is not None:
+            return claimed
+    return _claim(
+        open_items.order_by(F("queue_priority").asc(nulls_last=True), "id"),
+        state=Item.QueueState.OPEN,
+        reviewer=reviewer,
+        now=now,
+        lease=_Lease(until=until, audit_slice=False, blind=blind),
+    )
+
+
+def adjudication_next_item(*, dataset: Dataset, adjudicator: AbstractBaseUser) -> QueuedItem | None:
+    """The item awaiting adjudication this adjudicator should decide now, leased to them; None when none.
+
+    Never one they answered themselves: a disagreement is settled by a fresh pair of eyes.
+    """
+    now = timezone.now()
+    held = _held_item(dataset, adjudicator, now, Item.QueueState.ADJUDICATE)
+    if held is not None:
+        return selection_for(held)
+    candidates = (
+        Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.ADJUDICATE)
+        .filter(_free(now, adjudicator))
+        .exclude(Exists(Review.objects.filter(item=OuterRef("pk"), reviewer=adjudicator)))
         .order_by(F("queue_priority").asc(nulls_last=True), "id")
     )
+    until = now + timedelta(seconds=settings.LOUPE_LEASE_SECONDS)
+    return _claim(
+        candidates,
+        state=Item.QueueState.ADJUDICATE,
+        reviewer=adjudicator,
+        now=now,
+        lease=_Lease(until=until, audit_slice=False, blind=False),
+    )
+
+
+def _claim(
+    candidates: QuerySet[Item], *, state: str, reviewer: AbstractBaseUser, now: datetime, lease: _Lease
+) -> QueuedItem | None:
+    """Lease the first free candidate (in `candidates`' order) to `reviewer`; None when none is free."""
     if connection.vendor == "postgresql":
-        claimed_id = _claim_postgresql(candidates, reviewer=reviewer, now=now, lease_until=lease_until)
+        claimed_id = _claim_postgresql(candidates, state=state, reviewer=reviewer, now=now, lease=lease)
         return _claimed(claimed_id) if claimed_id is not None else None
     for _ in range(_CLAIM_ATTEMPTS):
         with transaction.atomic():
@@ -123,9 +235,15 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
                 return None
             # The claim: only succeeds if nobody leased the row since we read it.
             claimed = (
-                Item.objects.filter(pk=candidate_ids[0], queue_state=Item.QueueState.OPEN)
-                .filter(Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=reviewer))
-                .update(leased_to=reviewer, lease_expires_at=lease_until)
+                Item.objects.filter(pk=candidate_ids[0], queue_state=state)
+                .filter(_free(now, reviewer))
+                .update(
+                    leased_to=reviewer,
+                    lease_expires_at=lease.until,
+                    lease_started_at=now,
+                    lease_audit_slice=lease.audit_slice,
+                    lease_blind=Case(When(prediction_id__isnull=False, then=Value(lease.blind)), default=Value(False)),
+                )
             )
         if claimed:
             return _claimed(candidate_ids[0])

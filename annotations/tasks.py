@@ -27,3 +27,15 @@ def item_counts_fold() -> int:
     from annotations.counters import counts_fold_all
 
     return counts_fold_all()
+
+
+@shared_task(name="annotations.tasks.queue_priorities_recompute", acks_late=True)
+def queue_priorities_recompute(dataset_id: int) -> int:
+    """Reorder a dataset's open items under its (new) queue strategy."""
+    from annotations.models import Dataset
+    from annotations.workbench import queue_priorities_recompute
+
+    try:
+        return queue_priorities_recompute(dataset_id=dataset_id)
+    except Dataset.DoesNotExist:
+        return 0

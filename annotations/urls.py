@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotations import agreement_views, guideline_views, views
+from annotations import adjudication_views, agreement_views, guideline_views, views, workbench_views
 
 app_name = "annotations"
 
@@ -13,4 +13,12 @@ urlpatterns = [
     path("<int:dataset_id>/agreement/", agreement_views.agreement_page, name="agreement"),
     path("<int:dataset_id>/review/", views.review_page, name="review"),
     path("<int:dataset_id>/review/<int:item_id>/", views.review_submit_view, name="review_submit"),
+    path("<int:dataset_id>/reviews/<int:review_id>/revise/", views.review_revise_view, name="review_revise"),
+    path("<int:dataset_id>/adjudicate/", adjudication_views.adjudication_page, name="adjudicate"),
+    path(
+        "<int:dataset_id>/adjudicate/<int:item_id>/",
+        adjudication_views.adjudication_submit_view,
+        name="adjudication_submit",
+    ),
+    path("<int:dataset_id>/queue-settings/", workbench_views.workbench_settings_page, name="workbench_settings"),
 ]

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from annotations.forms import ImportForm
 from annotations.guidelines import guideline_current, guideline_render
 from annotations.imports import full_report_path, import_batch_upload
-from annotations.models import Dataset, Feature, Item, LabelClass
+from annotations.models import Dataset, Feature, Item, LabelClass, Review
 from annotations.queue import QueuedItem, queue_next_item
 from annotations.selectors import (
     batch_get,
@@ -31,7 +31,7 @@ from annotations.selectors import (
     item_get_for_user,
     reviewer_answers_today,
 )
-from annotations.services import ReviewAnswer, review_submit
+from annotations.services import ReviewAnswer, review_revise, review_submit
 from governance.audit import ReadPurpose, data_access_record
 from workflow_site.access import DATASET_READ_ROLES, REVIEW_ROLES, AnyUser, Role
 from workflow_site.invisible_chars import reveal as reveal_hidden
@@ -175,6 +175,8 @@ def _card_context(
         "label_classes": label_classes,
         "open_count": dataset_open_count(dataset=dataset),
         "answers_today": reviewer_answers_today(dataset=dataset, reviewer=reviewer),
+        # Blind review: the prediction (and which label is the model's) stays hidden until answered.
+        "prediction_hidden": queued is not None and queued.blind,
     }
     if queued is not None:
         item: Item = queued.item
@@ -245,18 +247,95 @@ def review_submit_view(request: HttpRequest, dataset_id: int, item_id: int) -> H
         return HttpResponse("Item does not belong to this dataset.", status=400)
     label_classes = _label_classes(dataset)
     error = ""
+    review = None
     try:
         answer = _parse_answer(request, label_classes)
-        review_submit(item_id=item.pk, reviewer=request.user, answer=answer)
+        review = review_submit(item_id=item.pk, reviewer=request.user, answer=answer)
     except ValidationError as exc:
         error = _refused_text(request, label_classes, item, exc)
+    if review is not None and review.mode == Review.Mode.BLIND:
+        # Answered blind: now show the prediction, and let them keep or revise (both answers are kept).
+        return _render_reveal(request, dataset, review, label_classes)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(reverse("annotations:review", args=[dataset.pk]))
+    queued = queue_next_item(dataset=dataset, reviewer=request.user)
+    undo = review if review is not None and review.decision != Review.Decision.SKIP else None
+    return _render_card(
+        request,
+        "annotations/review_page.html#card",
+        dataset,
+        queued,
+        error,
+        label_classes=label_classes,
+        extra={"undo_review": undo},
+    )
+
+
+def _render_reveal(
+    request: HttpRequest, dataset: Dataset, review: Review, label_classes: list[LabelClass], error: str = ""
+) -> HttpResponse:
+    """The card after a blind answer: what they said, what the model predicts, keep or change."""
+    item = Item.objects.select_related("predicted_label").get(pk=review.item_id)
+    labels = {label.pk: label for label in label_classes}
+    probabilities = item.predicted_probabilities or {}
+    context = {
+        "dataset": dataset,
+        "reveal": review,
+        "reveal_item": item,
+        "your_label": labels.get(review.label_id),
+        "label_classes": label_classes,
+        "probabilities": [(label, probabilities.get(label.name)) for label in label_classes],
+        "error": error,
+    }
+    if request.htmx:
+        return render(request, "annotations/review_page.html#card", context)
+    guideline = guideline_current(dataset)
+    context.update(guideline=guideline, guideline_html=guideline_render(guideline.text) if guideline else None)
+    return render(request, "annotations/review_page.html", context)
+
+
+@require_http_methods(["POST"])
+@login_required
+def review_revise_view(request: HttpRequest, dataset_id: int, review_id: int) -> HttpResponse:
+    """Keep or revise an answer given blind (action keep / submit / uncertain), or undo the last answer (undo).
+
+    Then the next card: for an undo, the same item again, held for the reviewer.
+    """
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=REVIEW_ROLES)
+    label_classes = _label_classes(dataset)
+    action = request.POST.get("action", "")
+    error = ""
+    review = None
+    try:
+        original = Review.objects.select_related("item").filter(pk=review_id, reviewer=request.user).first()
+        if original is None or original.item.dataset_id != dataset.pk:
+            raise ValidationError("You have no such answer in this dataset.")
+        if action == "undo":
+            review_revise(review_id=original.pk, reviewer=request.user, answer=None)
+        elif action != "keep":
+            answer = _parse_answer(request, label_classes)
+            unchanged = (answer.uncertain and original.decision == Review.Decision.UNCERTAIN) or (
+                answer.label is not None and answer.label.pk == original.label_id
+            )
+            if not unchanged:  # the same answer again is a keep, not a revision
+                review = review_revise(review_id=original.pk, reviewer=request.user, answer=answer)
+    except ValidationError as exc:
+        error = "Your change was not saved: " + " ".join(exc.messages)
     if not request.htmx:
         if error:
             messages.error(request, error)
         return redirect(reverse("annotations:review", args=[dataset.pk]))
     queued = queue_next_item(dataset=dataset, reviewer=request.user)
     return _render_card(
-        request, "annotations/review_page.html#card", dataset, queued, error, label_classes=label_classes
+        request,
+        "annotations/review_page.html#card",
+        dataset,
+        queued,
+        error,
+        label_classes=label_classes,
+        extra={"undo_review": review},
     )
 
 
@@ -266,6 +345,8 @@ def _refused_text(request: HttpRequest, label_classes: list[LabelClass], item: I
     The card that shows it is already the next item's, so the failed item is named."""
     if request.POST.get("action") == "skip":
         what = "Your skip"
+    elif request.POST.get("action") == "uncertain":
+        what = "Your 'uncertain'"
     else:
         label = next((lc for lc in label_classes if lc.name == request.POST.get("label")), None)
         what = f"Your answer ({label})" if label is not None else "Your answer"
@@ -291,6 +372,8 @@ def _parse_answer(request: HttpRequest, label_classes: list[LabelClass]) -> Revi
     extra = {"reason_code": request.POST.get("reason_code", ""), "flagged": request.POST.get("flagged") == "on"}
     if request.POST.get("action") == "skip":
         return ReviewAnswer(label=None, shown_prediction_id=shown, reason=reason, **extra)
+    if request.POST.get("action") == "uncertain":
+        return ReviewAnswer(label=None, shown_prediction_id=shown, reason=reason, uncertain=True, **extra)
     label_name = request.POST.get("label", "")
     if not label_name:
         keys = min(len(label_classes), 9)

@@ -18,7 +18,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotations.models import Item, LabelClass
+from annotations.models import Item, LabelClass, QueueStrategy
+from annotations.queue_scores import PROBABILITY_STRATEGIES, priorities_from_scores, strategy_scores
 from governance.audit import audit_record
 from models_app.data import feature_specs, frame_for_items
 from models_app.explanations import explanations_json
@@ -50,10 +51,25 @@ class _ChunkPredictions:
     probabilities_json: list[str]
     # Only for the champion (what reviewers see): one JSON text per item, or None (models_app/explanations.py).
     explanations_json: list[str | None] | None = None
+    # Only for the champion: each item's queue priority under the dataset's strategy (annotations/queue_scores.py),
+    # or None when that strategy's score does not come from these probabilities.
+    priorities: list[float] | None = None
+
+
+def _priorities(strategy: str, proba: np.ndarray) -> list[float] | None:
+    scores = strategy_scores(strategy, proba)
+    return None if scores is None else priorities_from_scores(scores).tolist()
 
 
 def _chunk_predict(
-    model: object, item_ids: list[int], specs: list, classes: list[str], label_ids: list[int], *, explain: bool
+    model: object,
+    item_ids: list[int],
+    specs: list,
+    classes: list[str],
+    label_ids: list[int],
+    *,
+    explain: bool,
+    strategy: str = QueueStrategy.LEAST_CONFIDENCE,
 ) -> _ChunkPredictions:
     frame = frame_for_items(item_ids, specs)
     proba = predict_proba(model, frame, classes)
@@ -67,6 +83,7 @@ def _chunk_predict(
         confidences=proba[np.arange(len(item_ids)), best],
         probabilities_json=[template % tuple(row) for row in proba.tolist()],
         explanations_json=explanations_json(model, frame, specs, classes, best) if explain else None,
+        priorities=_priorities(strategy, proba) if explain else None,
     )
 
 
@@ -91,7 +108,9 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
     written = 0
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start : start + CHUNK]
-        predicted = _chunk_predict(model, chunk, specs, classes, label_ids, explain=update_items)
+        predicted = _chunk_predict(
+            model, chunk, specs, classes, label_ids, explain=update_items, strategy=dataset.queue_strategy
+        )
         with transaction.atomic():
             new = _predictions_insert(model_version, predicted)
             written += new
@@ -105,7 +124,7 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
                 if not still_champion:
                     update_items = False
                 else:
-                    _copy_onto_items(model_version, predicted)
+                    _copy_onto_items(model_version, predicted, strategy=dataset.queue_strategy)
             deferred_checks_run_now()  # before the audit event takes the chain head (workflow_site/deferred_checks.py)
             audit_record(
                 actor=None,
@@ -166,8 +185,28 @@ def _predictions_insert(model_version: ModelVersion, predicted: _ChunkPrediction
     return len(rows)
 
 
-def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions) -> None:
+def _priority_sql(strategy: str, priority: str) -> tuple[str, str]:
+    """SQL for (queue_priority, priority_strategy) of an item under `strategy`; `priority` is the computed column.
+
+    Probability strategies take the chunk's computed priority; disagreement reads
+    the item's own score (written when a candidate predicts); a label-issue
+    priority is set only by the job that reopens gold labels, so a new
+    prediction leaves it as it is.
+    """
+    if strategy in PROBABILITY_STRATEGIES:
+        return priority, f"'{strategy}'"
+    if strategy == QueueStrategy.DISAGREEMENT:
+        return (
+            "1.0 - item.disagreement_score",
+            f"CASE WHEN item.disagreement_score IS NULL THEN '' ELSE '{strategy}' END",
+        )
+    return "item.queue_priority", "item.priority_strategy"
+
+
+def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions, *, strategy: str) -> None:
     """Show this version's predictions, and their explanations, on the chunk's open items: one UPDATE … FROM.
+
+    The queue priority under the dataset's strategy is written in the same statement.
 
     The item ids are sorted; the id range bounds the scan, the join picks exactly
     the items this version predicted, and only open items change (one that was
@@ -180,15 +219,21 @@ def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions) 
     """
     item_ids = predicted.item_ids
     explanations = predicted.explanations_json or [None] * len(item_ids)
+    priorities = predicted.priorities or [None] * len(item_ids)
     item_table, prediction_table = Item._meta.db_table, Prediction._meta.db_table
     if connection.vendor == "postgresql":
-        source = f"unnest(%s::bigint[], string_to_array(%s, chr({ord(_SEPARATOR)}))) AS e(item_id, explanation)"
-        item_id, explanation = "e.item_id", "NULLIF(e.explanation, '')::jsonb"  # '': no explanation
-        source_params: list[object] = [item_ids, _SEPARATOR.join(text or "" for text in explanations)]
+        source = (
+            f"unnest(%s::bigint[], string_to_array(%s, chr({ord(_SEPARATOR)})), %s::float8[])"
+            " AS e(item_id, explanation, priority)"
+        )
+        item_id, explanation, priority = "e.item_id", "NULLIF(e.explanation, '')::jsonb", "e.priority"  # '': none
+        source_params: list[object] = [item_ids, _SEPARATOR.join(text or "" for text in explanations), priorities]
     else:
-        source = "json_each(%s) AS e"  # e.value is [item id, explanation text]
+        source = "json_each(%s) AS e"  # e.value is [item id, explanation text, priority]
         item_id, explanation = "json_extract(e.value, '$[0]')", "json_extract(e.value, '$[1]')"
-        source_params = [json.dumps([[pk, text] for pk, text in zip(item_ids, explanations, strict=True)])]
+        priority = "json_extract(e.value, '$[2]')"
+        source_params = [json.dumps([list(row) for row in zip(item_ids, explanations, priorities, strict=True)])]
+    queue_priority, priority_strategy = _priority_sql(strategy, priority)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -198,7 +243,8 @@ def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions) 
                 predicted_confidence = p.confidence,
                 predicted_probabilities = p.probabilities,
                 predicted_by_version = %s,
-                queue_priority = p.confidence,
+                queue_priority = {queue_priority},
+                priority_strategy = {priority_strategy},
                 prediction_explanation = {explanation}
             FROM {prediction_table} AS p, {source}
             WHERE p.model_version_id = %s

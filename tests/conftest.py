@@ -58,6 +58,20 @@ def _own_broker_namespace() -> None:
 
 
 @pytest.fixture(autouse=True)
+def queue_draws() -> Iterator[mock.MagicMock]:
+    """The queue's random draws (audit slice, blind review) never fire unless a test sets them.
+
+    A test that wants the slice or a blind card sets `queue_draws.return_value = 0.0`
+    (every draw fires) or a list in `side_effect`. Tests that predate the slice
+    expect the strategy's order, which a 10% random slice would make flaky.
+    """
+    from annotations.queue import queue_random
+
+    with mock.patch.object(queue_random, "random", return_value=0.999999) as draws:
+        yield draws
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager():
     """Tasks run in-process unless a test starts a real worker."""
     from workflow_site.celery import app

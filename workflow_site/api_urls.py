@@ -3,7 +3,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from annotations import agreement_apis, dataset_apis, guideline_apis
+from annotations import agreement_apis, dataset_apis, guideline_apis, workbench_apis
 from annotations import apis as annotation_apis
 from governance import apis as governance_apis
 from models_app import apis as model_apis
@@ -26,6 +26,22 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/export/", export_apis.ExportApi.as_view(), name="api_export"),
     path("datasets/<int:dataset_id>/next-item/", annotation_apis.NextItemApi.as_view(), name="api_next_item"),
     path("items/<int:item_id>/reviews/", annotation_apis.ReviewCreateApi.as_view(), name="api_review_create"),
+    path("reviews/<int:review_id>/revise/", workbench_apis.ReviewReviseApi.as_view(), name="api_review_revise"),
+    path(
+        "datasets/<int:dataset_id>/queue-settings/",
+        workbench_apis.QueueSettingsApi.as_view(),
+        name="api_queue_settings",
+    ),
+    path(
+        "datasets/<int:dataset_id>/adjudication/next-item/",
+        workbench_apis.AdjudicationNextApi.as_view(),
+        name="api_adjudication_next",
+    ),
+    path(
+        "items/<int:item_id>/adjudication/",
+        workbench_apis.AdjudicationSubmitApi.as_view(),
+        name="api_adjudication_submit",
+    ),
     path("datasets/<int:dataset_id>/imports/", annotation_apis.ImportCreateApi.as_view(), name="api_import_create"),
     path(
         "datasets/<int:dataset_id>/imports/<int:batch_id>/",

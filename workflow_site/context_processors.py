@@ -9,6 +9,7 @@ def roles(request: HttpRequest) -> dict[str, bool]:
     user = request.user
     return {
         "is_reviewer": has_role(user, Role.REVIEWER, Role.ADJUDICATOR),
+        "is_adjudicator": has_role(user, Role.ADJUDICATOR),
         "is_model_admin": has_role(user, Role.MODEL_ADMIN),
         "is_auditor": has_role(user, Role.AUDITOR),
     }

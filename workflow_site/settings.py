@@ -360,6 +360,9 @@ LOUPE_TRAINING_MAX_ATTEMPTS = env_int("LOUPE_TRAINING_MAX_ATTEMPTS", 3)
 LOUPE_LEASE_SECONDS = env_int("LOUPE_LEASE_SECONDS", 10 * 60)
 # An item a reviewer skipped can come back to that reviewer after this long (to others at once).
 LOUPE_SKIP_RETURN_SECONDS = env_int("LOUPE_SKIP_RETURN_SECONDS", 60 * 60)
+# A reviewer may undo their last answer, or revise an answer given blind once the prediction is
+# revealed, for this long after giving it (a new review that supersedes it; never an edit).
+LOUPE_REVISE_SECONDS = env_int("LOUPE_REVISE_SECONDS", 5 * 60)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {

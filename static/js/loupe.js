@@ -17,9 +17,18 @@
     if (opener) openDialog(opener.dataset.opensDialog);
   });
 
+  function clickButton(root, selector, event) {
+    const button = root ? root.querySelector(selector) : null;
+    if (button) {
+      event.preventDefault();
+      button.click();
+    }
+  }
+
   document.addEventListener("keydown", function (event) {
     const form = reviewForm();
-    if (!form || event.ctrlKey || event.metaKey || event.altKey) return;
+    const card = document.getElementById("card");
+    if (!card || event.ctrlKey || event.metaKey || event.altKey) return;
     // An open dialog (the guideline) has the keyboard: Esc closes it, nothing reaches the card.
     if (document.querySelector("dialog[open]")) return;
     const target = event.target;
@@ -28,6 +37,12 @@
       if (event.key === "Escape") target.blur();
       return;
     }
+    // Undo works on the "nothing left" card too (the last answer may have emptied the queue).
+    if (event.key === "z" || event.key === "Z") {
+      clickButton(card, 'button[value="undo"]', event);
+      return;
+    }
+    if (!form) return;
     if (/^[1-9]$/.test(event.key)) {
       const radio = form.querySelector('input[name="label"][data-key="' + event.key + '"]');
       if (radio) {
@@ -44,8 +59,11 @@
       event.preventDefault();
       form.querySelector('button[value="submit"]').click();
     } else if (event.key === "s" || event.key === "S") {
-      event.preventDefault();
-      form.querySelector('button[value="skip"]').click();
+      clickButton(form, 'button[value="skip"]', event);
+    } else if (event.key === "u" || event.key === "U") {
+      clickButton(form, 'button[value="uncertain"]', event);
+    } else if (event.key === "k" || event.key === "K") {
+      clickButton(form, 'button[value="keep"]', event);
     } else if (event.key === "g" || event.key === "G") {
       event.preventDefault();
       openDialog("guideline-dialog");

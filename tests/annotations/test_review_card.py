@@ -34,6 +34,9 @@ def _hold(dataset, reviewer, probabilities: dict[str, float]) -> Item:
         predicted_probabilities=probabilities,
         predicted_confidence=probabilities[top],
         predicted_label=dataset.label_classes.get(name=top),
+        # what the prediction path writes under the default strategy (queue_scores.py)
+        queue_priority=probabilities[top],
+        priority_strategy="least_confidence",
     )
     return Item.objects.get(pk=item.pk)
 

@@ -52,7 +52,11 @@ def _response_ref(schema: dict[str, Any], path: str, method: str, code: str) -> 
 @pytest.mark.parametrize(
     ("path", "fields", "required"),
     [
-        (REVIEW, {"label", "skip", "shown_prediction_id", "reason", "reason_code", "flagged"}, {"shown_prediction_id"}),
+        (
+            REVIEW,
+            {"label", "skip", "shown_prediction_id", "reason", "reason_code", "flagged", "uncertain"},
+            {"shown_prediction_id"},
+        ),
         (DECISION, {"decision", "password", "reason", "acknowledge_regressions"}, {"decision", "password"}),
         (PROMOTION_CREATE, {"reason", "acknowledge_regressions"}, {"reason"}),
         (RUN_CREATE, {"reason"}, set()),

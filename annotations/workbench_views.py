@@ -1,0 +1,91 @@
+"""The queue settings page: model admins change a dataset's strategy, audit slice, overlap and blind share."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from annotations.models import QueueStrategy
+from annotations.selectors import dataset_get_for_user
+from annotations.workbench import MAX_OVERLAP, QueueSettings, dataset_queue_settings_set, queue_priorities_dispatch
+from workflow_site.access import Role, has_role
+
+
+class QueueSettingsForm(forms.Form):
+    strategy = forms.ChoiceField(label="Which items first", choices=QueueStrategy.choices)
+    audit_slice_percent = forms.IntegerField(
+        label="Random audit slice (% of served items)",
+        min_value=0,
+        max_value=100,
+        help_text="Picked uniformly at random whatever the strategy, so the model can be judged without the "
+        "queue's bias. 10% is the default.",
+    )
+    audit_slice_off_reason = forms.CharField(
+        label="Why the audit slice is off (required when it is 0%)",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    overlap = forms.IntegerField(
+        label="Reviewers per item (overlap)",
+        min_value=1,
+        max_value=MAX_OVERLAP,
+        help_text="Agreeing answers set the gold label; disagreeing ones, or an 'uncertain', go to an adjudicator.",
+    )
+    blind_percent = forms.IntegerField(
+        label="Blind review (% of served items)",
+        min_value=0,
+        max_value=100,
+        help_text="Served without the model's prediction until the reviewer answers (guards against rubber-stamping).",
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def workbench_settings_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """GET (model admins, auditors): the settings in force. POST (model admins): change them."""
+    roles = (Role.MODEL_ADMIN, Role.AUDITOR) if request.method == "GET" else (Role.MODEL_ADMIN,)
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=roles)
+    current = QueueSettings.of(dataset)
+    form = QueueSettingsForm(
+        request.POST or None,
+        initial={
+            "strategy": current.strategy,
+            "audit_slice_percent": current.audit_slice_percent,
+            "audit_slice_off_reason": current.audit_slice_off_reason,
+            "overlap": current.overlap,
+            "blind_percent": current.blind_percent,
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            rescore = dataset_queue_settings_set(
+                dataset_id=dataset.pk, user=request.user, wanted=QueueSettings(**form.cleaned_data)
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, "Queue settings saved.")
+            if rescore and not queue_priorities_dispatch(dataset_id=dataset.pk):
+                messages.error(
+                    request,
+                    "The new strategy is saved, but the worker could not be reached to reorder the open items: "
+                    "they keep their old order until you save again.",
+                )
+            elif rescore:
+                messages.info(request, "The open items are being reordered under the new strategy in the background.")
+            return redirect("annotations:workbench_settings", dataset_id=dataset.pk)
+    can_change = has_role(request.user, Role.MODEL_ADMIN)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "annotations/workbench_settings.html",
+        {"dataset": dataset, "form": form, "current": current, "can_change": can_change},
+        status=status,
+    )

@@ -192,3 +192,39 @@ def test_the_card_says_how_many_items_you_answered_today(trained_dataset, review
 
     page = login(reviewer).get(reverse("annotations:review", args=[trained_dataset.pk])).content.decode()
     assert "you answered 2 today" in page
+
+
+# The same loop under each queue strategy, from the audit slice, and with overlap 2, where an answer
+# reads the item's reviews and the dataset's label names to settle it (consensus.py): exact counts,
+# the same before and after the queue triples.
+@pytest.mark.parametrize(
+    ("settings_", "slice_draw", "extra"),
+    [
+        ({"queue_strategy": "margin"}, False, 0),
+        ({"queue_strategy": "entropy"}, False, 0),
+        ({"queue_strategy": "disagreement"}, False, 0),
+        ({"queue_strategy": "label_issue"}, False, 0),
+        ({}, True, 0),  # served by the random audit slice
+        # a first answer of two reads the item's reviews and the label names, but writes no gold label
+        # (SQLite's two statements for it, PostgreSQL's one) and no counter (the item stays open)
+        ({"overlap": 2}, False, {"postgresql": 0, "sqlite": -1}[connection.vendor]),
+    ],
+    ids=["margin", "entropy", "disagreement", "label-issue", "audit-slice", "overlap-2"],
+)
+def test_review_loop_query_count_is_exact_for_each_strategy_and_overlap(
+    trained_dataset, reviewer, import_rows, broker, queue_draws, settings_, slice_draw, extra
+):
+    from annotations.workbench import queue_priorities_recompute
+
+    Dataset.objects.filter(pk=trained_dataset.pk).update(**settings_)
+    queue_priorities_recompute(dataset_id=trained_dataset.pk)
+    if slice_draw:
+        queue_draws.return_value = 0.05  # under the 10% slice, over the 0% blind share
+    dataset = Dataset.objects.get(pk=trained_dataset.pk)
+    client = login(reviewer)
+    small = [_one_htmx_review(client, dataset, reviewer) for _ in range(2)]
+
+    _grow_open_pool(dataset, import_rows, 60)
+    large = [_one_htmx_review(client, dataset, reviewer) for _ in range(2)]
+
+    assert small[0] == small[1] == large[0] == large[1] == REVIEW_LOOP_QUERIES + extra

@@ -38,9 +38,11 @@ def item_answers(*, item: Item) -> list[AnswerShown]:
     Precondition: the caller may read the item (selectors). One query; the same
     rules as consensus.current_answers (which takes Review rows as they are).
     """
+    this_round = Review.objects.filter(item=item)
+    if item.review_round_started_at is not None:  # reopened for re-review: only this round's answers count
+        this_round = this_round.filter(created_at__gte=item.review_round_started_at)
     reviews = list(
-        Review.objects.filter(item=item)
-        .exclude(decision__in=(Review.Decision.SKIP, Review.Decision.ADJUDICATE))
+        this_round.exclude(decision__in=(Review.Decision.SKIP, Review.Decision.ADJUDICATE))
         .select_related("reviewer", "label", "shown_label")
         .order_by("created_at", "pk")
     )

@@ -356,6 +356,13 @@ class Item(models.Model):
     answers_count = models.PositiveSmallIntegerField(
         default=0, db_default=0, help_text="Reviewers whose answer currently counts toward the dataset's overlap."
     )
+    # Set when a done item is reopened for re-review (models_app/label_issues.py): answers given before it
+    # belong to the earlier round and no longer count toward consensus. Null: the item is in its first round.
+    review_round_started_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the item's current review round began (reopened for re-review); null: its first round.",
+    )
     leased_to = models.ForeignKey(  # indexed by item_lease, which starts with it
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )

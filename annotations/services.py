@@ -141,7 +141,9 @@ def _item_settle(*, item: Item, review: Review, label_names: dict[int, str], now
     Precondition: the item row is locked and `review` is already written. With an
     overlap of 1 and a plain answer there is nothing to read: the answer decides
     (or an "uncertain" goes to adjudication). With a larger overlap the item's
-    reviews are read (a handful of rows, index item_reviewer). A gold label is
+    reviews are read (a handful of rows, index item_reviewer): only those of its
+    current round when it was reopened for re-review (`review_round_started_at`),
+    so answers from before the reopening never count again. A gold label is
     only ever replaced, never removed: when an undo reopens an item, the label it
     had stands until the item is decided again (training snapshots may hold it).
     """
@@ -149,11 +151,12 @@ def _item_settle(*, item: Item, review: Review, label_names: dict[int, str], now
     if overlap == 1 and review.supersedes_id is None:
         rows = [AnswerRow(review.reviewer_id, review.decision, review.label_id)]
     else:
+        reviews = Review.objects.filter(item=item)
+        if item.review_round_started_at is not None:  # reopened for re-review: earlier rounds no longer count
+            reviews = reviews.filter(created_at__gte=item.review_round_started_at)
         rows = [
             AnswerRow(*row)
-            for row in Review.objects.filter(item=item)
-            .order_by("created_at", "pk")
-            .values_list("reviewer_id", "decision", "label_id")
+            for row in reviews.order_by("created_at", "pk").values_list("reviewer_id", "decision", "label_id")
         ]
     outcome = consensus(rows, overlap=overlap)
     deltas: dict[str, int] = {}
@@ -327,7 +330,10 @@ def review_revise(*, review_id: int, reviewer: AbstractBaseUser, answer: ReviewA
         newest = Review.objects.filter(item=item, reviewer=reviewer).order_by("-created_at", "-pk").first()
         if newest is None or newest.pk != original.pk:
             raise ValidationError("This is no longer your newest answer for this item.")
-        if Review.objects.filter(item=item, decision=Review.Decision.ADJUDICATE).exists():
+        adjudicated = Review.objects.filter(item=item, decision=Review.Decision.ADJUDICATE)
+        if item.review_round_started_at is not None:  # a decision from before a re-review round does not bind it
+            adjudicated = adjudicated.filter(created_at__gte=item.review_round_started_at)
+        if adjudicated.exists():
             raise ValidationError("An adjudicator has decided this item since; ask them to reopen it.")
         if answer is not None and answer.label is not None and answer.label.dataset_id != item.dataset_id:
             raise ValidationError({"label": "That label does not belong to this dataset."})

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="models_app.tasks.training_run_execute", acks_late=True)
@@ -35,3 +39,30 @@ def training_runs_sweep() -> int:
     from models_app.services import training_runs_sweep
 
     return training_runs_sweep()
+
+
+# acks_late off (the site default is on): a redelivered message would reopen another `limit`
+# gold labels, since the first delivery's are no longer done. A worker lost mid-job loses
+# nothing but the job (nothing is written until its one transaction), and it can be asked again.
+@shared_task(name="models_app.tasks.label_issues_reopen", queue="ml", acks_late=False)
+def label_issues_reopen(dataset_id: int, user_id: int | None, limit: int) -> int:
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import ValidationError
+
+    from annotations.models import Dataset
+    from models_app.label_issues import label_issues_reopen
+    from workflow_site.request_id import set_request_id
+
+    set_request_id(f"task:label_issues_reopen:{dataset_id}")
+    user = None
+    if user_id is not None:
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            return 0  # the requester was removed meanwhile: nobody to act for
+    try:
+        return len(label_issues_reopen(dataset_id=dataset_id, user=user, limit=limit).reopened)
+    except Dataset.DoesNotExist:
+        return 0
+    except ValidationError as exc:  # the labels cannot be scored: nothing changed, and retrying will not help
+        logger.warning("Dataset %s: label issues not computed: %s", dataset_id, "; ".join(exc.messages))
+        return 0

@@ -7,7 +7,7 @@ from annotations import agreement_apis, dataset_apis, guideline_apis, workbench_
 from annotations import apis as annotation_apis
 from governance import apis as governance_apis
 from models_app import apis as model_apis
-from models_app import export_apis
+from models_app import export_apis, label_issue_apis
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="api_docs"), name="api_root"),
@@ -49,6 +49,11 @@ urlpatterns = [
         name="api_import_detail",
     ),
     path("datasets/<int:dataset_id>/training-runs/", model_apis.TrainingRunCreateApi.as_view(), name="api_run_create"),
+    path(
+        "datasets/<int:dataset_id>/label-issues/",
+        label_issue_apis.LabelIssuesReopenApi.as_view(),
+        name="api_label_issues_reopen",
+    ),
     path("training-runs/<int:run_id>/", model_apis.TrainingRunDetailApi.as_view(), name="api_run_detail"),
     path(
         "model-versions/<int:model_version_id>/promotion-requests/",

@@ -52,7 +52,7 @@ class ItemOutputSerializer(serializers.Serializer):
         source="prediction_explanation",
         allow_null=True,
         help_text="Why the model predicts its label, exactly as the review card shows it: "
-        '{"method", "calibrated", "class", "about", "toward", "away", "contributors": '
+        '{"method", "calibrated", "class", "toward", "away", "contributors": '
         '[{"feature", "value", "contribution" (log-odds of class, + toward it), "direction": toward|away|none}]}, '
         "largest |contribution| first; null when there is none.",
     )

@@ -309,18 +309,22 @@ def review_revise_view(request: HttpRequest, dataset_id: int, review_id: int) ->
     error = ""
     review = None
     try:
-        original = Review.objects.select_related("item").filter(pk=review_id, reviewer=request.user).first()
+        original = Review.objects.select_related("item", "label").filter(pk=review_id, reviewer=request.user).first()
         if original is None or original.item.dataset_id != dataset.pk:
             raise ValidationError("You have no such answer in this dataset.")
         if action == "undo":
             review_revise(review_id=original.pk, reviewer=request.user, answer=None)
-        elif action != "keep":
+        elif action == "keep":
+            review = original  # kept as it was: the next card still offers to undo it
+        else:
             answer = _parse_answer(request, label_classes)
             unchanged = (answer.uncertain and original.decision == Review.Decision.UNCERTAIN) or (
                 answer.label is not None and answer.label.pk == original.label_id
             )
-            if not unchanged:  # the same answer again is a keep, not a revision
-                review = review_revise(review_id=original.pk, reviewer=request.user, answer=answer)
+            # The same answer again is a keep, not a revision.
+            review = (
+                original if unchanged else review_revise(review_id=original.pk, reviewer=request.user, answer=answer)
+            )
     except ValidationError as exc:
         error = "Your change was not saved: " + " ".join(exc.messages)
     if not request.htmx:

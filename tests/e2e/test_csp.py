@@ -156,3 +156,46 @@ def test_no_page_of_the_loop_is_refused_anything_by_the_content_security_policy(
     csp.visit("admin group add form", f"{base}/admin/auth/group/add/")
 
     csp.assert_none()
+
+
+def test_the_workbench_pages_are_not_refused_anything_either(
+    live_server, page, trained_dataset, reviewer, adjudicator, model_admin, queue_draws
+):
+    from annotations.models import Dataset
+
+    Dataset.objects.filter(pk=trained_dataset.pk).update(
+        blind_percent=100, audit_slice_percent=0, audit_slice_off_reason="csp check"
+    )
+    queue_draws.return_value = 0.5  # every card blind, none from the slice
+    base, ds = live_server.url, f"{live_server.url}/datasets/{trained_dataset.pk}"
+    csp = Violations(page)
+
+    sign_in(page, base, "reviewer")
+    csp.visit("blind review card", f"{ds}/review/")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(page.locator("#card h2")).to_contain_text("the model's prediction")
+    csp.check("the reveal after a blind answer (htmx swap)")
+    page.keyboard.press("k")
+    expect(page.locator("#card button[value=undo]")).to_be_visible()
+    csp.check("the next card with its undo bar")
+    page.keyboard.press("z")
+    expect(page.locator("#card .prediction h3")).to_have_text("Blind review")
+    csp.check("the card after an undo")
+    page.keyboard.press("u")
+    expect(page.locator("#card h2")).to_contain_text("the model's prediction")
+    page.keyboard.press("k")
+    sign_out(page)
+
+    sign_in(page, base, "adjudicator")
+    csp.visit("adjudication page", f"{ds}/adjudicate/")
+    sign_out(page)
+
+    sign_in(page, base, model_admin.username)
+    csp.visit("queue settings", f"{ds}/queue-settings/")
+    page.get_by_label("Random audit slice (% of served items)").fill("5")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".msg-success")).to_be_visible()
+    csp.check("queue settings after a save")
+
+    csp.assert_none()

@@ -132,3 +132,46 @@ def reviewer_answers_today(*, dataset: Dataset, reviewer: AnyUser) -> int:
 def dataset_open_count(*, dataset: Dataset) -> int:
     """Items awaiting review, from the counters: a few rows, not the dataset's items."""
     return dataset_counts(dataset_ids=[dataset.pk])[dataset.pk].get(f"{STATE}{Item.QueueState.OPEN}", 0)
+
+
+def reviewer_open_answered_count(*, dataset: Dataset, reviewer: AnyUser) -> int:
+    """Open items this reviewer has answered (they wait for other reviewers under overlap): not theirs to do.
+
+    Joins the reviewer's reviews (review_reviewer_created) to their items: what one person answered,
+    not the dataset. Only asked when the dataset's overlap is above 1 (otherwise an answer closes it).
+    """
+    return (
+        Review.objects.filter(reviewer=reviewer, item__dataset_id=dataset.pk, item__queue_state=Item.QueueState.OPEN)
+        .exclude(decision__in=(Review.Decision.SKIP, Review.Decision.WITHDRAWN))
+        .values("item_id")
+        .distinct()
+        .count()
+    )
+
+
+def reviewer_agreement_so_far(*, dataset: Dataset, reviewer: AnyUser) -> tuple[int, int]:
+    """(agreed, compared): the reviewer's answers in force that match items' settled gold labels.
+
+    Compared only where the gold label was settled by others too (consensus under overlap, or an
+    adjudicator), so a lone answer that became gold does not count as agreeing with itself. Reads
+    this reviewer's reviews (one statement, review_reviewer_created); shown on the review page's
+    full load, not on every card.
+    """
+    rows = (
+        Review.objects.filter(
+            reviewer=reviewer,
+            item__dataset_id=dataset.pk,
+            item__gold_label__origin__in=(GoldLabel.Origin.CONSENSUS, GoldLabel.Origin.ADJUDICATION),
+        )
+        .exclude(decision__in=(Review.Decision.SKIP, Review.Decision.ADJUDICATE))
+        .order_by("created_at", "pk")
+        .values_list("item_id", "decision", "label_id", "item__gold_label__label_id")
+    )
+    in_force: dict[int, tuple[str, int | None, int]] = {}
+    for item_id, decision, label_id, gold_id in rows:
+        if decision == Review.Decision.WITHDRAWN:
+            in_force.pop(item_id, None)
+        else:
+            in_force[item_id] = (decision, label_id, gold_id)
+    agreed = sum(1 for _, label_id, gold_id in in_force.values() if label_id == gold_id)
+    return agreed, len(in_force)

@@ -29,7 +29,9 @@ from annotations.selectors import (
     datasets_queue_counts,
     import_batches_labelled_counts,
     item_get_for_user,
+    reviewer_agreement_so_far,
     reviewer_answers_today,
+    reviewer_open_answered_count,
 )
 from annotations.services import ReviewAnswer, review_revise, review_submit
 from governance.audit import ReadPurpose, data_access_record
@@ -177,7 +179,11 @@ def _card_context(
         "answers_today": reviewer_answers_today(dataset=dataset, reviewer=reviewer),
         # Blind review: the prediction (and which label is the model's) stays hidden until answered.
         "prediction_hidden": queued is not None and queued.blind,
+        "left_for_you": None,
     }
+    if dataset.overlap > 1:  # open items this reviewer already answered are not left for them
+        answered = reviewer_open_answered_count(dataset=dataset, reviewer=reviewer)
+        context["left_for_you"] = max(0, context["open_count"] - answered)
     if queued is not None:
         item: Item = queued.item
         rows, texts = [], []
@@ -228,7 +234,12 @@ def review_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
     # The whole page also carries the guideline in force, opened with G in a dialog (the card
     # swaps after each answer leave it in place, so it is read once per page, not per answer).
     guideline = guideline_current(dataset)
-    extra = {"guideline": guideline, "guideline_html": guideline_render(guideline.text) if guideline else None}
+    agreed, compared = reviewer_agreement_so_far(dataset=dataset, reviewer=request.user)
+    extra = {
+        "guideline": guideline,
+        "guideline_html": guideline_render(guideline.text) if guideline else None,
+        "agreement_so_far": (agreed, compared),
+    }
     return _render_card(request, "annotations/review_page.html", dataset, queued, extra=extra)
 
 

@@ -246,3 +246,45 @@ def test_counters_equal_a_fresh_count_after_a_random_mix_with_overlap_uncertain_
                 last[reviewer.pk] = review
         assert _counters(dataset.pk) == counts_recount(dataset_id=dataset.pk), f"after step {step}: {move}"
     assert Item.objects.filter(dataset=dataset, answers_count__gt=2).count() == 0
+
+
+# --- progress on the review page ----------------------------------------------------------------------------
+
+
+def test_the_card_says_how_many_items_are_left_for_you_under_overlap(trained_dataset, reviewer, reviewer2):
+    from django.urls import reverse
+
+    from tests.helpers import login
+
+    dataset = _overlap(trained_dataset, 2)
+    open_before = Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.OPEN).count()
+    _answer(dataset, reviewer)
+    _answer(dataset, reviewer)
+
+    html = login(reviewer).get(reverse("annotations:review", args=[dataset.pk])).content.decode()
+
+    assert f"{open_before} awaiting review ({open_before - 2} left for you)" in html
+
+
+def test_the_review_page_shows_your_agreement_with_gold_settled_with_others(
+    trained_dataset, reviewer, reviewer2, adjudicator
+):
+    from django.urls import reverse
+
+    from annotations.selectors import reviewer_agreement_so_far
+    from tests.helpers import login
+
+    dataset = _overlap(trained_dataset, 2)
+    agree = _answer(dataset, reviewer, accept=True)
+    _answer(dataset, reviewer2, accept=True)  # consensus: agreed
+    disputed = _answer(dataset, reviewer, accept=True)
+    _answer(dataset, reviewer2, accept=False)
+    queued = adjudication_next_item(dataset=dataset, adjudicator=adjudicator)
+    assert queued.item.pk == disputed.item_id
+    adjudication_submit(item_id=disputed.item_id, adjudicator=adjudicator, label=other_label(queued.item), reason="r")
+    assert agree.item_id != disputed.item_id
+
+    assert reviewer_agreement_so_far(dataset=dataset, reviewer=reviewer) == (1, 2)
+    assert reviewer_agreement_so_far(dataset=dataset, reviewer=reviewer2) == (2, 2)
+    html = login(reviewer).get(reverse("annotations:review", args=[dataset.pk])).content.decode()
+    assert "agree with the settled gold label on 1 of 2 items" in html and "(50%)" in html

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from annotations import adjudication_views, agreement_views, guideline_views, views, workbench_views
+from annotations import (
+    adjudication_views,
+    agreement_views,
+    guideline_views,
+    reviewer_report_views,
+    views,
+    workbench_views,
+)
 
 app_name = "annotations"
 
@@ -11,6 +18,7 @@ urlpatterns = [
     path("<int:dataset_id>/imports/<int:batch_id>/report.csv", views.batch_report_download, name="batch_report"),
     path("<int:dataset_id>/guideline/", guideline_views.guideline_page, name="guideline"),
     path("<int:dataset_id>/agreement/", agreement_views.agreement_page, name="agreement"),
+    path("<int:dataset_id>/reviewers/", reviewer_report_views.reviewer_report_page, name="reviewer_report"),
     path("<int:dataset_id>/review/", views.review_page, name="review"),
     path("<int:dataset_id>/review/<int:item_id>/", views.review_submit_view, name="review_submit"),
     path("<int:dataset_id>/reviews/<int:review_id>/revise/", views.review_revise_view, name="review_revise"),

@@ -3,7 +3,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from annotations import agreement_apis, dataset_apis, guideline_apis, workbench_apis
+from annotations import agreement_apis, dataset_apis, guideline_apis, reviewer_report_apis, workbench_apis
 from annotations import apis as annotation_apis
 from governance import apis as governance_apis
 from models_app import apis as model_apis
@@ -23,6 +23,11 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/items/", dataset_apis.ItemListApi.as_view(), name="api_items"),
     path("datasets/<int:dataset_id>/guideline/", guideline_apis.GuidelineApi.as_view(), name="api_guideline"),
     path("datasets/<int:dataset_id>/agreement/", agreement_apis.AgreementApi.as_view(), name="api_agreement"),
+    path(
+        "datasets/<int:dataset_id>/reviewer-report/",
+        reviewer_report_apis.ReviewerReportApi.as_view(),
+        name="api_reviewer_report",
+    ),
     path("datasets/<int:dataset_id>/export/", export_apis.ExportApi.as_view(), name="api_export"),
     path("datasets/<int:dataset_id>/next-item/", annotation_apis.NextItemApi.as_view(), name="api_next_item"),
     path("items/<int:item_id>/reviews/", annotation_apis.ReviewCreateApi.as_view(), name="api_review_create"),

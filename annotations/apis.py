@@ -53,8 +53,8 @@ class ItemOutputSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Why the model predicts its label, exactly as the review card shows it: "
         '{"method", "calibrated", "class", "toward", "away", "contributors": '
-        '[{"feature", "value", "contribution" (log-odds of class, + toward it), "direction": toward|away|none}]}, '
-        "largest |contribution| first; null when there is none.",
+        "[[feature, the item's value, contribution (log-odds of class; + toward it), direction "
+        '("toward", "away" or "none")], ...]}, largest |contribution| first; null when there is none.',
     )
     lease_expires_at = serializers.DateTimeField(allow_null=True)
 

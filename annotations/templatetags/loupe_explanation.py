@@ -30,7 +30,12 @@ def item_explanation(item: Any, rows: Any = None) -> dict[str, Any] | None:
     label = getattr(item, "predicted_label", None)
     if not isinstance(stored, dict) or label is None or stored.get("class") != label.name:
         return None
-    contributors = [c for c in stored.get("contributors") or [] if _well_formed(c)]
+    # Stored as [feature, value, contribution, direction] (models_app/explanations.py).
+    contributors = [
+        dict(zip(("feature", "value", "contribution", "direction"), c, strict=True))
+        for c in stored.get("contributors") or []
+        if _well_formed(c)
+    ]
     if not contributors:
         return None
     units = {
@@ -86,10 +91,12 @@ def _about(stored: dict[str, Any]) -> str:
 
 def _well_formed(c: Any) -> bool:
     return (
-        isinstance(c, dict)
-        and isinstance(c.get("feature"), str)
-        and isinstance(c.get("contribution"), int | float)
-        and c.get("direction") in _DIRECTIONS
+        isinstance(c, list)
+        and len(c) == 4
+        and isinstance(c[0], str)
+        and isinstance(c[2], int | float)
+        and not isinstance(c[2], bool)
+        and c[3] in _DIRECTIONS
     )
 
 

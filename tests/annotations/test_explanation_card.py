@@ -22,10 +22,10 @@ def _record(cls: str = "malignant", other: str = "benign") -> dict:
         "toward": f"pushes toward {cls}",
         "away": f"pushes toward {other}",
         "contributors": [
-            {"feature": "radius", "value": 18.3, "contribution": 2.5, "direction": "toward"},
-            {"feature": ODD, "value": "red", "contribution": -1.25, "direction": "away"},
-            {"feature": "lobes", "value": 3, "contribution": 0.5, "direction": "toward"},
-            {"feature": "texture", "value": None, "contribution": 0.0, "direction": "none"},
+            ["radius", 18.3, 2.5, "toward"],
+            [ODD, "red", -1.25, "away"],
+            ["lobes", 3, 0.5, "toward"],
+            ["texture", None, 0.0, "none"],
         ],
     }
 
@@ -129,8 +129,8 @@ def test_the_card_shows_what_the_champion_stored_for_the_item(trained_dataset, r
     figure = _explanation(_card(login(reviewer), trained_dataset))
 
     features = re.findall(r'<span class="explain-feature"><bdi>(.*?)</bdi>', figure)
-    assert features == [c["feature"] for c in stored["contributors"]]
-    assert f"{stored['contributors'][0]['contribution']:+.2f}" in figure
+    assert features == [feature for feature, _value, _contribution, _direction in stored["contributors"]]
+    assert f"{stored['contributors'][0][2]:+.2f}" in figure
 
 
 def test_the_next_item_api_returns_the_stored_explanation(trained_dataset, reviewer):

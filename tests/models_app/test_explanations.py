@@ -17,6 +17,13 @@ from models_app.models import ModelVersion, Prediction
 from models_app.prediction import model_load, predictions_create
 
 
+def _contributors(record: dict) -> list[dict]:
+    """The stored [feature, value, contribution, direction] arrays as dicts, for readable assertions."""
+    return [
+        dict(zip(("feature", "value", "contribution", "direction"), c, strict=True)) for c in record["contributors"]
+    ]
+
+
 def _reset(dataset) -> tuple[ModelVersion, list[int]]:  # type: ignore[no-untyped-def]
     champion = ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION)
     open_items = Item.objects.filter(dataset=dataset, queue_state="open")
@@ -43,7 +50,7 @@ def test_every_open_item_stores_the_explanation_of_its_shown_prediction(trained_
         assert stored["toward"] == f"pushes toward {item.predicted_label.name}"
         other = next(name for name in classes if name != item.predicted_label.name)
         assert stored["away"] == f"pushes toward {other}"
-        contributors = stored["contributors"]
+        contributors = _contributors(stored)
         assert [c["feature"] for c in contributors] == [expected.features[j] for j in expected.feature_index[row]]
         assert [c["contribution"] for c in contributors] == pytest.approx(expected.contribution[row], abs=5e-5)
         assert [c["value"] for c in contributors] == [item.values[c["feature"]] for c in contributors]
@@ -52,8 +59,8 @@ def test_every_open_item_stores_the_explanation_of_its_shown_prediction(trained_
                 "toward" if c["contribution"] > 0 else "away" if c["contribution"] < 0 else "none"
             )
     # radius separates the classes: it leads every explanation and pushes toward the predicted class
-    assert all(item.prediction_explanation["contributors"][0]["feature"] == "radius" for item in items)
-    assert all(item.prediction_explanation["contributors"][0]["direction"] == "toward" for item in items)
+    assert all(_contributors(item.prediction_explanation)[0]["feature"] == "radius" for item in items)
+    assert all(_contributors(item.prediction_explanation)[0]["direction"] == "toward" for item in items)
 
 
 def test_a_version_that_is_not_shown_computes_and_stores_no_explanation(trained_dataset, monkeypatch):
@@ -136,7 +143,7 @@ def test_the_json_is_valid_for_awkward_names_and_values():
     texts = explanations_json(model, shown, specs, ["a", "b", "c"], np.array([0, 1, 2, 0]), top_k=4)
 
     records = [json.loads(text) for text in texts]
-    assert {c["feature"]: c["value"] for c in records[0]["contributors"]} == {
+    assert {c["feature"]: c["value"] for c in _contributors(records[0])} == {
         odd: 1.5,
         "n": 1,
         "flag": True,
@@ -145,11 +152,11 @@ def test_the_json_is_valid_for_awkward_names_and_values():
     assert records[1]["away"] == "pushes away from b"
     # 'c' was never seen in training: nothing pushes toward or away from it
     assert records[2]["class"] == "c"
-    assert {c["feature"]: c["value"] for c in records[2]["contributors"]} == {
+    assert {c["feature"]: c["value"] for c in _contributors(records[2])} == {
         odd: None,
         "n": 3,
         "flag": True,
         "colour": None,
     }
-    assert {c["direction"] for c in records[2]["contributors"]} == {"none"}
-    assert {c["contribution"] for c in records[2]["contributors"]} == {0.0}
+    assert {c["direction"] for c in _contributors(records[2])} == {"none"}
+    assert {c["contribution"] for c in _contributors(records[2])} == {0.0}

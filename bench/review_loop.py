@@ -1,8 +1,13 @@
 """Benchmark: server time of one review-loop step (submit an answer + get the next card).
 
 Usage:  .venv/bin/python bench/review_loop.py [--items 20000] [--answers 300]
+            [--strategies least_confidence,margin,entropy,disagreement,audit_slice,overlap2]
 Uses DATABASE_URL when set (PostgreSQL), SQLite otherwise; always in a fresh
-throw-away test database. Prints p50/p95/max milliseconds and queries per step.
+throw-away test database. Prints p50/p95/p99/max milliseconds and queries per step,
+for each queue strategy in turn on the same items (issue 8): the open items are
+rescored under it first (the worker's task, timed), then one reviewer answers.
+"audit_slice" serves every card from the random slice; "overlap2" is least
+confidence with two reviewers per item.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=20000)
     parser.add_argument("--answers", type=int, default=300)
+    parser.add_argument("--strategies", default="least_confidence")
     args = parser.parse_args()
 
     import django
@@ -36,17 +42,16 @@ def main() -> None:
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        run(args.items, args.answers, CaptureQueriesContext, connection)
+        run(args.items, args.answers, CaptureQueriesContext, connection, args.strategies.split(","))
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
-def run(n_items: int, n_answers: int, capture, connection) -> None:  # type: ignore[no-untyped-def]
+def run(n_items: int, n_answers: int, capture, connection, strategies: list[str]) -> None:  # type: ignore[no-untyped-def]
     import random
 
     from django.contrib.auth.models import Group, User
     from django.test import Client
-    from django.urls import reverse
 
     from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, Item, LabelClass
     from workflow_site.celery import app
@@ -71,28 +76,32 @@ def run(n_items: int, n_answers: int, capture, connection) -> None:  # type: ign
     )
     rng = random.Random(1)
     started = time.monotonic()
-    Item.objects.bulk_create(
-        [
-            Item(
-                dataset=dataset,
-                batch=batch,
-                external_id=f"b{i}",
-                values={"a": rng.random(), "b": rng.random(), "c": rng.random()},
-                source_file="bench.csv",
-                source_row=i + 2,
-                content_hash="0" * 64,
-                queue_state="open",
-                prediction_id=i + 1,
-                predicted_label=labels[i % 2],
-                predicted_confidence=0.5 + rng.random() / 2,
-                predicted_probabilities={"yes": 0.5, "no": 0.5},
-                predicted_by_version=1,
-                queue_priority=0.5 + rng.random() / 2,
+    for start in range(0, n_items, 20000):
+        items = []
+        for i in range(start, min(n_items, start + 20000)):
+            p_yes = rng.random()
+            top = max(p_yes, 1 - p_yes)
+            items.append(
+                Item(
+                    dataset=dataset,
+                    batch=batch,
+                    external_id=f"b{i}",
+                    values={"a": rng.random(), "b": rng.random(), "c": rng.random()},
+                    source_file="bench.csv",
+                    source_row=i + 2,
+                    content_hash="0" * 64,
+                    queue_state="open",
+                    prediction_id=i + 1,
+                    predicted_label=labels[0] if p_yes >= 0.5 else labels[1],
+                    predicted_confidence=top,
+                    predicted_probabilities={"yes": round(p_yes, 6), "no": round(1 - p_yes, 6)},
+                    predicted_by_version=1,
+                    queue_priority=round(top, 6),
+                    priority_strategy="least_confidence",
+                    disagreement_score=rng.random(),
+                )
             )
-            for i in range(n_items)
-        ],
-        batch_size=5000,
-    )
+        Item.objects.bulk_create(items, batch_size=5000)
     from annotations.counters import counts_reset
 
     counts_reset(dataset_id=dataset.pk)  # the items were written around the counters' writers
@@ -104,6 +113,33 @@ def run(n_items: int, n_answers: int, capture, connection) -> None:  # type: ign
 
     client = Client()
     client.force_login(user)
+    from annotations import queue
+    from annotations.workbench import queue_priorities_recompute
+
+    for strategy in strategies:
+        settings_ = {"queue_strategy": strategy, "overlap": 1, "audit_slice_percent": 10}
+        draw = 0.99  # never the slice, never blind
+        if strategy == "audit_slice":
+            settings_["queue_strategy"], draw = "least_confidence", 0.0
+        elif strategy == "overlap2":
+            settings_.update(queue_strategy="least_confidence", overlap=2)
+        Dataset.objects.filter(pk=dataset.pk).update(**settings_)
+        t0 = time.perf_counter()
+        rescored = queue_priorities_recompute(dataset_id=dataset.pk)
+        rescore_s = time.perf_counter() - t0
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE annotations_item")
+        queue.queue_random.random = lambda draw=draw: draw  # type: ignore[method-assign]
+        print(f"\n{strategy}: {rescored} open items rescored in {rescore_s:.1f}s")
+        _answers(client, dataset, user, n_answers, capture, connection)
+
+
+def _answers(client, dataset, user, n_answers: int, capture, connection) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    from annotations.models import Item
+
     client.get(reverse("annotations:review", args=[dataset.pk]))
     timings, queries = [], []
     slowest: dict[str, float] = {}
@@ -123,13 +159,17 @@ def run(n_items: int, n_answers: int, capture, connection) -> None:  # type: ign
             key = query["sql"][:90]
             slowest[key] = slowest.get(key, 0.0) + float(query["time"]) * 1000
     timings.sort()
-    p95 = timings[int(len(timings) * 0.95) - 1]
+
+    def pct(q: float) -> float:
+        return timings[max(0, int(len(timings) * q) - 1)]
+
     print(
         f"review step (submit + next card), {len(timings)} answers: p50 {statistics.median(timings):.1f} ms, "
-        f"p95 {p95:.1f} ms, max {timings[-1]:.1f} ms; queries per step {min(queries)}–{max(queries)}"
+        f"p95 {pct(0.95):.1f} ms, p99 {pct(0.99):.1f} ms, max {timings[-1]:.1f} ms; "
+        f"queries per step {min(queries)}–{max(queries)}"
     )
     print("costliest queries (mean ms per step):")
-    for sql, total in sorted(slowest.items(), key=lambda kv: -kv[1])[:5]:
+    for sql, total in sorted(slowest.items(), key=lambda kv: -kv[1])[:4]:
         print(f"  {total / len(timings):6.2f}  {sql}")
 
 

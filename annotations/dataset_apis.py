@@ -14,13 +14,22 @@ from rest_framework.views import APIView
 
 from annotations.apis import DatasetListApi, ItemOutputSerializer
 from annotations.datasets import FeatureInput, LabelInput, dataset_create
+from annotations.item_search import (
+    ITEM_LIST_MAX,
+    SELECTION_STRATEGIES,
+    SORTS,
+    ItemFilters,
+    ItemSearchInvalid,
+    items_search_for_user,
+)
 from annotations.models import Feature, Item
-from annotations.selectors import dataset_get_for_user
 from governance.audit import ReadPurpose, data_accesses_record
-from workflow_site.access import MODEL_READ_ROLES, Role, require_role
+from workflow_site.access import Role, require_role
 from workflow_site.api_schema import error_responses
 
-ITEM_PAGE_MAX = 500
+ITEM_PAGE_MAX = ITEM_LIST_MAX
+# The API lists every item of a dataset; reviewers list their own answers on the items page.
+ITEM_API_ROLES = (Role.MODEL_ADMIN, Role.ADJUDICATOR, Role.AUDITOR)
 
 
 class FeatureSerializer(serializers.Serializer):
@@ -128,19 +137,55 @@ def _flat_errors(errors: object, where: str) -> list[tuple[str, list[str]]]:
 
 
 class ItemListApi(APIView):
+    """A dataset's items, filtered and sorted, paged by key (annotations/item_search.py, as the items page).
+
+    For model admins, adjudicators and auditors. Every read is logged (purpose "api").
+    """
+
+    # The API's parameter names for the selector's (only the queue state differs, for compatibility).
+    _PARAMETER = {"state": "queue_state"}
+
     class FilterSerializer(serializers.Serializer):
         queue_state = serializers.ChoiceField(choices=Item.QueueState.choices, required=False)
+        gold_label = serializers.CharField(required=False, help_text="Only items whose gold label is this class.")
         predicted_label = serializers.CharField(required=False, help_text="Only items the champion gives this label.")
+        min_confidence = serializers.FloatField(
+            required=False, min_value=0, max_value=1, help_text="Only items predicted with at least this confidence."
+        )
         max_confidence = serializers.FloatField(
             required=False, min_value=0, max_value=1, help_text="Only items predicted with at most this confidence."
         )
-        after = serializers.IntegerField(required=False, min_value=0, help_text="The last id of the previous page.")
+        strategy = serializers.ChoiceField(
+            choices=SELECTION_STRATEGIES, required=False, help_text="Only items with a review the queue picked so."
+        )
+        reviewer = serializers.IntegerField(required=False, min_value=1, help_text="Only items this user reviewed.")
+        disagreement = serializers.BooleanField(
+            required=False, default=False, help_text="Only items awaiting adjudication or adjudicated."
+        )
+        flagged = serializers.BooleanField(
+            required=False, default=False, help_text="Only items with a review flagged for follow-up."
+        )
+        observed_from = serializers.DateField(required=False, help_text="Observed on or after this day.")
+        observed_to = serializers.DateField(required=False, help_text="Observed on or before this day.")
+        reviewed_from = serializers.DateField(required=False, help_text="With a review made on or after this day.")
+        reviewed_to = serializers.DateField(required=False, help_text="With a review made on or before this day.")
+        sort = serializers.ChoiceField(choices=list(SORTS), required=False, default="id")
+        after = serializers.CharField(
+            required=False, max_length=120, help_text="`next_after` of the previous page (an id when sorting by id)."
+        )
+        before = serializers.CharField(
+            required=False, max_length=120, help_text="`previous_before` of the next page: the page before it."
+        )
         limit = serializers.IntegerField(required=False, min_value=1, max_value=ITEM_PAGE_MAX, default=100)
 
     class OutputSerializer(serializers.Serializer):
         items = ItemOutputSerializer(many=True)
-        next_after = serializers.IntegerField(
-            allow_null=True, help_text="Pass as `after` for the next page; null on the last page."
+        next_after = serializers.JSONField(
+            allow_null=True,
+            help_text="Pass as `after` for the next page (a whole number when sorting by id); null on the last page.",
+        )
+        previous_before = serializers.CharField(
+            allow_null=True, help_text="Pass as `before` for the previous page; null on the first."
         )
 
     @extend_schema(
@@ -148,24 +193,50 @@ class ItemListApi(APIView):
         responses={200: OutputSerializer, **error_responses(400, 401, 403, 404)},
     )
     def get(self, request: Request, dataset_id: int) -> Response:
-        dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=MODEL_READ_ROLES)
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        wanted = filters.validated_data
-        items = Item.objects.filter(dataset=dataset, pk__gt=wanted.get("after", 0)).select_related("predicted_label")
-        if "queue_state" in wanted:
-            items = items.filter(queue_state=wanted["queue_state"])
-        if "predicted_label" in wanted:
-            items = items.filter(predicted_label__name=wanted["predicted_label"])
-        if "max_confidence" in wanted:
-            items = items.filter(predicted_confidence__lte=wanted["max_confidence"])
-        limit = wanted["limit"]
-        page = list(items.order_by("pk")[: limit + 1])
-        more, page = len(page) > limit, page[:limit]
-        data_accesses_record(user=request.user, items=page, purpose=ReadPurpose.API)
+        # The role first, so a reviewer (who may list their own answers on the page) is a 403 here too.
+        require_role(request.user, *ITEM_API_ROLES)
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        wanted = params.validated_data
+        filters = ItemFilters(
+            state=wanted.get("queue_state", ""),
+            gold_label=wanted.get("gold_label", ""),
+            predicted_label=wanted.get("predicted_label", ""),
+            min_confidence=wanted.get("min_confidence"),
+            max_confidence=wanted.get("max_confidence"),
+            strategy=wanted.get("strategy", ""),
+            reviewer_id=wanted.get("reviewer"),
+            disagreement=wanted["disagreement"],
+            flagged=wanted["flagged"],
+            observed_from=wanted.get("observed_from"),
+            observed_to=wanted.get("observed_to"),
+            reviewed_from=wanted.get("reviewed_from"),
+            reviewed_to=wanted.get("reviewed_to"),
+        )
+        try:
+            page = items_search_for_user(
+                user=request.user,
+                dataset_id=dataset_id,
+                filters=filters,
+                sort=wanted["sort"],
+                after=wanted.get("after"),
+                before=wanted.get("before"),
+                limit=wanted["limit"],
+                roles=ITEM_API_ROLES,
+                full_rows=True,
+            )
+        except ItemSearchInvalid as problem:
+            raise serializers.ValidationError(
+                {self._PARAMETER.get(name, name): [message] for name, message in problem.errors.items()}
+            ) from None
+        data_accesses_record(user=request.user, items=page.items, purpose=ReadPurpose.API)
+        next_after: str | int | None = page.next_after
+        if next_after is not None and page.sort == "id":
+            next_after = int(next_after)  # as before the other sorts existed
         return Response(
             {
-                "items": ItemOutputSerializer(page, many=True).data,
-                "next_after": page[-1].pk if more else None,
+                "items": ItemOutputSerializer(page.items, many=True).data,
+                "next_after": next_after,
+                "previous_before": page.previous_before,
             }
         )

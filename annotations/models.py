@@ -401,6 +401,17 @@ class Item(models.Model):
             models.Index(fields=["leased_to", "dataset"], name="item_lease"),
             # the audit slice: open items of a dataset in random order
             models.Index(fields=["dataset", "random_key"], name="item_audit_slice", condition=Q(queue_state="open")),
+            # The item list (annotations/item_search.py), paged by key: each walks one range in (…, id) order.
+            # unfiltered, by id
+            models.Index(fields=["dataset", "id"], name="item_list_id"),
+            # state = X, by id (and the "awaiting adjudication" half of disagreement)
+            models.Index(fields=["dataset", "queue_state", "id"], name="item_list_state"),
+            # predicted label = X, by id
+            models.Index(fields=["dataset", "predicted_label", "id"], name="item_list_predicted"),
+            # sort by confidence, and a confidence range
+            models.Index(fields=["dataset", "predicted_confidence", "id"], name="item_list_confidence"),
+            # sort by observed_at, and an observed date range
+            models.Index(fields=["dataset", "observed_at", "id"], name="item_list_observed"),
         ]
 
     def __str__(self) -> str:
@@ -431,6 +442,8 @@ class GoldLabel(models.Model):
         indexes = [
             # retraining policy: gold labels new since the last run
             models.Index(fields=["dataset", "updated_at"], name="gold_new_since"),
+            # the item list: gold label = X, in item order (merged with the items by id)
+            models.Index(fields=["label", "item"], name="gold_label_list"),
         ]
 
     def __str__(self) -> str:
@@ -494,6 +507,14 @@ class Review(models.Model):
             models.Index(fields=["item", "reviewer"], name="review_item_reviewer"),
             # the card: "you answered N today" (a reviewer's reviews since midnight)
             models.Index(fields=["reviewer", "created_at"], name="review_reviewer_created"),
+            # the item list: items with a flagged review (few)
+            models.Index(fields=["item"], name="review_flagged", condition=Q(flagged=True)),
+            # the item list: items an adjudicator decided (the other half of "disagreement"; few)
+            models.Index(fields=["item"], name="review_adjudication", condition=Q(decision="adjudicate")),
+            # the item list: items reviewed under a selection strategy (a rare one is read as a range)
+            models.Index(fields=["selection_strategy", "item"], name="review_strategy_item"),
+            # the item list: items reviewed in a date range, whoever reviewed them
+            models.Index(fields=["created_at", "item"], name="review_created_item"),
         ]
         constraints = [
             models.CheckConstraint(

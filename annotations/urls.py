@@ -8,6 +8,7 @@ from annotations import (
     views,
     workbench_views,
 )
+from annotations.item_list_views import item_list
 
 app_name = "annotations"
 
@@ -29,4 +30,5 @@ urlpatterns = [
         name="adjudication_submit",
     ),
     path("<int:dataset_id>/queue-settings/", workbench_views.workbench_settings_page, name="workbench_settings"),
+    path("<int:dataset_id>/items/", item_list, name="item_list"),
 ]

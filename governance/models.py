@@ -169,6 +169,7 @@ class DataAccess(models.Model):
         REVIEW_CARD = "review_card", "Shown on a review card"
         ITEM_HISTORY = "item_history", "Opened in the item history"
         API = "api", "Returned by the API"
+        ITEM_LIST = "item_list", "Listed on the item list page"
 
     accessed_at = models.DateTimeField(auto_now_add=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -1,0 +1,352 @@
+"""The item list (annotations/item_search.py, the items page and the items API): filters, sorts, keyset pages, roles."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from unittest import mock
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.urls import reverse
+
+from annotations.item_search import SORTS, ItemFilters, ItemSearchInvalid, items_search_for_user
+from annotations.models import Dataset, GoldLabel, ImportBatch, Item, LabelClass, Review
+from governance.models import DataAccess
+from tests.helpers import login, make_user
+from workflow_site.access import Role
+
+STATES = ["open", "open", "done", "holdout", "adjudicate", "done"]
+# Repeated values, so ties are broken by id; None, so the no-value range is walked after the others.
+CONFIDENCES = [0.5, 0.9, None, 0.5, 0.61, 0.72, 0.5, None, 0.99, 0.61]
+START = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@dataclass
+class World:
+    dataset: Dataset
+    items: list[Item]
+    malignant: LabelClass
+    benign: LabelClass
+
+
+@pytest.fixture
+def world(dataset, reviewer, reviewer2, adjudicator, model_admin) -> World:
+    """36 items in every state, some without a prediction or an observation time; gold labels on the done
+    and holdout ones; reviewer answers every third item, reviewer2 every fourth (audit slice, some flagged),
+    one review a day; the adjudicator decided item 8."""
+    malignant = LabelClass.objects.get(dataset=dataset, name="malignant")
+    benign = LabelClass.objects.get(dataset=dataset, name="benign")
+    batch = ImportBatch.objects.create(
+        dataset=dataset,
+        uploaded_by=model_admin,
+        file_name="t.csv",
+        file_sha256="0" * 64,
+        file_size=1,
+        status="imported",
+    )
+    items = []
+    for i in range(36):
+        confidence = CONFIDENCES[i % len(CONFIDENCES)]
+        items.append(
+            Item.objects.create(
+                dataset=dataset,
+                batch=batch,
+                external_id=f"x{i}",
+                values={"radius": i},
+                source_file="t.csv",
+                source_row=i + 2,
+                content_hash="0" * 64,
+                queue_state=STATES[i % len(STATES)],
+                observed_at=None if i % 7 == 3 else START + dt.timedelta(days=i % 5),
+                predicted_label=None if confidence is None else (malignant if i % 2 else benign),
+                predicted_confidence=confidence,
+            )
+        )
+    for i, item in enumerate(items):
+        if item.queue_state in ("done", "holdout"):
+            label = benign if i % 3 else malignant
+            GoldLabel.objects.create(item=item, dataset=dataset, label=label, origin="review", updated_at=START)
+    day = 0
+
+    def review(item: Item, user, **fields) -> None:  # type: ignore[no-untyped-def]
+        nonlocal day
+        day += 1
+        fields.setdefault("decision", "accept")
+        fields.setdefault("label", benign)
+        fields.setdefault("selection_strategy", "least_confidence")
+        with mock.patch("django.utils.timezone.now", return_value=START + dt.timedelta(days=day)):
+            Review.objects.create(item=item, reviewer=user, guideline_version="1", **fields)
+
+    for i, item in enumerate(items):
+        if i % 3 == 0:
+            review(item, reviewer, flagged=i == 9)
+        if i % 4 == 0:
+            review(item, reviewer2, selection_strategy="audit_slice", flagged=i % 8 == 0)
+    review(items[8], adjudicator, decision="adjudicate", selection_strategy="adjudication")
+    return World(dataset=dataset, items=items, malignant=malignant, benign=benign)
+
+
+def _all(user, world: World, filters: ItemFilters | None = None, sort: str = "id") -> list[int]:  # type: ignore[no-untyped-def]
+    page = items_search_for_user(
+        user=user, dataset_id=world.dataset.pk, filters=filters or ItemFilters(), sort=sort, limit=500
+    )
+    assert page.next_after is None
+    return [item.pk for item in page.items]
+
+
+def _reviews(**conditions) -> set[int]:  # type: ignore[no-untyped-def]
+    return set(Review.objects.filter(**conditions).values_list("item_id", flat=True))
+
+
+def _expected(world: World, keep) -> list[int]:  # type: ignore[no-untyped-def]
+    return [item.pk for item in world.items if keep(item)]
+
+
+def test_each_filter_lists_exactly_the_matching_items(world, model_admin, reviewer, reviewer2):
+    w, days = world, lambda n: (START + dt.timedelta(days=n)).date()
+    gold = {g.item_id: g.label_id for g in GoldLabel.objects.all()}
+    cases = {
+        "state": (ItemFilters(state="holdout"), lambda i: i.queue_state == "holdout"),
+        "gold label": (ItemFilters(gold_label="malignant"), lambda i: gold.get(i.pk) == w.malignant.pk),
+        "predicted label": (ItemFilters(predicted_label="benign"), lambda i: i.predicted_label_id == w.benign.pk),
+        "confidence range": (
+            ItemFilters(min_confidence=0.5, max_confidence=0.61),
+            lambda i: i.predicted_confidence is not None and 0.5 <= i.predicted_confidence <= 0.61,
+        ),
+        "strategy": (ItemFilters(strategy="audit_slice"), lambda i: i.pk in _reviews(selection_strategy="audit_slice")),
+        "reviewer": (ItemFilters(reviewer_id=reviewer2.pk), lambda i: i.pk in _reviews(reviewer=reviewer2)),
+        "disagreement": (
+            ItemFilters(disagreement=True),
+            lambda i: i.queue_state == "adjudicate" or i.pk in _reviews(decision="adjudicate"),
+        ),
+        "flagged": (ItemFilters(flagged=True), lambda i: i.pk in _reviews(flagged=True)),
+        "observed dates": (
+            ItemFilters(observed_from=days(1), observed_to=days(2)),
+            lambda i: i.observed_at is not None and days(1) <= i.observed_at.date() <= days(2),
+        ),
+        "reviewed dates": (
+            ItemFilters(reviewed_from=days(3), reviewed_to=days(6)),
+            lambda i: i.pk in _reviews(created_at__date__range=(days(3), days(6))),
+        ),
+        "one review is all of them": (
+            ItemFilters(reviewer_id=reviewer.pk, flagged=True),
+            lambda i: i.pk in _reviews(reviewer=reviewer, flagged=True),
+        ),
+        "item and review filters together": (
+            ItemFilters(state="done", strategy="audit_slice"),
+            lambda i: i.queue_state == "done" and i.pk in _reviews(selection_strategy="audit_slice"),
+        ),
+    }
+    for name, (filters, keep) in cases.items():
+        expected = _expected(world, keep)
+        assert expected, f"{name}: the fixture should have some"
+        assert _all(model_admin, world, filters) == expected, name
+    assert _all(model_admin, world, ItemFilters(strategy="label_issue")) == []
+
+
+def _sort_key(sort: str):  # type: ignore[no-untyped-def]
+    """The documented order: by the value, ties by id, the items without a value last (by id), either way."""
+    field, descending = SORTS[sort]
+    sign = -1 if descending else 1
+
+    def key(item: Item):  # type: ignore[no-untyped-def]
+        if field is None:
+            return (0, 0, sign * item.pk)
+        value = getattr(item, field)
+        if value is None:
+            return (1, 0, sign * item.pk)
+        number = value.timestamp() if isinstance(value, dt.datetime) else value
+        return (0, sign * number, sign * item.pk)
+
+    return key
+
+
+@pytest.mark.parametrize("sort", list(SORTS))
+def test_each_sort_orders_by_its_value_with_the_items_without_one_last(world, auditor, sort):
+    expected = [item.pk for item in sorted(world.items, key=_sort_key(sort))]
+    assert _all(auditor, world, sort=sort) == expected
+
+
+@pytest.mark.parametrize("sort", list(SORTS))
+@pytest.mark.parametrize("limit", [1, 4, 7])
+def test_pages_by_key_forward_and_back_have_no_gaps_or_repeats(world, model_admin, sort, limit):
+    filters = ItemFilters(state="open") if limit == 4 else ItemFilters()
+    full = _all(model_admin, world, filters, sort)
+
+    def page(**cursor):  # type: ignore[no-untyped-def]
+        return items_search_for_user(
+            user=model_admin, dataset_id=world.dataset.pk, filters=filters, sort=sort, limit=limit, **cursor
+        )
+
+    pages, current = [], page()
+    assert not current.paged and current.previous_before is None
+    while True:
+        pages.append([item.pk for item in current.items])
+        if current.next_after is None:
+            break
+        current = page(after=current.next_after)
+        assert current.paged
+    assert [pk for p in pages for pk in p] == full
+    # Back again from the last page by `before`: the same pages, in reverse.
+    back = [pages[-1]]
+    while current.previous_before is not None:
+        current = page(before=current.previous_before)
+        back.append([item.pk for item in current.items])
+    assert back == pages[::-1]
+
+
+def test_a_cursor_from_another_sort_or_a_made_up_one_is_refused_by_name(world, model_admin):
+    for sort, cursor in [("confidence", "12"), ("id", "0.5_12"), ("observed", "yesterday_3"), ("confidence", "nan_1")]:
+        with pytest.raises(ItemSearchInvalid) as refused:
+            items_search_for_user(
+                user=model_admin, dataset_id=world.dataset.pk, filters=ItemFilters(), sort=sort, after=cursor
+            )
+        assert "after" in refused.value.errors
+
+
+def test_reviewers_see_only_the_items_they_answered(world, reviewer, reviewer2):
+    assert _all(reviewer, world) == sorted(_reviews(reviewer=reviewer))
+    # A filter about reviews is about their own reviews: reviewer2's audit-slice answers are not theirs.
+    assert _all(reviewer, world, ItemFilters(strategy="audit_slice")) == []
+    assert _all(reviewer, world, ItemFilters(reviewer_id=reviewer.pk)) == sorted(_reviews(reviewer=reviewer))
+    with pytest.raises(PermissionDenied):
+        _all(reviewer, world, ItemFilters(reviewer_id=reviewer2.pk))
+
+
+def test_adjudicators_and_auditors_see_every_item(world, adjudicator, auditor):
+    every = sorted(item.pk for item in world.items)
+    assert _all(adjudicator, world) == every
+    assert _all(auditor, world) == every
+
+
+def test_outsiders_and_reviewers_of_other_datasets_are_refused(world, outsider, non_member_reviewer):
+    url = reverse("annotations:item_list", args=[world.dataset.pk])
+    assert login(outsider).get(url).status_code == 403
+    assert login(non_member_reviewer).get(url).status_code == 403
+    api = f"/api/datasets/{world.dataset.pk}/items/"
+    assert login(outsider).get(api).status_code == 403
+
+
+def test_the_page_lists_filters_and_logs_what_it_showed(world, auditor):
+    client = login(auditor)
+    url = reverse("annotations:item_list", args=[world.dataset.pk])
+    response = client.get(url, {"state": "holdout", "sort": "-confidence"})
+    assert response.status_code == 200
+    holdout = [item for item in world.items if item.queue_state == "holdout"]
+    body = response.content.decode()
+    for item in holdout:
+        assert reverse("governance:item_history", args=[item.pk]) in body
+    assert "<caption" in body and 'scope="col"' in body and 'aria-sort="descending"' in body
+    assert "style=" not in body and "<script>" not in body
+    logged = DataAccess.objects.filter(user=auditor, purpose="item_list")
+    assert sorted(logged.values_list("item_id", flat=True)) == sorted(item.pk for item in holdout)
+
+
+def test_the_page_walks_pages_by_its_links(world, model_admin):
+    client = login(model_admin)
+    url = reverse("annotations:item_list", args=[world.dataset.pk])
+    first = client.get(url, {"sort": "confidence", "limit": 25})
+    assert first.context["page"].next_after
+    assert 'rel="next"' in first.content.decode() and 'rel="prev"' not in first.content.decode()
+    second = client.get(url, {"sort": "confidence", "limit": 25, "after": first.context["page"].next_after})
+    assert 'rel="prev"' in second.content.decode() and "First page" in second.content.decode()
+    shown = [i.pk for i in first.context["page"].items] + [i.pk for i in second.context["page"].items]
+    assert shown == _all(model_admin, world, sort="confidence")
+
+
+def test_the_page_for_htmx_is_the_results_alone(world, model_admin):
+    response = login(model_admin).get(
+        reverse("annotations:item_list", args=[world.dataset.pk]), {"state": "done"}, HTTP_HX_REQUEST="true"
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and 'id="item-results"' in body and "<form" not in body
+
+
+def test_an_empty_result_says_so(world, model_admin):
+    response = login(model_admin).get(
+        reverse("annotations:item_list", args=[world.dataset.pk]), {"strategy": "label_issue"}
+    )
+    assert response.status_code == 200
+    assert "No items match these filters" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"min_confidence": "2"}, "Confidence from"),
+        ({"min_confidence": "0.8", "max_confidence": "0.2"}, "Confidence to"),
+        ({"gold_label": "nonsense"}, "Gold label"),
+        ({"state": "lost"}, "State"),
+        ({"observed_from": "2025-03-09", "observed_to": "2025-03-01"}, "Observed to"),
+        ({"reviewed_from": "March"}, "Reviewed from"),
+        ({"sort": "confidence", "after": "garbage"}, "Page after"),
+        ({"sort": "price"}, "Sort by"),
+        ({"limit": "100000"}, "Rows"),
+    ],
+)
+def test_a_bad_parameter_is_a_400_naming_the_field_and_lists_nothing(world, model_admin, params, named):
+    response = login(model_admin).get(reverse("annotations:item_list", args=[world.dataset.pk]), params)
+    assert response.status_code == 400
+    assert any(error.startswith(named) for error in response.context["errors"]), response.context["errors"]
+    assert response.context["page"] is None
+    assert not DataAccess.objects.exists()
+
+
+def test_the_page_takes_the_same_queries_whatever_the_page_size(world, model_admin, django_assert_num_queries):
+    client = login(model_admin)
+    url = reverse("annotations:item_list", args=[world.dataset.pk])
+    client.get(url)  # the session and the user's groups, as on any later request
+    counts = []
+    for limit in (25, 50, 100):
+        with django_assert_num_queries(9) as captured:
+            response = client.get(url, {"limit": limit, "state": "done", "sort": "-id"})
+        counts.append(len(captured))
+        assert response.status_code == 200
+    assert len(set(counts)) == 1
+
+
+def test_the_api_filters_sorts_and_pages_through_the_same_selector(world, model_admin, reviewer2):
+    client = login(model_admin)
+    api = f"/api/datasets/{world.dataset.pk}/items/"
+    seen, after = [], None
+    while True:
+        params = {"sort": "-observed", "reviewer": reviewer2.pk, "limit": 3, **({"after": after} if after else {})}
+        page = client.get(api, params).json()
+        seen += [item["id"] for item in page["items"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert seen == _all(model_admin, world, ItemFilters(reviewer_id=reviewer2.pk), "-observed")
+    by_id = client.get(api, {"limit": 5}).json()
+    assert isinstance(by_id["next_after"], int)  # as before sorts existed
+    assert DataAccess.objects.filter(user=model_admin, purpose="api").count() == len(seen) + 5
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"sort": "price"}, "sort"),
+        ({"sort": "confidence", "after": "x"}, "after"),
+        ({"gold_label": "nonsense"}, "gold_label"),
+        ({"min_confidence": "0.9", "max_confidence": "0.1"}, "max_confidence"),
+        ({"after": "1", "before": "2"}, "before"),
+        ({"strategy": "vibes"}, "strategy"),
+    ],
+)
+def test_the_api_names_a_bad_parameter(world, model_admin, params, named):
+    response = login(model_admin).get(f"/api/datasets/{world.dataset.pk}/items/", params)
+    assert response.status_code == 400
+    assert named in response.json()
+
+
+def test_the_api_is_for_adjudicators_too_but_not_reviewers(world, adjudicator, reviewer):
+    api = f"/api/datasets/{world.dataset.pk}/items/"
+    assert login(adjudicator).get(api).status_code == 200
+    assert login(reviewer).get(api).status_code == 403
+
+
+def test_a_reviewer_of_two_datasets_sees_only_this_ones_items(world, reviewer):
+    other = Dataset.objects.create(name="Other", slug="other")
+    make_user("someone", Role.REVIEWER, dataset=other)
+    assert set(_all(reviewer, world)) <= {item.pk for item in world.items}

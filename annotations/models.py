@@ -507,6 +507,8 @@ class Review(models.Model):
             models.Index(fields=["item", "reviewer"], name="review_item_reviewer"),
             # the card: "you answered N today" (a reviewer's reviews since midnight)
             models.Index(fields=["reviewer", "created_at"], name="review_reviewer_created"),
+            # the item list: the items a reviewer answered, in item order (a reviewer's own list)
+            models.Index(fields=["reviewer", "item"], name="review_reviewer_item"),
             # the item list: items with a flagged review (few)
             models.Index(fields=["item"], name="review_flagged", condition=Q(flagged=True)),
             # the item list: items an adjudicator decided (the other half of "disagreement"; few)

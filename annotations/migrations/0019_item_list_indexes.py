@@ -36,6 +36,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="goldlabel", index=models.Index(fields=["label", "item"], name="gold_label_list")
         ),
+        # the items a reviewer answered, in item order (a reviewer's own list)
+        migrations.AddIndex(
+            model_name="review", index=models.Index(fields=["reviewer", "item"], name="review_reviewer_item")
+        ),
         # items with a flagged review (few)
         migrations.AddIndex(
             model_name="review",

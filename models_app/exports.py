@@ -154,6 +154,8 @@ _REVIEW_COLUMNS = {
     "selection_strategy": "string",
     "selection_score": "float",
     "guideline_version": "string",
+    "supersedes_review_id": "int",
+    "time_on_item_ms": "int",
 }
 
 
@@ -177,6 +179,9 @@ def _review_rows(dataset: Dataset) -> Iterator[dict[str, Any]]:
             "selection_strategy": review.selection_strategy,
             "selection_score": review.selection_score,
             "guideline_version": review.guideline_version,
+            # a revision, an undo ("withdrawn") or a blind answer's reveal replaces this earlier review
+            "supersedes_review_id": review.supersedes_id,
+            "time_on_item_ms": review.time_on_item_ms,
         }
 
 

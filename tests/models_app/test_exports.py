@@ -63,6 +63,22 @@ def test_reviews_export_as_json_lines_with_what_was_shown_and_why(trained_datase
     assert mine["shown_label"] == queued.item.predicted_label.name
     assert mine["selection_strategy"] == review.selection_strategy
     assert mine["reason"] == "=1+1 looks off", "JSON is data, not a spreadsheet: nothing to neutralise"
+    assert mine["supersedes_review_id"] is None and isinstance(mine["time_on_item_ms"], int)
+
+
+def test_an_undone_answer_exports_as_two_reviews_the_later_superseding_the_first(trained_dataset, reviewer, auditor):
+    from annotations.services import review_revise
+
+    queued = queue_next_item(dataset=trained_dataset, reviewer=reviewer)
+    first = review_submit(item_id=queued.item.pk, reviewer=reviewer, answer=answer_for(queued.item))
+    undo = review_revise(review_id=first.pk, reviewer=reviewer, answer=None)
+
+    lines = _download(login(auditor), trained_dataset, kind="reviews", format="jsonl").decode().splitlines()
+
+    exported = {row["review_id"]: row for row in map(json.loads, lines)}
+    assert exported[undo.pk]["decision"] == "withdrawn"
+    assert exported[undo.pk]["supersedes_review_id"] == first.pk
+    assert exported[first.pk]["supersedes_review_id"] is None
 
 
 def test_formula_like_text_is_neutralised_in_csv_but_numbers_stay_numbers(trained_dataset, reviewer, model_admin):

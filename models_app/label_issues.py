@@ -42,7 +42,7 @@ from itertools import islice
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -113,6 +113,43 @@ def _scores(dataset: Dataset, golds: list[tuple[int, int, str, str]], *, seed: i
         raise ValidationError(str(exc)) from exc
 
 
+def _items_reopen(rows: list[tuple[int, float]], now: datetime) -> None:
+    """done → open with each item's (id, priority): one UPDATE … FROM unnest on PostgreSQL, executemany elsewhere.
+
+    Precondition: the rows are locked. Not bulk_update: its CASE per field and row took
+    about 6 ms an item on PostgreSQL (10,000 items in a minute); this is one join.
+    """
+    if not rows:
+        return
+    table = connection.ops.quote_name(Item._meta.db_table)
+    started = connection.ops.adapt_datetimefield_value(now)  # as the ORM would store it
+    sets = (
+        "queue_state = %s, answers_count = 0, queue_priority = {priority}, priority_strategy = %s,"
+        " review_round_started_at = %s"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS item SET {sets.format(priority='v.priority')}"
+                " FROM unnest(%s::bigint[], %s::float8[]) AS v(id, priority) WHERE item.id = v.id",
+                [
+                    Item.QueueState.OPEN,
+                    QueueStrategy.LABEL_ISSUE.value,
+                    started,
+                    [pk for pk, _ in rows],
+                    [priority for _, priority in rows],
+                ],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET {sets.format(priority='%s')} WHERE id = %s",
+                [
+                    (Item.QueueState.OPEN, priority, QueueStrategy.LABEL_ISSUE.value, started, pk)
+                    for pk, priority in rows
+                ],
+            )
+
+
 def _reopen(
     *, dataset: Dataset, ranked: Iterator[tuple[int, int, float, bool]], limit: int, now: datetime
 ) -> tuple[list[tuple[int, float, bool]], int, int]:
@@ -135,28 +172,15 @@ def _reopen(
             .order_by("pk")
             .values_list("pk", "gold_label__label_id", "gold_label__origin")
         }
-        changed: list[Item] = []
+        changed: list[tuple[int, float]] = []
         for pk, label_id, quality, flagged in chunk:
             if current.get(pk, (None, None))[0] != label_id:
                 skipped += 1
                 continue
             imported += current[pk][1] == GoldLabel.Origin.IMPORT
             reopened.append((pk, quality, flagged))
-            changed.append(
-                Item(
-                    pk=pk,
-                    queue_state=Item.QueueState.OPEN,
-                    answers_count=0,
-                    queue_priority=quality,
-                    priority_strategy=QueueStrategy.LABEL_ISSUE,
-                    review_round_started_at=now,
-                )
-            )
-        Item.objects.bulk_update(
-            changed,
-            ["queue_state", "answers_count", "queue_priority", "priority_strategy", "review_round_started_at"],
-            batch_size=500,
-        )
+            changed.append((pk, quality))
+        _items_reopen(changed, now)
     return reopened, skipped, imported
 
 

@@ -253,6 +253,23 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"decision": "approve", "password": PASSWORD, "reason": "looks right"},
         effect="promotion.approved",
     ),
+    "queue_settings_page": Endpoint(
+        "get", lambda w: reverse("annotations:workbench_settings", args=[w.dataset_id]), ADMIN_READERS
+    ),
+    "queue_settings_change": Endpoint(
+        "post",
+        lambda w: reverse("annotations:workbench_settings", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"strategy": "margin", "audit_slice_percent": 10, "overlap": 2, "blind_percent": 5},
+        effect="dataset.queue_settings_changed",
+    ),
+    "adjudication_page": Endpoint(
+        "get", lambda w: reverse("annotations:adjudicate", args=[w.dataset_id]), frozenset({"adjudicator"})
+    ),
+    "reviewer_report_page": Endpoint(
+        "get", lambda w: reverse("annotations:reviewer_report", args=[w.dataset_id]), ADMIN_READERS
+    ),
     "audit_list": Endpoint("get", lambda w: reverse("governance:audit_list"), AUDITOR),
     "audit_verify": Endpoint("get", lambda w: reverse("governance:audit_verify"), AUDITOR),
     "item_history": Endpoint("get", lambda w: reverse("governance:item_history", args=[w.open_item_id]), AUDITOR),
@@ -300,6 +317,15 @@ ENDPOINTS: dict[str, Endpoint] = {
     "api_audit_events": Endpoint("get", lambda w: "/api/audit-events/", AUDITOR, api=True),
     "api_guideline": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/guideline/", DATASET_READERS, api=True),
     "api_agreement": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/agreement/", ADMIN_READERS, api=True),
+    "api_queue_settings": Endpoint(
+        "get", lambda w: f"/api/datasets/{w.dataset_id}/queue-settings/", ADMIN_READERS, api=True
+    ),
+    "api_adjudication_next": Endpoint(
+        "get", lambda w: f"/api/datasets/{w.dataset_id}/adjudication/next-item/", frozenset({"adjudicator"}), api=True
+    ),
+    "api_reviewer_report": Endpoint(
+        "get", lambda w: f"/api/datasets/{w.dataset_id}/reviewer-report/", ADMIN_READERS, api=True
+    ),
     "api_guideline_publish": Endpoint(
         "post",
         lambda w: f"/api/datasets/{w.dataset_id}/guideline/",

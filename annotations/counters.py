@@ -8,7 +8,8 @@ number of items. `counts_fold` (a beat task) replaces each key's rows by one,
 so that range stays short. No writer ever updates a shared counter row, so
 sixteen reviewers answering at once never queue on a counter.
 
-What is counted (the only writers are an import's publish and review_submit):
+What is counted (the writers: an import's publish, review_submit and review_revise, adjudication_submit,
+and label_issues_reopen in models_app, each in the transaction that moves the items):
 
 - `state:open`, `state:done`, `state:holdout`: items by queue state;
 - `labelled_at_import`: done items whose gold label came with the file;

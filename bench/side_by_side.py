@@ -319,6 +319,30 @@ def loupe_wait_predictions(dataset_id: int, timeout: float = 3600) -> float:
     raise RuntimeError("predictions did not finish")
 
 
+def loupe_set_strategy(app: App, strategy: str, timeout: float = 3600) -> float:
+    """Switch Loupe's dataset to `strategy` through the API; seconds until its open items are rescored.
+
+    "audit_slice" means least confidence with every served item from the random slice (100%).
+    """
+    body = {"strategy": strategy, "audit_slice_percent": 10, "overlap": 1, "blind_percent": 0}
+    if strategy == "audit_slice":
+        body.update(strategy="least_confidence", audit_slice_percent=100)
+    t0 = time.perf_counter()
+    r = app.admin_s.put(f"{app.adapter.base}/api/datasets/{app.project}/queue-settings/", json=body, timeout=60)
+    r.raise_for_status()
+    if body["strategy"] not in ("least_confidence", "margin", "entropy"):
+        return round(time.perf_counter() - t0, 2)
+    q = (
+        f"SELECT count(*) FROM annotations_item WHERE dataset_id={app.project} AND queue_state='open' "
+        f"AND predicted_probabilities IS NOT NULL AND priority_strategy <> '{body['strategy']}'"
+    )
+    while time.perf_counter() - t0 < timeout:
+        if int(sh(f'{PG} -tAc "{q}" {LOUPE_DB}').strip()) == 0:
+            return round(time.perf_counter() - t0, 2)
+        time.sleep(1)
+    raise RuntimeError(f"rescoring under {strategy} did not finish")
+
+
 def interleaved(apps: list, n: int, step) -> dict:  # type: ignore[no-untyped-def]
     """step(app, i) -> seconds (or None = untimed failure); one call per app in turn, n rounds."""
     lat = {a.name: [] for a in apps}
@@ -487,6 +511,29 @@ def run(a: argparse.Namespace) -> dict:
                         f"submit p50 {r['submit']['p50_ms']} ms, errors {r['errors']}"
                     )
 
+        # g. Loupe alone, per queue strategy (issue 8): the same loop after the open items are rescored.
+        strategies = [x for x in a.loupe_strategies.split(",") if x]
+        result["strategy_loops"] = []
+        for strategy in strategies:
+            lo = next(x for x in apps if x.name == "loupe")
+            seconds = loupe_set_strategy(lo, strategy)
+            for c in [int(x) for x in a.concurrency.split(",")]:
+                log(f"-- g. Loupe strategy={strategy} clients={c} (rescored in {seconds} s)")
+                cpu0 = lo.cpu(True)
+                r = w.review_loop(lo.adapter, lo.reviewers, lo.project, c, a.loop_seconds, 0.8, a.seed, False)
+                cpu = lo.cpu(True) - cpu0
+                r.update(
+                    strategy=strategy,
+                    rescore_s=seconds,
+                    server_cpu_ms_per_answer=round(cpu / max(1, r["loops"]) * 1000, 1),
+                )
+                result["strategy_loops"].append(r)
+                log(
+                    f"   {strategy} c={c}: {r['loops_per_s']} answers/s, next p50/p95 {r['next']['p50_ms']}/"
+                    f"{r['next'].get('p95_ms')} ms, submit p50/p95 {r['submit']['p50_ms']}/"
+                    f"{r['submit'].get('p95_ms')} ms, errors {r['errors']}"
+                )
+
         for app in apps:
             app.mon.stop()
             result.setdefault("rss_end_mb", {})[app.name] = round(
@@ -616,6 +663,22 @@ def table(r: dict) -> str:
             f"{name:<46} {('-' if lo is None else str(lo)):>18} {('-' if ls is None else str(ls)):>18} "
             f"{ratio(lo, ls) if better else '-':>9}  {better}"
         )
+    if r.get("strategy_loops"):
+        out += [
+            "",
+            "Loupe per queue strategy (next + submit, ms; server CPU per answer)",
+            f"{'strategy':<18} {'clients':>7} {'answers/s':>9} {'next p50/p95/p99':>20} {'submit p50/p95/p99':>20} "
+            f"{'cpu ms':>7} {'errors':>6} {'rescore s':>9}",
+        ]
+        for x in r["strategy_loops"]:
+
+            def trio(d: dict) -> str:
+                return f"{d.get('p50_ms')}/{d.get('p95_ms')}/{d.get('p99_ms')}"
+
+            out.append(
+                f"{x['strategy']:<18} {x['clients']:>7} {x['loops_per_s']:>9} {trio(x['next']):>20} "
+                f"{trio(x['submit']):>20} {x['server_cpu_ms_per_answer']:>7} {x['errors']:>6} {x['rescore_s']:>9}"
+            )
     return "\n".join(out)
 
 
@@ -627,6 +690,12 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,16")
     ap.add_argument("--rounds", type=int, default=2, help="review loops: Loupe, LS, Loupe, LS ... rounds times")
     ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument(
+        "--loupe-strategies",
+        default="",
+        help="after the side-by-side loops, Loupe alone under each queue strategy, e.g. "
+        "margin,entropy,disagreement,label_issue,audit_slice,least_confidence",
+    )
     ap.add_argument("--reviewers", type=int, default=16)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--import-budget-s", type=float, default=1800)

@@ -39,6 +39,10 @@ SORT_LABELS = {
 }
 
 
+# A browser's date picker; the value it sends is YYYY-MM-DD, the one format accepted.
+_DAY = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
 class ItemListForm(forms.Form):
     """The list's query string. Parses types; item_search checks what needs the dataset (labels, ranges)."""
 
@@ -55,10 +59,10 @@ class ItemListForm(forms.Form):
     reviewer = forms.TypedChoiceField(required=False, label="Reviewer", coerce=int, empty_value=None)
     disagreement = forms.BooleanField(required=False, label="Disagreement only")
     flagged = forms.BooleanField(required=False, label="Flagged only")
-    observed_from = forms.DateField(required=False, label="Observed from", input_formats=["%Y-%m-%d"])
-    observed_to = forms.DateField(required=False, label="Observed to", input_formats=["%Y-%m-%d"])
-    reviewed_from = forms.DateField(required=False, label="Reviewed from", input_formats=["%Y-%m-%d"])
-    reviewed_to = forms.DateField(required=False, label="Reviewed to", input_formats=["%Y-%m-%d"])
+    observed_from = forms.DateField(required=False, label="Observed from", input_formats=["%Y-%m-%d"], widget=_DAY)
+    observed_to = forms.DateField(required=False, label="Observed to", input_formats=["%Y-%m-%d"], widget=_DAY)
+    reviewed_from = forms.DateField(required=False, label="Reviewed from", input_formats=["%Y-%m-%d"], widget=_DAY)
+    reviewed_to = forms.DateField(required=False, label="Reviewed to", input_formats=["%Y-%m-%d"], widget=_DAY)
     sort = forms.ChoiceField(required=False, label="Sort by", choices=[(s, SORT_LABELS[s]) for s in SORTS])
     limit = forms.TypedChoiceField(
         required=False, label="Rows", coerce=int, empty_value=100, choices=[(n, n) for n in PAGE_SIZES]

@@ -234,6 +234,8 @@ def _cases(labels, reviewers, middle_id: int) -> dict[str, dict]:  # type: ignor
             "sort": "confidence",
         },
         "gold b + flagged": {"filters": ItemFilters(gold_label=b, flagged=True)},
+        "flagged, by confidence": {"filters": ItemFilters(flagged=True), "sort": "confidence"},
+        "audit slice, by confidence": {"filters": ItemFilters(strategy="audit_slice"), "sort": "confidence"},
     }
 
 

@@ -14,10 +14,15 @@ it, whatever the caller asks). It must stay an index range scan at a million ite
   (`null_1234`), so nobody's items silently drop out of a sort.
 - Filters on the item row (state, predicted label, confidence range, observed dates)
   have indexes of the same shape; the planner walks whichever range is narrower.
-  Filters about reviews (reviewer, strategy, flag, review dates) are one EXISTS over
-  the item's reviews, so "reviewed by Ann under the audit slice" means one review that
-  is both; the gold label is a join on its (label, item) index; disagreement is the
-  small adjudicate state or an adjudication review (two partial indexes).
+  Filters about reviews (reviewer, strategy, flag, review dates) are conditions on one
+  review of the item, so "reviewed by Ann under the audit slice" means one review that
+  is both: in id order the matching reviews' item ids, read from an index that ends
+  with the item; in another order an EXISTS probed per item (see _filtered). The gold
+  label is a join on its (label, item) index; disagreement is the adjudicate state or
+  an adjudication review (a partial index).
+- Known slow at 1M items (bench/item_list.py): an observed-date range in id order when
+  dates rise with ids (the planner walks ids expecting matches early), and a rare
+  strategy in confidence order.
 - Sorting by the time of the last review is not offered: no column holds it, and a
   MAX over reviews cannot be walked by an index. The rows show it (a per-row lookup on
   review_item_reviewer, 100 at most).

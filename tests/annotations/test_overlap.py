@@ -287,4 +287,4 @@ def test_the_review_page_shows_your_agreement_with_gold_settled_with_others(
     assert reviewer_agreement_so_far(dataset=dataset, reviewer=reviewer) == (1, 2)
     assert reviewer_agreement_so_far(dataset=dataset, reviewer=reviewer2) == (2, 2)
     html = login(reviewer).get(reverse("annotations:review", args=[dataset.pk])).content.decode()
-    assert "agree with the settled gold label on 1 of 2 items" in html and "(50%)" in html
+    assert "you agree with settled gold on 1 of 2 (50%)" in html

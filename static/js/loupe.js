@@ -17,8 +17,16 @@
     if (opener) openDialog(opener.dataset.opensDialog);
   });
 
+  // A key pressed the instant a card is swapped in can reach its form before htmx has bound it,
+  // and the click would then post the plain form (a whole-page round trip). Binding it first is
+  // harmless when htmx already has: process() skips what it initialised.
+  function bound(root) {
+    if (root && window.htmx) window.htmx.process(root);
+    return root;
+  }
+
   function clickButton(root, selector, event) {
-    const button = root ? root.querySelector(selector) : null;
+    const button = root ? bound(root).querySelector(selector) : null;
     if (button) {
       event.preventDefault();
       button.click();
@@ -57,7 +65,7 @@
       if (target.closest && target.closest("button, a, summary, select, textarea")) return;
       if (target.matches && target.matches("input:not([name=label]):not([name=reason_code]):not([name=flagged])")) return;
       event.preventDefault();
-      form.querySelector('button[value="submit"]').click();
+      bound(form).querySelector('button[value="submit"]').click();
     } else if (event.key === "s" || event.key === "S") {
       clickButton(form, 'button[value="skip"]', event);
     } else if (event.key === "u" || event.key === "U") {

@@ -107,11 +107,15 @@ def selection_for(item: Item) -> QueuedItem:
 
 
 def _held_item(dataset: Dataset, user: AbstractBaseUser, now: datetime, state: str) -> Item | None:
-    return (
+    # No ORDER BY (not .first(), which orders by id): a reviewer holds one item, and ordering by id
+    # lets the planner walk the dataset's (dataset, id) index filtering on the holder, a scan that
+    # grows with the dataset, instead of looking the holder up in item_lease.
+    held = (
         Item.objects.select_related("predicted_label", "batch")
         .filter(dataset=dataset, leased_to=user, lease_expires_at__gt=now, queue_state=state)
-        .first()
+        .order_by()[:1]
     )
+    return next(iter(held), None)
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,9 @@ def canonical_order(row_hashes: list[str] | np.ndarray) -> np.ndarray:
 
 def row_content_hashes(frame: pd.DataFrame, labels: np.ndarray) -> list[str]:
     """sha256 of each row's feature values and label (a stable text form), for `canonical_order`."""
-    columns = [frame[c].astype(str).to_numpy() for c in frame.columns]
+    # Not astype(str): pandas 3 keeps a missing value as NaN there, which join refuses; spell it out
+    # (None and NaN alike, as the same absent value) with a character no imported value contains.
+    columns = [frame[c].astype(object).where(frame[c].notna(), "\x00").map(str).to_numpy() for c in frame.columns]
     out = []
     for i in range(len(frame)):
         text = "\x1f".join(column[i] for column in columns) + "\x1e" + str(labels[i])

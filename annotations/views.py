@@ -186,30 +186,29 @@ def _card_context(
         context["left_for_you"] = max(0, context["open_count"] - answered)
     if queued is not None:
         item: Item = queued.item
-        rows, texts = [], []
-        for feature in dataset.features.all():
-            value = item.values.get(feature.name)
-            if feature.dtype == Feature.Dtype.TEXT:  # a note: its own block, line breaks kept
-                texts.append({"feature": feature, "value": value})
-                continue
-            direction = feature.out_of_range_direction(value)
-            rows.append(
-                {
-                    "feature": feature,
-                    "value": value,
-                    "out_of_range": direction,
-                    "flag": _OUT_OF_RANGE_FLAGS.get(direction),
-                }
-            )
-        context["rows"] = rows
-        context["texts"] = texts
-        context["out_of_range_count"] = sum(1 for row in rows if row["out_of_range"])
+        context.update(_item_data_context(dataset, item))
         probabilities = item.predicted_probabilities or {}
         context["probabilities"] = [(label, probabilities.get(label.name)) for label in context["label_classes"]]
         context["tie"] = _tie(context["probabilities"])
         if item.lease_expires_at is not None:
             context["lease_seconds_left"] = max(0, int((item.lease_expires_at - timezone.now()).total_seconds()))
     return context
+
+
+def _item_data_context(dataset: Dataset, item: Item) -> dict[str, Any]:
+    """What the card, the reveal and the adjudication page show of an item's data (includes/item_data.html):
+    table rows with out-of-range flags, and free-text features as blocks of their own."""
+    rows, texts = [], []
+    for feature in dataset.features.all():
+        value = item.values.get(feature.name)
+        if feature.dtype == Feature.Dtype.TEXT:  # a note: its own block, line breaks kept
+            texts.append({"feature": feature, "value": value})
+            continue
+        direction = feature.out_of_range_direction(value)
+        rows.append(
+            {"feature": feature, "value": value, "out_of_range": direction, "flag": _OUT_OF_RANGE_FLAGS.get(direction)}
+        )
+    return {"rows": rows, "texts": texts, "out_of_range_count": sum(1 for row in rows if row["out_of_range"])}
 
 
 # Two top probabilities closer than this read the same on the card (whole percents): a tie.
@@ -299,6 +298,8 @@ def _render_reveal(
         "label_classes": label_classes,
         "probabilities": [(label, probabilities.get(label.name)) for label in label_classes],
         "error": error,
+        # The data again beside the prediction: the revision is made on the evidence, not on the bars alone.
+        **_item_data_context(dataset, item),
     }
     if request.htmx:
         return render(request, "annotations/review_page.html#card", context)

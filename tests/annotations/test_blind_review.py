@@ -54,6 +54,10 @@ def test_a_blind_answer_is_kept_then_the_prediction_revealed_and_a_revision_supe
     assert (blind.mode, blind.decision, blind.shown_label_id, blind.shown_confidence) == ("blind", "label", None, None)
     assert "the model&#x27;s prediction" in reveal or "the model's prediction" in reveal
     assert "(your answer)" in reveal and "(model)" in reveal
+    # The revision is made on the evidence: the item's data are on the reveal card too, and now its explanation.
+    first_feature = trained_dataset.features.order_by("position").first()
+    assert 'id="features-caption"' in reveal and f">{first_feature.name}<" in reveal
+    assert 'class="explanation"' in reveal
     assert GoldLabel.objects.get(item=item).label_id == wrong.pk  # the blind answer counts at once
 
     revise_url = reverse("annotations:review_revise", args=[dataset.pk, blind.pk])
@@ -174,6 +178,7 @@ def test_the_adjudication_page_shows_the_answers_and_records_the_decision(
     client = login(adjudicator)
     page = client.get(reverse("annotations:adjudicate", args=[trained_dataset.pk])).content.decode()
     assert item.external_id in page and "uncertain" in page and "reviewer" in page
+    assert 'id="features-caption"' in page and "Normal range" in page  # the same data table as the card
 
     url = reverse("annotations:adjudication_submit", args=[trained_dataset.pk, item.pk])
     refused = client.post(url, {"label": item.predicted_label.name, "reason": ""}, HTTP_HX_REQUEST="true")

@@ -183,14 +183,28 @@ def canonical_order(row_hashes: list[str] | np.ndarray) -> np.ndarray:
 
 
 def row_content_hashes(frame: pd.DataFrame, labels: np.ndarray) -> list[str]:
-    """sha256 of each row's feature values and label (a stable text form), for `canonical_order`."""
+    """sha256 of each row's feature values and label (a stable byte form), for `canonical_order`.
+
+    Numeric and yes/no columns are hashed as their float64 bytes (−0.0 as 0.0, every NaN as one
+    NaN), so no number is formatted as text: at 100k rows × 30 numbers that formatting took ~4 s
+    of a fit that should take a few. Other columns (categories, text) as text, missing spelt out.
+    """
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c].dtype)]
+    others = [c for c in frame.columns if c not in set(numeric)]
+    blobs: np.ndarray | None = None
+    if numeric:
+        values = frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan) + 0.0  # -0.0 + 0.0 is 0.0
+        values[np.isnan(values)] = np.nan  # one NaN bit pattern
+        blobs = np.ascontiguousarray(values).view(np.dtype((np.void, 8 * len(numeric)))).ravel()
     # Not astype(str): pandas 3 keeps a missing value as NaN there, which join refuses; spell it out
     # (None and NaN alike, as the same absent value) with a character no imported value contains.
-    columns = [frame[c].astype(object).where(frame[c].notna(), "\x00").map(str).to_numpy() for c in frame.columns]
+    columns = [frame[c].astype(object).where(frame[c].notna(), "\x00").map(str).to_numpy() for c in others]
+    label_text = [str(label) for label in labels]
     out = []
     for i in range(len(frame)):
-        text = "\x1f".join(column[i] for column in columns) + "\x1e" + str(labels[i])
-        out.append(hashlib.sha256(text.encode()).hexdigest())
+        digest = hashlib.sha256(blobs[i].tobytes() if blobs is not None else b"")
+        digest.update(("\x1f".join(column[i] for column in columns) + "\x1e" + label_text[i]).encode())
+        out.append(digest.hexdigest())
     return out
 
 

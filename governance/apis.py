@@ -14,10 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotations.selectors import dataset_get_for_user
 from governance.audit_labels import audit_object_labels
 from governance.forms import AuditFilterForm
 from governance.models import AuditEvent
 from governance.promotions import promotion_decide, promotion_request_create
+from governance.rollbacks import rollback_request_create
 from governance.selectors import audit_events_for_user, promotion_get_for_user
 from models_app.selectors import model_version_get_for_user
 from workflow_site.access import Role
@@ -33,6 +35,7 @@ AUDIT_FILTER_PARAMETERS = [
 
 class PromotionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="promotion, or rollback (the previous champion back).")
     model_version_id = serializers.IntegerField()
     status = serializers.CharField()
     requested_by = serializers.CharField(source="requested_by.username")
@@ -68,6 +71,35 @@ class PromotionRequestCreateApi(APIView):
             acknowledge_regressions=data.validated_data["acknowledge_regressions"],
         )
         return Response(PromotionOutputSerializer(promotion).data, status=status.HTTP_201_CREATED)
+
+
+class RollbackRequestCreateApi(APIView):
+    """Request a rollback to the champion the current one replaced; decided like a promotion
+    (POST promotion-requests/{id}/decision/ by a different model admin, signed)."""
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField()
+        acknowledge_regressions = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="Set to true to go ahead although the previous champion is worse than the current one on "
+            "a tracked metric beyond tolerance; without it such a request is answered 400 with the warnings.",
+        )
+
+    @extend_schema(
+        request=InputSerializer, responses={201: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rollback = rollback_request_create(
+            dataset_id=dataset.pk,
+            user=request.user,
+            reason=data.validated_data["reason"],
+            acknowledge_regressions=data.validated_data["acknowledge_regressions"],
+        )
+        return Response(PromotionOutputSerializer(rollback).data, status=status.HTTP_201_CREATED)
 
 
 class PromotionDecisionApi(APIView):

@@ -93,6 +93,7 @@ class Signature(models.Model):
     class Meaning(models.TextChoices):
         APPROVAL = "approval", "Approval"
         REJECTION = "rejection", "Rejection"
+        ROLLBACK = "rollback", "Rollback approval"  # approving a rollback to the previous champion
 
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures")
     printed_name = models.CharField(max_length=300, help_text="The signer's full name as printed on the record.")
@@ -114,6 +115,16 @@ class PromotionRequest(models.Model):
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
 
+    class Kind(models.TextChoices):
+        PROMOTION = "promotion", "Promotion"
+        ROLLBACK = "rollback", "Rollback"  # the previous champion back, through the same four eyes
+
+    kind = models.CharField(
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.PROMOTION,
+        help_text="A promotion of a candidate, or a rollback to the champion the current one replaced.",
+    )
     model_version = models.ForeignKey(
         "models_app.ModelVersion", on_delete=models.PROTECT, related_name="promotion_requests"
     )

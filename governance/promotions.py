@@ -46,6 +46,12 @@ def promotion_warnings(model_version: ModelVersion) -> list[str]:
     return champion_comparison(model_version).warnings()
 
 
+def request_warnings(model_version: ModelVersion, *, kind: str) -> list[str]:
+    """The warnings for a request of `kind`: a rollback puts a retired version back on purpose, so that
+    one is not a warning there; being worse than the current champion still is."""
+    return champion_comparison(model_version).warnings(retired_is_a_warning=kind != PromotionRequest.Kind.ROLLBACK)
+
+
 def _require_acknowledgement(warnings: list[str], acknowledged: bool, *, act: str) -> None:
     if warnings and not acknowledged:
         raise ValidationError(
@@ -218,20 +224,27 @@ def _decide(
         if request.status != PromotionRequest.Status.PENDING:
             raise ValidationError(f"This request was already {request.status}.")
         # Against the champion as it is now (under the dataset lock), not as it was at request time.
-        warnings = promotion_warnings(request.model_version)
+        warnings = request_warnings(request.model_version, kind=request.kind)
+        rollback = request.kind == PromotionRequest.Kind.ROLLBACK
         if approve:
             # Before the password check, so a missing tick does not cost a signing try.
             _require_acknowledgement(warnings, acknowledge_regressions, act="approve")
         if not password or not user.check_password(password):
             raise WrongSignaturePassword
         if not approve and not reason:
-            raise ValidationError({"reason": "Say why you reject this promotion."})
+            raise ValidationError({"reason": f"Say why you reject this {request.get_kind_display().lower()}."})
         now = timezone.now()
         version = request.model_version
         signature = Signature.objects.create(
             signer=user,
             printed_name=user.get_full_name() or user.get_username(),  # type: ignore[attr-defined]
-            meaning=Signature.Meaning.APPROVAL if approve else Signature.Meaning.REJECTION,
+            meaning=(
+                Signature.Meaning.REJECTION
+                if not approve
+                else Signature.Meaning.ROLLBACK
+                if rollback
+                else Signature.Meaning.APPROVAL
+            ),
             signed_at=now,
             record_type="model_version",
             record_id=str(version.pk),
@@ -247,13 +260,14 @@ def _decide(
         request.save()
         audit_record(
             actor=user,
-            action="promotion.approved" if approve else "promotion.rejected",
+            action=f"{request.kind}.{'approved' if approve else 'rejected'}",  # promotion.* or rollback.*
             obj=request,
             object_type="promotion_request",
             dataset_id=version.dataset_id,
             before={"status": "pending"},
             after={
                 "status": request.status,
+                "kind": request.kind,
                 "model_version": version.version,
                 "signature": {
                     "printed_name": signature.printed_name,

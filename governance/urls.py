@@ -7,6 +7,7 @@ app_name = "governance"
 urlpatterns = [
     path("datasets/<int:dataset_id>/promotions/", views.promotion_list, name="promotion_list"),
     path("datasets/<int:dataset_id>/promotions/request/", views.promotion_request_view, name="promotion_request"),
+    path("datasets/<int:dataset_id>/promotions/rollback/", views.rollback_request_view, name="rollback_request"),
     path("promotions/<int:pk>/", views.promotion_detail, name="promotion_detail"),
     path("promotions/<int:pk>/decide/", views.promotion_decide_view, name="promotion_decide"),
     path("audit/", views.audit_list, name="audit_list"),

@@ -19,7 +19,9 @@ from governance.promotions import (
     model_version_record_hash,
     promotion_decide,
     promotion_request_create,
+    request_warnings,
 )
+from governance.rollbacks import rollback_request_create, rollback_target
 from governance.selectors import (
     PromotionsOverview,
     audit_actions,
@@ -45,7 +47,15 @@ def promotion_list(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def _promotion_list_page(
     request: HttpRequest, overview: PromotionsOverview, *, errors: dict | None = None, status: int = 200
 ) -> HttpResponse:
-    context = {"dataset": overview.dataset, "overview": overview, "errors": errors or {}, "posted": request.POST}
+    context = {
+        "dataset": overview.dataset,
+        "overview": overview,
+        "rollback_to": rollback_target(dataset_id=overview.dataset.pk),
+        "errors": errors or {},
+        "posted": request.POST,
+    }
+    if context["rollback_to"] is not None:
+        context["rollback_warnings"] = request_warnings(context["rollback_to"], kind=PromotionRequest.Kind.ROLLBACK)
     return render(request, "governance/promotion_list.html", context, status=status)
 
 
@@ -79,6 +89,31 @@ def promotion_request_view(request: HttpRequest, dataset_id: int) -> HttpRespons
     return redirect("governance:promotion_detail", pk=promotion.pk)
 
 
+@require_POST
+@login_required
+def rollback_request_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
+    try:
+        rollback = rollback_request_create(
+            dataset_id=dataset.pk,
+            user=request.user,
+            reason=request.POST.get("rollback_reason", ""),
+            acknowledge_regressions=request.POST.get("rollback_" + ACKNOWLEDGE_FIELD) == "on",
+        )
+    except ValidationError as exc:
+        overview = promotions_overview_get_for_user(user=request.user, dataset_id=dataset.pk)
+        if hasattr(exc, "error_dict"):  # next to the rollback form's own fields
+            errors = {f"rollback_{field}": messages_ for field, messages_ in exc.message_dict.items()}
+            return _promotion_list_page(request, overview, errors=errors, status=400)
+        messages.error(request, " ".join(exc.messages))
+        return redirect("governance:promotion_list", dataset_id=dataset.pk)
+    messages.success(
+        request,
+        f"Rollback to v{rollback.model_version.version} requested; another model admin must approve it.",
+    )
+    return redirect("governance:promotion_detail", pk=rollback.pk)
+
+
 @require_GET
 @login_required
 def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -99,7 +134,7 @@ def _promotion_detail_page(
             "dataset": version.dataset,
             "version": version,
             "comparison": comparison,
-            "warnings": comparison.warnings() if promotion.is_pending else [],
+            "warnings": request_warnings(version, kind=promotion.kind) if promotion.is_pending else [],
             "record_hash": model_version_record_hash(version),
             "can_decide": (
                 promotion.is_pending
@@ -137,7 +172,8 @@ def promotion_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
             return _promotion_detail_page(request, promotion, errors=exc.message_dict, status=400)
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"Promotion {'approved' if decision == 'approve' else 'rejected'} and signed.")
+        decided = "approved" if decision == "approve" else "rejected"
+        messages.success(request, f"{promotion.get_kind_display()} {decided} and signed.")
     return redirect("governance:promotion_detail", pk=promotion.pk)
 
 

@@ -133,11 +133,12 @@ class ChampionComparison:
     def is_retired(self) -> bool:
         return self.version.stage == ModelVersion.Stage.RETIRED
 
-    def warnings(self) -> list[str]:
-        """What someone promoting this version must have seen: retired, or worse than the champion."""
+    def warnings(self, *, retired_is_a_warning: bool = True) -> list[str]:
+        """What someone promoting this version must have seen: retired, or worse than the champion.
+        A rollback puts a retired version back on purpose: it passes retired_is_a_warning=False."""
         name = f"v{self.version.version}"
         found = []
-        if self.is_retired:
+        if self.is_retired and retired_is_a_warning:
             found.append(f"{name} is retired: it was the champion before and was replaced.")
         if self.champion is not None:
             champion = f"the current champion v{self.champion.version}"

@@ -66,6 +66,11 @@ urlpatterns = [
         name="api_promotion_create",
     ),
     path(
+        "datasets/<int:dataset_id>/rollback-requests/",
+        governance_apis.RollbackRequestCreateApi.as_view(),
+        name="api_rollback_create",
+    ),
+    path(
         "promotion-requests/<int:pk>/decision/",
         governance_apis.PromotionDecisionApi.as_view(),
         name="api_promotion_decide",

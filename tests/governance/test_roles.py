@@ -110,9 +110,17 @@ def _build_world() -> World:
     _import(synthetic_rows(20, start=100), ImportBatch.Purpose.HOLDOUT, "holdout.csv")
     pool = _import(synthetic_rows(30, start=200, labelled=False), ImportBatch.Purpose.REVIEW, "pool.csv")
 
-    v1 = _train(dataset, admin1)
-    first = promotion_request_create(model_version=v1, user=admin1, reason="first model")
+    # Two approved promotions, so the champion replaced one and a rollback has somewhere to go.
+    v0 = _train(dataset, admin1)
+    first = promotion_request_create(model_version=v0, user=admin1, reason="first model")
     promotion_decide(request_id=first.pk, user=admin2, approve=True, password=PASSWORD, reason="ok")
+    v1 = _train(dataset, admin1)
+    second = promotion_request_create(
+        model_version=v1, user=admin1, reason="second model", acknowledge_regressions=True
+    )
+    promotion_decide(
+        request_id=second.pk, user=admin2, approve=True, password=PASSWORD, reason="ok", acknowledge_regressions=True
+    )
     predictions_create(model_version=v1, item_ids=open_item_ids(dataset.pk), update_items=True)
 
     v2 = _train(dataset, admin1)
@@ -242,6 +250,14 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"model_version": w.unrequested_version_id, "reason": "v3 looks good"},
         effect="promotion.requested",
     ),
+    "rollback_request": Endpoint(
+        "post",
+        lambda w: reverse("governance:rollback_request", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"rollback_reason": "v2 misreads the new scanner", "rollback_acknowledge_regressions": "on"},
+        effect="rollback.requested",
+    ),
     "promotion_detail": Endpoint(
         "get", lambda w: reverse("governance:promotion_detail", args=[w.pending_promotion_id]), ADMIN_READERS
     ),
@@ -304,6 +320,15 @@ ENDPOINTS: dict[str, Endpoint] = {
         api=True,
         data=lambda w: {"reason": "v3 looks good"},
         effect="promotion.requested",
+    ),
+    "api_rollback_request_create": Endpoint(
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/rollback-requests/",
+        ADMINS,
+        ok=201,
+        api=True,
+        data=lambda w: {"reason": "v2 misreads the new scanner", "acknowledge_regressions": True},
+        effect="rollback.requested",
     ),
     "api_promotion_decision": Endpoint(
         "post",
@@ -487,6 +512,7 @@ ROLE_GATED_MISSING = {
     "api_training_run_detail": ("get", f"/api/training-runs/{MISSING}/"),
     "api_promotion_request_create": ("post", f"/api/model-versions/{MISSING}/promotion-requests/"),
     "api_promotion_decision": ("post", f"/api/promotion-requests/{MISSING}/decision/"),
+    "api_rollback_request_create": ("post", f"/api/datasets/{MISSING}/rollback-requests/"),
 }
 
 

@@ -54,8 +54,10 @@ HYPERPARAMETERS = (
     Hyperparameter("max_vocabulary", "int", 50000, 10, 1_000_000, help="Most frequent tokens kept."),
     Hyperparameter("epochs", "int", 5, 1, 500, help="Passes over the training texts when training from scratch."),
     Hyperparameter("fine_tune_epochs", "int", 2, 1, 500, help="Passes when warm-started from the champion."),
-    Hyperparameter("learning_rate", "float", 0.01, 1e-6, 1.0, help="AdamW step size."),
-    Hyperparameter("batch_size", "int", 64, 8, 65536, help="Texts per gradient step."),
+    # 128 and 0.02: on 45k synthetic texts as accurate as 64 and 0.01 in half the time (each step
+    # updates every embedding row, so fewer, larger steps pay); small data still gets several steps an epoch.
+    Hyperparameter("learning_rate", "float", 0.02, 1e-6, 1.0, help="AdamW step size."),
+    Hyperparameter("batch_size", "int", 128, 8, 65536, help="Texts per gradient step."),
     Hyperparameter("weight_decay", "float", 0.0, 0.0, 1.0, help="AdamW decoupled weight decay."),
     Hyperparameter(
         "class_weight_balanced", "bool", False, help="Weigh each class by n / (classes × its count) in the loss."
@@ -85,13 +87,15 @@ def _vocabulary(documents: list[list[str]], min_count: int, max_size: int) -> li
     return kept[:max_size]
 
 
-def _encode(documents: list[list[str]], vocabulary: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(flat token ids, per-text lengths); unknown tokens dropped."""
-    index = {token: i for i, token in enumerate(vocabulary)}
-    ids = [[index[t] for t in tokens if t in index] for tokens in documents]
-    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-    flat = np.fromiter((i for x in ids for i in x), dtype=np.int64, count=int(lengths.sum()))
-    return flat, lengths
+def _encode(documents: list[list[str]], vocabulary: list[str] | pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """(flat token ids, per-text lengths); unknown tokens dropped. One hash lookup for all tokens, no loop per token."""
+    lengths = np.fromiter((len(tokens) for tokens in documents), dtype=np.int64, count=len(documents))
+    tokens = np.fromiter((t for d in documents for t in d), dtype=object, count=int(lengths.sum()))
+    index = vocabulary if isinstance(vocabulary, pd.Index) else pd.Index(vocabulary)
+    ids = index.get_indexer(tokens) if len(tokens) else np.zeros(0, dtype=np.int64)
+    known = ids >= 0
+    rows = np.repeat(np.arange(len(documents)), lengths)
+    return ids[known].astype(np.int64), np.bincount(rows[known], minlength=len(documents)).astype(np.int64)
 
 
 def _gather(flat: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, rows: torch.Tensor):
@@ -129,10 +133,11 @@ class FittedTorchText:
         self.spec, self.info, self.vocabulary, self.dim = spec, info, vocabulary, dim
         self.module, self.present, self.temperature = module.eval(), present, temperature
         self.artifact_sha256 = artifact_sha256
+        self._index = pd.Index(vocabulary)  # token -> id, hashed once
 
     def _encoded(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         column = _text_feature(frame, self.spec)
-        return _encode([tokenize(t) for t in frame[column].tolist()], self.vocabulary)
+        return _encode([tokenize(t) for t in frame[column].tolist()], self._index)
 
     def _logits(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         ids, counts = torch.from_numpy(flat), torch.from_numpy(lengths)

@@ -289,6 +289,7 @@ def artifact_write(data: bytes, path: Path) -> str:
 
 def artifact_read(path: Path, expected_sha256: str, algorithm: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, header) after the sha256 of the bytes matches; anything malformed is an ArtifactIntegrityError."""
+    from safetensors import SafetensorError
     from safetensors.torch import load
 
     data = Path(path).read_bytes()
@@ -303,7 +304,7 @@ def artifact_read(path: Path, expected_sha256: str, algorithm: str) -> tuple[dic
         header = json.loads(data[8 : 8 + size])["__metadata__"]["loupe"]
         payload = json.loads(header)
         tensors = load(data)
-    except (ValueError, KeyError, TypeError) as error:  # json, safetensors and missing keys alike
+    except (ValueError, KeyError, TypeError, SafetensorError) as error:  # malformed header, tensors or keys
         raise ArtifactIntegrityError(f"Artifact {Path(path).name} is not a Loupe torch artifact: {error}") from None
     if payload.get("format") != FORMAT or payload.get("algorithm") != algorithm:
         raise ArtifactIntegrityError(

@@ -14,7 +14,13 @@ import pandas as pd
 import pytest
 
 from models_app.ml.algorithms import algorithm_get
-from models_app.ml.algorithms.base import FeatureSpec, HyperparameterError, ModelSpec, TrainingDataError
+from models_app.ml.algorithms.base import (
+    FeatureSpec,
+    HyperparameterError,
+    ModelSpec,
+    TrainingDataError,
+    file_sha256,
+)
 from models_app.ml.algorithms.replay import replay_sample
 from models_app.ml.artifacts import ArtifactIntegrityError
 
@@ -299,3 +305,10 @@ def test_importing_the_algorithm_registry_does_not_import_torch():
     root = Path(__file__).resolve().parents[3]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_file_whose_hash_matches_but_is_not_a_torch_artifact_is_refused_with_a_clear_error(tmp_path):
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00" + b'{"a": 1}' + b" " * 8)
+    with pytest.raises(ArtifactIntegrityError, match="is not a Loupe torch artifact"):
+        algorithm_get("torch_text").load(path, file_sha256(path), spec=TEXT)

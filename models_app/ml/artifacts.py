@@ -3,12 +3,21 @@
 Only the system writes artifacts; every load first checks the file's sha256
 against the registry, then loads with an explicit allow-list of types, so a
 swapped or tampered file is refused rather than executed.
+
+The bytes are canonical (`skops_canonical`): skops names each object by its
+memory address (`id()`) and stamps every zip entry with the current time, so
+the same model saved twice gave two hashes. We renumber the objects in the
+order the schema lists them and write the zip again with a fixed timestamp:
+the same model (same data, seed and library versions) gives the same sha256.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +25,16 @@ from typing import Any
 TRUSTED_TYPES = [
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
+    # models_app/ml/algorithms/sklearn_models.py: encoders' dtype parameter, histogram gradient boosting's trees
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # ...whose internal categorical preprocessor holds partial(check_array, ...): skops audits the partial's
+    # function separately, so trusting partial admits only the functions listed here.
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
 ]
+# The zip timestamp of every entry (zip cannot say 1970; 1980-01-01 is its epoch).
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 class ArtifactIntegrityError(RuntimeError):
@@ -27,7 +45,7 @@ def save_model(model: Any, path: Path) -> str:
     """Write atomically and return the file's sha256."""
     import skops.io as sio
 
-    data = sio.dumps(model)
+    data = skops_canonical(sio.dumps(model))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "wb") as handle:
@@ -52,3 +70,46 @@ def load_model(path: Path, expected_sha256: str) -> Any:
     if untrusted:
         raise ArtifactIntegrityError(f"Artifact {path.name} contains types outside the allow-list: {sorted(untrusted)}")
     return sio.loads(data, trusted=TRUSTED_TYPES)
+
+
+def skops_canonical(data: bytes) -> bytes:
+    """The same skops file with object ids renumbered in schema order and fixed zip timestamps (see module doc)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as source:
+        schema = json.loads(source.read("schema.json"))
+        members = {name: source.read(name) for name in source.namelist() if name != "schema.json"}
+    renumbered: dict[int, int] = {}
+
+    def new_id(old: int) -> int:
+        return renumbered.setdefault(old, len(renumbered) + 1)
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    out[key] = new_id(value)
+                elif key == "file" and isinstance(value, str) and value in members:
+                    # arrays are named by their object's id, bytes by a random uuid: both renumbered
+                    stem, suffix = value.split(".", 1)
+                    number = new_id(int(stem)) if stem.isdigit() else f"bytes-{len(files) + 1}"
+                    out[key] = f"{number}.{suffix}"
+                    files[out[key]] = members[value]
+                else:
+                    out[key] = walk(value)
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    files: dict[str, bytes] = {}
+    canonical = walk(schema)
+    if len(files) != len(members):
+        raise ArtifactIntegrityError(
+            f"skops wrote {len(members)} data files but its schema names {len(files)}; cannot canonicalise"
+        )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as target:
+        for name in sorted(files):
+            target.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), files[name])
+        target.writestr(zipfile.ZipInfo("schema.json", date_time=_ZIP_TIME), json.dumps(canonical, indent=2))
+    return buffer.getvalue()

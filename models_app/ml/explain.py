@@ -115,6 +115,14 @@ def top_contributors(contributions: np.ndarray, k: int) -> tuple[np.ndarray, np.
     return order, np.take_along_axis(contributions, order, axis=1)
 
 
+def linear_weights(model: Any, class_names: list[str]) -> np.ndarray | None:
+    """(len(class_names), prepared columns) logit coefficients of a prepare → (calibrated) logistic regression
+    pipeline, signed as the linear method reads them; None for any other model. For callers whose prepared
+    matrix this module cannot group by feature itself (a TF-IDF vocabulary: models_app/ml/algorithms)."""
+    linear = _linear_parts(model, class_names)
+    return None if linear is None else linear.weights
+
+
 @dataclass(frozen=True)
 class _Linear:
     prepare: Any  # fitted ColumnTransformer

@@ -8,16 +8,46 @@ from django.db.models import Q
 
 
 class RetrainingPolicy(models.Model):
+    class Mode(models.TextChoices):
+        FULL = "full", "Retrain from scratch"
+        FINE_TUNE = "fine_tune", "Fine-tune the champion (torch models), with replay of earlier labels"
+
     dataset = models.OneToOneField("annotations.Dataset", on_delete=models.CASCADE, related_name="retraining_policy")
     enabled = models.BooleanField(default=True)
     new_gold_labels = models.PositiveIntegerField(
         default=20, help_text="Queue a training run after this many new gold labels since the last run."
     )
+    schedule_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Also retrain every this many hours when there is at least one new gold label (empty: no schedule).",
+    )
+    algorithm = models.CharField(
+        max_length=64,
+        default="logistic_regression",
+        help_text="The model family (a name in models_app.ml.algorithms.REGISTRY).",
+    )
+    hyperparameters = models.JSONField(
+        default=dict, blank=True, help_text="The algorithm's hyperparameters; missing ones take their defaults."
+    )
+    min_class_examples = models.PositiveSmallIntegerField(
+        default=5, help_text="Refuse to train when a label class present in the data has fewer examples than this."
+    )
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.FULL)
+    replay_fraction = models.FloatField(
+        default=0.5, help_text="Fine-tuning: the share of earlier gold labels mixed in with the new ones (0–1)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "retraining policies"
-        constraints = [models.CheckConstraint(condition=Q(new_gold_labels__gte=1), name="policy_threshold_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(new_gold_labels__gte=1), name="policy_threshold_positive"),
+            models.CheckConstraint(
+                condition=Q(replay_fraction__gte=0) & Q(replay_fraction__lte=1), name="policy_replay_fraction_range"
+            ),
+            models.CheckConstraint(condition=Q(min_class_examples__gte=1), name="policy_min_class_examples_positive"),
+        ]
 
     def __str__(self) -> str:
         return f"Retrain {self.dataset} after {self.new_gold_labels} new gold labels"
@@ -63,11 +93,14 @@ class TrainingRun(models.Model):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     class Trigger(models.TextChoices):
         POLICY = "policy", "Retraining policy"
         MANUAL = "manual", "Started by hand"
         SEED = "seed", "Initial model"
+        SCHEDULE = "schedule", "Schedule"
+        DRIFT = "drift", "Drift alarm"
 
     dataset = models.ForeignKey("annotations.Dataset", on_delete=models.PROTECT, related_name="training_runs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
@@ -91,6 +124,21 @@ class TrainingRun(models.Model):
     worker_lost_at = models.DateTimeField(
         null=True, blank=True, help_text="Last heartbeat of the latest attempt whose worker stopped."
     )
+    # What the run was asked to train, copied from the policy when it was queued (later edits do not change it).
+    algorithm = models.CharField(max_length=64, default="logistic_regression")
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    mode = models.CharField(max_length=16, choices=RetrainingPolicy.Mode.choices, default=RetrainingPolicy.Mode.FULL)
+    replay_fraction = models.FloatField(default=0.5)
+    min_class_examples = models.PositiveSmallIntegerField(default=5)
+    seed = models.PositiveIntegerField(default=0, help_text="Seeds every random choice of the fit (reproducibility).")
+    epoch = models.PositiveIntegerField(null=True, blank=True, help_text="The epoch the fit is in (iterative models).")
+    epochs_total = models.PositiveIntegerField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="A model admin asked to stop it; the worker stops at its next step."
+    )
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["-requested_at"]
@@ -108,6 +156,10 @@ class TrainingRun(models.Model):
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
 
     @property
+    def is_cancelling(self) -> bool:
+        return self.status == self.Status.RUNNING and self.cancel_requested_at is not None
+
+    @property
     def succeeded(self) -> bool:
         return self.status == self.Status.SUCCEEDED
 
@@ -119,6 +171,37 @@ class TrainingRun(models.Model):
     def current_attempt(self) -> int:
         """The attempt this run is on: a queued run waits for its next one."""
         return self.attempts + 1 if self.status == self.Status.QUEUED else max(self.attempts, 1)
+
+
+class TrainingTrigger(models.Model):
+    """One reason to train (a policy threshold, a schedule, a drift alarm, a person), kept even when a run is
+    already under way: it is folded into the queued run, or into the next one, never refused or dropped.
+    The snapshot a run freezes records which triggers it answers."""
+
+    dataset = models.ForeignKey("annotations.Dataset", on_delete=models.PROTECT, related_name="training_triggers")
+    kind = models.CharField(max_length=16, choices=TrainingRun.Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    run = models.ForeignKey(
+        TrainingRun, on_delete=models.PROTECT, related_name="triggers", help_text="The run that answers it."
+    )
+    snapshot = models.ForeignKey(
+        DatasetSnapshot,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="triggers",
+        help_text="Set when the run freezes its snapshot: the triggers this snapshot answers.",
+    )
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} trigger for run {self.run_id}"
 
 
 class ModelVersion(models.Model):
@@ -137,6 +220,12 @@ class ModelVersion(models.Model):
     feature_names = models.JSONField(help_text="Input columns, in order.")
     class_names = models.JSONField(help_text="Output classes, in order.")
     metrics = models.JSONField(default=dict, help_text="Holdout metrics of this version at registration.")
+    fit_info = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How it was fitted: algorithm, hyperparameters, seed, calibration applied and why, warnings, "
+        "epochs, warm start, library and code versions.",
+    )
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.CANDIDATE)
     created_at = models.DateTimeField(auto_now_add=True)
 

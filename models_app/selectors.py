@@ -18,14 +18,14 @@ from workflow_site.access import (
 )
 
 
-def run_get_for_user(*, user: AnyUser, pk: int) -> TrainingRun:
+def run_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...] = MODEL_READ_ROLES) -> TrainingRun:
     # Role first, as dataset_get_for_user does: without it a 404 would reveal which ids exist.
-    require_role(user, *MODEL_READ_ROLES)
+    require_role(user, *roles)
     try:
         run = TrainingRun.objects.select_related("dataset", "requested_by", "snapshot").get(pk=pk)
     except TrainingRun.DoesNotExist as exc:
-        raise missing_record(user, MODEL_READ_ROLES, "training run") from exc
-    require_dataset_access(user, run.dataset, MODEL_READ_ROLES)
+        raise missing_record(user, roles, "training run") from exc
+    require_dataset_access(user, run.dataset, roles)
     return run
 
 

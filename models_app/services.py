@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -14,7 +16,7 @@ from django.utils import timezone
 
 from annotations.models import Dataset, GoldLabel
 from governance.audit import audit_record
-from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
+from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun, TrainingTrigger
 
 logger = logging.getLogger(__name__)
 MAX_POLICY_THRESHOLD = 1_000_000
@@ -42,32 +44,104 @@ def training_run_dispatch(*, run_id: int) -> bool:
 def training_run_request(
     *, dataset: Dataset, trigger: str, requested_by: AbstractBaseUser | None, reason: str = "", dispatch: bool = True
 ) -> TrainingRun:
-    """Queue a training run: saved now, handed to Celery after commit.
+    """Record a reason to train and return the run that will answer it: saved now, handed to Celery after commit.
 
-    Raises ValidationError if the dataset already has a run queued or running.
+    Triggers coalesce (issue 9, point 7): a dataset has at most one queued run.
+    If one is queued, the trigger is folded into it (its snapshot is not frozen
+    yet, so it will train on everything the trigger asks for). If a run is
+    running, a queued run is created behind it: the worker claims it only once
+    the running one has ended (training.training_run_claim), so no trigger is
+    refused or dropped. What the run trains (algorithm, hyperparameters, mode)
+    is copied from the policy when the run is first queued.
     Joins the caller's transaction when there is one (a review that trips the policy).
     """
     with transaction.atomic():
         # Serialise requests per dataset (two clicks, or a click and the policy).
         Dataset.objects.select_for_update(no_key=True).get(pk=dataset.pk)
-        active = TrainingRun.objects.filter(
-            dataset=dataset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
-        ).first()
-        if active is not None:
-            raise ValidationError(f"Training run {active.pk} is already {active.status} for this dataset.")
-        run = TrainingRun.objects.create(dataset=dataset, trigger=trigger, requested_by=requested_by, reason=reason)
+        run = TrainingRun.objects.filter(dataset=dataset, status=TrainingRun.Status.QUEUED).first()
+        folded = run is not None
+        if run is None:
+            policy = RetrainingPolicy.objects.filter(dataset=dataset).first() or RetrainingPolicy(dataset=dataset)
+            run = TrainingRun.objects.create(
+                dataset=dataset,
+                trigger=trigger,
+                requested_by=requested_by,
+                reason=reason,
+                algorithm=policy.algorithm,
+                hyperparameters=policy.hyperparameters,
+                mode=policy.mode,
+                replay_fraction=policy.replay_fraction,
+                min_class_examples=policy.min_class_examples,
+                seed=secrets.randbelow(2**31),
+            )
+        recorded = TrainingTrigger.objects.create(
+            dataset=dataset, kind=trigger, requested_by=requested_by, reason=reason, run=run
+        )
+        running = TrainingRun.objects.filter(dataset=dataset, status=TrainingRun.Status.RUNNING).first()
         audit_record(
             actor=requested_by,
-            action="training.requested",
+            action="training.trigger_folded" if folded else "training.requested",
             obj=run,
             object_type="training_run",
             dataset_id=dataset.pk,
-            after={"status": "queued", "trigger": trigger},
+            after={
+                "status": "queued",
+                "trigger": trigger,
+                "trigger_id": recorded.pk,
+                "behind_run": running.pk if running else None,
+                **({} if folded else {"algorithm": run.algorithm, "mode": run.mode, "seed": run.seed}),
+            },
             reason=reason,
         )
-        if dispatch:  # False only when the caller executes the run itself (the demo seed)
+        if dispatch and not folded:  # False only when the caller executes the run itself (the demo seed)
             transaction.on_commit(lambda: training_run_dispatch(run_id=run.pk))
     return run
+
+
+def training_run_cancel(*, run_id: int, user: AbstractBaseUser, reason: str = "") -> TrainingRun:
+    """Stop a run. Precondition: `user` is a model admin of its dataset.
+
+    A queued run is cancelled at once. A running one is marked; its worker stops
+    at its next progress step or epoch (training._progress), deletes what it
+    wrote and ends the run as cancelled: no half-registered version. A run that
+    has already ended is refused with a ValidationError saying so.
+    """
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update(no_key=True).get(pk=run_id)
+        if run.status == TrainingRun.Status.QUEUED:
+            TrainingRun.objects.filter(pk=run.pk).update(
+                status=TrainingRun.Status.CANCELLED,
+                finished_at=timezone.now(),
+                stage="Cancelled before it started",
+                cancel_requested_at=timezone.now(),
+                cancel_requested_by=user,
+            )
+            action = "training.cancelled"
+        elif run.status == TrainingRun.Status.RUNNING:
+            if run.cancel_requested_at is not None:
+                raise ValidationError(f"Training run {run.pk} is already being stopped.")
+            TrainingRun.objects.filter(pk=run.pk).update(cancel_requested_at=timezone.now(), cancel_requested_by=user)
+            action = "training.cancel_requested"
+        else:
+            raise ValidationError(f"Training run {run.pk} has already {run.get_status_display().lower()}.")
+        audit_record(
+            actor=user,
+            action=action,
+            obj=run,
+            object_type="training_run",
+            dataset_id=run.dataset_id,
+            before={"status": run.status},
+            after={"status": "cancelled" if action == "training.cancelled" else "running, stopping"},
+            reason=reason,
+        )
+        run.refresh_from_db()
+    return run
+
+
+def training_run_dispatch_next(*, dataset_id: int) -> bool:
+    """After a run ends: hand the run queued behind it (if any) to the broker. False if none or unreachable."""
+    waiting = TrainingRun.objects.filter(dataset_id=dataset_id, status=TrainingRun.Status.QUEUED).first()
+    return waiting is not None and training_run_dispatch(run_id=waiting.pk)
 
 
 def training_runs_sweep(*, now: timezone.datetime | None = None) -> int:
@@ -89,6 +163,8 @@ def training_runs_sweep(*, now: timezone.datetime | None = None) -> int:
     sent += training_runs_requeue_lost(now=now)
     for dataset_id in RetrainingPolicy.objects.filter(enabled=True).values_list("dataset_id", flat=True):
         retraining_policy_check(dataset_id=dataset_id)
+    for policy in RetrainingPolicy.objects.filter(enabled=True, schedule_hours__isnull=False):
+        retraining_schedule_check(policy=policy, now=now)
     return sent
 
 
@@ -132,9 +208,9 @@ def retraining_policy_check(*, dataset_id: int) -> TrainingRun | None:
     if policy is None:
         return None
     dataset = policy.dataset
-    if TrainingRun.objects.filter(
-        dataset=dataset, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
-    ).exists():
+    # A queued run will answer (it has not frozen its snapshot yet). A running one will not see the labels
+    # given since it froze: those count toward a run queued behind it.
+    if TrainingRun.objects.filter(dataset=dataset, status=TrainingRun.Status.QUEUED).exists():
         return None
     last = (
         TrainingRun.objects.filter(dataset=dataset)
@@ -157,6 +233,46 @@ def retraining_policy_check(*, dataset_id: int) -> TrainingRun | None:
         )
     except ValidationError:  # another check queued it a moment ago
         return None
+
+
+def _new_review_labels_since(dataset_id: int, since: Any) -> int:
+    labels = GoldLabel.objects.filter(dataset_id=dataset_id, origin=GoldLabel.Origin.REVIEW)
+    return (labels.filter(updated_at__gt=since) if since is not None else labels).count()
+
+
+def retraining_schedule_check(*, policy: RetrainingPolicy, now: Any) -> TrainingRun | None:
+    """The per-dataset schedule (beat, through the sweep): a run every `schedule_hours` hours, when at least
+    one gold label is new since the last run (training again on the same labels would only repeat it)."""
+    if TrainingRun.objects.filter(dataset_id=policy.dataset_id, status=TrainingRun.Status.QUEUED).exists():
+        return None
+    last = (
+        TrainingRun.objects.filter(dataset_id=policy.dataset_id)
+        .order_by("-requested_at")
+        .values_list("requested_at", flat=True)
+        .first()
+    )
+    if last is not None and now - last < timedelta(hours=policy.schedule_hours):
+        return None
+    new = _new_review_labels_since(policy.dataset_id, last)
+    if not new:
+        return None
+    return training_run_request(
+        dataset=Dataset.objects.get(pk=policy.dataset_id),
+        trigger=TrainingRun.Trigger.SCHEDULE,
+        requested_by=None,
+        reason=f"Scheduled every {policy.schedule_hours} h; {new} new gold label(s) since the last run.",
+    )
+
+
+def training_trigger_drift(*, dataset_id: int, reason: str) -> TrainingRun:
+    """The hook a drift alarm calls (monitoring): queue a retraining, or fold into the one queued. A drift
+    alarm may open a retraining, never a promotion (DESIGN, monitoring)."""
+    return training_run_request(
+        dataset=Dataset.objects.get(pk=dataset_id),
+        trigger=TrainingRun.Trigger.DRIFT,
+        requested_by=None,
+        reason=reason,
+    )
 
 
 def retraining_policy_update(

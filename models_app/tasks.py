@@ -5,11 +5,23 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="models_app.tasks.training_run_execute", acks_late=True)
+# Retried only when the database went away (a restart, a failover): the run was put back to queued
+# (training.py) and is claimed again. Any other error ends the run as failed with its reason, and
+# retrying would only fail again.
+@shared_task(
+    name="models_app.tasks.training_run_execute",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+)
 def training_run_execute(run_id: int) -> None:
     from models_app.training import training_run_execute
     from workflow_site.request_id import set_request_id

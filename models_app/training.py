@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -34,11 +34,13 @@ from models_app.data import class_names, feature_specs, frame_for_items, holdout
 from models_app.ml import baseline
 from models_app.ml.artifacts import save_model
 from models_app.ml.metrics import classification_metrics
-from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel, TrainingRun
+from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel, TrainingRun, TrainingTrigger
 from models_app.prediction import model_load
 from workflow_site.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
+# The database going away mid-run (restart, failover, a dropped connection): retried, never "failed".
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 def _run_transition(
@@ -50,6 +52,7 @@ def _run_transition(
     reason: str = "",
     only_if: dict[str, Any] | None = None,
     before: dict[str, Any] | None = None,
+    on_moved: Any = None,
     **changes: Any,
 ) -> TrainingRun | None:
     """Move a run out of `from_status` with a conditional UPDATE and, if it moved, audit it in the same transaction.
@@ -73,40 +76,76 @@ def _run_transition(
             after=after,
             reason=reason,
         )
+        if on_moved is not None:
+            on_moved(run)
     return run
 
 
 def training_run_claim(*, run_id: int) -> bool:
-    """queued → running, once. False if another delivery already claimed it.
+    """queued → running, once. False if another delivery already claimed it, or if another run of the
+    same dataset is running (this one is queued behind it and is dispatched when that one ends).
 
     A run that is running (with a fresh heartbeat or not) is never claimed
     here: only the sweep moves a lost run back to queued, so two workers never
-    train the same run.
+    train the same run. The dataset row is locked first (lock order), so two
+    queued runs of one dataset (a lost run re-queued beside a newer one) are
+    never claimed at once.
     """
     now = timezone.now()
-    claimed = _run_transition(
-        run_id=run_id,
-        from_status=TrainingRun.Status.QUEUED,
-        action="training.started",
-        after={"status": "running"},
-        status=TrainingRun.Status.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        stage="Freezing the snapshot",
-        progress=5,
-    )
+    with transaction.atomic():
+        dataset_id = TrainingRun.objects.filter(pk=run_id).values_list("dataset_id", flat=True).first()
+        if dataset_id is None:
+            return False
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
+        if TrainingRun.objects.filter(dataset_id=dataset_id, status=TrainingRun.Status.RUNNING).exists():
+            return False
+        claimed = _run_transition(
+            run_id=run_id,
+            from_status=TrainingRun.Status.QUEUED,
+            action="training.started",
+            after={"status": "running"},
+            status=TrainingRun.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            stage="Freezing the snapshot",
+            progress=5,
+            epoch=None,
+        )
     return claimed is not None
 
 
-def _progress(run: TrainingRun, progress: int, stage: str) -> None:
-    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
-        progress=progress, stage=stage, heartbeat_at=timezone.now()
-    )
+class _Cancelled(Exception):
+    """A model admin asked to stop this run (training_run_cancel)."""
+
+
+def _progress(run: TrainingRun, progress: int, stage: str, *, epoch: int | None = None) -> None:
+    """Show where the run is; the one statement also notices a cancel request or a newer attempt.
+
+    The UPDATE only matches a running run of this attempt that nobody asked to
+    stop: when it matches nothing, one more read says which, and the fit stops
+    (raised from the algorithm's progress callback, so between two epochs).
+    """
+    changes: dict[str, Any] = {"progress": progress, "stage": stage, "heartbeat_at": timezone.now()}
+    if epoch is not None:
+        changes["epoch"] = epoch
+    mine = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts)
+    if mine.filter(cancel_requested_at__isnull=True).update(**changes):
+        return
+    if mine.filter(cancel_requested_at__isnull=False).exists():
+        raise _Cancelled
+    raise _Superseded(f"Training run {run.pk} attempt {run.attempts} is no longer the running attempt.")
 
 
 def _heartbeat_touch(run_id: int) -> None:
     TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def _run_ended(dataset_id: int) -> None:
+    """After a run ends, in its transaction: the run queued behind it (coalesced triggers) goes to the broker."""
+    from models_app.services import training_run_dispatch_next
+
+    transaction.on_commit(lambda: training_run_dispatch_next(dataset_id=dataset_id))
 
 
 def training_run_requeue_lost(*, run_id: int, lost_at: Any, max_attempts: int) -> TrainingRun | None:
@@ -174,6 +213,7 @@ def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:
                 after={"training_run": run.pk, "attempt": run.attempts, "content_hash": snapshot.content_hash},
             )
         run.snapshot = snapshot
+        _triggers_answered(run, snapshot)
         return snapshot
     with transaction.atomic():
         golds = list(
@@ -197,15 +237,28 @@ def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:
         )
         TrainingRun.objects.filter(pk=run.pk).update(snapshot=snapshot)
         run.snapshot = snapshot
+        triggers = _triggers_answered(run, snapshot)
         audit_record(
             actor=None,
             action="snapshot.created",
             obj=snapshot,
             object_type="dataset_snapshot",
             dataset_id=run.dataset_id,
-            after={"training_run": run.pk, "label_count": len(golds), "content_hash": content_hash},
+            after={
+                "training_run": run.pk,
+                "label_count": len(golds),
+                "content_hash": content_hash,
+                "answers_triggers": triggers,
+            },
         )
     return snapshot
+
+
+def _triggers_answered(run: TrainingRun, snapshot: DatasetSnapshot) -> list[int]:
+    """The run's triggers are answered by this snapshot. The run was claimed, so no trigger joins it any more
+    (services.training_run_request folds new ones into a queued run only)."""
+    TrainingTrigger.objects.filter(run=run, snapshot__isnull=True).update(snapshot=snapshot)
+    return list(TrainingTrigger.objects.filter(run=run).order_by("pk").values_list("pk", flat=True))
 
 
 class _Superseded(Exception):
@@ -317,6 +370,19 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         if artifact_file is not None:
             artifact_file.unlink(missing_ok=True)
         return None
+    except _Cancelled:
+        if artifact_file is not None:
+            artifact_file.unlink(missing_ok=True)
+        training_run_cancelled(run_id=run_id, attempt=run.attempts)
+        return None
+    except TRANSIENT_ERRORS:
+        # The database went away (restart, failover): not the run's fault. Back to queued if the database
+        # answers again now, and the task retries with backoff (tasks.py); if it does not, the heartbeat
+        # goes stale and the sweep re-queues the run. Never marked failed for this.
+        if artifact_file is not None:
+            artifact_file.unlink(missing_ok=True)
+        _requeue_after_transient_error(run)
+        raise
     except Exception as exc:  # any failure ends the run as failed, with its reason
         logger.exception("Training run %s failed", run_id)
         if artifact_file is not None:
@@ -362,12 +428,15 @@ def _register(trained: TrainedCandidate) -> ModelVersion:
                 holdout_hash=holdout.labels_hash,
                 metrics=holdout.champion_metrics,
             )
-        finished = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts)
-        if not finished.update(
+        mine = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts)
+        if not mine.filter(cancel_requested_at__isnull=True).update(
             status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=100, stage="Done"
         ):
+            if mine.filter(cancel_requested_at__isnull=False).exists():
+                raise _Cancelled  # asked to stop at the last moment: nothing is registered (this rolls back)
             # This worker was presumed lost and the run queued again: the newer attempt owns it.
             raise _Superseded(f"Training run {run.pk} attempt {run.attempts} was superseded by a later attempt.")
+        _run_ended(run.dataset_id)
         audit_record(
             actor=None,
             action="model_version.registered",
@@ -395,6 +464,41 @@ def _register(trained: TrainedCandidate) -> ModelVersion:
     return version
 
 
+def training_run_cancelled(*, run_id: int, attempt: int) -> None:
+    """running → cancelled, once the worker has stopped (a model admin asked: services.training_run_cancel)."""
+    with transaction.atomic():
+        moved = _run_transition(
+            run_id=run_id,
+            from_status=TrainingRun.Status.RUNNING,
+            action="training.cancelled",
+            after={"status": "cancelled"},
+            only_if={"attempts": attempt, "cancel_requested_at__isnull": False},
+            status=TrainingRun.Status.CANCELLED,
+            finished_at=timezone.now(),
+            stage="Cancelled",
+        )
+        if moved is not None:
+            _run_ended(moved.dataset_id)
+
+
+def _requeue_after_transient_error(run: TrainingRun) -> None:
+    try:
+        _run_transition(
+            run_id=run.pk,
+            from_status=TrainingRun.Status.RUNNING,
+            action="training.requeued",
+            after={"status": "queued", "attempt": run.attempts + 1},
+            only_if={"attempts": run.attempts},
+            reason="a transient database error; the task retries",
+            status=TrainingRun.Status.QUEUED,
+            progress=0,
+            stage="Queued again after a transient database error",
+            dispatched_at=timezone.now(),  # the task's own retry carries it: the sweep need not resend yet
+        )
+    except TRANSIENT_ERRORS:
+        logger.warning("Training run %s: the database is still away; the sweep will re-queue it.", run.pk)
+
+
 def training_run_fail(*, run_id: int, error: str, detail: str = "") -> None:
     """running → failed, with the reason; nothing happens to a run that is no longer running."""
     _run_transition(
@@ -407,4 +511,5 @@ def training_run_fail(*, run_id: int, error: str, detail: str = "") -> None:
         finished_at=timezone.now(),
         error=error[:2000],
         stage="Failed",
+        on_moved=lambda run: _run_ended(run.dataset_id),
     )

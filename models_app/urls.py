@@ -9,5 +9,6 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/train/", views.training_start, name="train"),
     path("datasets/<int:dataset_id>/policy/", views.policy_update, name="policy"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
+    path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
     path("datasets/<int:dataset_id>/export/", export_views.export_page, name="export"),
 ]

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 from annotations.selectors import dataset_get_for_user
 from models_app.models import TrainingRun
 from models_app.selectors import champion_comparison, models_overview_get_for_user, run_get_for_user
-from models_app.services import retraining_policy_update, training_run_request
-from workflow_site.access import Role
+from models_app.services import retraining_policy_update, training_run_cancel, training_run_request
+from workflow_site.access import Role, has_role
 
 
 @require_GET
@@ -60,6 +60,24 @@ def policy_update(request: HttpRequest, dataset_id: int) -> HttpResponse:
     return redirect("models_app:overview", dataset_id=dataset.pk)
 
 
+@require_POST
+@login_required
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = run_get_for_user(user=request.user, pk=run_id, roles=(Role.MODEL_ADMIN,))
+    try:
+        cancelled = training_run_cancel(run_id=run.pk, user=request.user, reason=request.POST.get("reason", "").strip())
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request,
+            f"Training run {run.pk} cancelled."
+            if cancelled.status == TrainingRun.Status.CANCELLED
+            else f"Training run {run.pk} will stop at its next step; nothing it trained is kept.",
+        )
+    return redirect("models_app:run_detail", run_id=run.pk)
+
+
 @require_GET
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
@@ -70,6 +88,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "dataset": run.dataset,
         "version": version,
         "comparison": champion_comparison(version) if version else None,
+        "triggers": list(run.triggers.select_related("requested_by")),
+        "can_cancel": run.is_active and not run.is_cancelling and has_role(request.user, Role.MODEL_ADMIN),
     }
     template = "models_app/run_detail.html#status" if request.htmx else "models_app/run_detail.html"
     return render(request, template, context)

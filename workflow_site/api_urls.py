@@ -60,6 +60,7 @@ urlpatterns = [
         name="api_label_issues_reopen",
     ),
     path("training-runs/<int:run_id>/", model_apis.TrainingRunDetailApi.as_view(), name="api_run_detail"),
+    path("training-runs/<int:run_id>/cancel/", model_apis.TrainingRunCancelApi.as_view(), name="api_run_cancel"),
     path(
         "model-versions/<int:model_version_id>/promotion-requests/",
         governance_apis.PromotionRequestCreateApi.as_view(),

@@ -239,6 +239,8 @@ ENDPOINTS: dict[str, Endpoint] = {
         effect="retraining_policy.updated",
     ),
     "run_detail": Endpoint("get", lambda w: reverse("models_app:run_detail", args=[w.run_id]), ADMIN_READERS),
+    # The world's run has finished: an admin is let through and told so (a message), nobody else gets that far.
+    "run_cancel": Endpoint("post", lambda w: reverse("models_app:run_cancel", args=[w.run_id]), ADMINS, ok=302),
     "promotion_list": Endpoint(
         "get", lambda w: reverse("governance:promotion_list", args=[w.dataset_id]), ADMIN_READERS
     ),
@@ -312,6 +314,9 @@ ENDPOINTS: dict[str, Endpoint] = {
         dispatches_training=True,
     ),
     "api_training_run_detail": Endpoint("get", lambda w: f"/api/training-runs/{w.run_id}/", ADMIN_READERS, api=True),
+    "api_training_run_cancel": Endpoint(
+        "post", lambda w: f"/api/training-runs/{w.run_id}/cancel/", ADMINS, ok=400, api=True, data=lambda w: {}
+    ),
     "api_promotion_request_create": Endpoint(
         "post",
         lambda w: f"/api/model-versions/{w.unrequested_version_id}/promotion-requests/",
@@ -510,6 +515,7 @@ ROLE_GATED_MISSING = {
     "run_detail": ("get", f"/models/runs/{MISSING}/"),
     "item_history": ("get", f"/governance/audit/items/{MISSING}/"),
     "api_training_run_detail": ("get", f"/api/training-runs/{MISSING}/"),
+    "api_training_run_cancel": ("post", f"/api/training-runs/{MISSING}/cancel/"),
     "api_promotion_request_create": ("post", f"/api/model-versions/{MISSING}/promotion-requests/"),
     "api_promotion_decision": ("post", f"/api/promotion-requests/{MISSING}/decision/"),
     "api_rollback_request_create": ("post", f"/api/datasets/{MISSING}/rollback-requests/"),

@@ -69,12 +69,6 @@ def test_a_run_is_claimed_only_once(trained_dataset, model_admin):
     assert AuditEvent.objects.filter(action="training.started", object_id=str(run.pk)).count() == 1
 
 
-def test_a_second_run_cannot_be_queued_while_one_is_active(trained_dataset, model_admin):
-    _request(trained_dataset, model_admin)
-    with pytest.raises(ValidationError, match="already queued"):
-        _request(trained_dataset, model_admin)
-
-
 def test_a_failing_run_ends_failed_with_its_reason_and_an_audit_event(dataset, model_admin, import_rows):
     rows = [r for r in synthetic_rows(10) if r["label"] == "benign"]  # one class only: cannot train
     import_rows(rows)

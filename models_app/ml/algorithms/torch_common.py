@@ -205,21 +205,31 @@ def train_epochs(
     batch_size: int,
     seed: int,
     progress: ProgressCallback | None,
+    sparse: tuple[torch.nn.Parameter, ...] = (),
 ) -> None:
     """AdamW over seeded shuffles of `range(n_rows)`; `batch_loss(positions)` gives one batch's mean loss.
 
+    Parameters in `sparse` (embeddings with sparse gradients) get SparseAdam instead, without
+    weight decay (it has none): a dense step touches every row of a 50k-token embedding for the
+    few hundred tokens a batch holds, and made an epoch over 50k texts take 25 s instead of 2.
     `progress(fraction, "epoch i/N", i)` after each epoch; it may raise to cancel the fit.
     """
-    optimiser = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    sparse_ids = {id(p) for p in sparse}
+    dense = [p for p in module.parameters() if id(p) not in sparse_ids]
+    optimisers: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=learning_rate, weight_decay=weight_decay)]
+    if sparse:
+        optimisers.append(torch.optim.SparseAdam(list(sparse), lr=learning_rate))
     shuffle = torch.Generator().manual_seed(seed)
     module.train()
     for epoch in range(1, epochs + 1):
         order = torch.randperm(n_rows, generator=shuffle)
         for start in range(0, n_rows, batch_size):
-            optimiser.zero_grad(set_to_none=True)
+            for optimiser in optimisers:
+                optimiser.zero_grad(set_to_none=True)
             loss = batch_loss(order[start : start + batch_size])
             loss.backward()
-            optimiser.step()
+            for optimiser in optimisers:
+                optimiser.step()
         if progress is not None:
             progress(epoch / epochs, f"epoch {epoch}/{epochs}", epoch)
     module.eval()

@@ -58,7 +58,14 @@ HYPERPARAMETERS = (
     # updates every embedding row, so fewer, larger steps pay); small data still gets several steps an epoch.
     Hyperparameter("learning_rate", "float", 0.02, 1e-6, 1.0, help="AdamW step size."),
     Hyperparameter("batch_size", "int", 128, 8, 65536, help="Texts per gradient step."),
-    Hyperparameter("weight_decay", "float", 0.0, 0.0, 1.0, help="AdamW decoupled weight decay."),
+    Hyperparameter(
+        "weight_decay",
+        "float",
+        0.0,
+        0.0,
+        1.0,
+        help="AdamW decoupled weight decay (classifier layer; embeddings have none).",
+    ),
     Hyperparameter(
         "class_weight_balanced", "bool", False, help="Weigh each class by n / (classes × its count) in the loss."
     ),
@@ -110,7 +117,8 @@ def _gather(flat: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, row
 class _BagOfEmbeddings(nn.Module):
     def __init__(self, vocabulary_size: int, dim: int, n_classes: int) -> None:
         super().__init__()
-        self.embedding = nn.EmbeddingBag(vocabulary_size, dim, mode="mean")
+        # Sparse gradients: a batch touches a few hundred of the vocabulary's rows (see train_epochs).
+        self.embedding = nn.EmbeddingBag(vocabulary_size, dim, mode="mean", sparse=True)
         self.classify = nn.Linear(dim, n_classes)
 
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -283,6 +291,7 @@ class TorchText:
                 batch_size=params["batch_size"],
                 seed=seed,
                 progress=progress,
+                sparse=(module.embedding.weight,),
             )
         info.epochs_run = epochs
         present = np.bincount(y[train], minlength=n_classes) > 0

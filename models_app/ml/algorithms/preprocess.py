@@ -47,16 +47,23 @@ def frame_prepare(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     for feature in spec.features:
         column = frame[feature.name]
         if feature.dtype == TEXT:
-            columns[feature.name] = column.astype(object).where(column.notna(), "").map(str).to_numpy()
+            columns[feature.name] = _text(column, missing="")
         elif feature.dtype == CATEGORY:
-            columns[feature.name] = (
-                column.astype(object).map(lambda value: str(value) if pd.notna(value) else np.nan).to_numpy()
-            )
+            columns[feature.name] = _text(column, missing=np.nan)
         elif feature.dtype in NUMERIC:
             columns[feature.name] = _numeric(column, feature.name)
         else:
             raise InputError(f"Feature {feature.name!r} has an unknown type {feature.dtype!r}.")
     return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+
+
+def _text(column: pd.Series, *, missing: Any) -> np.ndarray:
+    """Values as str (numpy's conversion, not a Python call per row), missing ones as `missing`."""
+    values = column.to_numpy(dtype=object)
+    present = pd.notna(values)
+    out = np.full(len(values), missing, dtype=object)
+    out[present] = values[present].astype(str)
+    return out
 
 
 def _numeric(column: pd.Series, name: str) -> np.ndarray:

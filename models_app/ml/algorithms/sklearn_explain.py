@@ -43,7 +43,7 @@ def explain_trees(
     rows, width = prepared.shape
     full = _predicted_log_odds(classifier, prepared, predicted_column)
     contributions = np.zeros((rows, width))
-    used = _features_used(classifier, width)
+    used = features_used(classifier, width)
     if len(used) and rows:
         chunk = max(1, _REPLACEMENT_BATCH // len(used))
         for start in range(0, rows, chunk):
@@ -99,7 +99,7 @@ def _predicted_log_odds(classifier: Any, prepared: np.ndarray, column: np.ndarra
     return log_odds(logits)[np.arange(len(column)), column]
 
 
-def _features_used(classifier: Any, width: int) -> np.ndarray:
+def features_used(classifier: Any, width: int) -> np.ndarray:
     """Prepared columns some tree splits on (all of them if the model does not say)."""
     predictors = getattr(classifier, "_predictors", None)
     if not predictors:

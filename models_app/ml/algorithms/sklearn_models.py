@@ -129,6 +129,11 @@ class _SklearnAlgorithm:
         baseline = np.zeros(0)
         if self.kind == TREES:  # the replacement method's reference: training means; categories "unknown" (NaN)
             matrix = pipeline[0].transform(prepared)
+            if not len(sklearn_explain.features_used(pipeline[-1], matrix.shape[1])):
+                notes.append(
+                    f"{self.label} found no split: every prediction is the training class frequencies "
+                    "(a leaf needs 20 rows; label more, or use logistic regression on data this small)."
+                )
             native = pipeline[-1].categorical_features
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a column with no values: mean NaN, i.e. "missing"

@@ -220,3 +220,10 @@ def test_the_families_refuse_inputs_they_cannot_use() -> None:
         algorithm_get("tfidf_logistic_regression").fit(
             text_frame.iloc[:10], text_labels[:10], spec=TEXT, params={"min_df": 50}, seed=0
         )
+
+
+def test_boosting_on_too_few_rows_to_split_says_so() -> None:
+    frame, labels, spec = _data("hist_gradient_boosting", 30, seed=8)
+    model = algorithm_get("hist_gradient_boosting").fit(frame, labels, spec=spec, params={"max_iter": 10}, seed=0)
+    assert any("found no split" in w for w in model.info.warnings)
+    assert (model.explain(frame, top_k=2).values == 0).all()  # nothing to attribute

@@ -66,7 +66,10 @@ class _Abandoned(Exception):
 
 def direct_refusal(exc: BaseException) -> bool:
     """Whether a writer's error means "stage the file and report its ids", not a failed import: a unique
-    violation (COPY raises psycopg's own errors, Django's wrap them) or a deadlock with another import."""
+    violation (COPY raises psycopg's own errors, Django's wrap them), a deadlock with another import, or
+    a leakage check that found rows across holdout and pool (DirectRefused; import_leakage.py)."""
+    if isinstance(exc, DirectRefused):
+        return True
     state = getattr(exc, "sqlstate", None) or getattr(exc.__cause__, "sqlstate", None)
     return state in (_UNIQUE_VIOLATION, _DEADLOCK)
 
@@ -99,6 +102,19 @@ class DirectWriter:
 
     def write(self, rows: list[list[Any]]) -> None:
         self._put(("rows", rows))
+
+    def run(self, task: Callable[[], Any]) -> Any:
+        """Run `task()` in the writer's transaction (it sees the rows written so far), after every chunk
+        handed over; returns what it returns, raises what it raises (the transaction then rolls back)."""
+        done = threading.Event()
+        outcome: list[Any] = []
+        self._put(("run", (task, outcome, done)))
+        while not done.wait(_POLL_S):
+            self._raise_if_failed()
+            if self._finished.is_set():
+                raise RuntimeError("the import's writer has stopped")
+        self._raise_if_failed()
+        return outcome[0]
 
     def publish(self, finish: Callable[[DirectWriter], ImportBatch]) -> ImportBatch:
         """Run `finish(self)` in the writer's transaction after every chunk, then COMMIT; returns its batch."""
@@ -147,6 +163,10 @@ class DirectWriter:
                     kind, payload = job
                     if kind == "rows":
                         self._copy(payload)
+                    elif kind == "run":
+                        task, outcome, done = payload
+                        outcome.append(task())
+                        done.set()
                     else:
                         self.published = payload(self)
                         return  # COMMIT
@@ -185,16 +205,16 @@ class DirectWriter:
             ids = cursor.fetchone()[0]
             t_ids = time.monotonic()
             columns = ["id", "dataset", "batch", "external_id", "values", "source_file", "source_row"]
-            columns += ["observed_at", "content_hash", "queue_state"]
+            columns += ["observed_at", "content_hash", "queue_state", "feature_hash"]
             names = ", ".join(q(item.get_field(name).column) for name in columns)
             labelled = []
             with cursor.copy(f"COPY {q(item.db_table)} ({names}) FROM STDIN") as stream:
-                for item_id, (_, line, external_id, values, observed, label, state, content_hash) in zip(
+                for item_id, (_, line, external_id, values, observed, label, state, content_hash, features) in zip(
                     ids, rows, strict=True
                 ):
                     stream.write_row(
                         (item_id, batch.dataset_id, batch.pk, external_id, values, batch.file_name, line)
-                        + (observed, content_hash, state)
+                        + (observed, content_hash, state, features)
                     )
                     key = (state, label)
                     self.deltas[key] = self.deltas.get(key, 0) + 1

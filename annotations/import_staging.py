@@ -36,7 +36,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 # The staging table's columns, in the order rows are written.
-STAGED_COLUMNS = ("batch", "line", "external_id", "values", "observed_at", "label", "queue_state", "content_hash")
+STAGED_COLUMNS = (
+    *("batch", "line", "external_id", "values", "observed_at", "label", "queue_state", "content_hash"),
+    "feature_hash",
+)
 
 
 def float_tokens(values: list[float]) -> pa.StringArray:
@@ -86,16 +89,41 @@ def _json_tokens(values: list[Any], dtype: str) -> pa.StringArray:
 
 
 def _values_json_array(chunk: CheckedChunk, features: list[FeatureRule]) -> pa.StringArray:
+    return _encoded(chunk, features, with_feature_hashes=False)[0]
+
+
+def _encoded(
+    chunk: CheckedChunk, features: list[FeatureRule], *, with_feature_hashes: bool
+) -> tuple[pa.StringArray, list[str]]:
+    """Each row's values as canonical JSON and (when asked) its feature hash, from one pass of JSON tokens.
+
+    The feature hash (annotations/feature_hash.py) is sha256 of the JSON array of
+    the values in schema order (`features` come in Feature.position order): the
+    same tokens as the values' JSON, joined in another order, so it costs a
+    string join and a sha256 per row, not a second encoding.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    rows = len(chunk.lines)
+    tokens = {rule.name: _json_tokens(chunk.columns[rule.name], rule.dtype) for rule in features}
     if not features:
-        return pa.array(["{}"] * len(chunk.lines), type=pa.string())
-    parts: list[Any] = []
-    for position, rule in enumerate(sorted(features, key=lambda rule: rule.name)):
-        parts.append(("{" if position == 0 else ",") + encode_basestring_ascii(rule.name) + ":")
-        parts.append(_json_tokens(chunk.columns[rule.name], rule.dtype))
-    return pc.binary_join_element_wise(*parts, "}", "")
+        values = pa.array(["{}"] * rows, type=pa.string())
+        arrays = pa.array(["[]"] * rows, type=pa.string())
+    else:
+        parts: list[Any] = []
+        for position, rule in enumerate(sorted(features, key=lambda rule: rule.name)):
+            parts.append(("{" if position == 0 else ",") + encode_basestring_ascii(rule.name) + ":")
+            parts.append(tokens[rule.name])
+        values = pc.binary_join_element_wise(*parts, "}", "")
+        if not with_feature_hashes:
+            return values, []
+        in_order = [tokens[rule.name] for rule in features]
+        arrays = pc.binary_join_element_wise("[", pc.binary_join_element_wise(*in_order, ","), "]", "")
+    if not with_feature_hashes:
+        return values, []
+    sha256 = hashlib.sha256
+    return values, [sha256(payload).hexdigest() for payload in pc.cast(arrays, pa.binary()).to_pylist()]
 
 
 def values_json(chunk: CheckedChunk, features: list[FeatureRule]) -> list[str]:
@@ -113,18 +141,18 @@ def staged_rows(
     line_in_source: Callable[[int], int],
     prepare_moment: Callable[[datetime | None], Any],
 ) -> list[list[Any]]:
-    """The chunk's staging-table rows, in STAGED_COLUMNS order, with each row's content hash.
+    """The chunk's staging-table rows, in STAGED_COLUMNS order, with each row's content and feature hashes.
 
-    The hash is item_content_hash's: sha256 of the canonical JSON of
+    The content hash is item_content_hash's: sha256 of the canonical JSON of
     {external_id, label, observed_at (UTC ISO), values}, built around the
-    values' JSON rather than dumped again.
+    values' JSON rather than dumped again. The feature hash: see `_encoded`.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     label_json = {name: encode_basestring_ascii(name) for name in label_ids}
     open_state, done_state, holdout_state = Item.QueueState.OPEN, Item.QueueState.DONE, Item.QueueState.HOLDOUT
-    values = _values_json_array(chunk, features)
+    values, feature_hashes = _encoded(chunk, features, with_feature_hashes=True)
     payloads = pc.binary_join_element_wise(
         '{"external_id":',
         pa.array(list(map(encode_basestring_ascii, chunk.ids)), type=pa.string()),
@@ -152,9 +180,17 @@ def staged_rows(
             label_ids[label] if label else None,
             holdout_state if holdout else done_state if label else open_state,
             content_hash,
+            feature_hash,
         ]
-        for line, external_id, row_values, moment, label, content_hash in zip(
-            chunk.lines, chunk.ids, values.to_pylist(), chunk.observed, chunk.labels, hashes, strict=True
+        for line, external_id, row_values, moment, label, content_hash, feature_hash in zip(
+            chunk.lines,
+            chunk.ids,
+            values.to_pylist(),
+            chunk.observed,
+            chunk.labels,
+            hashes,
+            feature_hashes,
+            strict=True,
         )
     ]
 

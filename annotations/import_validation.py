@@ -93,6 +93,8 @@ class ParseResult:
     rows_total: int = 0
     # Data lines (2 and on) with at least one problem, reported or not.
     bad_lines: set[int] = field(default_factory=set)
+    # What the import reports without refusing the file (annotations/import_leakage.py::ImportWarnings.as_report).
+    warnings: dict[str, Any] = field(default_factory=dict)
 
     def add(self, line: int | None, column: str, value: Any, reason: str) -> None:
         """Count a problem; keep the first MAX_REPORTED_ERRORS for the page and FULL_REPORT_MAX_ERRORS

@@ -88,6 +88,13 @@ from annotations.import_integrity import (
     row_triggers_restored,
     row_triggers_skipped,
 )
+from annotations.import_leakage import (
+    FileDuplicates,
+    ImportWarnings,
+    NearDuplicates,
+    cross_set_exists,
+    leakage_check,
+)
 from annotations.import_lifecycle import (
     Superseded,
     batch_cleanup,
@@ -266,7 +273,7 @@ def import_batch_process(*, batch_id: int) -> ImportOutcome | None:
                 with batch_heartbeat(batch):
                     result, timings, writer = _check_and_write(batch, direct=True)
                 if writer is not None:
-                    return _publish_direct(batch, writer, timings)
+                    return _publish_direct(batch, writer, timings, result.warnings)
             except DirectRefused as why:
                 # An id repeated in the file or already in the dataset: the staging path names each line.
                 logger.info("Import batch %s: staging it to report its ids (%s).", batch.pk, why)
@@ -276,7 +283,7 @@ def import_batch_process(*, batch_id: int) -> ImportOutcome | None:
                 result, timings = _check_and_stage(batch)
         if not result.ok:
             return ImportOutcome(_reject(batch, result, from_status=_current_status(batch)), result)
-        return import_batch_publish(batch=batch, timings=timings)
+        return import_batch_publish(batch=batch, timings=timings, warnings=result.warnings)
     except Superseded:
         logger.warning("Import batch %s: a later attempt owns the batch; this attempt stops.", batch_id)
         return None
@@ -415,6 +422,8 @@ def _check_and_write(batch: ImportBatch, *, direct: bool) -> tuple[ParseResult, 
             stager.flush()
             staged_rows_delete(batch.pk)
             result, stager.rows_done, reader = ParseResult(), 0, "exact"
+            stager.near.reset()
+            stager.in_file.reset()
             first_seen: dict[str, int] = {}
             for frame in exact_chunks(source.open_stream, header, result, chunk_rows=STAGE_CHUNK_ROWS):
                 checked = check(frame, first_seen)
@@ -435,6 +444,20 @@ def _check_and_write(batch: ImportBatch, *, direct: bool) -> tuple[ParseResult, 
     }
     batch.rows_total = result.rows_total
     if writer is not None:  # the unique (dataset, external_id) index checked the ids as the rows went in
+        # Holdout and pool compared by feature hash, over the rows in the writer's transaction; a leak
+        # sends the file down the staging path, whose report names every line (as an id clash does).
+        leaks = ParseResult(rows_total=result.rows_total)
+
+        def check() -> float:  # in the writer's transaction, once its last chunk is in
+            began = time.monotonic()
+            leakage_check(source="items", batch=batch, result=leaks, warnings=stager.warnings, in_file=stager.in_file)
+            return time.monotonic() - began
+
+        timings["leakage_checks"] = round(writer.run(check), 3)
+        if not leaks.ok:
+            writer.abandon()
+            raise DirectRefused(f"{leaks.error_count} row(s) with the feature values of the other set")
+        result.warnings = stager.warnings.as_report()
         batch_progress(batch, stage="Written; waiting to publish", rows_total=result.rows_total)
         return result, {**timings, "writer": "direct"}, writer  # type: ignore[dict-item]
     if result.ok:
@@ -442,6 +465,11 @@ def _check_and_write(batch: ImportBatch, *, direct: bool) -> tuple[ParseResult, 
         staged_duplicates(batch_id=batch.pk, result=result)
     if result.ok:
         staged_clashes(batch_id=batch.pk, dataset_id=batch.dataset_id, result=result)
+    if result.ok:
+        began = time.monotonic()
+        leakage_check(source="staged", batch=batch, result=result, warnings=stager.warnings, in_file=stager.in_file)
+        result.warnings = stager.warnings.as_report()
+        timings["leakage_checks"] = round(time.monotonic() - began, 3)
     if result.ok:
         batch_progress(batch, stage="Staged; waiting to publish", rows_total=result.rows_total)
     return result, {**timings, "id_checks": round(time.monotonic() - read, 3)}, None
@@ -471,6 +499,9 @@ class _Stager:
         self.holdout = batch.purpose == ImportBatch.Purpose.HOLDOUT
         self.rows_done = 0
         self.longest = 0.0
+        self.warnings = ImportWarnings()
+        self.near = NearDuplicates(batch=batch, rules=rules, warnings=self.warnings)
+        self.in_file = FileDuplicates()
         observed_field = ImportStagedRow._meta.get_field("observed_at")
         # Most files have no observed_at column: a None needs no conversion (and 100,000 calls cost a second).
         self.prepare_moment = lambda moment: (
@@ -516,6 +547,8 @@ class _Stager:
             prepare_moment=self.prepare_moment,
         )
         self.rows_done += len(rows)
+        self.near.see(checked, self.source.line_in_source)
+        self.in_file.see([row[1] for row in rows], [row[-1] for row in rows])
         if self.direct is not None:
             try:
                 self.direct.write(rows)
@@ -587,7 +620,13 @@ def _stage_chunk(batch: ImportBatch, rows: list[list[Any]], rows_done: int) -> f
     return time.monotonic() - began
 
 
-def import_batch_publish(*, batch: ImportBatch, timings: dict[str, float] | None = None) -> ImportOutcome:
+class _LeakedMeanwhile(Exception):
+    """Under the dataset lock, a row of the batch matched an item another import put in the other set."""
+
+
+def import_batch_publish(
+    *, batch: ImportBatch, timings: dict[str, float] | None = None, warnings: dict[str, Any] | None = None
+) -> ImportOutcome:
     """Publish a staged batch in one short transaction: all its rows become items (and gold labels), or none.
 
     Precondition: this attempt staged every row (`_stage`). Locks the dataset
@@ -596,7 +635,11 @@ def import_batch_publish(*, batch: ImportBatch, timings: dict[str, float] | None
     caught by the unique (dataset, external_id) constraint, which rolls the
     whole INSERT back: the clashing rows are then looked up outside the lock and
     the batch is rejected with a row-level report. Nothing is checked row by
-    row while the lock is held. Side effect, after commit: `items_imported`.
+    row while the lock is held, except one set-based query when the dataset
+    has items in the other set: whether any row's feature values reached that
+    set since the leakage check (annotations/import_leakage.py), which rejects
+    the batch with the lines named. `warnings` go into the batch's report.
+    Side effect, after commit: `items_imported`.
     """
     batch_progress(batch, status=ImportBatch.Status.PUBLISHING, stage="Publishing")
     try:
@@ -604,7 +647,14 @@ def import_batch_publish(*, batch: ImportBatch, timings: dict[str, float] | None
             started = time.monotonic()
             with transaction.atomic():
                 Dataset.objects.select_for_update(no_key=True).get(pk=batch.dataset_id)
-                published = _publish_rows(batch, {**(timings or {}), "publish": 0.0}, started)
+                if cross_set_exists(source="staged", batch=batch):
+                    raise _LeakedMeanwhile
+                published = _publish_rows(batch, {**(timings or {}), "publish": 0.0}, started, warnings)
+        except _LeakedMeanwhile:
+            leaks = ParseResult(rows_total=batch.rows_total)
+            leakage_check(source="staged", batch=batch, result=leaks, warnings=ImportWarnings())
+            logger.info("Import batch %s: %s rows reached the other set meanwhile.", batch.pk, leaks.error_count)
+            return ImportOutcome(_reject(batch, leaks, from_status=ImportBatch.Status.PUBLISHING, cleanup=False), leaks)
         except IntegrityError:
             clashes = ParseResult(rows_total=batch.rows_total)
             staged_clashes(batch_id=batch.pk, dataset_id=batch.dataset_id, result=clashes)
@@ -628,7 +678,9 @@ def _direct_possible() -> bool:
     return DIRECT_WRITES and connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def _publish_direct(batch: ImportBatch, writer: DirectWriter, timings: dict[str, float]) -> ImportOutcome:
+def _publish_direct(
+    batch: ImportBatch, writer: DirectWriter, timings: dict[str, float], warnings: dict[str, Any]
+) -> ImportOutcome:
     """Publish what the direct writer holds: lock the dataset row, count, audit, COMMIT (all in its transaction).
 
     The rows and their foreign keys went in (and were checked) while the file
@@ -640,6 +692,8 @@ def _publish_direct(batch: ImportBatch, writer: DirectWriter, timings: dict[str,
     def finish(held: DirectWriter) -> ImportBatch:
         started = time.monotonic()
         Dataset.objects.select_for_update(no_key=True).get(pk=batch.dataset_id)
+        if cross_set_exists(source="items", batch=batch):  # another import filled the other set meanwhile
+            raise DirectRefused("rows with the feature values of the other set, published meanwhile")
         if held.row_triggers_skipped:  # the foreign keys, checked per batch (import_integrity.py)
             row_triggers_restored()
             references_check(
@@ -661,6 +715,7 @@ def _publish_direct(batch: ImportBatch, writer: DirectWriter, timings: dict[str,
             rows_imported=held.rows_written,
             labelled_rows=held.labelled,
             now=timezone.now(),
+            warnings=warnings,
         )
 
     try:
@@ -697,7 +752,9 @@ def _statistics_refresh(rows_imported: int) -> None:
             cursor.execute(f"ANALYZE {q(model._meta.db_table)}")
 
 
-def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float) -> ImportBatch:
+def _publish_rows(
+    batch: ImportBatch, timings: dict[str, float], started: float, warnings: dict[str, Any] | None = None
+) -> ImportBatch:
     """INSERT ... SELECT the staged rows into items and gold labels, mark the batch imported, audit it.
 
     Set-based (two statements, whatever the number of rows), so the dataset
@@ -715,11 +772,12 @@ def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float)
     skip_row_triggers = bypass_possible()  # the foreign keys checked per batch below (import_integrity.py)
     with row_triggers_skipped(skip_row_triggers), connection.cursor() as cursor:
         item_columns = ["dataset", "batch", "external_id", "values", "source_file", "source_row"]
-        item_columns += ["observed_at", "content_hash", "queue_state"]
+        item_columns += ["observed_at", "content_hash", "queue_state", "feature_hash"]
         cursor.execute(
             f"INSERT INTO {q(item.db_table)} ({', '.join(col(item, c) for c in item_columns)}) "
             f"SELECT %s, %s, s.{col(staged, 'external_id')}, s.{col(staged, 'values')}, %s, s.{col(staged, 'line')}, "
-            f"s.{col(staged, 'observed_at')}, s.{col(staged, 'content_hash')}, s.{col(staged, 'queue_state')} "
+            f"s.{col(staged, 'observed_at')}, s.{col(staged, 'content_hash')}, s.{col(staged, 'queue_state')}, "
+            f"s.{col(staged, 'feature_hash')} "
             f"FROM {q(staged.db_table)} s WHERE s.{col(staged, 'batch')} = %s ORDER BY s.{col(staged, 'line')}",
             [batch.dataset_id, batch.pk, batch.file_name, batch.pk],
         )
@@ -748,7 +806,9 @@ def _publish_rows(batch: ImportBatch, timings: dict[str, float], started: float)
             dataset_id=batch.dataset_id, batch_id=batch.pk, label_ids=[label for _, label, _ in groups if label]
         )
     counts_add(dataset_id=batch.dataset_id, deltas=_publish_count_deltas(groups))
-    return _publish_finish(batch, timings, started, rows_imported=rows_imported, labelled_rows=labelled_rows, now=now)
+    return _publish_finish(
+        batch, timings, started, rows_imported=rows_imported, labelled_rows=labelled_rows, now=now, warnings=warnings
+    )
 
 
 def _publish_finish(
@@ -759,6 +819,7 @@ def _publish_finish(
     rows_imported: int,
     labelled_rows: int,
     now: datetime,
+    warnings: dict[str, Any] | None = None,
 ) -> ImportBatch:
     """The publish's end, once the items and gold labels are in: the checks, `import.completed`, the signal."""
     deferred_checks_run_now()  # the rows' foreign keys, checked before the audit event takes the chain head
@@ -784,6 +845,7 @@ def _publish_finish(
         rows_done=rows_imported,
         report={
             "errors": [],
+            **(warnings or {"warnings": [], "warning_count": 0}),
             "labelled_rows": labelled_rows,
             "seconds": {**timings, "publish": round(time.monotonic() - started, 3)},
         },

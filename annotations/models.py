@@ -303,6 +303,7 @@ class ImportStagedRow(models.Model):
     label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     queue_state = models.CharField(max_length=16, help_text="The item's queue state once published.")
     content_hash = models.CharField(max_length=64)
+    feature_hash = models.CharField(max_length=64, null=True, blank=True, help_text="Item.feature_hash to be.")
 
     class Meta:
         indexes = [
@@ -333,6 +334,14 @@ class Item(models.Model):
     source_row = models.PositiveIntegerField(help_text="Line number in the source file (the header is line 1).")
     observed_at = models.DateTimeField(null=True, blank=True, help_text="When the source observed this row.")
     content_hash = models.CharField(max_length=64, help_text="sha256 of the row's canonical content.")
+    # Null only for rows written before it existed and not yet filled (migration 0021 fills them).
+    feature_hash = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="sha256 of the feature values alone (annotations/feature_hash.py): the same for the same "
+        "values whatever the id, label or time; the key of the leakage checks at import.",
+    )
     queue_state = models.CharField(max_length=16, choices=QueueState.choices, default=QueueState.OPEN)
     queue_priority = models.FloatField(
         null=True,
@@ -412,6 +421,9 @@ class Item(models.Model):
             models.Index(fields=["dataset", "predicted_confidence", "id"], name="item_list_confidence"),
             # sort by observed_at, and an observed date range
             models.Index(fields=["dataset", "observed_at", "id"], name="item_list_observed"),
+            # leakage at import (annotations/import_leakage.py): the dataset's items with a given feature hash,
+            # probed for each imported row (in the holdout? in the pool?)
+            models.Index(fields=["dataset", "feature_hash"], name="item_feature_hash"),
         ]
 
     def __str__(self) -> str:

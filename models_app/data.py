@@ -33,7 +33,30 @@ def frame_for_items(item_ids: list[int], specs: list[FeatureSpec], chunk: int = 
     values_by_id: dict[int, dict] = {}
     for start in range(0, len(item_ids), chunk):
         values_by_id.update(_values_by_id(item_ids[start : start + chunk]))
-    return frame_from_rows([values_by_id[pk] for pk in item_ids], specs)
+    return _frame_from_rows([values_by_id[pk] for pk in item_ids], specs)
+
+
+# Feature types whose values stay strings in a model's frame; every other type is a float column.
+_TEXTUAL = ("category", "text")
+
+
+def _frame_from_rows(rows: list[dict], specs: list) -> pd.DataFrame:
+    """baseline.frame_from_rows, with free text kept as text (a text model reads it; issue 9)."""
+    text = [spec.name for spec in specs if spec.dtype == "text"]
+    frame = frame_from_rows(rows, [spec if spec.dtype != "text" else _AsCategory(spec.name) for spec in specs])
+    for name in text:
+        frame[name] = frame[name].astype("object")
+    return frame
+
+
+class _AsCategory:
+    """A text feature passed to frame_from_rows as a category (kept as objects, not cast to numbers)."""
+
+    dtype = "category"
+    categories: tuple[str, ...] = ()
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
 def _frame_postgres(item_ids: list[int], specs: list[FeatureSpec]) -> pd.DataFrame:
@@ -52,7 +75,7 @@ def _frame_postgres(item_ids: list[int], specs: list[FeatureSpec]) -> pd.DataFra
             for block in copy:
                 buffer.write(block)
     buffer.seek(0)
-    dtypes = {f"c{i}": ("object" if spec.dtype == "category" else "float64") for i, spec in enumerate(specs)}
+    dtypes = {f"c{i}": ("object" if spec.dtype in _TEXTUAL else "float64") for i, spec in enumerate(specs)}
     frame = pd.read_csv(
         buffer,
         header=None,

@@ -35,7 +35,7 @@ class RetrainingPolicy(models.Model):
     )
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.FULL)
     replay_fraction = models.FloatField(
-        default=0.5, help_text="Fine-tuning: the share of earlier gold labels mixed in with the new ones (0–1)."
+        default=0.5, help_text="Fine-tuning: the share of earlier gold labels in what it trains on (0 to below 1)."
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -44,7 +44,7 @@ class RetrainingPolicy(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(new_gold_labels__gte=1), name="policy_threshold_positive"),
             models.CheckConstraint(
-                condition=Q(replay_fraction__gte=0) & Q(replay_fraction__lte=1), name="policy_replay_fraction_range"
+                condition=Q(replay_fraction__gte=0) & Q(replay_fraction__lt=1), name="policy_replay_fraction_range"
             ),
             models.CheckConstraint(condition=Q(min_class_examples__gte=1), name="policy_min_class_examples_positive"),
         ]

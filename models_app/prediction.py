@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -21,24 +19,13 @@ from django.utils import timezone
 from annotations.models import Item, LabelClass, QueueStrategy
 from annotations.queue_scores import PROBABILITY_STRATEGIES, priorities_from_scores, strategy_scores
 from governance.audit import audit_record
-from models_app.data import feature_specs, frame_for_items
-from models_app.explanations import explanations_json
-from models_app.ml.artifacts import load_model
-from models_app.ml.baseline import predict_proba
+from models_app.data import frame_for_items
+from models_app.model_runtime import LoadedModel, model_load
 from models_app.models import ModelVersion, Prediction
 from workflow_site.deferred_checks import deferred_checks_run_now
 
 CHUNK = 5000
 logger = logging.getLogger(__name__)
-
-
-def artifact_path(model_version: ModelVersion) -> Path:
-    return Path(settings.ARTIFACT_ROOT) / model_version.artifact_path
-
-
-def model_load(model_version: ModelVersion) -> object:
-    """Load the artifact after checking its sha256 against the registry."""
-    return load_model(artifact_path(model_version), model_version.artifact_sha256)
 
 
 @dataclass(frozen=True)
@@ -62,17 +49,16 @@ def _priorities(strategy: str, proba: np.ndarray) -> list[float] | None:
 
 
 def _chunk_predict(
-    model: object,
+    model: LoadedModel,
     item_ids: list[int],
-    specs: list,
     classes: list[str],
     label_ids: list[int],
     *,
     explain: bool,
     strategy: str = QueueStrategy.LEAST_CONFIDENCE,
 ) -> _ChunkPredictions:
-    frame = frame_for_items(item_ids, specs)
-    proba = predict_proba(model, frame, classes)
+    frame = frame_for_items(item_ids, list(model.spec.features))
+    proba = model.predict_proba(frame, classes)
     best = proba.argmax(axis=1)
     # One JSON object per row from a format string: the same text json.dumps
     # would give for {class: round(p, 6)}, without a dict per row.
@@ -82,7 +68,7 @@ def _chunk_predict(
         label_ids=np.asarray(label_ids)[best],
         confidences=proba[np.arange(len(item_ids)), best],
         probabilities_json=[template % tuple(row) for row in proba.tolist()],
-        explanations_json=explanations_json(model, frame, specs, classes, best) if explain else None,
+        explanations_json=model.explanations_json(frame, classes, best) if explain else None,
         priorities=_priorities(strategy, proba) if explain else None,
     )
 
@@ -100,7 +86,6 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
         return 0
     model = model_load(model_version)
     dataset = model_version.dataset
-    specs = feature_specs(dataset)
     classes = list(model_version.class_names)
     label_by_name = dict(LabelClass.objects.filter(dataset=dataset).values_list("name", "pk"))
     label_ids = [label_by_name[name] for name in classes]
@@ -109,7 +94,7 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start : start + CHUNK]
         predicted = _chunk_predict(
-            model, chunk, specs, classes, label_ids, explain=update_items, strategy=dataset.queue_strategy
+            model, chunk, classes, label_ids, explain=update_items, strategy=dataset.queue_strategy
         )
         with transaction.atomic():
             new = _predictions_insert(model_version, predicted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -176,7 +177,7 @@ def training_runs_requeue_lost(*, now: timezone.datetime | None = None) -> int:
     fails with that reason, and the dataset can train again. Returns how many
     re-queued runs were handed to the broker.
     """
-    from models_app.training import training_run_requeue_lost
+    from models_app.run_states import training_run_requeue_lost
 
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.LOUPE_HEARTBEAT_STALE_S)
@@ -275,25 +276,65 @@ def training_trigger_drift(*, dataset_id: int, reason: str) -> TrainingRun:
     )
 
 
-def retraining_policy_update(
-    *, dataset: Dataset, user: AbstractBaseUser, enabled: bool, new_gold_labels: int
-) -> RetrainingPolicy:
-    if not 1 <= new_gold_labels <= MAX_POLICY_THRESHOLD:
-        raise ValidationError({"new_gold_labels": f"Must be between 1 and {MAX_POLICY_THRESHOLD:,}."})
+@dataclass(frozen=True)
+class PolicyChoice:
+    """What a retraining policy asks for, as a model admin submits it (every field is checked)."""
+
+    enabled: bool
+    new_gold_labels: int
+    schedule_hours: int | None = None
+    algorithm: str = "logistic_regression"
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    min_class_examples: int = 5
+    mode: str = RetrainingPolicy.Mode.FULL
+    replay_fraction: float = 0.5
+
+
+def retraining_policy_update(*, dataset: Dataset, user: AbstractBaseUser, choice: PolicyChoice) -> RetrainingPolicy:
+    """Save the dataset's policy, audited with what changed. ValidationError (keyed by field, changing
+    nothing) for a value out of range, an unknown algorithm or a hyperparameter it does not accept."""
+    from models_app.ml.algorithms.base import HyperparameterError, params_validate
+    from models_app.ml.algorithms.catalogue import catalogue
+
+    errors: dict[str, str] = {}
+    if not 1 <= choice.new_gold_labels <= MAX_POLICY_THRESHOLD:
+        errors["new_gold_labels"] = f"Must be between 1 and {MAX_POLICY_THRESHOLD:,}."
+    if choice.schedule_hours is not None and not 1 <= choice.schedule_hours <= 24 * 366:
+        errors["schedule_hours"] = "Must be between 1 hour and a year (8,784 hours), or empty for no schedule."
+    if not 1 <= choice.min_class_examples <= 10_000:
+        errors["min_class_examples"] = "Must be between 1 and 10,000."
+    if choice.mode not in RetrainingPolicy.Mode.values:
+        errors["mode"] = f"Must be one of {', '.join(RetrainingPolicy.Mode.values)}."
+    if not 0 <= choice.replay_fraction < 1:
+        errors["replay_fraction"] = "Must be at least 0 and below 1 (a share of the rows fine-tuning trains on)."
+    families = catalogue()
+    params: dict[str, Any] = {}
+    if choice.algorithm not in families:
+        errors["algorithm"] = f"Unknown algorithm {choice.algorithm!r}; choose one of {', '.join(families)}."
+    else:
+        try:
+            params = params_validate(families[choice.algorithm].hyperparameters, choice.hyperparameters)
+        except HyperparameterError as exc:
+            errors["hyperparameters"] = str(exc)
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         policy, _ = RetrainingPolicy.objects.select_for_update(no_key=True).get_or_create(dataset=dataset)
-        before = {"enabled": policy.enabled, "new_gold_labels": policy.new_gold_labels}
-        policy.enabled = enabled
-        policy.new_gold_labels = new_gold_labels
+        fields = ("enabled", "new_gold_labels", "schedule_hours", "algorithm", "hyperparameters")
+        fields += ("min_class_examples", "mode", "replay_fraction")
+        before = {name: getattr(policy, name) for name in fields}
+        for name in fields:
+            setattr(policy, name, params if name == "hyperparameters" else getattr(choice, name))
         policy.save()
+        after = {name: getattr(policy, name) for name in fields}
         audit_record(
             actor=user,
             action="retraining_policy.updated",
             obj=policy,
             object_type="retraining_policy",
             dataset_id=dataset.pk,
-            before=before,
-            after={"enabled": enabled, "new_gold_labels": new_gold_labels},
+            before={k: v for k, v in before.items() if after[k] != v},
+            after={k: v for k, v in after.items() if before[k] != v},
         )
     return policy
 

@@ -19,180 +19,53 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F, Max
+from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from annotations.models import Dataset, GoldLabel, Item
 from governance.audit import audit_record
-from models_app.data import class_names, feature_specs, frame_for_items, holdout_labels, labels_hash
-from models_app.ml import baseline
-from models_app.ml.artifacts import save_model
+from models_app.data import frame_for_items, holdout_labels, labels_hash
+from models_app.ml.algorithms import algorithm_get
+from models_app.ml.algorithms.base import ModelSpec, TrainingDataError
+from models_app.ml.algorithms.checks import training_data_check
+from models_app.ml.algorithms.replay import replay_sample
 from models_app.ml.metrics import classification_metrics
-from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel, TrainingRun, TrainingTrigger
-from models_app.prediction import model_load
+from models_app.model_runtime import LoadedModel, model_load, model_spec
+from models_app.models import (
+    DatasetSnapshot,
+    Evaluation,
+    ModelVersion,
+    RetrainingPolicy,
+    SnapshotLabel,
+    TrainingRun,
+    TrainingTrigger,
+)
+from models_app.run_states import (
+    TRANSIENT_ERRORS,
+    RunCancelled,
+    RunSuperseded,
+    run_ended,
+    run_heartbeat_touch,
+    run_progress,
+    run_requeue_after_transient_error,
+    training_run_cancelled,
+    training_run_claim,
+    training_run_fail,
+)
 from workflow_site.heartbeat import Heartbeat
+from workflow_site.versions import code_version
 
 logger = logging.getLogger(__name__)
-# The database going away mid-run (restart, failover, a dropped connection): retried, never "failed".
-TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
-
-def _run_transition(
-    *,
-    run_id: int,
-    from_status: str,
-    action: str,
-    after: dict[str, Any],
-    reason: str = "",
-    only_if: dict[str, Any] | None = None,
-    before: dict[str, Any] | None = None,
-    on_moved: Any = None,
-    **changes: Any,
-) -> TrainingRun | None:
-    """Move a run out of `from_status` with a conditional UPDATE and, if it moved, audit it in the same transaction.
-
-    The UPDATE ... WHERE status = from_status (and `only_if`) is the claim: of
-    two callers (a redelivered task, the sweep and the worker) exactly one moves
-    the run. Returns the moved run, or None when it was not in that state.
-    """
-    with transaction.atomic():
-        moved = TrainingRun.objects.filter(pk=run_id, status=from_status, **(only_if or {})).update(**changes)
-        if not moved:
-            return None
-        run = TrainingRun.objects.get(pk=run_id)
-        audit_record(
-            actor=None,
-            action=action,
-            obj=run,
-            object_type="training_run",
-            dataset_id=run.dataset_id,
-            before={"status": from_status, **(before or {})},
-            after=after,
-            reason=reason,
-        )
-        if on_moved is not None:
-            on_moved(run)
-    return run
-
-
-def training_run_claim(*, run_id: int) -> bool:
-    """queued → running, once. False if another delivery already claimed it, or if another run of the
-    same dataset is running (this one is queued behind it and is dispatched when that one ends).
-
-    A run that is running (with a fresh heartbeat or not) is never claimed
-    here: only the sweep moves a lost run back to queued, so two workers never
-    train the same run. The dataset row is locked first (lock order), so two
-    queued runs of one dataset (a lost run re-queued beside a newer one) are
-    never claimed at once.
-    """
-    now = timezone.now()
-    with transaction.atomic():
-        dataset_id = TrainingRun.objects.filter(pk=run_id).values_list("dataset_id", flat=True).first()
-        if dataset_id is None:
-            return False
-        Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
-        if TrainingRun.objects.filter(dataset_id=dataset_id, status=TrainingRun.Status.RUNNING).exists():
-            return False
-        claimed = _run_transition(
-            run_id=run_id,
-            from_status=TrainingRun.Status.QUEUED,
-            action="training.started",
-            after={"status": "running"},
-            status=TrainingRun.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            attempts=F("attempts") + 1,
-            stage="Freezing the snapshot",
-            progress=5,
-            epoch=None,
-        )
-    return claimed is not None
-
-
-class _Cancelled(Exception):
-    """A model admin asked to stop this run (training_run_cancel)."""
-
-
-def _progress(run: TrainingRun, progress: int, stage: str, *, epoch: int | None = None) -> None:
-    """Show where the run is; the one statement also notices a cancel request or a newer attempt.
-
-    The UPDATE only matches a running run of this attempt that nobody asked to
-    stop: when it matches nothing, one more read says which, and the fit stops
-    (raised from the algorithm's progress callback, so between two epochs).
-    """
-    changes: dict[str, Any] = {"progress": progress, "stage": stage, "heartbeat_at": timezone.now()}
-    if epoch is not None:
-        changes["epoch"] = epoch
-    mine = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING, attempts=run.attempts)
-    if mine.filter(cancel_requested_at__isnull=True).update(**changes):
-        return
-    if mine.filter(cancel_requested_at__isnull=False).exists():
-        raise _Cancelled
-    raise _Superseded(f"Training run {run.pk} attempt {run.attempts} is no longer the running attempt.")
-
-
-def _heartbeat_touch(run_id: int) -> None:
-    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(heartbeat_at=timezone.now())
-
-
-def _run_ended(dataset_id: int) -> None:
-    """After a run ends, in its transaction: the run queued behind it (coalesced triggers) goes to the broker."""
-    from models_app.services import training_run_dispatch_next
-
-    transaction.on_commit(lambda: training_run_dispatch_next(dataset_id=dataset_id))
-
-
-def training_run_requeue_lost(*, run_id: int, lost_at: Any, max_attempts: int) -> TrainingRun | None:
-    """running → queued (another attempt) or running → failed (attempts used up), for a run whose worker stopped.
-
-    Called by the sweep for a run whose heartbeat is stale. The conditional
-    UPDATE also checks the heartbeat has not moved since the sweep read it, so a
-    worker that was only slow and beat in the meantime keeps its run.
-    Returns the run if it moved.
-    """
-    run = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).first()
-    if run is None:
-        return None
-    reason = (
-        f"the worker stopped sending heartbeats (last at {lost_at.isoformat() if lost_at else 'never'}) "
-        f"during attempt {run.attempts} of {max_attempts}"
-    )
-    lost = {
-        "run_id": run_id,
-        "from_status": TrainingRun.Status.RUNNING,
-        # Unless the worker was only slow and beat since the sweep read the run.
-        "only_if": {"heartbeat_at": lost_at},
-        "before": {"attempt": run.attempts},
-        "reason": reason,
-        "worker_lost_at": lost_at,
-    }
-    if run.attempts < max_attempts:
-        return _run_transition(
-            **lost,
-            action="training.requeued",
-            after={"status": "queued", "attempt": run.attempts + 1},
-            status=TrainingRun.Status.QUEUED,
-            progress=0,
-            stage=f"Queued again after attempt {run.attempts}: the worker stopped",
-            dispatched_at=None,
-        )
-    times = "time" if run.attempts == 1 else "times"
-    error = f"The worker stopped during training {run.attempts} {times}; not retried."
-    return _run_transition(
-        **lost,
-        action="training.failed",
-        after={"status": "failed", "error": error},
-        status=TrainingRun.Status.FAILED,
-        finished_at=timezone.now(),
-        stage="Failed",
-        error=error,
-    )
+__all__ = ["snapshot_freeze", "training_run_claim", "training_run_execute", "training_run_fail"]
 
 
 def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:
@@ -261,10 +134,6 @@ def _triggers_answered(run: TrainingRun, snapshot: DatasetSnapshot) -> list[int]
     return list(TrainingTrigger.objects.filter(run=run).order_by("pk").values_list("pk", flat=True))
 
 
-class _Superseded(Exception):
-    """This attempt's worker was presumed lost (stale heartbeat) and the run was queued again."""
-
-
 @dataclass(frozen=True)
 class HoldoutComparison:
     """Candidate and champion measured on the same sequestered holdout."""
@@ -287,17 +156,23 @@ class TrainedCandidate:
     feature_names: list[str]
     class_names: list[str]
     holdout: HoldoutComparison
+    fit_info: dict[str, Any]
 
 
-def _evaluate(model: object, holdout: list[tuple[int, str, str]], specs: list, classes: list[str]) -> dict:
+def model_fit(algorithm: Any, frame: pd.DataFrame, labels: np.ndarray, **kwargs: Any) -> Any:
+    """The fit itself (one seam, so a test can slow it down or make it fail without touching a family)."""
+    return algorithm.fit(frame, labels, **kwargs)
+
+
+def _evaluate(model: LoadedModel, holdout: list[tuple[int, str, str]], classes: list[str]) -> dict:
     if not holdout:
         return {"n": 0}
-    frame = frame_for_items([item_id for item_id, _, _ in holdout], specs)
-    proba = baseline.predict_proba(model, frame, classes)
+    frame = frame_for_items([item_id for item_id, _, _ in holdout], list(model.spec.features))
+    proba = model.predict_proba(frame, classes)
     return classification_metrics([label for _, _, label in holdout], proba, classes)
 
 
-def _champion_metrics(champion: ModelVersion, holdout: list, specs: list, classes: list[str]) -> dict | None:
+def _champion_metrics(champion: ModelVersion, holdout: list, classes: list[str]) -> dict | None:
     """The champion's metrics on today's holdout; None (logged) if it cannot be evaluated.
 
     A champion whose artifact fails its hash check, or whose classes no longer
@@ -305,14 +180,51 @@ def _champion_metrics(champion: ModelVersion, holdout: list, specs: list, classe
     comparison is then shown as missing, and promotion review sees that.
     """
     try:
-        return _evaluate(model_load(champion), holdout, specs, classes)
+        return _evaluate(model_load(champion), holdout, classes)
     except Exception:
         logger.exception("Could not evaluate champion v%s on the holdout", champion.version)
         return None
 
 
+@dataclass(frozen=True)
+class _TrainingRows:
+    item_ids: list[int]
+    labels: np.ndarray
+    warm_start: Any  # the champion's fitted model when fine-tuning, else None
+    note: str  # what was trained on, in words (the run's stage and the version's fit info)
+
+
+def _training_rows(run: TrainingRun, snapshot: DatasetSnapshot, spec: ModelSpec) -> _TrainingRows:
+    """The snapshot's rows; when fine-tuning, the labels new since the champion's snapshot plus a seeded
+    replay sample of the earlier ones (so it does not forget), warm-started from the champion."""
+    rows = list(
+        SnapshotLabel.objects.filter(snapshot=snapshot).order_by("item_id").values_list("item_id", "label__name")
+    )
+    ids = [item_id for item_id, _ in rows]
+    labels = np.asarray([label for _, label in rows], dtype=object)
+    everything = _TrainingRows(ids, labels, None, f"{len(ids)} gold labels, trained from scratch")
+    if run.mode != RetrainingPolicy.Mode.FINE_TUNE:
+        return everything
+    champion = ModelVersion.objects.filter(dataset_id=run.dataset_id, stage=ModelVersion.Stage.CHAMPION).first()
+    if champion is None or champion.algorithm != run.algorithm:
+        why = "no champion" if champion is None else f"the champion is a {champion.algorithm}, not a {run.algorithm}"
+        return _TrainingRows(ids, labels, None, f"{len(ids)} gold labels, from scratch: cannot fine-tune ({why})")
+    seen = set(SnapshotLabel.objects.filter(snapshot_id=champion.snapshot_id).values_list("item_id", flat=True))
+    new = [i for i, item_id in enumerate(ids) if item_id not in seen]
+    old = [i for i, item_id in enumerate(ids) if item_id in seen]
+    if not new:
+        return _TrainingRows(ids, labels, None, f"{len(ids)} gold labels, from scratch: none is new to the champion")
+    chosen = replay_sample(new, old, run.replay_fraction, run.seed)
+    return _TrainingRows(
+        [ids[i] for i in chosen],
+        labels[chosen],
+        model_load(champion).fitted,
+        f"fine-tuned from v{champion.version} on {len(new)} new gold labels and {len(chosen) - len(new)} replayed",
+    )
+
+
 def training_run_execute(*, run_id: int) -> ModelVersion | None:
-    """Run a queued training run to a registered candidate (or to failed). None if not claimed."""
+    """Run a queued training run to a registered candidate (or to failed or cancelled). None if not claimed."""
     if not training_run_claim(run_id=run_id):
         logger.info("Training run %s was not queued (already claimed or gone); nothing to do.", run_id)
         return None
@@ -321,56 +233,83 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
     try:
         snapshot = snapshot_freeze(run=run)
         dataset = run.dataset
-        specs = feature_specs(dataset)
-        if not specs:
-            raise ValueError(
-                "The dataset has no feature today's models can use: free-text features are shown to "
-                "reviewers but not yet learned from. Add a number, yes/no or category feature."
+        algorithm = algorithm_get(run.algorithm)
+        params = algorithm.validate_params(run.hyperparameters)
+        spec = model_spec(dataset, with_text=algorithm.handles_text)
+        if not spec.features:
+            raise TrainingDataError(
+                f"The dataset has no feature a {algorithm.label} can use"
+                + ("" if algorithm.handles_text else " (it does not read free text: choose a text model)")
+                + "."
             )
-        classes = class_names(dataset)
-        _progress(run, 20, f"Training on {snapshot.label_count} gold labels")
-        rows = list(
-            SnapshotLabel.objects.filter(snapshot=snapshot).order_by("item_id").values_list("item_id", "label__name")
-        )
-        frame = frame_for_items([item_id for item_id, _ in rows], specs)
-        with Heartbeat(touch=lambda: _heartbeat_touch(run.pk), name=f"training run {run.pk}"):
-            model = baseline.train(frame, [label for _, label in rows], specs, classes, seed=run.pk)
+        classes = list(spec.class_names)
+        chosen = _training_rows(run, snapshot, spec)
+        warnings = training_data_check(chosen.labels, spec, run.min_class_examples)
+        frame = frame_for_items(chosen.item_ids, list(spec.features))
+        epochs = params.get("fine_tune_epochs" if chosen.warm_start is not None else "epochs")
+        TrainingRun.objects.filter(pk=run.pk).update(epochs_total=epochs)
+        run_progress(run, 20, f"Training {algorithm.label}: {chosen.note}")
 
-        _progress(run, 60, "Writing the artifact")
+        def progress(fraction: float, stage: str, epoch: int | None) -> None:
+            run_progress(run, 20 + int(40 * min(max(fraction, 0.0), 1.0)), stage, epoch=epoch)
+
+        with Heartbeat(touch=lambda: run_heartbeat_touch(run.pk), name=f"training run {run.pk}"):
+            fitted = model_fit(
+                algorithm,
+                frame,
+                chosen.labels,
+                spec=spec,
+                params=params,
+                seed=run.seed,
+                progress=progress,
+                warm_start=chosen.warm_start,
+            )
+
+        run_progress(run, 60, "Writing the artifact")
         # Unique per attempt: a file is never overwritten, even if ids are reused after a restore.
-        relative = Path(f"dataset_{dataset.pk}") / f"run_{run.pk}-{uuid.uuid4().hex[:12]}.skops"
+        suffix = ".safetensors" if run.algorithm.startswith("torch_") else ".skops"
+        relative = Path(f"dataset_{dataset.pk}") / f"run_{run.pk}-{uuid.uuid4().hex[:12]}{suffix}"
         artifact_file = Path(settings.ARTIFACT_ROOT) / relative
-        sha256 = save_model(model, artifact_file)
+        sha256 = fitted.save(artifact_file)
+        fit_info = {
+            **asdict(fitted.info),
+            "label": algorithm.label,
+            "trained_on": chosen.note,
+            "code_version": code_version(),
+            "warnings": sorted(set(fitted.info.warnings) | set(warnings)),
+        }
 
-        _progress(run, 75, "Evaluating on the sequestered holdout")
+        run_progress(run, 75, "Evaluating on the sequestered holdout")
         holdout = holdout_labels(dataset)
         champion = ModelVersion.objects.filter(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).first()
+        candidate = LoadedModel(version=ModelVersion(version=0), spec=spec, fitted=fitted, legacy=False)
         comparison = HoldoutComparison(
             size=len(holdout),
             labels_hash=labels_hash(holdout),
-            candidate_metrics=_evaluate(model, holdout, specs, classes),
+            candidate_metrics=_evaluate(candidate, holdout, classes),
             champion=champion,
-            champion_metrics=_champion_metrics(champion, holdout, specs, classes) if champion else None,
+            champion_metrics=_champion_metrics(champion, holdout, classes) if champion else None,
         )
 
-        _progress(run, 90, "Registering the candidate")
+        run_progress(run, 90, "Registering the candidate")
         return _register(
             TrainedCandidate(
                 run=run,
                 snapshot=snapshot,
                 artifact_path=relative,
                 artifact_sha256=sha256,
-                feature_names=[spec.name for spec in specs],
+                feature_names=[feature.name for feature in spec.features],
                 class_names=classes,
                 holdout=comparison,
+                fit_info=fit_info,
             )
         )
-    except _Superseded:
+    except RunSuperseded:
         logger.warning("Training run %s: a later attempt owns the run; this attempt's result is dropped.", run_id)
         if artifact_file is not None:
             artifact_file.unlink(missing_ok=True)
         return None
-    except _Cancelled:
+    except RunCancelled:
         if artifact_file is not None:
             artifact_file.unlink(missing_ok=True)
         training_run_cancelled(run_id=run_id, attempt=run.attempts)
@@ -381,7 +320,7 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         # goes stale and the sweep re-queues the run. Never marked failed for this.
         if artifact_file is not None:
             artifact_file.unlink(missing_ok=True)
-        _requeue_after_transient_error(run)
+        run_requeue_after_transient_error(run)
         raise
     except Exception as exc:  # any failure ends the run as failed, with its reason
         logger.exception("Training run %s failed", run_id)
@@ -402,7 +341,7 @@ def _register(trained: TrainedCandidate) -> ModelVersion:
         version = ModelVersion.objects.create(
             dataset=run.dataset,
             version=(last or 0) + 1,
-            algorithm=baseline.ALGORITHM,
+            algorithm=run.algorithm,
             training_run=run,
             snapshot=snapshot,
             artifact_path=str(trained.artifact_path),
@@ -410,6 +349,7 @@ def _register(trained: TrainedCandidate) -> ModelVersion:
             feature_names=trained.feature_names,
             class_names=trained.class_names,
             metrics={"holdout": holdout.candidate_metrics, "training_labels": snapshot.label_count},
+            fit_info=trained.fit_info,
         )
         Evaluation.objects.create(
             training_run=run,
@@ -433,10 +373,10 @@ def _register(trained: TrainedCandidate) -> ModelVersion:
             status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), progress=100, stage="Done"
         ):
             if mine.filter(cancel_requested_at__isnull=False).exists():
-                raise _Cancelled  # asked to stop at the last moment: nothing is registered (this rolls back)
+                raise RunCancelled  # asked to stop at the last moment: nothing is registered (this rolls back)
             # This worker was presumed lost and the run queued again: the newer attempt owns it.
-            raise _Superseded(f"Training run {run.pk} attempt {run.attempts} was superseded by a later attempt.")
-        _run_ended(run.dataset_id)
+            raise RunSuperseded(f"Training run {run.pk} attempt {run.attempts} was superseded by a later attempt.")
+        run_ended(run.dataset_id)
         audit_record(
             actor=None,
             action="model_version.registered",
@@ -462,54 +402,3 @@ def _register(trained: TrainedCandidate) -> ModelVersion:
             after={"status": "succeeded", "model_version": version.version},
         )
     return version
-
-
-def training_run_cancelled(*, run_id: int, attempt: int) -> None:
-    """running → cancelled, once the worker has stopped (a model admin asked: services.training_run_cancel)."""
-    with transaction.atomic():
-        moved = _run_transition(
-            run_id=run_id,
-            from_status=TrainingRun.Status.RUNNING,
-            action="training.cancelled",
-            after={"status": "cancelled"},
-            only_if={"attempts": attempt, "cancel_requested_at__isnull": False},
-            status=TrainingRun.Status.CANCELLED,
-            finished_at=timezone.now(),
-            stage="Cancelled",
-        )
-        if moved is not None:
-            _run_ended(moved.dataset_id)
-
-
-def _requeue_after_transient_error(run: TrainingRun) -> None:
-    try:
-        _run_transition(
-            run_id=run.pk,
-            from_status=TrainingRun.Status.RUNNING,
-            action="training.requeued",
-            after={"status": "queued", "attempt": run.attempts + 1},
-            only_if={"attempts": run.attempts},
-            reason="a transient database error; the task retries",
-            status=TrainingRun.Status.QUEUED,
-            progress=0,
-            stage="Queued again after a transient database error",
-            dispatched_at=timezone.now(),  # the task's own retry carries it: the sweep need not resend yet
-        )
-    except TRANSIENT_ERRORS:
-        logger.warning("Training run %s: the database is still away; the sweep will re-queue it.", run.pk)
-
-
-def training_run_fail(*, run_id: int, error: str, detail: str = "") -> None:
-    """running → failed, with the reason; nothing happens to a run that is no longer running."""
-    _run_transition(
-        run_id=run_id,
-        from_status=TrainingRun.Status.RUNNING,
-        action="training.failed",
-        after={"status": "failed", "error": error[:500]},
-        reason=detail[-1500:],
-        status=TrainingRun.Status.FAILED,
-        finished_at=timezone.now(),
-        error=error[:2000],
-        stage="Failed",
-        on_moved=lambda run: _run_ended(run.dataset_id),
-    )

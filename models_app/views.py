@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -10,17 +13,49 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotations.selectors import dataset_get_for_user
-from models_app.models import TrainingRun
+from models_app.models import RetrainingPolicy, TrainingRun
 from models_app.selectors import champion_comparison, models_overview_get_for_user, run_get_for_user
-from models_app.services import retraining_policy_update, training_run_cancel, training_run_request
+from models_app.services import PolicyChoice, retraining_policy_update, training_run_cancel, training_run_request
 from workflow_site.access import Role, has_role
 
 
 @require_GET
 @login_required
 def models_overview(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    return _models_overview_page(request, dataset_id)
+
+
+def _models_overview_page(
+    request: HttpRequest, dataset_id: int, *, errors: dict | None = None, status: int = 200
+) -> HttpResponse:
+    from models_app.ml.algorithms.catalogue import catalogue
+
     overview = models_overview_get_for_user(user=request.user, dataset_id=dataset_id)
-    return render(request, "models_app/models_overview.html", {"dataset": overview.dataset, "overview": overview})
+    policy = overview.policy
+    context = {
+        "dataset": overview.dataset,
+        "overview": overview,
+        "families": list(catalogue().values()),
+        "modes": RetrainingPolicy.Mode.choices,
+        "errors": errors or {},
+        # What the form shows: what was typed when it was refused, else the saved policy.
+        "form": request.POST if errors else _policy_form_values(policy),
+    }
+    return render(request, "models_app/models_overview.html", context, status=status)
+
+
+def _policy_form_values(policy: RetrainingPolicy | None) -> dict[str, Any]:
+    policy = policy or RetrainingPolicy()
+    return {
+        "enabled": "on" if policy.enabled else "",
+        "new_gold_labels": policy.new_gold_labels,
+        "schedule_hours": policy.schedule_hours or "",
+        "algorithm": policy.algorithm,
+        "hyperparameters": json.dumps(policy.hyperparameters, indent=1) if policy.hyperparameters else "",
+        "min_class_examples": policy.min_class_examples,
+        "mode": policy.mode,
+        "replay_fraction": policy.replay_fraction,
+    }
 
 
 @require_POST
@@ -37,7 +72,13 @@ def training_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("models_app:overview", dataset_id=dataset.pk)
-    messages.success(request, f"Training run {run.pk} is queued.")
+    running = TrainingRun.objects.filter(dataset=dataset, status=TrainingRun.Status.RUNNING).first()
+    if run.triggers.count() > 1:
+        messages.success(request, f"Training run {run.pk} was already queued: your request is folded into it.")
+    elif running is not None:
+        messages.success(request, f"Training run {run.pk} is queued; it starts when run {running.pk} has ended.")
+    else:
+        messages.success(request, f"Training run {run.pk} is queued.")
     return redirect("models_app:run_detail", run_id=run.pk)
 
 
@@ -45,19 +86,52 @@ def training_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
 @login_required
 def policy_update(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
-    raw = request.POST.get("new_gold_labels", "")
     try:
-        threshold = int(raw)
-        retraining_policy_update(
-            dataset=dataset, user=request.user, enabled=request.POST.get("enabled") == "on", new_gold_labels=threshold
-        )
-    except ValueError:
-        messages.error(request, f"“{raw}” is not a whole number of gold labels.")
+        choice = _policy_choice(request.POST)
+        retraining_policy_update(dataset=dataset, user=request.user, choice=choice)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "Retraining policy saved.")
+        return _models_overview_page(request, dataset.pk, errors=exc.message_dict, status=400)
+    messages.success(request, "Retraining policy saved.")
     return redirect("models_app:overview", dataset_id=dataset.pk)
+
+
+def _policy_choice(data: Any) -> PolicyChoice:
+    """The posted form as a PolicyChoice; a value that is not even a number is refused here, by field."""
+    errors: dict[str, str] = {}
+
+    def number(name: str, kind: type, *, optional: bool = False) -> Any:
+        raw = (data.get(name) or "").strip()
+        if optional and not raw:
+            return None
+        try:
+            return kind(raw)
+        except ValueError:
+            errors[name] = f"“{raw}” is not a {'whole ' if kind is int else ''}number."
+            return None
+
+    hyperparameters: Any = {}
+    raw_params = (data.get("hyperparameters") or "").strip()
+    if raw_params:
+        try:
+            hyperparameters = json.loads(raw_params)
+        except json.JSONDecodeError as exc:
+            errors["hyperparameters"] = f"Not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
+        else:
+            if not isinstance(hyperparameters, dict):
+                errors["hyperparameters"] = 'Write the hyperparameters as a JSON object, e.g. {"C": 0.5}.'
+    choice = {
+        "enabled": data.get("enabled") == "on",
+        "new_gold_labels": number("new_gold_labels", int),
+        "schedule_hours": number("schedule_hours", int, optional=True),
+        "algorithm": data.get("algorithm") or "logistic_regression",
+        "hyperparameters": hyperparameters if isinstance(hyperparameters, dict) else {},
+        "min_class_examples": number("min_class_examples", int),
+        "mode": data.get("mode") or RetrainingPolicy.Mode.FULL,
+        "replay_fraction": number("replay_fraction", float),
+    }
+    if errors:
+        raise ValidationError(errors)
+    return PolicyChoice(**choice)
 
 
 @require_POST

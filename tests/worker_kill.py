@@ -20,16 +20,16 @@ from tests.worker import WorkerProcess, _worker_env, worker_popen
 SLOW_FIT_ENV = "LOUPE_TEST_SLOW_FIT_S"
 
 if os.environ.get(SLOW_FIT_ENV):
-    from models_app.ml import baseline
+    from models_app import training
 
-    _train = baseline.train
+    _fit = training.model_fit
     _pause = float(os.environ[SLOW_FIT_ENV])
 
-    def _slow_train(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def _slow_fit(*args, **kwargs):  # type: ignore[no-untyped-def]
         time.sleep(_pause)
-        return _train(*args, **kwargs)
+        return _fit(*args, **kwargs)
 
-    baseline.train = _slow_train
+    training.model_fit = _slow_fit
 
 
 def killable_worker_start(*, queue: str, env: dict[str, str]) -> WorkerProcess:

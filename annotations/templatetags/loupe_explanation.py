@@ -41,6 +41,7 @@ def item_explanation(item: Any, rows: Any = None) -> dict[str, Any] | None:
     units = {
         row["feature"].name: row["feature"].unit for row in rows or () if isinstance(row, dict) and "feature" in row
     }
+    tokens = stored.get("kind") == "tokens"  # a text model: each contributor is a word of the note
     largest = max(abs(c["contribution"]) for c in contributors) or 1.0
     words = {"toward": stored.get("toward", ""), "away": stored.get("away", ""), "none": "no effect"}
     shown = []
@@ -49,9 +50,9 @@ def item_explanation(item: Any, rows: Any = None) -> dict[str, Any] | None:
         width = round(50 * abs(c["contribution"]) / largest, 1)
         shown.append(
             {
-                "feature": c["feature"],
-                "value": _display(c["value"]),
-                "unit": units.get(c["feature"], "") if c.get("value") is not None else "",
+                "feature": f"“{c['feature']}”" if tokens else c["feature"],
+                "value": "" if tokens else _display(c["value"]),
+                "unit": units.get(c["feature"], "") if c.get("value") is not None and not tokens else "",
                 "contribution": c["contribution"],
                 "direction": c["direction"],
                 "words": words[c["direction"]],
@@ -59,13 +60,22 @@ def item_explanation(item: Any, rows: Any = None) -> dict[str, Any] | None:
                 "width": width,
             }
         )
-    summary = f"Features that weigh most in the model's log-odds for {stored['class']}, largest first: " + "; ".join(
-        f"{reveal_plain(c['feature'])} is {c['value']}{' ' + c['unit'] if c['unit'] else ''}, "
-        f"{c['words']} ({c['contribution']:+.2f})"
-        for c in shown
-    )
+    if tokens:
+        summary = f"Words that weigh most in the model's log-odds for {stored['class']}, largest first: " + "; ".join(
+            f"{reveal_plain(c['feature'])} {c['words']} ({c['contribution']:+.2f})" for c in shown
+        )
+    else:
+        summary = (
+            f"Features that weigh most in the model's log-odds for {stored['class']}, largest first: "
+            + "; ".join(
+                f"{reveal_plain(c['feature'])} is {c['value']}{' ' + c['unit'] if c['unit'] else ''}, "
+                f"{c['words']} ({c['contribution']:+.2f})"
+                for c in shown
+            )
+        )
     return {
         **{k: stored.get(k, "") for k in ("class", "toward", "away")},
+        "what": "Words" if tokens else "Features",
         "about": _about(stored),
         "contributors": shown,
         "summary": summary + ".",
@@ -75,6 +85,13 @@ def item_explanation(item: Any, rows: Any = None) -> dict[str, Any] | None:
 def _about(stored: dict[str, Any]) -> str:
     """What the numbers measure, in words, for the stored method (models_app/ml/explain.py)."""
     name = stored["class"]
+    if stored.get("kind") == "tokens":
+        if stored.get("method") == "occlusion":
+            return f"Each number is how much the model's log-odds for {name} drop without that word in the note."
+        return (
+            f"Each number is the word's share of the model's log-odds for {name}: its coefficient times its "
+            "TF-IDF weight in this note."
+        )
     if stored.get("method") == "linear":
         about = (
             f"Each number is the feature's share of the model's log-odds for {name}: its coefficient times "

@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='retrainingpolicy',
             name='replay_fraction',
-            field=models.FloatField(default=0.5, help_text='Fine-tuning: the share of earlier gold labels mixed in with the new ones (0–1).'),
+            field=models.FloatField(default=0.5, help_text='Fine-tuning: the share of earlier gold labels in what it trains on (0 to below 1).'),
         ),
         migrations.AddField(
             model_name='retrainingpolicy',
@@ -123,7 +123,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='retrainingpolicy',
-            constraint=models.CheckConstraint(condition=models.Q(('replay_fraction__gte', 0), ('replay_fraction__lte', 1)), name='policy_replay_fraction_range'),
+            constraint=models.CheckConstraint(condition=models.Q(('replay_fraction__gte', 0), ('replay_fraction__lt', 1)), name='policy_replay_fraction_range'),
         ),
         migrations.AddConstraint(
             model_name='retrainingpolicy',

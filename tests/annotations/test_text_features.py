@@ -99,4 +99,4 @@ def test_todays_models_leave_the_note_out_and_a_text_only_dataset_says_why_it_ca
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED
-    assert "no feature today's models can use" in run.error
+    assert "no feature a Logistic regression (scikit-learn) can use" in run.error and "text model" in run.error

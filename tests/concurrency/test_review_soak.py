@@ -41,7 +41,7 @@ from governance.audit_chain import verify_chain
 from governance.models import AuditEvent, PromotionRequest
 from governance.promotions import promotion_decide, promotion_request_create
 from models_app.models import ModelVersion, TrainingRun
-from models_app.services import retraining_policy_update
+from models_app.services import PolicyChoice, retraining_policy_update
 from tests.helpers import MODEL_ADMIN, MODEL_ADMIN2, PASSWORD, csv_bytes, make_user, synthetic_rows
 from workflow_site.access import Role
 
@@ -143,7 +143,7 @@ def test_sixteen_reviewers_with_retraining_and_promotion_never_deadlock(transact
         data=csv_bytes(synthetic_rows(OPEN_ITEMS, start=5000, labelled=False, prefix="soak")),
         purpose=ImportBatch.Purpose.REVIEW,
     )
-    retraining_policy_update(dataset=dataset, user=requester, enabled=True, new_gold_labels=20)
+    retraining_policy_update(dataset=dataset, user=requester, choice=PolicyChoice(enabled=True, new_gold_labels=20))
     reviewers = [make_user(f"soak{n}", Role.REVIEWER, dataset=dataset) for n in range(REVIEWERS)]
     reviews_before = Review.objects.count()
     connection.close()  # the threads open their own connections

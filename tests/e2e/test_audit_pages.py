@@ -27,7 +27,7 @@ PAGE_HEIGHT_LIMIT = 3_000  # px, at 1366 px wide
 def _a_days_work(dataset, reviewer) -> None:  # type: ignore[no-untyped-def]
     """Reviews (the widest events: ten recorded fields each) and policy changes, on top of the
     trained dataset's imports, training, promotion and predictions: more than a page of events."""
-    from models_app.services import retraining_policy_update
+    from models_app.services import PolicyChoice, retraining_policy_update
 
     RetrainingPolicy.objects.filter(dataset=dataset).update(enabled=False)  # no training in the middle
     labels = list(LabelClass.objects.filter(dataset=dataset))
@@ -39,7 +39,9 @@ def _a_days_work(dataset, reviewer) -> None:  # type: ignore[no-untyped-def]
         review_submit(item_id=item.pk, reviewer=reviewer, answer=answer)
     admin = dataset.memberships.filter(user__username="admin1").get().user
     for n in range(6):
-        retraining_policy_update(dataset=dataset, user=admin, enabled=bool(n % 2), new_gold_labels=20 + n)
+        retraining_policy_update(
+            dataset=dataset, user=admin, choice=PolicyChoice(enabled=bool(n % 2), new_gold_labels=20 + n)
+        )
 
 
 def test_a_full_page_of_the_audit_trail_is_compact_and_names_items_by_their_ids(  # ~8 s

@@ -67,14 +67,16 @@ def _review(item: Item, user, label_name: str | None = "malignant") -> Review:  
 @pytest.fixture
 def workload(trained_dataset, reviewer, adjudicator, model_admin):
     """Reviews, a skip, a policy change and a login on top of the trained dataset's own history."""
-    from models_app.services import retraining_policy_update
+    from models_app.services import PolicyChoice, retraining_policy_update
 
     items = _open_items(trained_dataset)
     _review(items[0], reviewer, "malignant")
     _review(items[1], reviewer, "benign")
     _review(items[2], adjudicator, None)
     _review(items[3], adjudicator, "benign")
-    retraining_policy_update(dataset=trained_dataset, user=model_admin, enabled=True, new_gold_labels=50)
+    retraining_policy_update(
+        dataset=trained_dataset, user=model_admin, choice=PolicyChoice(enabled=True, new_gold_labels=50)
+    )
     login(reviewer)
     return trained_dataset
 

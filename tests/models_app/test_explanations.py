@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 
 from annotations.models import Item
-from models_app.data import feature_specs, frame_for_items
+from models_app.data import frame_for_items
 from models_app.explanations import explanations_json
-from models_app.ml.baseline import FeatureSpec, predict_proba
-from models_app.ml.explain import explain
+from models_app.ml.baseline import FeatureSpec
 from models_app.models import ModelVersion, Prediction
 from models_app.prediction import model_load, predictions_create
 
@@ -37,22 +36,23 @@ def test_every_open_item_stores_the_explanation_of_its_shown_prediction(trained_
 
     predictions_create(model_version=champion, item_ids=ids, update_items=True)
 
-    specs = feature_specs(trained_dataset)
     classes = list(champion.class_names)
-    model = model_load(champion)
-    frame = frame_for_items(ids, specs)
-    expected = explain(model, frame, classes, predicted=predict_proba(model, frame, classes).argmax(axis=1))
+    model = model_load(champion)  # a logistic regression of the model families (models_app/ml/algorithms)
+    frame = frame_for_items(ids, list(model.spec.features))
+    expected = model.fitted.explain(frame, top_k=5)
+    calibrated = model.fitted.info.calibration != "none"
     items = list(Item.objects.filter(pk__in=ids).select_related("predicted_label").order_by("pk"))
     for row, item in enumerate(items):
         stored = item.prediction_explanation
         assert stored["class"] == item.predicted_label.name
-        assert stored["method"] == "linear" and stored["calibrated"] is True
+        assert stored["method"] == "linear" and stored["calibrated"] is calibrated and stored["kind"] == "features"
         assert stored["toward"] == f"pushes toward {item.predicted_label.name}"
         other = next(name for name in classes if name != item.predicted_label.name)
         assert stored["away"] == f"pushes toward {other}"
         contributors = _contributors(stored)
-        assert [c["feature"] for c in contributors] == [expected.features[j] for j in expected.feature_index[row]]
-        assert [c["contribution"] for c in contributors] == pytest.approx(expected.contribution[row], abs=5e-5)
+        shown = [(str(n), float(v)) for n, v in zip(expected.names[row], expected.values[row], strict=True) if n != ""]
+        assert [c["feature"] for c in contributors] == [n for n, _ in shown]
+        assert [c["contribution"] for c in contributors] == pytest.approx([v for _, v in shown], abs=5e-5)
         assert [c["value"] for c in contributors] == [item.values[c["feature"]] for c in contributors]
         for c in contributors:
             assert c["direction"] == (
@@ -66,7 +66,9 @@ def test_every_open_item_stores_the_explanation_of_its_shown_prediction(trained_
 def test_a_version_that_is_not_shown_computes_and_stores_no_explanation(trained_dataset, monkeypatch):
     champion, ids = _reset(trained_dataset)
     calls = []
-    monkeypatch.setattr("models_app.prediction.explanations_json", lambda *args: calls.append(args) or [])
+    monkeypatch.setattr(
+        "models_app.model_runtime.LoadedModel.explanations_json", lambda *args: calls.append(args) or []
+    )
 
     predictions_create(model_version=champion, item_ids=ids, update_items=False)
 
@@ -87,7 +89,9 @@ def test_an_answered_item_keeps_the_explanation_its_reviewer_saw(trained_dataset
 
 def test_items_whose_model_cannot_be_explained_store_sql_null_next_to_their_prediction(trained_dataset, monkeypatch):
     champion, ids = _reset(trained_dataset)
-    monkeypatch.setattr("models_app.prediction.explanations_json", lambda model, frame, *args: [None] * len(frame))
+    monkeypatch.setattr(
+        "models_app.model_runtime.LoadedModel.explanations_json", lambda model, frame, *args: [None] * len(frame)
+    )
 
     predictions_create(model_version=champion, item_ids=ids, update_items=True)
 

@@ -7,7 +7,7 @@ import pytest
 
 from annotations.models import Item
 from models_app.data import feature_specs, frame_for_items
-from models_app.ml.baseline import frame_from_rows, predict_proba
+from models_app.ml.baseline import frame_from_rows
 from models_app.models import ModelVersion, Prediction
 from models_app.prediction import model_load, predictions_create
 
@@ -40,7 +40,7 @@ def test_every_open_item_shows_exactly_the_champions_probabilities(trained_datas
 
     model = model_load(champion)
     classes = list(champion.class_names)
-    proba = predict_proba(model, frame_for_items(ids, feature_specs(trained_dataset)), classes)
+    proba = model.predict_proba(frame_for_items(ids, list(model.spec.features)), classes)
     predictions = {p.item_id: p for p in Prediction.objects.filter(model_version=champion).select_related("label")}
     for row, item in zip(proba, open_items, strict=True):
         stored = predictions[item.pk]

@@ -53,7 +53,9 @@ def test_a_champion_replaced_mid_run_stops_updating_items_at_the_next_chunk(trai
     open_ids = list(open_items.order_by("pk").values_list("pk", flat=True))
     assert len(open_ids) == 30
     open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, predicted_confidence=None)
-    real_predict = prediction.predict_proba
+    from models_app.model_runtime import LoadedModel
+
+    real_predict = LoadedModel.predict_proba
     calls = []
 
     def predict_then_promote_v2(*args, **kwargs):
@@ -65,7 +67,7 @@ def test_a_champion_replaced_mid_run_stops_updating_items_at_the_next_chunk(trai
 
     with (
         mock.patch.object(prediction, "CHUNK", 10),
-        mock.patch.object(prediction, "predict_proba", predict_then_promote_v2),
+        mock.patch.object(LoadedModel, "predict_proba", predict_then_promote_v2),
     ):
         written = predictions_create(model_version=v1, item_ids=open_ids, update_items=True)
 

@@ -17,7 +17,7 @@ from annotations.queue import queue_next_item
 from annotations.services import ReviewAnswer, review_submit
 from governance.models import AuditEvent
 from models_app.models import RetrainingPolicy, TrainingRun
-from models_app.services import retraining_policy_update, training_runs_sweep
+from models_app.services import PolicyChoice, retraining_policy_update, training_runs_sweep
 from tests.helpers import answer_for, review_next
 
 
@@ -169,5 +169,7 @@ def test_broker_outage_keeps_the_review_and_the_run_is_sent_by_the_sweep(
 
 def test_a_huge_retraining_threshold_is_refused_and_the_policy_kept(dataset, model_admin):
     with pytest.raises(ValidationError, match="between 1 and"):
-        retraining_policy_update(dataset=dataset, user=model_admin, enabled=True, new_gold_labels=10**20)
+        retraining_policy_update(
+            dataset=dataset, user=model_admin, choice=PolicyChoice(enabled=True, new_gold_labels=10**20)
+        )
     assert RetrainingPolicy.objects.get(dataset=dataset).new_gold_labels == 5

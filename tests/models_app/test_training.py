@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.exceptions import ValidationError
 
 from annotations.models import GoldLabel, ImportBatch, Item
 from governance.models import AuditEvent

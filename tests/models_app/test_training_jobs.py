@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from annotations.models import GoldLabel
 from governance.models import AuditEvent
-from models_app.ml import baseline
+from models_app import training
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun, TrainingTrigger
 from models_app.services import (
     retraining_policy_check,
@@ -111,7 +111,7 @@ def test_a_running_run_stops_at_its_next_step_registers_nothing_and_leaves_no_ar
     run = _request(trained_dataset, model_admin)
     versions_before = ModelVersion.objects.filter(dataset=trained_dataset).count()
     artifacts_before = set(Path(settings.ARTIFACT_ROOT).rglob("*"))
-    fit = baseline.train
+    fit = training.model_fit
 
     def fit_then_someone_cancels(*args, **kwargs):  # type: ignore[no-untyped-def]
         model = fit(*args, **kwargs)
@@ -119,7 +119,7 @@ def test_a_running_run_stops_at_its_next_step_registers_nothing_and_leaves_no_ar
         assert stopping.status == TrainingRun.Status.RUNNING and stopping.is_cancelling
         return model
 
-    monkeypatch.setattr(baseline, "train", fit_then_someone_cancels)
+    monkeypatch.setattr(training, "model_fit", fit_then_someone_cancels)
 
     assert training_run_execute(run_id=run.pk) is None
 
@@ -138,7 +138,7 @@ def test_a_transient_database_error_puts_the_run_back_in_the_queue_for_a_retry_n
     def database_went_away(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(baseline, "train", database_went_away)
+    monkeypatch.setattr(training, "model_fit", database_went_away)
     with pytest.raises(OperationalError):
         training_run_execute(run_id=run.pk)
 

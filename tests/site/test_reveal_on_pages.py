@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from annotations.models import Dataset, Feature, ImportBatch, LabelClass
 from governance.models import PromotionRequest
-from models_app.models import TrainingRun
+from models_app.models import TrainingRun, TrainingTrigger
 from tests.conftest import login
 
 RLO = "\u202e"
@@ -46,6 +46,7 @@ def spoofed(trained_dataset):
     LabelClass.objects.filter(dataset=trained_dataset, name="benign").update(display_name=f"Be{RLO}nign")
     ImportBatch.objects.filter(dataset=trained_dataset, file_name="pool.csv").update(file_name=f"pool{RLO}vsc.exe")
     TrainingRun.objects.filter(dataset=trained_dataset).update(reason=f"first{RLO}tsrif")
+    TrainingTrigger.objects.filter(dataset=trained_dataset).update(reason=f"first{RLO}tsrif")  # shown per trigger
     PromotionRequest.objects.filter(model_version__dataset=trained_dataset).update(
         reason=f"go{ZWSP}live", decision_reason=f"o{RLO}k"
     )

@@ -288,8 +288,11 @@ class SklearnModel:
     def save(self, path: Path) -> str:
         # skops writes a dict entry by entry with its own metadata: a 50k-token vocabulary would be tens of
         # megabytes of JSON. Each vocabulary travels as one UTF-8 array instead, lifted out for the dump.
+        # `_stop_words_id` is a memory address (a cache key scikit-learn re-derives when absent): left in, the
+        # same model would hash differently in every process.
         vectorizers = _vectorizers(self.pipeline)
         held = {name: v.vocabulary_ for name, v in vectorizers.items()}
+        cache_keys = {name: v.__dict__.pop("_stop_words_id", None) for name, v in vectorizers.items()}
         state = {
             "format": FORMAT,
             "algorithm": self.algorithm,
@@ -307,6 +310,8 @@ class SklearnModel:
         finally:
             for name, vectorizer in vectorizers.items():
                 vectorizer.vocabulary_ = held[name]
+                if cache_keys[name] is not None:
+                    vectorizer._stop_words_id = cache_keys[name]
 
     def _transform(self, prepared: pd.DataFrame) -> Any:
         return self.pipeline[0].transform(prepared)

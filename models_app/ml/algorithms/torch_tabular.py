@@ -37,12 +37,12 @@ from models_app.ml.algorithms import torch_common as common
 from models_app.ml.algorithms.base import (
     Explanation,
     FitInfo,
-    Hyperparameter,
     ModelSpec,
     ProgressCallback,
     TrainingDataError,
     params_validate,
 )
+from models_app.ml.algorithms.catalogue import TORCH_MLP_HYPERPARAMETERS, TORCH_MLP_LABEL
 from models_app.ml.artifacts import ArtifactIntegrityError
 from models_app.ml.explain import REPLACEMENT, top_contributors
 
@@ -50,24 +50,7 @@ NAME = "torch_mlp"
 _CHUNK = 65536  # rows per forward pass at prediction time (bounded memory at 1M rows)
 _EXPLAIN_CHUNK = 16384  # rows × (features + 1) per explanation pass: small enough to stay in cache
 
-HYPERPARAMETERS = (
-    Hyperparameter(
-        "hidden_sizes",
-        "choice",
-        "128,64",
-        choices=("32", "64", "128", "64,32", "128,64", "256,128", "256,128,64"),
-        help="Units per hidden layer, input side first.",
-    ),
-    Hyperparameter("dropout", "float", 0.1, 0.0, 0.9, help="Share of hidden units dropped while training."),
-    Hyperparameter("epochs", "int", 10, 1, 500, help="Passes over the training rows when training from scratch."),
-    Hyperparameter("fine_tune_epochs", "int", 3, 1, 500, help="Passes when warm-started from the champion."),
-    Hyperparameter("learning_rate", "float", 1e-3, 1e-6, 1.0, help="AdamW step size."),
-    Hyperparameter("batch_size", "int", 256, 8, 65536, help="Rows per gradient step."),
-    Hyperparameter("weight_decay", "float", 1e-4, 0.0, 1.0, help="AdamW decoupled weight decay."),
-    Hyperparameter(
-        "class_weight_balanced", "bool", False, help="Weigh each class by n / (classes × its count) in the loss."
-    ),
-)
+HYPERPARAMETERS = TORCH_MLP_HYPERPARAMETERS
 
 
 class _MLP(nn.Module):
@@ -228,7 +211,7 @@ def _champion(warm_start: Any, spec: ModelSpec, hidden: list[int]) -> FittedTorc
 
 class TorchMLP:
     name = NAME
-    label = "Multilayer perceptron (torch)"
+    label = TORCH_MLP_LABEL
     handles_text = False
     hyperparameters = HYPERPARAMETERS
 

@@ -35,12 +35,12 @@ from models_app.ml.algorithms import torch_common as common
 from models_app.ml.algorithms.base import (
     Explanation,
     FitInfo,
-    Hyperparameter,
     ModelSpec,
     ProgressCallback,
     TrainingDataError,
     params_validate,
 )
+from models_app.ml.algorithms.catalogue import TORCH_TEXT_HYPERPARAMETERS, TORCH_TEXT_LABEL
 from models_app.ml.artifacts import ArtifactIntegrityError
 
 NAME = "torch_text"
@@ -48,28 +48,7 @@ METHOD = "occlusion"
 _TOKEN = re.compile(r"\w+")
 _CHUNK = 65536  # texts per forward pass at prediction time
 
-HYPERPARAMETERS = (
-    Hyperparameter("embedding_dim", "int", 64, 4, 1024, help="Size of each token's embedding."),
-    Hyperparameter("min_count", "int", 2, 1, 1000, help="A token enters the vocabulary when seen this often."),
-    Hyperparameter("max_vocabulary", "int", 50000, 10, 1_000_000, help="Most frequent tokens kept."),
-    Hyperparameter("epochs", "int", 5, 1, 500, help="Passes over the training texts when training from scratch."),
-    Hyperparameter("fine_tune_epochs", "int", 2, 1, 500, help="Passes when warm-started from the champion."),
-    # 128 and 0.02: on 45k synthetic texts as accurate as 64 and 0.01 in half the time (each step
-    # updates every embedding row, so fewer, larger steps pay); small data still gets several steps an epoch.
-    Hyperparameter("learning_rate", "float", 0.02, 1e-6, 1.0, help="AdamW step size."),
-    Hyperparameter("batch_size", "int", 128, 8, 65536, help="Texts per gradient step."),
-    Hyperparameter(
-        "weight_decay",
-        "float",
-        0.0,
-        0.0,
-        1.0,
-        help="AdamW decoupled weight decay (classifier layer; embeddings have none).",
-    ),
-    Hyperparameter(
-        "class_weight_balanced", "bool", False, help="Weigh each class by n / (classes × its count) in the loss."
-    ),
-)
+HYPERPARAMETERS = TORCH_TEXT_HYPERPARAMETERS
 
 
 def tokenize(text: Any) -> list[str]:
@@ -231,7 +210,7 @@ def _champion(warm_start: Any, spec: ModelSpec, dim: int) -> FittedTorchText:
 
 class TorchText:
     name = NAME
-    label = "Bag-of-embeddings text classifier (torch)"
+    label = TORCH_TEXT_LABEL
     handles_text = True
     hyperparameters = HYPERPARAMETERS
 

@@ -453,7 +453,13 @@ def _check_and_write(batch: ImportBatch, *, direct: bool) -> tuple[ParseResult, 
             leakage_check(source="items", batch=batch, result=leaks, warnings=stager.warnings, in_file=stager.in_file)
             return time.monotonic() - began
 
-        timings["leakage_checks"] = round(writer.run(check), 3)
+        try:
+            timings["leakage_checks"] = round(writer.run(check), 3)
+        except Exception as exc:  # the writer's last chunks may have met an id clash: stage for the report
+            writer.abandon()
+            if direct_refusal(exc):
+                raise DirectRefused(str(exc)) from exc
+            raise
         if not leaks.ok:
             writer.abandon()
             raise DirectRefused(f"{leaks.error_count} row(s) with the feature values of the other set")

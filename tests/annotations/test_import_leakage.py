@@ -18,6 +18,8 @@ from types import SimpleNamespace
 import pytest
 from django.apps import apps as django_apps
 from django.db import connection
+from django.urls import reverse
+from django.utils.html import escape
 
 from annotations.counters import dataset_counts
 from annotations.feature_hash import feature_hash_of
@@ -25,6 +27,7 @@ from annotations.import_leakage import MAX_REPORTED_WARNINGS
 from annotations.imports import ImportRejected, import_batch_create
 from annotations.models import Dataset, GoldLabel, ImportBatch, Item
 from governance.models import AuditEvent
+from tests.conftest import login
 
 FEATURES = [("radius", "float"), ("texture", "float"), ("lobes", "integer")]
 HOLDOUT = [
@@ -128,6 +131,9 @@ def test_an_exact_duplicate_within_the_pool_is_imported_with_a_warning(dataset, 
     assert "those of line 3 of this file" in batch.report["warnings"][1]["reason"]
     hashes = dict(Item.objects.values_list("external_id", "feature_hash"))
     assert hashes["P-1"] == hashes["Q-1"] != hashes["Q-2"] == hashes["Q-3"]
+    page = login(model_admin).get(reverse("annotations:batch_detail", args=[dataset.pk, batch.pk])).content.decode()
+    assert "Imported, with 2 warnings" in page
+    assert escape(batch.report["warnings"][0]["reason"]) in page
 
 
 def test_a_pool_row_close_to_a_holdout_row_is_a_near_duplicate_warning_and_a_far_one_is_not(dataset, model_admin):

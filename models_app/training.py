@@ -32,12 +32,12 @@ from django.utils import timezone
 
 from annotations.models import Dataset, GoldLabel, Item
 from governance.audit import audit_record
-from models_app.data import frame_for_items, holdout_labels, labels_hash
+from models_app.data import frame_for_items, labels_hash
+from models_app.holdout_evaluation import HoldoutComparison, holdout_compare
 from models_app.ml.algorithms import algorithm_get
 from models_app.ml.algorithms.base import ModelSpec, TrainingDataError
 from models_app.ml.algorithms.checks import training_data_check
 from models_app.ml.algorithms.replay import replay_sample
-from models_app.ml.metrics import classification_metrics
 from models_app.model_runtime import LoadedModel, model_load, model_spec
 from models_app.models import (
     DatasetSnapshot,
@@ -135,17 +135,6 @@ def _triggers_answered(run: TrainingRun, snapshot: DatasetSnapshot) -> list[int]
 
 
 @dataclass(frozen=True)
-class HoldoutComparison:
-    """Candidate and champion measured on the same sequestered holdout."""
-
-    size: int
-    labels_hash: str
-    candidate_metrics: dict[str, Any]
-    champion: ModelVersion | None
-    champion_metrics: dict[str, Any] | None  # None: no champion, or it could not be evaluated
-
-
-@dataclass(frozen=True)
 class TrainedCandidate:
     """What one training run produced, ready to be registered as a model version."""
 
@@ -162,28 +151,6 @@ class TrainedCandidate:
 def model_fit(algorithm: Any, frame: pd.DataFrame, labels: np.ndarray, **kwargs: Any) -> Any:
     """The fit itself (one seam, so a test can slow it down or make it fail without touching a family)."""
     return algorithm.fit(frame, labels, **kwargs)
-
-
-def _evaluate(model: LoadedModel, holdout: list[tuple[int, str, str]], classes: list[str]) -> dict:
-    if not holdout:
-        return {"n": 0}
-    frame = frame_for_items([item_id for item_id, _, _ in holdout], list(model.spec.features))
-    proba = model.predict_proba(frame, classes)
-    return classification_metrics([label for _, _, label in holdout], proba, classes)
-
-
-def _champion_metrics(champion: ModelVersion, holdout: list, classes: list[str]) -> dict | None:
-    """The champion's metrics on today's holdout; None (logged) if it cannot be evaluated.
-
-    A champion whose artifact fails its hash check, or whose classes no longer
-    match the schema, must not stop a new candidate from being trained: the
-    comparison is then shown as missing, and promotion review sees that.
-    """
-    try:
-        return _evaluate(model_load(champion), holdout, classes)
-    except Exception:
-        logger.exception("Could not evaluate champion v%s on the holdout", champion.version)
-        return None
 
 
 @dataclass(frozen=True)
@@ -280,16 +247,9 @@ def training_run_execute(*, run_id: int) -> ModelVersion | None:
         }
 
         run_progress(run, 75, "Evaluating on the sequestered holdout")
-        holdout = holdout_labels(dataset)
         champion = ModelVersion.objects.filter(dataset=dataset, stage=ModelVersion.Stage.CHAMPION).first()
         candidate = LoadedModel(version=ModelVersion(version=0), spec=spec, fitted=fitted, legacy=False)
-        comparison = HoldoutComparison(
-            size=len(holdout),
-            labels_hash=labels_hash(holdout),
-            candidate_metrics=_evaluate(candidate, holdout, classes),
-            champion=champion,
-            champion_metrics=_champion_metrics(champion, holdout, classes) if champion else None,
-        )
+        comparison = holdout_compare(dataset=dataset, candidate=candidate, champion=champion, seed=run.seed)
 
         run_progress(run, 90, "Registering the candidate")
         return _register(

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotations.selectors import dataset_get_for_user
+from models_app.evaluation_report import evaluation_report
 from models_app.models import RetrainingPolicy, TrainingRun
 from models_app.selectors import champion_comparison, models_overview_get_for_user, run_get_for_user
 from models_app.services import PolicyChoice, retraining_policy_update, training_run_cancel, training_run_request
@@ -87,7 +88,8 @@ def training_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
 def policy_update(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
     try:
-        choice = _policy_choice(request.POST)
+        current = RetrainingPolicy.objects.filter(dataset=dataset).first() or RetrainingPolicy(dataset=dataset)
+        choice = _policy_choice(request.POST, current)
         retraining_policy_update(dataset=dataset, user=request.user, choice=choice)
     except ValidationError as exc:
         return _models_overview_page(request, dataset.pk, errors=exc.message_dict, status=400)
@@ -95,11 +97,14 @@ def policy_update(request: HttpRequest, dataset_id: int) -> HttpResponse:
     return redirect("models_app:overview", dataset_id=dataset.pk)
 
 
-def _policy_choice(data: Any) -> PolicyChoice:
-    """The posted form as a PolicyChoice; a value that is not even a number is refused here, by field."""
+def _policy_choice(data: Any, current: RetrainingPolicy) -> PolicyChoice:
+    """The posted form as a PolicyChoice; a value that is not even a number is refused here, by field.
+    A field the form did not send at all keeps the policy's current value (an older form, a script)."""
     errors: dict[str, str] = {}
 
     def number(name: str, kind: type, *, optional: bool = False) -> Any:
+        if name not in data:
+            return getattr(current, name)
         raw = (data.get(name) or "").strip()
         if optional and not raw:
             return None
@@ -111,7 +116,9 @@ def _policy_choice(data: Any) -> PolicyChoice:
 
     hyperparameters: Any = {}
     raw_params = (data.get("hyperparameters") or "").strip()
-    if raw_params:
+    if "hyperparameters" not in data:
+        hyperparameters = current.hyperparameters
+    elif raw_params:
         try:
             hyperparameters = json.loads(raw_params)
         except json.JSONDecodeError as exc:
@@ -123,10 +130,10 @@ def _policy_choice(data: Any) -> PolicyChoice:
         "enabled": data.get("enabled") == "on",
         "new_gold_labels": number("new_gold_labels", int),
         "schedule_hours": number("schedule_hours", int, optional=True),
-        "algorithm": data.get("algorithm") or "logistic_regression",
+        "algorithm": data.get("algorithm") or current.algorithm,
         "hyperparameters": hyperparameters if isinstance(hyperparameters, dict) else {},
         "min_class_examples": number("min_class_examples", int),
-        "mode": data.get("mode") or RetrainingPolicy.Mode.FULL,
+        "mode": data.get("mode") or current.mode,
         "replay_fraction": number("replay_fraction", float),
     }
     if errors:
@@ -162,6 +169,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "dataset": run.dataset,
         "version": version,
         "comparison": champion_comparison(version) if version else None,
+        "report": evaluation_report(version) if version else None,
         "triggers": list(run.triggers.select_related("requested_by")),
         "can_cancel": run.is_active and not run.is_cancelling and has_role(request.user, Role.MODEL_ADMIN),
     }

@@ -20,16 +20,25 @@ from tests.worker import WorkerProcess, _worker_env, worker_popen
 SLOW_FIT_ENV = "LOUPE_TEST_SLOW_FIT_S"
 
 if os.environ.get(SLOW_FIT_ENV):
-    from models_app import training
+    from celery.signals import task_prerun
 
-    _fit = training.model_fit
     _pause = float(os.environ[SLOW_FIT_ENV])
 
-    def _slow_fit(*args, **kwargs):  # type: ignore[no-untyped-def]
-        time.sleep(_pause)
-        return _fit(*args, **kwargs)
+    @task_prerun.connect(weak=False)
+    def _slow_down_the_fit(**_: object) -> None:
+        """Patched at the first task, once Django is set up (models_app.training needs the app registry)."""
+        from models_app import training
 
-    training.model_fit = _slow_fit
+        if getattr(training.model_fit, "slowed", False):
+            return
+        fit = training.model_fit
+
+        def slow_fit(*args, **kwargs):  # type: ignore[no-untyped-def]
+            time.sleep(_pause)
+            return fit(*args, **kwargs)
+
+        slow_fit.slowed = True  # type: ignore[attr-defined]
+        training.model_fit = slow_fit
 
 
 def killable_worker_start(*, queue: str, env: dict[str, str]) -> WorkerProcess:

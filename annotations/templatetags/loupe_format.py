@@ -14,6 +14,14 @@ def percent(value: float | None, digits: int = 0) -> str:
 
 
 @register.filter
+def points(value: float | None, digits: int = 1) -> str:
+    """A difference of two fractions in percentage points: 0.0061 → '+0.6 points'; not a number → '—'."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "—"
+    return f"{value * 100:+.{int(digits)}f} points"
+
+
+@register.filter
 def signed(value: float | None, digits: int = 3) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return "—"

@@ -227,11 +227,20 @@ class ModelVersion(models.Model):
         "epochs, warm start, library and code versions.",
     )
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.CANDIDATE)
+    shadow_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="In shadow since: it predicts new and open items, never shown to reviewers, scored against them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["dataset", "-version"]
         constraints = [
+            # One shadow per dataset: the disagreement queue reads one champion-vs-shadow score per item.
+            models.UniqueConstraint(
+                fields=["dataset"], condition=Q(shadow_since__isnull=False), name="one_shadow_per_dataset"
+            ),
             models.UniqueConstraint(fields=["dataset", "version"], name="model_version_unique"),
             # The champion alias: exactly one live version per dataset.
             models.UniqueConstraint(fields=["dataset"], condition=Q(stage="champion"), name="one_champion_per_dataset"),

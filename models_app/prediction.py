@@ -263,7 +263,13 @@ def predictions_refresh(*, dataset_id: int, model_version_id: int | None = None,
         logger.info("Dataset %s: champion changed or missing; no predictions refresh.", dataset_id)
         return 0
     item_ids = open_item_ids(dataset_id, batch_id, stale_for_version=champion.version)
-    return predictions_create(model_version=champion, item_ids=item_ids, update_items=True)
+    written = predictions_create(model_version=champion, item_ids=item_ids, update_items=True)
+    if item_ids:
+        # The shadow (if any) predicts the same items, unseen, and their disagreement scores follow the champion.
+        from models_app.shadow import shadow_predictions_refresh
+
+        shadow_predictions_refresh(dataset_id=dataset_id, item_ids=item_ids)
+    return written
 
 
 def open_item_ids(dataset_id: int, batch_id: int | None = None, stale_for_version: int | None = None) -> list[int]:

@@ -57,6 +57,10 @@ class ModelsOverview:
     def active_run(self) -> TrainingRun | None:
         return next((run for run in self.runs if run.is_active), None)
 
+    @property
+    def shadow(self) -> ModelVersion | None:
+        return next((v for v in self.versions if v.shadow_since is not None), None)
+
 
 def models_overview_get_for_user(*, user: AnyUser, dataset_id: int, recent_runs: int = 25) -> ModelsOverview:
     dataset = dataset_get_for_user(user=user, pk=dataset_id, roles=MODEL_READ_ROLES)

@@ -43,7 +43,13 @@ def training_run_dispatch(*, run_id: int) -> bool:
 
 
 def training_run_request(
-    *, dataset: Dataset, trigger: str, requested_by: AbstractBaseUser | None, reason: str = "", dispatch: bool = True
+    *,
+    dataset: Dataset,
+    trigger: str,
+    requested_by: AbstractBaseUser | None,
+    reason: str = "",
+    dispatch: bool = True,
+    seed: int | None = None,
 ) -> TrainingRun:
     """Record a reason to train and return the run that will answer it: saved now, handed to Celery after commit.
 
@@ -53,7 +59,8 @@ def training_run_request(
     running, a queued run is created behind it: the worker claims it only once
     the running one has ended (training.training_run_claim), so no trigger is
     refused or dropped. What the run trains (algorithm, hyperparameters, mode)
-    is copied from the policy when the run is first queued.
+    is copied from the policy when the run is first queued. `seed` fixes the
+    run's seed (the loop simulation repeats a run exactly); by default it is drawn.
     Joins the caller's transaction when there is one (a review that trips the policy).
     """
     with transaction.atomic():
@@ -73,7 +80,7 @@ def training_run_request(
                 mode=policy.mode,
                 replay_fraction=policy.replay_fraction,
                 min_class_examples=policy.min_class_examples,
-                seed=secrets.randbelow(2**31),
+                seed=secrets.randbelow(2**31) if seed is None else seed,
             )
         recorded = TrainingTrigger.objects.create(
             dataset=dataset, kind=trigger, requested_by=requested_by, reason=reason, run=run
@@ -358,14 +365,16 @@ def champion_set(*, model_version: ModelVersion, actor: AbstractBaseUser, reason
         previous.stage = ModelVersion.Stage.RETIRED
         previous.save(update_fields=["stage"])
     model_version.stage = ModelVersion.Stage.CHAMPION
-    model_version.save(update_fields=["stage"])
+    was_shadow = model_version.shadow_since is not None
+    model_version.shadow_since = None  # a champion is shown to reviewers: it is no longer in shadow
+    model_version.save(update_fields=["stage", "shadow_since"])
     audit_record(
         actor=actor,
         action="model_version.champion_changed",
         obj=model_version,
         object_type="model_version",
         dataset_id=model_version.dataset_id,
-        before={"champion": previous.version if previous else None},
+        before={"champion": previous.version if previous else None, "was_in_shadow": was_shadow},
         after={"champion": model_version.version},
         reason=reason,
     )

@@ -39,6 +39,19 @@ def predictions_refresh(dataset_id: int, model_version_id: int | None = None, ba
     return predictions_refresh(dataset_id=dataset_id, model_version_id=model_version_id, batch_id=batch_id)
 
 
+@shared_task(name="models_app.tasks.shadow_predictions_refresh", acks_late=True)
+def shadow_predictions_refresh(dataset_id: int, model_version_id: int) -> int:
+    """A version just put in shadow predicts the open items (does nothing if it has left shadow since)."""
+    from models_app.models import ModelVersion
+    from models_app.shadow import shadow_predictions_refresh
+    from workflow_site.request_id import set_request_id
+
+    set_request_id(f"task:shadow_predictions_refresh:{dataset_id}")
+    if not ModelVersion.objects.filter(pk=model_version_id, shadow_since__isnull=False).exists():
+        return 0
+    return shadow_predictions_refresh(dataset_id=dataset_id)
+
+
 @shared_task(name="models_app.tasks.predictions_refresh_sweep")
 def predictions_refresh_sweep() -> int:
     from models_app.services import predictions_refresh_sweep

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from models_app import export_views, views
+from models_app import export_views, shadow_views, views
 
 app_name = "models_app"
 
@@ -10,5 +10,6 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/policy/", views.policy_update, name="policy"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
+    path("versions/<int:model_version_id>/shadow/", shadow_views.shadow_change, name="shadow_change"),
     path("datasets/<int:dataset_id>/export/", export_views.export_page, name="export"),
 ]

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotations.selectors import dataset_get_for_user
 from models_app.evaluation_report import evaluation_report
+from models_app.shadow import shadow_report
 from models_app.models import RetrainingPolicy, TrainingRun
 from models_app.selectors import champion_comparison, models_overview_get_for_user, run_get_for_user
 from models_app.services import PolicyChoice, retraining_policy_update, training_run_cancel, training_run_request
@@ -38,6 +39,7 @@ def _models_overview_page(
         "overview": overview,
         "families": list(catalogue().values()),
         "modes": RetrainingPolicy.Mode.choices,
+        "shadow_report": shadow_report(model_version=overview.shadow) if overview.shadow else None,
         "errors": errors or {},
         # What the form shows: what was typed when it was refused, else the saved policy.
         "form": request.POST if errors else _policy_form_values(policy),

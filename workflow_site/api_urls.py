@@ -7,7 +7,7 @@ from annotations import agreement_apis, dataset_apis, guideline_apis, reviewer_r
 from annotations import apis as annotation_apis
 from governance import apis as governance_apis
 from models_app import apis as model_apis
-from models_app import export_apis, label_issue_apis
+from models_app import export_apis, label_issue_apis, shadow_apis
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="api_docs"), name="api_root"),
@@ -61,6 +61,16 @@ urlpatterns = [
     ),
     path("training-runs/<int:run_id>/", model_apis.TrainingRunDetailApi.as_view(), name="api_run_detail"),
     path("training-runs/<int:run_id>/cancel/", model_apis.TrainingRunCancelApi.as_view(), name="api_run_cancel"),
+    path(
+        "model-versions/<int:model_version_id>/shadow/",
+        shadow_apis.ShadowChangeApi.as_view(),
+        name="api_shadow_change",
+    ),
+    path(
+        "model-versions/<int:model_version_id>/shadow-report/",
+        shadow_apis.ShadowReportApi.as_view(),
+        name="api_shadow_report",
+    ),
     path(
         "model-versions/<int:model_version_id>/promotion-requests/",
         governance_apis.PromotionRequestCreateApi.as_view(),

@@ -320,6 +320,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "models_app.tasks.training_run_execute": {"queue": "ml"},
     "models_app.tasks.predictions_refresh": {"queue": "ml"},
+    "models_app.tasks.shadow_predictions_refresh": {"queue": "ml"},
 }
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT_S", 60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60

@@ -241,6 +241,14 @@ ENDPOINTS: dict[str, Endpoint] = {
     "run_detail": Endpoint("get", lambda w: reverse("models_app:run_detail", args=[w.run_id]), ADMIN_READERS),
     # The world's run has finished: an admin is let through and told so (a message), nobody else gets that far.
     "run_cancel": Endpoint("post", lambda w: reverse("models_app:run_cancel", args=[w.run_id]), ADMINS, ok=302),
+    "shadow_change": Endpoint(
+        "post",
+        lambda w: reverse("models_app:shadow_change", args=[w.unrequested_version_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"action": "start", "reason": "watch it"},
+        effect="model_version.shadow_started",
+    ),
     "promotion_list": Endpoint(
         "get", lambda w: reverse("governance:promotion_list", args=[w.dataset_id]), ADMIN_READERS
     ),
@@ -325,6 +333,18 @@ ENDPOINTS: dict[str, Endpoint] = {
         api=True,
         data=lambda w: {"reason": "v3 looks good"},
         effect="promotion.requested",
+    ),
+    "api_shadow_report": Endpoint(
+        "get", lambda w: f"/api/model-versions/{w.unrequested_version_id}/shadow-report/", ADMIN_READERS, api=True
+    ),
+    "api_shadow_change": Endpoint(
+        "post",
+        lambda w: f"/api/model-versions/{w.unrequested_version_id}/shadow/",
+        ADMINS,
+        ok=200,
+        api=True,
+        data=lambda w: {"action": "start", "reason": "watch it"},
+        effect="model_version.shadow_started",
     ),
     "api_rollback_request_create": Endpoint(
         "post",
@@ -516,6 +536,8 @@ ROLE_GATED_MISSING = {
     "item_history": ("get", f"/governance/audit/items/{MISSING}/"),
     "api_training_run_detail": ("get", f"/api/training-runs/{MISSING}/"),
     "api_training_run_cancel": ("post", f"/api/training-runs/{MISSING}/cancel/"),
+    "api_shadow_change": ("post", f"/api/model-versions/{MISSING}/shadow/"),
+    "api_shadow_report": ("get", f"/api/model-versions/{MISSING}/shadow-report/"),
     "api_promotion_request_create": ("post", f"/api/model-versions/{MISSING}/promotion-requests/"),
     "api_promotion_decision": ("post", f"/api/promotion-requests/{MISSING}/decision/"),
     "api_rollback_request_create": ("post", f"/api/datasets/{MISSING}/rollback-requests/"),

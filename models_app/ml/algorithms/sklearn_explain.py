@@ -8,7 +8,11 @@
   every replaced copy of a chunk of rows goes to the trees in one call, and a
   feature no tree splits on is skipped (its contribution is exactly 0).
   Log-odds are those of the underlying model's logits, before calibration, as
-  the linear method explains the regression under a calibration.
+  the linear method explains the regression under a calibration. Cost: one
+  ensemble evaluation per used feature per row, about 3,000 rows/s per core
+  at 100 trees × 30 features (bench/training_speed.py): milliseconds for a
+  review card, minutes for a million-item batch. Faster needs a path-based
+  tree attribution in compiled code (TreeSHAP), which scikit-learn lacks.
 - TF-IDF + logistic regression: the same linear contributions on the sparse
   prepared row: coefficient × tf-idf value per token present (and coefficient
   × standardised value per tabular feature), top-k among the row's non-zero

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_site.settings")
 
@@ -25,3 +26,17 @@ def ensure_broker_folders() -> None:
 @app.on_after_configure.connect
 def _make_broker_folders(sender: Celery, **_: object) -> None:
     ensure_broker_folders()
+
+
+# Native thread pools (BLAS, OpenMP: scikit-learn's boosting, numpy) start one thread per core in every worker
+# process. With --concurrency 2 on 2 cores that is four busy threads fighting for two cores, and a fit ran 20-30x
+# slower than with one thread (measured on boosting, issue 9). One thread per worker process by default; the
+# worker's concurrency is how a machine's cores are used. LOUPE_ML_THREADS raises it on a worker with spare cores.
+os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("LOUPE_ML_THREADS", "1"))
+
+
+@worker_process_init.connect
+def _limit_native_threads(**_: object) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=int(os.environ.get("LOUPE_ML_THREADS", "1")))

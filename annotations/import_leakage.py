@@ -30,6 +30,7 @@ with bad cells is refused for those first.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,19 +98,30 @@ def _rows(source: str) -> _Rows:
 
 def _matches(*, source: str, batch_id: int, dataset_id: int, other_set: bool, holdout: bool) -> list[tuple]:
     """(line, id, existing item's id) for each row whose feature hash an item of the dataset has, in the
-    other set (`other_set`) or its own; one existing item per line (the smallest id), in line order."""
+    other set (`other_set`) or its own; one existing item per line (the first the index gives), in line order.
+
+    A correlated subquery per imported row, so each row is one probe of item_feature_hash whatever the
+    planner believes: as a JOIN, SQLite walked every holdout item (item_list_state) for each imported
+    row (100,000 x 10,000: minutes), and PostgreSQL, planning with the statistics of a table not yet
+    analysed, chose a nested loop over the dataset's items. The state is tested on what the hash found
+    (`|| ''` keeps it from being looked up by an index of its own), and MIN(external_id) is not asked
+    for: both databases answered it by walking the dataset's ids in order.
+    """
     rows, item = _rows(source), Item._meta
     q = connection.ops.quote_name
     in_holdout = holdout != other_set  # the existing items' set
-    state = f"i.{q('queue_state')} {'=' if in_holdout else '<>'} %s"
+    state = f"i.{q('queue_state')} || '' {'=' if in_holdout else '<>'} %s"
     not_mine = f" AND i.{q(item.get_field('batch').column)} <> %s" if rows.is_items else ""
+    probe = (
+        f"SELECT i.{q('external_id')} FROM {q(item.db_table)} i WHERE i.{q('dataset_id')} = %s "
+        f"AND i.{q('feature_hash')} = n.{q('feature_hash')} AND {state}{not_mine} LIMIT 1"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT n.{rows.line}, n.{rows.external_id}, MIN(i.{q('external_id')}) FROM {rows.table} n "
-            f"JOIN {q(item.db_table)} i ON i.{q('dataset_id')} = %s AND i.{q('feature_hash')} = n.{q('feature_hash')} "
-            f"WHERE n.{q('batch_id')} = %s AND {state}{not_mine} "
-            f"GROUP BY n.{rows.line}, n.{rows.external_id} ORDER BY n.{rows.line}",
-            [dataset_id, batch_id, _HOLDOUT, *([batch_id] if rows.is_items else [])],
+            f"SELECT line, external_id, existing FROM (SELECT n.{rows.line} AS line, "
+            f"n.{rows.external_id} AS external_id, ({probe}) AS existing "
+            f"FROM {rows.table} n WHERE n.{q('batch_id')} = %s) m WHERE existing IS NOT NULL ORDER BY line",
+            [dataset_id, _HOLDOUT, *([batch_id] if rows.is_items else []), batch_id],
         )
         return cursor.fetchall()
 
@@ -261,6 +273,7 @@ class NearDuplicates:
         self.active = batch.purpose == ImportBatch.Purpose.REVIEW and bool(self.names)
         self._tree: Any = None
         self._loaded = False
+        self.seconds = 0.0  # loading the holdout and the searches, for the batch report's timings
 
     def reset(self) -> None:
         """Forget what was seen (the reader starts the file again); the holdout stays loaded."""
@@ -306,6 +319,13 @@ class NearDuplicates:
     def see(self, chunk: CheckedChunk, line_in_source: Callable[[int], int]) -> None:
         if not self.active:
             return
+        began = time.monotonic()
+        try:
+            self._search(chunk, line_in_source)
+        finally:
+            self.seconds += time.monotonic() - began
+
+    def _search(self, chunk: CheckedChunk, line_in_source: Callable[[int], int]) -> None:
         if not self._loaded:
             self._load()
             if not self.active:

@@ -439,6 +439,7 @@ def _check_and_write(batch: ImportBatch, *, direct: bool) -> tuple[ParseResult, 
     read = time.monotonic()
     timings = {
         "read_check_stage": round(read - started, 3),
+        "near_duplicates": round(stager.near.seconds, 3),  # part of read_check_stage
         "stage_longest_transaction": round(stager.longest, 3),
         "reader": reader,  # type: ignore[dict-item]
     }

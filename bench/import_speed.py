@@ -8,6 +8,9 @@ three), and prints rows/s end to end (file on disk -> items queryable;
 predictions excluded), the time of each step from the batch's report, and the
 process's peak RSS (the file is never held in memory, so that is the import's:
 --rows 4000000 makes a 1 GB file). Issue 7's target: >= 50,000 rows/s on PostgreSQL.
+--holdout N first imports an N-row holdout (other random values), so the timed
+review-pool file pays the leakage checks against it: feature hashes across the
+sets and the near-duplicate search (annotations/import_leakage.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=30)
+    parser.add_argument("--holdout", type=int, default=0, help="rows in a holdout imported first (untimed)")
     args = parser.parse_args()
 
     import tempfile
@@ -43,12 +47,12 @@ def main() -> None:
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        run(args.rows, args.features, connection)
+        run(args.rows, args.features, connection, args.holdout)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
-def run(n_rows: int, n_features: int, connection) -> None:  # type: ignore[no-untyped-def]
+def run(n_rows: int, n_features: int, connection, n_holdout: int = 0) -> None:  # type: ignore[no-untyped-def]
     import resource
     import tempfile
 
@@ -64,6 +68,16 @@ def run(n_rows: int, n_features: int, connection) -> None:  # type: ignore[no-un
     for i, label in enumerate(["yes", "no"]):
         LabelClass.objects.create(dataset=dataset, position=i, name=label)
     user = User.objects.create_user("bench-admin", password="x" * 12)
+    if n_holdout:
+        from annotations.imports import import_batch_create
+
+        holdout_rng = random.Random(2)
+        lines = [",".join(["external_id", *names, "label"])]
+        for i in range(n_holdout):
+            lines.append(f"h{i}," + ",".join(f"{holdout_rng.random():.5f}" for _ in names) + ",yes")
+        import_batch_create(
+            dataset=dataset, user=user, file_name="holdout.csv", data="\n".join(lines).encode(), purpose="holdout"
+        )
     # The file is written to disk a block at a time, so the process's peak memory is the import's.
     rng = random.Random(1)
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as out:
@@ -103,7 +117,7 @@ def run(n_rows: int, n_features: int, connection) -> None:  # type: ignore[no-un
     elapsed = time.monotonic() - started
     path.unlink()
     assert outcome is not None and outcome.batch.status == ImportBatch.Status.IMPORTED, outcome
-    assert Item.objects.filter(dataset=dataset).count() == n_rows
+    assert Item.objects.filter(dataset=dataset).count() == n_rows + n_holdout
     seconds = outcome.batch.report.get("seconds", {})
     queryable = cleanup_started[0] - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -113,6 +127,8 @@ def run(n_rows: int, n_features: int, connection) -> None:  # type: ignore[no-un
         f"clean up); items queryable after {queryable:.1f}s = {n_rows / queryable:,.0f} rows/s"
     )
     print(f"  storing the upload: {stored - started:.2f}s; steps (s): {seconds}")
+    if n_holdout:
+        print(f"  against a {n_holdout:,}-row holdout: {outcome.batch.report.get('warning_count', 0)} warning(s)")
     print(f"  peak RSS of this process: {peak:,.0f} MB ({rss_before:,.0f} MB before the import)")
 
 

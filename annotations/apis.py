@@ -132,9 +132,9 @@ class ReviewCreateApi(APIView):
         created_at = serializers.DateTimeField()
 
         def get_revealed_prediction(self, review: Review) -> dict | None:
-            if review.mode != Review.Mode.BLIND:
-                return None
             item = review.item
+            if review.mode != Review.Mode.BLIND or item.dataset.model_output_off:  # the stop switch reveals nothing
+                return None
             return {
                 "prediction_id": item.prediction_id,
                 "label": item.predicted_label.name if item.predicted_label_id else None,

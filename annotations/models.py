@@ -51,6 +51,13 @@ class Dataset(models.Model):
     blind_percent = models.PositiveSmallIntegerField(
         default=0, help_text="Share of served items shown without the model's prediction until answered (0–100)."
     )
+    model_output_off_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The stop switch (human oversight): since when reviewers see no model output and the queue "
+        "serves items in random order. Empty: the model's output is shown.",
+    )
+    model_output_off_reason = models.TextField(blank=True, help_text="Why the model's output was switched off.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -63,7 +70,15 @@ class Dataset(models.Model):
             ),
             models.CheckConstraint(condition=Q(overlap__gte=1, overlap__lte=10), name="dataset_overlap_range"),
             models.CheckConstraint(condition=Q(blind_percent__lte=100), name="dataset_blind_percent"),
+            models.CheckConstraint(
+                condition=Q(model_output_off_since__isnull=True) | ~Q(model_output_off_reason=""),
+                name="dataset_model_output_off_has_reason",
+            ),
         ]
+
+    @property
+    def model_output_off(self) -> bool:
+        return self.model_output_off_since is not None
 
     def clean(self) -> None:
         from annotations.reason_codes import reason_codes_check

@@ -174,9 +174,11 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
         .filter(_free(now, reviewer))
         .exclude(Exists(already_answered))
     )
-    blind = queue_random.random() * 100 < dataset.blind_percent
+    # The stop switch (annotations/oversight.py): no model output shown, and no model order either.
+    model_off = dataset.model_output_off_since is not None
+    blind = queue_random.random() * 100 < dataset.blind_percent or model_off
     until = now + timedelta(seconds=settings.LOUPE_LEASE_SECONDS)
-    if queue_random.random() * 100 < dataset.audit_slice_percent:
+    if queue_random.random() * 100 < dataset.audit_slice_percent or model_off:
         claimed = _claim(
             open_items.order_by("random_key", "id"),
             state=Item.QueueState.OPEN,

@@ -348,7 +348,9 @@ def review_revise(*, review_id: int, reviewer: AbstractBaseUser, answer: ReviewA
             decision, label, mode = Review.Decision.WITHDRAWN, None, original.mode
         else:
             decision, label = _decision_for(answer, shown_label_id), answer.label
-            mode = Review.Mode.REVEALED if original.mode == Review.Mode.BLIND else original.mode
+            # Revised with the prediction in view, unless the stop switch hides it: then the change stays blind.
+            revealed = original.mode == Review.Mode.BLIND and not item.dataset.model_output_off
+            mode = Review.Mode.REVEALED if revealed else original.mode
         reason_code = ""
         if answer is not None:
             reason_code = reason_code_for_answer(

@@ -30,5 +30,6 @@ urlpatterns = [
         name="adjudication_submit",
     ),
     path("<int:dataset_id>/queue-settings/", workbench_views.workbench_settings_page, name="workbench_settings"),
+    path("<int:dataset_id>/model-output/", workbench_views.model_output_switch_view, name="model_output_switch"),
     path("<int:dataset_id>/items/", item_list, name="item_list"),
 ]

@@ -263,8 +263,9 @@ def review_submit_view(request: HttpRequest, dataset_id: int, item_id: int) -> H
         review = review_submit(item_id=item.pk, reviewer=request.user, answer=answer)
     except ValidationError as exc:
         error = _refused_text(request, label_classes, item, exc)
-    if review is not None and review.mode == Review.Mode.BLIND:
+    if review is not None and review.mode == Review.Mode.BLIND and not dataset.model_output_off:
         # Answered blind: now show the prediction, and let them keep or revise (both answers are kept).
+        # Not while the model's output is switched off (the stop switch): then nothing is ever revealed.
         return _render_reveal(request, dataset, review, label_classes)
     if not request.htmx:
         if error:

@@ -8,9 +8,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from annotations.models import QueueStrategy
+from annotations.oversight import dataset_model_output_switch
 from annotations.selectors import dataset_get_for_user
 from annotations.workbench import MAX_OVERLAP, QueueSettings, dataset_queue_settings_set, queue_priorities_dispatch
 from workflow_site.access import Role, has_role
@@ -89,3 +90,25 @@ def workbench_settings_page(request: HttpRequest, dataset_id: int) -> HttpRespon
         {"dataset": dataset, "form": form, "current": current, "can_change": can_change},
         status=status,
     )
+
+
+@require_POST
+@login_required
+def model_output_switch_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """The stop switch (annotations/oversight.py): model admins switch the model's output off or back on."""
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
+    off = request.POST.get("model_output") == "off"
+    try:
+        dataset_model_output_switch(
+            dataset_id=dataset.pk, user=request.user, off=off, reason=request.POST.get("reason", "")
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request,
+            "The model's output is switched off: reviewers see no prediction, and items come in random order."
+            if off
+            else "The model's output is shown to reviewers again.",
+        )
+    return redirect("annotations:workbench_settings", dataset_id=dataset.pk)

@@ -3,7 +3,14 @@ from django.urls import path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from annotations import agreement_apis, dataset_apis, guideline_apis, reviewer_report_apis, workbench_apis
+from annotations import (
+    agreement_apis,
+    dataset_apis,
+    guideline_apis,
+    oversight_apis,
+    reviewer_report_apis,
+    workbench_apis,
+)
 from annotations import apis as annotation_apis
 from governance import apis as governance_apis
 from models_app import apis as model_apis
@@ -32,6 +39,11 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/next-item/", annotation_apis.NextItemApi.as_view(), name="api_next_item"),
     path("items/<int:item_id>/reviews/", annotation_apis.ReviewCreateApi.as_view(), name="api_review_create"),
     path("reviews/<int:review_id>/revise/", workbench_apis.ReviewReviseApi.as_view(), name="api_review_revise"),
+    path(
+        "datasets/<int:dataset_id>/model-output/",
+        oversight_apis.ModelOutputApi.as_view(),
+        name="api_model_output",
+    ),
     path(
         "datasets/<int:dataset_id>/queue-settings/",
         workbench_apis.QueueSettingsApi.as_view(),

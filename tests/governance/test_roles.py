@@ -282,6 +282,14 @@ ENDPOINTS: dict[str, Endpoint] = {
     "queue_settings_page": Endpoint(
         "get", lambda w: reverse("annotations:workbench_settings", args=[w.dataset_id]), ADMIN_READERS
     ),
+    "model_output_switch": Endpoint(
+        "post",
+        lambda w: reverse("annotations:model_output_switch", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"model_output": "off", "reason": "stop it"},
+        effect="dataset.model_output_switched_off",
+    ),
     "queue_settings_change": Endpoint(
         "post",
         lambda w: reverse("annotations:workbench_settings", args=[w.dataset_id]),
@@ -333,6 +341,18 @@ ENDPOINTS: dict[str, Endpoint] = {
         api=True,
         data=lambda w: {"reason": "v3 looks good"},
         effect="promotion.requested",
+    ),
+    "api_model_output": Endpoint(
+        "get", lambda w: f"/api/datasets/{w.dataset_id}/model-output/", ADMIN_READERS, api=True
+    ),
+    "api_model_output_switch": Endpoint(
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/model-output/",
+        ADMINS,
+        ok=200,
+        api=True,
+        data=lambda w: {"off": True, "reason": "stop it"},
+        effect="dataset.model_output_switched_off",
     ),
     "api_shadow_report": Endpoint(
         "get", lambda w: f"/api/model-versions/{w.unrequested_version_id}/shadow-report/", ADMIN_READERS, api=True

@@ -91,7 +91,9 @@ class ChainBreak:
 _UNREADABLE = (ValueError, TypeError, AttributeError, OverflowError)
 
 
-def verify_chain(events: Any, head: tuple[int, str] | None = None) -> tuple[int, ChainBreak | None]:
+def verify_chain(
+    events: Any, head: tuple[int, str] | None = None, start: tuple[int, str] = (0, GENESIS_HASH)
+) -> tuple[int, ChainBreak | None]:
     """Walk events in seq order; return (events checked, first break or None).
 
     With `head` (the chain head's seq and hash), events deleted from the end,
@@ -99,19 +101,22 @@ def verify_chain(events: Any, head: tuple[int, str] | None = None) -> tuple[int,
     read (its stored fields altered into something the ORM cannot convert) is
     a break too, not a crash. The walk closes `events` when it stops early, so
     a database cursor behind it is released while its connection is still open.
+
+    `start` (a seq and its hash, trusted already) lets a walk begin after it: a new
+    checkpoint checks only the links made since the previous one.
     """
     iterator = iter(events)
     try:
-        return _walk(iterator, head)
+        return _walk(iterator, head, start)
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
 
 
-def _walk(iterator: Any, head: tuple[int, str] | None) -> tuple[int, ChainBreak | None]:
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
+def _walk(iterator: Any, head: tuple[int, str] | None, start: tuple[int, str]) -> tuple[int, ChainBreak | None]:
+    expected_prev = start[1]
+    expected_seq = start[0] + 1
     checked = 0
     while True:
         try:

@@ -274,3 +274,38 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed Merkle tree head over the first `tree_size` audit events (issue 10, point 1).
+
+    The hash chain alone cannot tell a rewritten trail from a genuine one: whoever can
+    write the table can recompute every later hash and move the head. A checkpoint's
+    Ed25519 signature is made with a key the database does not hold, so rewriting any
+    event it covers (or deleting events under it) shows as a root that no longer matches;
+    an exported copy kept elsewhere holds even if the checkpoint rows are deleted too.
+    Append-only, like the events (triggers in migration 0014).
+    """
+
+    tree_size = models.PositiveBigIntegerField(unique=True, help_text="How many events (seq 1..tree_size) it covers.")
+    root_hash = models.CharField(max_length=64, help_text="RFC 9162 Merkle tree head over the events' hashes (hex).")
+    last_seq = models.PositiveBigIntegerField(help_text="The last event covered (equal to tree_size: seq has no gaps).")
+    last_event_hash = models.CharField(max_length=64, help_text="The hash of that last event (hex).")
+    created_at = models.DateTimeField(help_text="When it was made (UTC); part of what is signed.")
+    public_key = models.CharField(max_length=64, help_text="The Ed25519 public key that signed it (base64, raw).")
+    key_fingerprint = models.CharField(max_length=64, help_text="sha256 of the raw public key (hex).")
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature over the canonical statement (base64).")
+
+    class Meta:
+        ordering = ["-tree_size"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at {self.tree_size} events ({self.root_hash[:12]}…)"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("Audit checkpoints are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError("Audit checkpoints are append-only.")

@@ -54,3 +54,18 @@ def filesystem_broker_with_shared_database(app_configs: Any = None, **kwargs: An
             )
         ]
     return []
+
+
+@register()
+def audit_signing_key_missing(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    if not settings.DEBUG and not settings.LOUPE_AUDIT_SIGNING_KEY:
+        return [
+            Warning(
+                "LOUPE_AUDIT_SIGNING_KEY is not set: no audit checkpoint can be signed, so a rewritten audit"
+                " trail (events edited and every later hash recomputed) would go undetected.",
+                hint="Set LOUPE_AUDIT_SIGNING_KEY to a base64 raw Ed25519 private key"
+                " (manage.py audit_checkpoint --new-key prints one), kept off the database server.",
+                id="loupe.W003",
+            )
+        ]
+    return []

@@ -348,7 +348,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "models_app.tasks.predictions_refresh_sweep",
         "schedule": env_int("LOUPE_REPREDICT_EVERY_S", 300),
     },
+    # A signed Merkle checkpoint of the audit trail (skipped when nothing new happened since the last).
+    "audit-checkpoint": {
+        "task": "governance.tasks.audit_checkpoint_task",
+        "schedule": env_int("LOUPE_AUDIT_CHECKPOINT_EVERY_S", 60 * 60),
+    },
 }
+# The audit trail's checkpoint key (governance/checkpoint_signing.py): a raw 32-byte Ed25519
+# private key, base64. Outside DEBUG it must be set (system check loupe.W003); in DEBUG one is
+# generated once under var/. Keep it off the database server: a key the database holds would let
+# whoever rewrites the trail sign a new checkpoint for it.
+LOUPE_AUDIT_SIGNING_KEY = env_str("LOUPE_AUDIT_SIGNING_KEY")
+# Public keys (base64, raw) of earlier signing keys, so checkpoints signed before a rotation still verify.
+LOUPE_AUDIT_TRUSTED_KEYS = env_list("LOUPE_AUDIT_TRUSTED_KEYS", [])
 # A queued run not picked up within this many seconds is sent to the broker again.
 LOUPE_REDISPATCH_AFTER_S = env_int("LOUPE_REDISPATCH_AFTER_S", 120)
 # A running training run touches its heartbeat at every stage and this often while it fits;

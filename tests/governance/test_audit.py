@@ -188,10 +188,12 @@ def test_the_orm_refuses_to_change_or_delete_a_recorded_event(workload):
 
 def test_verify_audit_command_succeeds_on_a_good_chain(workload):
     out = io.StringIO()
+    events = AuditEvent.objects.count()  # counted first: the verification then logs itself as one more
 
     call_command("verify_audit", stdout=out)
 
-    assert f"Audit chain verified: {AuditEvent.objects.count()} events" in out.getvalue()
+    assert f"Audit chain verified: {events} events" in out.getvalue()
+    assert AuditEvent.objects.order_by("-seq").first().action == "audit.verified"
 
 
 def test_verify_audit_command_fails_naming_the_broken_event(workload):

@@ -1,21 +1,53 @@
-"""`manage.py verify_audit`: walk the hash chain and name the first broken link."""
+"""`manage.py verify_audit`: walk the hash chain and every signed checkpoint; name the first bad link."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from governance.selectors import audit_chain_verify
+from governance.checkpoint_signing import exported_checkpoint_read
+from governance.checkpoints import audit_trail_verify, audit_verification_record
 
 
 class Command(BaseCommand):
-    help = "Verify the audit trail's hash chain; exit 1 and name the first broken event if it does not verify."
+    help = (
+        "Verify the audit trail: its hash chain, every stored checkpoint (signature, Merkle root recomputed"
+        " from the events) and any exported checkpoint given; exit 1 naming the first broken event or checkpoint."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--checkpoint",
+            type=Path,
+            action="append",
+            default=[],
+            help="An exported checkpoint file (audit_checkpoint --export): its first N events must give its root.",
+        )
+        parser.add_argument("--no-record", action="store_true", help="Do not log this verification in the trail.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        checked, broken = audit_chain_verify()
-        if broken is not None:
+        try:
+            exported = [exported_checkpoint_read(path) for path in options["checkpoint"]]
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        result = audit_trail_verify(exported=exported)
+        if not options["no_record"]:
+            audit_verification_record(result=result)
+        if result.chain_break is not None:
+            broken = result.chain_break
             raise CommandError(
-                f"Audit chain broken at event #{broken.seq}: {broken.reason}. {checked} events verified before it."
+                f"Audit chain broken at event #{broken.seq}: {broken.reason}."
+                f" {result.events_checked} events verified before it."
             )
-        self.stdout.write(self.style.SUCCESS(f"Audit chain verified: {checked} events, no broken link."))
+        if result.problems:
+            more = f" ({len(result.problems) - 1} more problems)" if len(result.problems) > 1 else ""
+            raise CommandError(f"Audit checkpoint does not verify: {result.problems[0]}{more}.")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Audit chain verified: {result.events_checked} events, no broken link;"
+                f" {result.checkpoints_checked} checkpoints and {result.exported_checked} exported checkpoints"
+                " verified."
+            )
+        )

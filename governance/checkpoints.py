@@ -1,0 +1,311 @@
+"""Signed Merkle checkpoints of the audit trail: made, verified, proven (issue 10, point 1).
+
+The hash chain shows an event was altered only while the hashes after it are left
+alone; whoever can write the table can recompute them and move the head. A checkpoint
+signs the Merkle tree head of the first n events with a key the database does not
+hold, so rewriting, deleting or truncating anything it covers shows at the next
+verification, and an exported copy kept elsewhere shows it even if the checkpoint rows
+go too. What no checkpoint can show: events appended after the last checkpoint and
+rewritten (or deleted) before the next one; checkpoint often, and export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from governance.audit import audit_record
+from governance.audit_chain import ChainBreak, format_timestamp, verify_chain
+from governance.checkpoint_signing import (
+    ExportedCheckpoint,
+    checkpoint_statement,
+    key_fingerprint,
+    public_key_b64,
+    signature_valid,
+    signing_key,
+    statement_sign,
+    trusted_public_keys,
+)
+from governance.merkle import EMPTY_ROOT, TreeBuilder
+from governance.models import AuditCheckpoint, AuditEvent
+from governance.selectors import chain_head
+
+CHECKPOINT_ACTION = "audit.checkpoint_created"
+VERIFIED_ACTION = "audit.verified"
+
+
+class CheckpointRefused(Exception):
+    """The trail as it stands cannot be signed: it no longer extends the last checkpoint."""
+
+
+def _stored_hash(value: str) -> bytes:
+    # A hash altered into something that is not hex still makes a leaf (its text): the
+    # chain walk reports that event, and the roots simply stop matching.
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return value.encode("utf-8", "replace")
+
+
+def checkpoint_statement_of(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    return checkpoint_statement(
+        tree_size=checkpoint.tree_size,
+        root_hash=checkpoint.root_hash,
+        last_seq=checkpoint.last_seq,
+        last_event_hash=checkpoint.last_event_hash,
+        created_at=format_timestamp(checkpoint.created_at),
+        key_fingerprint=checkpoint.key_fingerprint,
+    )
+
+
+def checkpoint_export(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    exported = ExportedCheckpoint(
+        statement=checkpoint_statement_of(checkpoint), signature=checkpoint.signature, public_key=checkpoint.public_key
+    )
+    return exported.document()
+
+
+def audit_checkpoint_create(
+    *, actor: AbstractBaseUser | None = None, only_if_new: bool = False
+) -> AuditCheckpoint | None:
+    """Sign the Merkle tree head of every event committed so far, and record that in the trail.
+
+    Refused (CheckpointRefused) when the events no longer give the previous checkpoint's
+    root, or the links made since it do not verify: a checkpoint must never bless a
+    rewritten trail. With `only_if_new` (the beat task), nothing is made when the only
+    event since the last checkpoint is that checkpoint's own. The checkpoint's event
+    is written in the same transaction, so it exists exactly when the row does; it is
+    the next event, covered by the next checkpoint.
+    """
+    key = signing_key()
+    public_key = public_key_b64(key)
+    with transaction.atomic():
+        size, last_hash = chain_head()
+        previous = AuditCheckpoint.objects.order_by("-tree_size").first()
+        if only_if_new and previous is not None and size <= previous.tree_size + 1:
+            return None
+        if previous is not None and size < previous.tree_size:
+            raise CheckpointRefused(
+                f"The chain head is at event #{size}, behind the last checkpoint's #{previous.tree_size}:"
+                " events were deleted. Run verify_audit."
+            )
+        builder = TreeBuilder()
+        for seq, stored in AuditEvent.objects.filter(seq__lte=size).order_by("seq").values_list("seq", "hash"):
+            if seq != builder.size + 1:
+                raise CheckpointRefused(f"Event #{builder.size + 1} is missing. Run verify_audit.")
+            builder.append(_stored_hash(stored))
+            if previous is not None and builder.size == previous.tree_size:
+                if builder.root().hex() != previous.root_hash:
+                    raise CheckpointRefused(
+                        f"The events covered by the checkpoint at {previous.tree_size} events no longer give its"
+                        " root: they were rewritten. Run verify_audit."
+                    )
+        if builder.size != size:
+            raise CheckpointRefused(f"The chain head records {size} events but {builder.size} were found.")
+        _check_links_since(previous, size, last_hash)
+        created_at = timezone.now()
+        fingerprint = key_fingerprint(public_key)
+        root = builder.root().hex() if size else EMPTY_ROOT.hex()
+        statement = checkpoint_statement(
+            tree_size=size,
+            root_hash=root,
+            last_seq=size,
+            last_event_hash=last_hash,
+            created_at=format_timestamp(created_at),
+            key_fingerprint=fingerprint,
+        )
+        checkpoint = AuditCheckpoint.objects.create(
+            tree_size=size,
+            root_hash=root,
+            last_seq=size,
+            last_event_hash=last_hash,
+            created_at=created_at,
+            public_key=public_key,
+            key_fingerprint=fingerprint,
+            signature=statement_sign(statement, key),
+        )
+        audit_record(
+            actor=actor,
+            action=CHECKPOINT_ACTION,
+            obj=checkpoint,
+            after={"tree_size": size, "root_hash": root, "key_fingerprint": fingerprint},
+            reason="Signed Merkle checkpoint of the audit trail.",
+        )
+    return checkpoint
+
+
+def _check_links_since(previous: AuditCheckpoint | None, size: int, last_hash: str) -> None:
+    start = (previous.last_seq, previous.last_event_hash) if previous is not None else (0, "0" * 64)
+    events = AuditEvent.objects.filter(seq__gt=start[0], seq__lte=size).order_by("seq").iterator(chunk_size=2000)
+    _, broken = verify_chain(events, head=(size, last_hash), start=start)
+    if broken is not None:
+        raise CheckpointRefused(f"Audit chain broken at event #{broken.seq}: {broken.reason}. Run verify_audit.")
+
+
+@dataclass
+class TrailVerification:
+    """What verify_audit found: the chain, every stored checkpoint, any exported ones."""
+
+    events_checked: int = 0
+    chain_break: ChainBreak | None = None
+    checkpoints_checked: int = 0
+    last_checkpoint: AuditCheckpoint | None = None
+    problems: list[str] = field(default_factory=list)  # checkpoint problems, first (oldest) first
+    exported_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.chain_break is None and not self.problems
+
+
+def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> TrailVerification:
+    """Walk the chain once; recompute every checkpoint's root from the same events as they stream by.
+
+    Every checkpoint (stored or exported) must carry a valid signature by a trusted key,
+    and the first tree_size events must give its root. Two checkpoints whose roots both
+    come out of this one stream of events are consistent (the smaller tree is a prefix
+    of the larger): the walk is the consistency check, in O(n) for any number of them.
+    """
+    exported = exported or []
+    checkpoints = list(AuditCheckpoint.objects.order_by("tree_size"))
+    wanted = {c.tree_size for c in checkpoints} | {e.tree_size for e in exported}
+    roots: dict[int, str] = {0: EMPTY_ROOT.hex()}
+    recorded: dict[int, int] = {}  # tree_size -> seq of the event that recorded a checkpoint
+    builder = TreeBuilder()
+
+    def stream() -> Any:
+        for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):
+            builder.append(_stored_hash(event.hash))
+            if builder.size in wanted:
+                roots[builder.size] = builder.root().hex()
+            if event.action == CHECKPOINT_ACTION and isinstance(event.after, dict):
+                recorded[event.after.get("tree_size")] = event.seq
+            yield event
+
+    result = TrailVerification()
+    result.events_checked, result.chain_break = verify_chain(stream(), head=chain_head())
+    verified_up_to = result.events_checked  # roots beyond a chain break are not judged
+    broken = result.chain_break is not None
+    trusted = trusted_public_keys()
+    result.last_checkpoint = checkpoints[-1] if checkpoints else None
+    previous: AuditCheckpoint | None = None
+    for checkpoint in checkpoints:
+        name = f"checkpoint #{checkpoint.pk} ({checkpoint.tree_size} events, {format_timestamp(checkpoint.created_at)})"
+        problem = _signature_problem(
+            checkpoint_statement_of(checkpoint), checkpoint.signature, checkpoint.public_key, trusted
+        )
+        if problem is None and previous is not None and checkpoint.created_at < previous.created_at:
+            problem = f"it is dated before checkpoint #{previous.pk}, which covers fewer events"
+        if problem is None:
+            problem = _root_problem(
+                checkpoint.tree_size, checkpoint.root_hash, roots, verified_up_to, previous, chain_broken=broken
+            )
+        if problem is not None:
+            result.problems.append(f"{name}: {problem}")
+        result.checkpoints_checked += 1
+        previous = checkpoint
+    stored_sizes = {c.tree_size for c in checkpoints}
+    for size, seq in sorted(recorded.items(), key=lambda pair: pair[1]):
+        if size not in stored_sizes and seq <= verified_up_to:
+            result.problems.append(
+                f"the checkpoint at {size} events recorded by event #{seq} is missing from the checkpoint table"
+                " (deleted)"
+            )
+    for document in exported:
+        name = f"exported checkpoint ({document.tree_size} events, {document.statement.get('created_at')})"
+        problem = _signature_problem(document.statement, document.signature, document.public_key, trusted)
+        if problem is None:
+            problem = _root_problem(
+                document.tree_size, document.root_hash, roots, verified_up_to, None, chain_broken=broken
+            )
+        if problem is not None:
+            result.problems.append(f"{name}: {problem}")
+        result.exported_checked += 1
+    return result
+
+
+def _signature_problem(statement: dict[str, Any], signature: str, public_key: str, trusted: set[str]) -> str | None:
+    if key_fingerprint(public_key) != statement.get("key_fingerprint"):
+        return "its key fingerprint does not match its public key"
+    if not signature_valid(statement, signature=signature, public_key=public_key):
+        return "its signature does not verify (the checkpoint was altered or forged)"
+    if public_key not in trusted:
+        return f"it is signed by key {statement.get('key_fingerprint')}, which is not a trusted audit key"
+    return None
+
+
+def _root_problem(
+    size: int,
+    root_hash: str,
+    roots: dict[int, str],
+    verified_up_to: int,
+    previous: AuditCheckpoint | None,
+    *,
+    chain_broken: bool,
+) -> str | None:
+    if size > verified_up_to:
+        if chain_broken:
+            return "not checked: the chain breaks before its last event"
+        return (
+            f"it covers {size} events but the trail has only {verified_up_to}: events it signed were deleted"
+            " (and the chain head moved back)"
+        )
+    if roots[size] != root_hash:
+        since = f" after event #{previous.tree_size} (the checkpoint before still matches)" if previous else ""
+        return (
+            f"the events 1..{size} no longer give its signed root: an event{since} up to #{size} was rewritten"
+            " and the later hashes recomputed"
+        )
+    return None
+
+
+def audit_verification_record(*, result: TrailVerification, actor: AbstractBaseUser | None = None) -> None:
+    """Log that the trail was verified, and what was found, so every auditor page can say when."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=VERIFIED_ACTION,
+            object_type="audittrail",
+            after={
+                "ok": result.ok,
+                "events": result.events_checked,
+                "checkpoints": result.checkpoints_checked,
+                "first_break": result.chain_break.seq if result.chain_break else None,
+                "first_problem": result.problems[0] if result.problems else None,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class IntegrityStatus:
+    """The line every auditor page shows: the last checkpoint and the last verification."""
+
+    checkpoint: AuditCheckpoint | None
+    signature_ok: bool
+    verified_at: datetime | None
+    verified_ok: bool | None
+
+
+def audit_integrity_status() -> IntegrityStatus:
+    """Two indexed queries whatever the size of the trail, and one signature check."""
+    checkpoint = AuditCheckpoint.objects.order_by("-tree_size").first()
+    verified = (
+        AuditEvent.objects.filter(action=VERIFIED_ACTION).order_by("-seq").values_list("created_at", "after").first()
+    )
+    signature_ok = checkpoint is not None and (
+        _signature_problem(
+            checkpoint_statement_of(checkpoint), checkpoint.signature, checkpoint.public_key, trusted_public_keys()
+        )
+        is None
+    )
+    return IntegrityStatus(
+        checkpoint=checkpoint,
+        signature_ok=signature_ok,
+        verified_at=verified[0] if verified else None,
+        verified_ok=bool(verified[1].get("ok")) if verified and isinstance(verified[1], dict) else None,
+    )

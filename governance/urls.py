@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import views
+from governance import document_views, views
 
 app_name = "governance"
 
@@ -10,6 +10,8 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/promotions/rollback/", views.rollback_request_view, name="rollback_request"),
     path("promotions/<int:pk>/", views.promotion_detail, name="promotion_detail"),
     path("promotions/<int:pk>/decide/", views.promotion_decide_view, name="promotion_decide"),
+    path("model-versions/<int:model_version_id>/card/", document_views.model_card_view, name="model_card"),
+    path("snapshots/<int:snapshot_id>/datasheet/", document_views.datasheet_view, name="datasheet"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
     path("audit/items/<int:item_id>/", views.item_history, name="item_history"),

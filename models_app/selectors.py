@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from annotations.models import Dataset
 from annotations.selectors import dataset_get_for_user
 from models_app.comparison import MetricComparison, Verdict, compare_metrics, regressions
-from models_app.models import Evaluation, ModelVersion, RetrainingPolicy, TrainingRun
+from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, RetrainingPolicy, TrainingRun
 from workflow_site.access import (
     MODEL_READ_ROLES,
     AnyUser,
@@ -27,6 +27,16 @@ def run_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...] = MODEL_
         raise missing_record(user, roles, "training run") from exc
     require_dataset_access(user, run.dataset, roles)
     return run
+
+
+def snapshot_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...] = MODEL_READ_ROLES) -> DatasetSnapshot:
+    require_role(user, *roles)
+    try:
+        snapshot = DatasetSnapshot.objects.select_related("dataset").get(pk=pk)
+    except DatasetSnapshot.DoesNotExist as exc:
+        raise missing_record(user, roles, "snapshot") from exc
+    require_dataset_access(user, snapshot.dataset, roles)
+    return snapshot
 
 
 def model_version_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...] = MODEL_READ_ROLES) -> ModelVersion:

@@ -249,6 +249,9 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"action": "start", "reason": "watch it"},
         effect="model_version.shadow_started",
     ),
+    "model_card": Endpoint(
+        "get", lambda w: reverse("governance:model_card", args=[w.unrequested_version_id]), ADMIN_READERS
+    ),
     "promotion_list": Endpoint(
         "get", lambda w: reverse("governance:promotion_list", args=[w.dataset_id]), ADMIN_READERS
     ),

@@ -1,0 +1,232 @@
+"""Documents from the lineage (issue 10, point 8): a model card per version, a datasheet per snapshot.
+
+Both are built from registry facts only, never typed in: the version's fit
+record, its training run and triggers, the snapshot's labels and where they
+came from, the evaluations stored at training time (overall, per class, per
+subgroup of the sensitive features, the paired test against the champion of
+the day) and the promotion decisions with their signatures. The sections
+follow Mitchell et al. 2019 (model cards) and Gebru et al. 2021 (datasheets).
+Each builder returns plain JSON-ready dicts: the page renders them (with a
+print stylesheet), the JSON view returns them as they are, so what an auditor
+prints and what a program reads are the same facts.
+
+Narrative sections a person must write (ethical considerations beyond the
+facts, intended users) are named as not written yet rather than invented.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from annotations.models import GoldLabel, ImportBatch, Review
+from governance.models import PromotionRequest
+from governance.promotions import model_version_record_hash
+from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel
+
+NOT_WRITTEN = "Not written yet: a model admin adds this narrative."
+
+
+def model_card(version: ModelVersion) -> dict[str, Any]:
+    """The model card of one registered version (Mitchell et al. 2019 sections)."""
+    dataset, run, fit = version.dataset, version.training_run, version.fit_info or {}
+    evaluations = {e.role: e for e in Evaluation.objects.filter(training_run=run)}
+    candidate = evaluations.get(Evaluation.Role.CANDIDATE)
+    metrics = candidate.metrics if candidate else {}
+    sensitive = list(dataset.features.filter(is_sensitive=True).order_by("position").values_list("name", flat=True))
+    return {
+        "kind": "model_card",
+        "model_details": {
+            "dataset": dataset.name,
+            "version": version.version,
+            "stage": version.stage,
+            "in_shadow_since": version.shadow_since,
+            "algorithm": version.algorithm,
+            "algorithm_label": fit.get("label", version.algorithm),
+            "hyperparameters": fit.get("params", {}),
+            "seed": fit.get("seed"),
+            "calibration": fit.get("calibration"),
+            "calibration_reason": fit.get("calibration_reason"),
+            "trained_on": fit.get("trained_on"),
+            "code_version": fit.get("code_version"),
+            "library_versions": fit.get("library_versions", {}),
+            "artifact_sha256": version.artifact_sha256,
+            "created_at": version.created_at,
+            "training_run": run.pk,
+            "triggers": [{"kind": t.kind, "reason": t.reason, "at": t.created_at} for t in run.triggers.order_by("pk")],
+        },
+        "intended_use": {
+            "purpose": dataset.description or NOT_WRITTEN,
+            "how_it_is_used": (
+                "Its predictions are shown to reviewers of this dataset as a suggestion; a reviewer decides every "
+                "label (accept, correct, uncertain), a share of items is served blind or from a random audit "
+                "slice, and no prediction becomes a label without a person."
+            ),
+            "out_of_scope": "Any use without that review step, and any data unlike this dataset's schema.",
+        },
+        "factors": {
+            "sensitive_features": sensitive,
+            "inputs": version.feature_names,
+            "classes": version.class_names,
+        },
+        "metrics": {
+            "reported": ["accuracy", "balanced_accuracy", "macro_f1", "auroc", "log_loss", "brier", "ece"],
+            "why": (
+                "Accuracy and balanced accuracy (classes may be imbalanced), macro-F1, AUROC for ranking, and "
+                "log loss, Brier and ECE because reviewers read the confidence: a confident wrong model invites "
+                "rubber-stamping. Intervals are bootstrap 95% percentile intervals over holdout rows."
+            ),
+        },
+        "evaluation_data": {
+            "holdout_rows": candidate.holdout_size if candidate else 0,
+            "holdout_sha256": candidate.holdout_hash if candidate else None,
+            "description": "The sequestered holdout: labelled at import, never reviewed, never trained on.",
+            "class_support": {name: c.get("support") for name, c in (metrics.get("per_class") or {}).items()},
+        },
+        "training_data": _snapshot_summary(version.snapshot),
+        "quantitative_analyses": {
+            "overall": {k: metrics.get(k) for k in ("accuracy", "accuracy_ci", "balanced_accuracy", "macro_f1")}
+            | {k: metrics.get(k) for k in ("auroc", "log_loss", "brier", "ece")},
+            "per_class": metrics.get("per_class") or {},
+            "subgroups": metrics.get("subgroups") or {},
+            "against_the_champion_of_the_day": metrics.get("paired"),
+        },
+        "ethical_considerations": {
+            "facts": _ethical_facts(sensitive, metrics),
+            "narrative": NOT_WRITTEN,
+        },
+        "caveats": list(fit.get("warnings") or []) + _caveats(metrics),
+        "decisions": _decisions(version),
+    }
+
+
+def datasheet(snapshot: DatasetSnapshot) -> dict[str, Any]:
+    """The datasheet of one frozen training set (Gebru et al. sections)."""
+    dataset = snapshot.dataset
+    item_ids = SnapshotLabel.objects.filter(snapshot=snapshot).values("item_id")
+    batches = (
+        ImportBatch.objects.filter(items__in=item_ids)
+        .distinct()
+        .order_by("pk")
+        .values("pk", "file_name", "file_sha256", "rows_imported", "uploaded_at", "purpose")
+    )
+    features = [
+        {"name": f.name, "type": f.dtype, "unit": f.unit, "sensitive": f.is_sensitive, "description": f.description}
+        for f in dataset.features.order_by("position")
+    ]
+    return {
+        "kind": "datasheet",
+        "snapshot": {"id": snapshot.pk, "sha256": snapshot.content_hash, "frozen_at": snapshot.created_at},
+        "motivation": dataset.description or NOT_WRITTEN,
+        "composition": {
+            "labels": snapshot.label_count,
+            "features": features,
+            **_snapshot_summary(snapshot),
+        },
+        "collection": {
+            "files": [{**b, "id": b.pop("pk")} for b in batches],
+            "note": "Every item keeps its file, line and the file's sha256 (item history pages).",
+        },
+        "uses": {
+            "model_versions": list(
+                ModelVersion.objects.filter(snapshot=snapshot).order_by("version").values_list("version", flat=True)
+            ),
+            "holdout": "The holdout is never part of a snapshot; models are judged on it.",
+        },
+        "maintenance": (
+            "Labels change only through reviews, adjudication and label-issue re-review, each an audited event; "
+            "a snapshot never changes once frozen (its sha256 covers item ids, row hashes and labels)."
+        ),
+    }
+
+
+def _snapshot_summary(snapshot: DatasetSnapshot) -> dict[str, Any]:
+    """Where the snapshot's labels came from: origins, how the reviewed items were picked, reviewers, guidelines."""
+    labels = SnapshotLabel.objects.filter(snapshot=snapshot)
+    origins = Counter(labels.values_list("gold_label__origin", flat=True))
+    reviews = Review.objects.filter(pk__in=labels.exclude(review__isnull=True).values("review_id"))
+    picked = Counter(reviews.values_list("selection_strategy", flat=True))
+    by_class = Counter(labels.values_list("label__name", flat=True))
+    answered = Review.objects.filter(item_id__in=labels.values("item_id")).exclude(decision=Review.Decision.SKIP)
+    return {
+        "snapshot_id": snapshot.pk,
+        "snapshot_sha256": snapshot.content_hash,
+        "label_count": snapshot.label_count,
+        "by_class": dict(sorted(by_class.items())),
+        "label_origins": {origin: origins.get(origin, 0) for origin in GoldLabel.Origin.values},
+        # The random audit slice is the unbiased part: items picked by the model's own uncertainty are not.
+        "reviewed_items_picked_by": dict(sorted(picked.items())),
+        "from_random_audit_slice": picked.get("audit_slice", 0),
+        "reviewers": answered.values("reviewer_id").distinct().count(),
+        "guideline_versions": sorted(set(answered.values_list("guideline_version", flat=True)) - {""}),
+        "agreement_behind_labels": {
+            "consensus_of_several_reviewers": origins.get(GoldLabel.Origin.CONSENSUS, 0),
+            "adjudicated_disagreements": origins.get(GoldLabel.Origin.ADJUDICATION, 0),
+            "single_review": origins.get(GoldLabel.Origin.REVIEW, 0),
+            "imported_unreviewed": origins.get(GoldLabel.Origin.IMPORT, 0),
+        },
+    }
+
+
+def _ethical_facts(sensitive: list[str], metrics: dict[str, Any]) -> list[str]:
+    facts = []
+    if not sensitive:
+        facts.append("No feature of this dataset is marked sensitive: no subgroup analysis was possible.")
+    for feature, groups in (metrics.get("subgroups") or {}).items():
+        judged = [v for v, g in groups.items() if g.get("accuracy") is not None]
+        hidden = [v for v, g in groups.items() if g.get("accuracy") is None]
+        if hidden:
+            facts.append(
+                f"{feature}: {len(hidden)} group(s) too small to judge on the holdout ({', '.join(map(str, hidden))})."
+            )
+        if judged:
+            low = min(judged, key=lambda v: groups[v]["accuracy"])
+            facts.append(f"{feature}: lowest accuracy in group {low} ({groups[low]['accuracy']:.3f}).")
+    return facts
+
+
+def _caveats(metrics: dict[str, Any]) -> list[str]:
+    out = []
+    paired = metrics.get("paired")
+    if paired and paired.get("verdict") == "not distinguishable":
+        out.append("Against the champion of its day: " + paired.get("verdict_words", "not distinguishable") + ".")
+    if metrics.get("auroc") is None and metrics.get("auroc_reason"):
+        out.append(f"AUROC not computed: {metrics['auroc_reason']}.")
+    if not metrics.get("n"):
+        out.append("No holdout when it was trained: nothing on this card is measured.")
+    return out
+
+
+def _decisions(version: ModelVersion) -> list[dict[str, Any]]:
+    """Every promotion or rollback decision about this version, with its signature and whether the record it
+    signed is still the record now (a changed evaluation or artifact shows as a mismatch)."""
+    current = model_version_record_hash(version)
+    out = []
+    for request in PromotionRequest.objects.filter(model_version=version).select_related(
+        "requested_by", "decided_by", "signature"
+    ):
+        signature = request.signature
+        out.append(
+            {
+                "request": request.pk,
+                "kind": request.kind,
+                "status": request.status,
+                "requested_by": request.requested_by.get_username(),
+                "reason": request.reason,
+                "decided_by": request.decided_by.get_username() if request.decided_by else None,
+                "decision_reason": request.decision_reason,
+                "signature": None
+                if signature is None
+                else {
+                    "printed_name": signature.printed_name,
+                    "meaning": signature.meaning,
+                    "signed_at": signature.signed_at,
+                    "record_hash": signature.record_hash,
+                    "matches_the_record_now": signature.record_hash == current,
+                },
+            }
+        )
+    return out
+
+
+__all__ = ["datasheet", "model_card"]

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotations.selectors import dataset_get_for_user, datasets_for_user
 from governance.audit import ReadPurpose, data_access_record
 from governance.audit_labels import audit_rows
+from governance.checkpoints import audit_trail_verify, audit_verification_record
 from governance.forms import AuditFilterForm
 from governance.models import PromotionRequest
 from governance.promotions import (
@@ -26,7 +27,6 @@ from governance.selectors import (
     PromotionsOverview,
     audit_actions,
     audit_actors,
-    audit_chain_verify,
     audit_events_for_user,
     audit_page,
     item_history_for_user,
@@ -216,9 +216,18 @@ def _seq_param(request: HttpRequest, name: str) -> int | None:
 @login_required
 def audit_verify(request: HttpRequest) -> HttpResponse:
     require_role(request.user, Role.AUDITOR)
-    checked, broken = audit_chain_verify()
+    # The chain and every signed checkpoint, in one pass; logged, so every auditor page can say when.
+    result = audit_trail_verify()
+    audit_verification_record(result=result, actor=request.user)
     template = "governance/audit_list.html#verify" if request.htmx else "governance/audit_verify.html"
-    return render(request, template, {"checked": checked, "broken": broken, "verified": True})
+    context = {
+        "checked": result.events_checked,
+        "broken": result.chain_break,
+        "problems": result.problems,
+        "checkpoints": result.checkpoints_checked,
+        "verified": True,
+    }
+    return render(request, template, context)
 
 
 @require_GET

@@ -307,3 +307,67 @@ def test_the_verification_result_says_how_many_events_and_checkpoints_it_checked
     result = audit_trail_verify()
 
     assert result.ok and result.events_checked == 9 and result.checkpoints_checked == 1
+
+
+def _audit_list_queries(client) -> tuple[int, str]:
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(reverse("governance:audit_list")).content.decode()
+    return len(queries), html
+
+
+def test_every_auditor_page_shows_the_last_checkpoint_and_when_the_trail_was_last_verified(checkpointed, auditor):
+    from django.urls import reverse
+
+    from tests.conftest import login
+
+    client = login(auditor)
+    _, html = _audit_list_queries(client)
+    assert "Last checkpoint: 6 events" in html and "signature OK" in html and "Never verified." in html
+
+    client.get(reverse("governance:audit_verify"))
+    _, html = _audit_list_queries(client)
+    assert "Last verified" in html and "no problem found." in html
+
+
+def test_the_integrity_line_costs_two_queries_however_many_checkpoints_and_events(checkpointed):
+    from django.template import Context, Template
+    from django.test.utils import CaptureQueriesContext
+
+    line = Template("{% load audit_integrity %}{% audit_integrity %}")
+    with CaptureQueriesContext(connection) as few:
+        line.render(Context())
+    for _ in range(3):
+        _events(30)
+        newest = audit_checkpoint_create()
+    call_command("verify_audit", stdout=io.StringIO())
+    with CaptureQueriesContext(connection) as many:
+        html = line.render(Context())
+
+    assert len(few) == len(many) == 2
+    assert f"Last checkpoint: {newest.tree_size} events" in html
+
+
+def test_a_checkpoint_whose_signature_fails_is_flagged_on_the_auditor_pages(checkpointed, auditor):
+    from tests.conftest import login
+
+    _as_database_admin()
+    _sql(f"UPDATE {CHECKPOINT_TABLE} SET tree_size = 5")
+
+    _, html = _audit_list_queries(login(auditor))
+    assert "signature does NOT verify" in html
+
+
+def test_the_item_history_page_shows_the_integrity_line(trained_dataset, auditor):
+    from django.urls import reverse
+
+    from annotations.models import Item
+    from tests.conftest import login
+
+    audit_checkpoint_create()
+    item = Item.objects.filter(dataset=trained_dataset).first()
+
+    html = login(auditor).get(reverse("governance:item_history", args=[item.pk])).content.decode()
+    assert "Last checkpoint:" in html and "signature OK" in html

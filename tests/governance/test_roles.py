@@ -308,7 +308,8 @@ ENDPOINTS: dict[str, Endpoint] = {
         "get", lambda w: reverse("annotations:reviewer_report", args=[w.dataset_id]), ADMIN_READERS
     ),
     "audit_list": Endpoint("get", lambda w: reverse("governance:audit_list"), AUDITOR),
-    "audit_verify": Endpoint("get", lambda w: reverse("governance:audit_verify"), AUDITOR),
+    # A verification logs itself (who verified the trail, when, what was found): a read with a record.
+    "audit_verify": Endpoint("get", lambda w: reverse("governance:audit_verify"), AUDITOR, effect="audit.verified"),
     "item_history": Endpoint("get", lambda w: reverse("governance:item_history", args=[w.open_item_id]), AUDITOR),
     # API
     "api_datasets": Endpoint("get", lambda w: "/api/datasets/", SIGNED_IN, api=True),

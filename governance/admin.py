@@ -329,3 +329,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             api_token_revoke(token_id=token_id, by=request.user)
             revoked += 1
         self.message_user(request, f"{revoked} API token(s) revoked.")
+
+
+# Axes' sign-in records, with their deletions audited too; imported last, as it builds on this module.
+from governance import admin_axes  # noqa: E402,F401

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance.audit import audit_record
@@ -83,6 +83,13 @@ def audit_checkpoint_create(
     the next event, covered by the next checkpoint.
     """
     key = signing_key()
+    try:
+        return _checkpoint_create(key, actor=actor, only_if_new=only_if_new)
+    except IntegrityError as exc:  # the unique tree_size: beat and a command signed the same head at once
+        raise CheckpointRefused("Another checkpoint of the same events was made at the same moment.") from exc
+
+
+def _checkpoint_create(key: Any, *, actor: AbstractBaseUser | None, only_if_new: bool) -> AuditCheckpoint | None:
     public_key = public_key_b64(key)
     with transaction.atomic():
         size, last_hash = chain_head()

@@ -371,3 +371,34 @@ def test_the_item_history_page_shows_the_integrity_line(trained_dataset, auditor
 
     html = login(auditor).get(reverse("governance:item_history", args=[item.pk])).content.decode()
     assert "Last checkpoint:" in html and "signature OK" in html
+
+
+def test_in_debug_a_key_is_generated_once_under_var_and_kept(settings, tmp_path):
+    from governance.checkpoint_signing import public_key_b64, signing_key
+
+    settings.DEBUG, settings.LOUPE_AUDIT_SIGNING_KEY, settings.VAR_DIR = True, "", tmp_path
+
+    first, second = public_key_b64(signing_key()), public_key_b64(signing_key())
+
+    assert first == second
+    assert (tmp_path / "audit_signing_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_signing_key_that_is_not_32_bytes_of_base64_is_refused_naming_the_setting(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from governance.checkpoint_signing import signing_key
+
+    settings.LOUPE_AUDIT_SIGNING_KEY = base64.b64encode(b"short").decode()
+
+    with pytest.raises(ImproperlyConfigured, match="LOUPE_AUDIT_SIGNING_KEY must be a raw 32-byte Ed25519"):
+        signing_key()
+
+
+def test_beat_schedules_the_checkpoint_task_by_its_registered_name(settings):
+    from workflow_site.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["audit-checkpoint"]
+
+    assert entry["task"] == audit_checkpoint_task.name == "governance.tasks.audit_checkpoint_task"
+    assert entry["task"] in app.tasks

@@ -111,6 +111,7 @@ def run_progress(run: TrainingRun, progress: int, stage: str, *, epoch: int | No
     stop: when it matches nothing, one more read says which, and the fit stops
     (raised from the algorithm's progress callback, so between two epochs).
     """
+    stage = stage if len(stage) <= 100 else stage[:99] + "…"  # TrainingRun.stage holds 100 characters
     changes: dict[str, Any] = {"progress": progress, "stage": stage, "heartbeat_at": timezone.now()}
     if epoch is not None:
         changes["epoch"] = epoch

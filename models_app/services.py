@@ -374,7 +374,7 @@ def champion_set(*, model_version: ModelVersion, actor: AbstractBaseUser, reason
         obj=model_version,
         object_type="model_version",
         dataset_id=model_version.dataset_id,
-        before={"champion": previous.version if previous else None, "was_in_shadow": was_shadow},
+        before={"champion": previous.version if previous else None, **({"was_in_shadow": True} if was_shadow else {})},
         after={"champion": model_version.version},
         reason=reason,
     )

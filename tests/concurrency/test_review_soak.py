@@ -136,11 +136,14 @@ def test_sixteen_reviewers_with_retraining_and_promotion_never_deadlock(transact
     dataset = trained_dataset
     requester = _user(MODEL_ADMIN)
     signer = _user(MODEL_ADMIN2)
+    pool = synthetic_rows(OPEN_ITEMS, start=5000, labelled=False, prefix="soak")
+    for n, row in enumerate(pool):  # synthetic values repeat every 210 rows: made unique, or the holdout check
+        row["texture"] = round(row["texture"] + (n + 1) * 0.001, 3)  # refuses the pool rows equal to holdout rows
     import_batch_create(
         dataset=dataset,
         user=requester,
         file_name="soak-pool.csv",
-        data=csv_bytes(synthetic_rows(OPEN_ITEMS, start=5000, labelled=False, prefix="soak")),
+        data=csv_bytes(pool),
         purpose=ImportBatch.Purpose.REVIEW,
     )
     retraining_policy_update(dataset=dataset, user=requester, choice=PolicyChoice(enabled=True, new_gold_labels=20))

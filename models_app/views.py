@@ -14,10 +14,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotations.selectors import dataset_get_for_user
 from models_app.evaluation_report import evaluation_report
-from models_app.shadow import shadow_report
 from models_app.models import RetrainingPolicy, TrainingRun
 from models_app.selectors import champion_comparison, models_overview_get_for_user, run_get_for_user
 from models_app.services import PolicyChoice, retraining_policy_update, training_run_cancel, training_run_request
+from models_app.shadow import shadow_report
 from workflow_site.access import Role, has_role
 
 

@@ -33,6 +33,7 @@ from governance.selectors import (
     promotion_get_for_user,
     promotions_overview_get_for_user,
 )
+from models_app.holdout_evaluation import out_of_time_compare
 from models_app.selectors import champion_comparison, model_version_get_for_user
 from workflow_site.access import MODEL_READ_ROLES, Role, has_role, require_role
 
@@ -134,6 +135,10 @@ def _promotion_detail_page(
             "dataset": version.dataset,
             "version": version,
             "comparison": comparison,
+            # At the decision, not at training: the corrections made since both models froze their data.
+            "out_of_time": out_of_time_compare(version=version, champion=comparison.champion)
+            if promotion.is_pending
+            else None,
             "warnings": request_warnings(version, kind=promotion.kind) if promotion.is_pending else [],
             "record_hash": model_version_record_hash(version),
             "can_decide": (

@@ -109,3 +109,52 @@ def holdout_compare(
         champion=champion,
         champion_metrics=champion_metrics,
     )
+
+
+@dataclass(frozen=True)
+class OutOfTimeComparison:
+    """A version and the current champion on the corrections reviewers made after both had frozen their
+    training data: rows neither model saw, from the weeks the model would actually serve."""
+
+    rows: int
+    since: Any  # the later of the two snapshots' freeze times
+    paired: dict[str, Any] | None  # compare_paired's figures; None when there are no such rows
+
+
+OUT_OF_TIME_LIMIT = 5000  # the most recent corrections only: a page view predicts them with both models
+
+
+def out_of_time_compare(*, version: ModelVersion, champion: ModelVersion | None, seed: int = 0) -> OutOfTimeComparison:
+    """The out-of-time set (issue 9, point 9): gold labels from reviews (review, consensus, adjudication; never
+    an imported label) of items in neither model's snapshot, updated after both snapshots were frozen, newest
+    first up to OUT_OF_TIME_LIMIT. Read when a decision is made (the promotion page), not at training time,
+    when no such rows exist yet."""
+    from annotations.models import GoldLabel
+    from models_app.models import SnapshotLabel
+
+    if champion is None or champion.pk == version.pk:
+        return OutOfTimeComparison(0, None, None)
+    since = max(version.snapshot.created_at, champion.snapshot.created_at)
+    seen = SnapshotLabel.objects.filter(snapshot_id__in=[version.snapshot_id, champion.snapshot_id]).values("item_id")
+    rows = list(
+        GoldLabel.objects.filter(
+            dataset_id=version.dataset_id,
+            origin__in=[GoldLabel.Origin.REVIEW, GoldLabel.Origin.CONSENSUS, GoldLabel.Origin.ADJUDICATION],
+            updated_at__gt=since,
+        )
+        .exclude(item_id__in=seen)
+        .order_by("-updated_at")
+        .values_list("item_id", "label__name")[:OUT_OF_TIME_LIMIT]
+    )
+    if not rows:
+        return OutOfTimeComparison(0, since, None)
+    rows.sort()
+    set_ = _Holdout([item_id for item_id, _ in rows], [label for _, label in rows], {})
+    classes = list(version.class_names)
+    try:
+        candidate = _holdout_proba(model_load(version), set_, classes)
+        reference = _holdout_proba(model_load(champion), set_, classes)
+    except Exception:
+        logger.exception("Out-of-time comparison of v%s against v%s failed", version.version, champion.version)
+        return OutOfTimeComparison(len(rows), since, None)
+    return OutOfTimeComparison(len(rows), since, compare_paired(set_.labels, reference, candidate, classes, seed=seed))

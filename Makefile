@@ -27,8 +27,13 @@ var/secret_key:
 	mkdir -p var
 	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
 
-run: $(STAMP) var/secret_key
-	export SECRET_KEY="$$(cat var/secret_key)" HTTPS=false; \
+# The demo's audit-checkpoint signing key (Ed25519: 32 random bytes), made once, kept out of git.
+var/audit_signing_key:
+	mkdir -p var
+	$(PYTHON) -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())" > var/audit_signing_key
+
+run: $(STAMP) var/secret_key var/audit_signing_key
+	export SECRET_KEY="$$(cat var/secret_key)" HTTPS=false LOUPE_AUDIT_SIGNING_KEY="$$(cat var/audit_signing_key)"; \
 	$(PY) manage.py migrate --noinput && \
 	$(PY) manage.py collectstatic --noinput --verbosity 0 && \
 	$(PY) manage.py seed_demo && \
@@ -47,7 +52,8 @@ check: $(DEV_STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	export DEBUG=false HTTPS=true ALLOWED_HOSTS=loupe.example.org \
-		SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
+		SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+		LOUPE_AUDIT_SIGNING_KEY="$$($(PY) -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"; \
 	$(PY) manage.py makemigrations --check --dry-run && \
 	$(PY) manage.py check --deploy --fail-level WARNING
 

@@ -43,6 +43,10 @@ class PromotionOutputSerializer(serializers.Serializer):
     reason = serializers.CharField()
     decided_by = serializers.CharField(source="decided_by.username", allow_null=True, default=None)
     decided_at = serializers.DateTimeField(allow_null=True)
+    gate_results = serializers.ListField(
+        child=serializers.DictField(), help_text="The promotion gates as judged at the decision: gate, passed, detail."
+    )
+    override_reason = serializers.CharField(help_text="Set when approved over a failed gate (a signed override).")
 
 
 _ACKNOWLEDGE_HELP = (
@@ -110,6 +114,12 @@ class PromotionDecisionApi(APIView):
         acknowledge_regressions = serializers.BooleanField(
             required=False, default=False, help_text=_ACKNOWLEDGE_HELP.replace("such a request", "such an approval")
         )
+        override_reason = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="Needed to approve when a promotion gate fails: the approval is then signed as an override.",
+        )
 
     @extend_schema(
         request=InputSerializer, responses={200: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
@@ -125,6 +135,7 @@ class PromotionDecisionApi(APIView):
             password=data.validated_data["password"],
             reason=data.validated_data["reason"],
             acknowledge_regressions=data.validated_data["acknowledge_regressions"],
+            override_reason=data.validated_data["override_reason"],
         )
         return Response(PromotionOutputSerializer(decided).data)
 

@@ -94,6 +94,7 @@ class Signature(models.Model):
         APPROVAL = "approval", "Approval"
         REJECTION = "rejection", "Rejection"
         ROLLBACK = "rollback", "Rollback approval"  # approving a rollback to the previous champion
+        OVERRIDE = "override", "Approval overriding failed gates"  # signed with the override's reason
 
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures")
     printed_name = models.CharField(max_length=300, help_text="The signer's full name as printed on the record.")
@@ -149,6 +150,13 @@ class PromotionRequest(models.Model):
         help_text="The champion this approval replaced (for rollback and lineage).",
     )
 
+    gate_results = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The promotion gates as evaluated against the champion of the moment, stored at the decision.",
+    )
+    override_reason = models.TextField(blank=True, help_text="Why the approver approved despite a failed gate.")
+
     class Meta:
         ordering = ["-requested_at"]
         constraints = [
@@ -166,6 +174,45 @@ class PromotionRequest(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == self.Status.PENDING
+
+
+class PromotionGates(models.Model):
+    """A dataset's promotion gates (issue 10, point 4): what a candidate must show against the current champion
+    before a normal approval; a failed gate can only be overridden by a signed approval with a reason."""
+
+    dataset = models.OneToOneField("annotations.Dataset", on_delete=models.CASCADE, related_name="promotion_gates")
+    min_holdout_accuracy = models.FloatField(
+        null=True, blank=True, help_text="The candidate's holdout accuracy must be at least this (0–1); empty: none."
+    )
+    max_regression_points = models.FloatField(
+        default=2.0,
+        help_text="Fails when the candidate is worse than the champion by more than this many accuracy points with "
+        "95% confidence (the paired bootstrap interval's upper end below −points), overall.",
+    )
+    max_subgroup_regression_points = models.FloatField(
+        default=5.0,
+        help_text="The same for every subgroup of a sensitive feature large enough to judge: fails when the "
+        "candidate's interval lies wholly more than this many points below the champion's accuracy there.",
+    )
+    max_ece = models.FloatField(
+        null=True, blank=True, help_text="Expected calibration error at most this; empty: none."
+    )
+    paired_test_not_worse = models.BooleanField(
+        default=True, help_text="Fails when the paired test on the holdout says the candidate is worse."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "promotion gates"
+        constraints = [
+            models.CheckConstraint(condition=Q(max_regression_points__gte=0), name="gates_regression_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(max_subgroup_regression_points__gte=0), name="gates_subgroup_regression_nonnegative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Promotion gates of {self.dataset}"
 
 
 class DataAccess(models.Model):

@@ -14,6 +14,7 @@ from annotations.models import Dataset
 from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
 from governance.credentials import signing_refuse_if_password_temporary
+from governance.gates import gates_evaluate, gates_failed
 from governance.models import AuditEvent, PromotionRequest, Signature
 from models_app.models import Evaluation, ModelVersion
 from models_app.selectors import champion_comparison
@@ -116,8 +117,13 @@ def promotion_decide(
     password: str,
     reason: str,
     acknowledge_regressions: bool = False,
+    override_reason: str = "",
 ) -> PromotionRequest:
     """Approve (moving the champion alias) or reject, signed by re-entering the password.
+
+    The dataset's promotion gates (governance/gates.py) are judged against the
+    champion of the moment and stored on the request; an approval with a failed
+    gate needs `override_reason` and is signed with the meaning "override".
 
     Raises PermissionDenied if `user` made the request (four eyes; the refusal
     itself is audited), and ValidationError, changing nothing, for a wrong
@@ -136,6 +142,7 @@ def promotion_decide(
             password=password,
             reason=reason,
             acknowledge_regressions=acknowledge_regressions,
+            override_reason=override_reason.strip(),
         )
     except SelfDecisionRefused:
         # The decision rolled back; the refused attempt is recorded on its own, as a failed signature is.
@@ -206,7 +213,14 @@ class SelfDecisionRefused(PermissionDenied):
 
 
 def _decide(
-    *, request_id: int, user: AbstractBaseUser, approve: bool, password: str, reason: str, acknowledge_regressions: bool
+    *,
+    request_id: int,
+    user: AbstractBaseUser,
+    approve: bool,
+    password: str,
+    reason: str,
+    acknowledge_regressions: bool,
+    override_reason: str = "",
 ) -> PromotionRequest:
     # Lock order (README, "Lock order"): the dataset row, then the request, then
     # (in champion_set) the versions, then the audit chain head. The dataset id
@@ -226,9 +240,19 @@ def _decide(
         # Against the champion as it is now (under the dataset lock), not as it was at request time.
         warnings = request_warnings(request.model_version, kind=request.kind)
         rollback = request.kind == PromotionRequest.Kind.ROLLBACK
+        gates = gates_evaluate(request.model_version)
+        failed = gates_failed(gates)
         if approve:
-            # Before the password check, so a missing tick does not cost a signing try.
+            # Before the password check, so a missing tick or reason does not cost a signing try.
             _require_acknowledgement(warnings, acknowledge_regressions, act="approve")
+            if failed and not override_reason:
+                names = ", ".join(g["gate"] for g in failed)
+                raise ValidationError(
+                    {
+                        "override_reason": f"Failed gate(s): {names}. An approval is possible only as a signed "
+                        "override: give the reason it should go live anyway."
+                    }
+                )
         if not password or not user.check_password(password):
             raise WrongSignaturePassword
         if not approve and not reason:
@@ -241,6 +265,8 @@ def _decide(
             meaning=(
                 Signature.Meaning.REJECTION
                 if not approve
+                else Signature.Meaning.OVERRIDE
+                if failed
                 else Signature.Meaning.ROLLBACK
                 if rollback
                 else Signature.Meaning.APPROVAL
@@ -255,6 +281,8 @@ def _decide(
         request.decided_at = now
         request.decision_reason = reason
         request.signature = signature
+        request.gate_results = gates
+        request.override_reason = override_reason if approve and failed else ""
         if approve:
             request.previous_champion = champion_set(model_version=version, actor=user, reason=reason or request.reason)
         request.save()
@@ -277,6 +305,9 @@ def _decide(
                 },
                 "warnings": warnings,
                 "warnings_acknowledged": bool(warnings) and approve,
+                "gates": gates,
+                "gates_overridden": bool(failed) and approve,
+                "override_reason": request.override_reason,
             },
             reason=reason,
         )

@@ -8,6 +8,7 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/promotions/", views.promotion_list, name="promotion_list"),
     path("datasets/<int:dataset_id>/promotions/request/", views.promotion_request_view, name="promotion_request"),
     path("datasets/<int:dataset_id>/promotions/rollback/", views.rollback_request_view, name="rollback_request"),
+    path("datasets/<int:dataset_id>/promotions/gates/", views.promotion_gates_view, name="promotion_gates"),
     path("promotions/<int:pk>/", views.promotion_detail, name="promotion_detail"),
     path("promotions/<int:pk>/decide/", views.promotion_decide_view, name="promotion_decide"),
     path("model-versions/<int:model_version_id>/card/", document_views.model_card_view, name="model_card"),

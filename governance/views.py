@@ -14,6 +14,7 @@ from governance.audit import ReadPurpose, data_access_record
 from governance.audit_labels import audit_rows
 from governance.checkpoints import audit_trail_verify, audit_verification_record
 from governance.forms import AuditFilterForm
+from governance.gates import gates_evaluate, gates_for, promotion_gates_update
 from governance.models import PromotionRequest
 from governance.promotions import (
     ACKNOWLEDGE_FIELD,
@@ -55,6 +56,7 @@ def _promotion_list_page(
         "errors": errors or {},
         "posted": request.POST,
     }
+    context["gates"] = gates_for(overview.dataset)
     if context["rollback_to"] is not None:
         context["rollback_warnings"] = request_warnings(context["rollback_to"], kind=PromotionRequest.Kind.ROLLBACK)
     return render(request, "governance/promotion_list.html", context, status=status)
@@ -115,6 +117,26 @@ def rollback_request_view(request: HttpRequest, dataset_id: int) -> HttpResponse
     return redirect("governance:promotion_detail", pk=rollback.pk)
 
 
+@require_POST
+@login_required
+def promotion_gates_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=(Role.MODEL_ADMIN,))
+    values: dict = {}
+    try:
+        for name in ("min_holdout_accuracy", "max_ece", "max_regression_points", "max_subgroup_regression_points"):
+            raw = request.POST.get(name, "").strip()
+            values[name] = float(raw) if raw else None
+        values["paired_test_not_worse"] = request.POST.get("paired_test_not_worse") == "on"
+        promotion_gates_update(dataset=dataset, user=request.user, values=values)
+    except ValueError:
+        messages.error(request, "Every gate is a number (or empty for none).")
+    except ValidationError as exc:
+        messages.error(request, " ".join(f"{k.replace('_', ' ')}: {' '.join(v)}" for k, v in exc.message_dict.items()))
+    else:
+        messages.success(request, "Promotion gates saved.")
+    return redirect("governance:promotion_list", dataset_id=dataset.pk)
+
+
 @require_GET
 @login_required
 def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -127,6 +149,8 @@ def _promotion_detail_page(
 ) -> HttpResponse:
     version = promotion.model_version
     comparison = champion_comparison(version)
+    # Live against today's champion while pending; as stored with the decision afterwards.
+    gates = gates_evaluate(version) if promotion.is_pending else promotion.gate_results
     return render(
         request,
         "governance/promotion_detail.html",
@@ -140,6 +164,9 @@ def _promotion_detail_page(
             if promotion.is_pending
             else None,
             "warnings": request_warnings(version, kind=promotion.kind) if promotion.is_pending else [],
+            # Live against today's champion while pending; as stored with the decision afterwards.
+            "gates": gates,
+            "gates_failed": [g for g in gates if not g["passed"]],
             "record_hash": model_version_record_hash(version),
             "can_decide": (
                 promotion.is_pending
@@ -170,6 +197,7 @@ def promotion_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
             password=request.POST.get("password", ""),
             reason=request.POST.get("reason", ""),
             acknowledge_regressions=request.POST.get(ACKNOWLEDGE_FIELD) == "on",
+            override_reason=request.POST.get("override_reason", ""),
         )
     except ValidationError as exc:
         if hasattr(exc, "error_dict"):

@@ -212,6 +212,12 @@ WRITES: dict[tuple[str, str], Write] = {
         _ds("/governance/datasets/{d}/promotions/rollback/"),
         data=lambda w, c: {"rollback_reason": "misreads the scanner", "rollback_acknowledge_regressions": "on"},
     ),
+    ("governance/datasets/<int:dataset_id>/promotions/gates/", "POST"): Write(
+        "model_admin",
+        (302,),
+        _ds("/governance/datasets/{d}/promotions/gates/"),
+        data=lambda w, c: {"max_regression_points": "3", "max_subgroup_regression_points": "5"},
+    ),
     ("governance/promotions/<int:pk>/decide/", "POST"): Write(
         "model_admin",
         (302,),

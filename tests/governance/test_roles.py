@@ -271,6 +271,14 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"rollback_reason": "v2 misreads the new scanner", "rollback_acknowledge_regressions": "on"},
         effect="rollback.requested",
     ),
+    "promotion_gates": Endpoint(
+        "post",
+        lambda w: reverse("governance:promotion_gates", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"max_regression_points": "3", "max_subgroup_regression_points": "5"},
+        effect="promotion_gates.updated",
+    ),
     "promotion_detail": Endpoint(
         "get", lambda w: reverse("governance:promotion_detail", args=[w.pending_promotion_id]), ADMIN_READERS
     ),

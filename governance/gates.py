@@ -1,0 +1,182 @@
+"""Promotion gates (issue 10, point 4): judged against the *current* champion, stored with each decision.
+
+Each gate reads the paired comparison on the sequestered holdout (models_app/ml/paired.py) and the
+candidate's own evaluation (models_app/ml/evaluation.py). When the champion has changed since the
+candidate was trained, the comparison is made again against today's champion (both models predict
+the holdout), so a gate never passes against a champion that is no longer live. Regressions are
+judged by the bootstrap interval, not the point estimate: a gate fails only when the candidate is
+worse with 95% confidence by more than the tolerance, which is what "no regression beyond
+tolerance" can honestly mean on a holdout of a few hundred rows.
+
+A failed gate blocks an ordinary approval; the approver may override it only by signing an
+approval whose meaning is "override", with a reason (governance/promotions.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from annotations.models import Dataset
+from governance.models import PromotionGates
+from models_app.holdout_evaluation import holdout_compare
+from models_app.model_runtime import model_load
+from models_app.models import Evaluation, ModelVersion
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    passed: bool
+    detail: str
+
+
+def gates_for(dataset: Dataset) -> PromotionGates:
+    """The dataset's gates (the defaults when a model admin has not set them)."""
+    return PromotionGates.objects.filter(dataset=dataset).first() or PromotionGates(dataset=dataset)
+
+
+def gates_evaluate(version: ModelVersion) -> list[dict[str, Any]]:
+    """Every gate of the version's dataset against the current champion, as JSON-ready dicts."""
+    gates = gates_for(version.dataset)
+    champion = ModelVersion.objects.filter(dataset_id=version.dataset_id, stage=ModelVersion.Stage.CHAMPION).first()
+    candidate, paired, champion_metrics = _figures(version, champion)
+    results = []
+    accuracy = candidate.get("accuracy")
+    if gates.min_holdout_accuracy is not None:
+        passed = accuracy is not None and accuracy >= gates.min_holdout_accuracy
+        results.append(
+            GateResult(
+                "minimum holdout accuracy",
+                passed,
+                f"{_pct(accuracy)} against a minimum of {_pct(gates.min_holdout_accuracy)}",
+            )
+        )
+    if champion is not None and champion.pk != version.pk:
+        results += _regression_gates(gates, candidate, paired, champion_metrics)
+    if gates.max_ece is not None:
+        ece = candidate.get("ece")
+        passed = ece is not None and ece <= gates.max_ece
+        results.append(GateResult("calibration", passed, f"ECE {_num(ece)} against a limit of {gates.max_ece:.3f}"))
+    return [asdict(r) for r in results]
+
+
+def gates_failed(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in results if not r["passed"]]
+
+
+def _figures(version: ModelVersion, champion: ModelVersion | None) -> tuple[dict, dict | None, dict | None]:
+    """(candidate's holdout figures, paired vs the current champion, the champion's figures)."""
+    stored = {e.role: e for e in Evaluation.objects.filter(training_run_id=version.training_run_id)}
+    candidate = stored[Evaluation.Role.CANDIDATE].metrics if Evaluation.Role.CANDIDATE in stored else {}
+    if champion is None or champion.pk == version.pk:
+        return candidate, None, None
+    then = stored.get(Evaluation.Role.CHAMPION)
+    if then is not None and then.model_version_id == champion.pk and "paired" in candidate:
+        return candidate, candidate["paired"], then.metrics
+    # The champion changed since training: compare again, on today's holdout, against today's champion.
+    fresh = holdout_compare(
+        dataset=version.dataset, candidate=model_load(version), champion=champion, seed=version.training_run.seed
+    )
+    return fresh.candidate_metrics, fresh.candidate_metrics.get("paired"), fresh.champion_metrics
+
+
+def _regression_gates(
+    gates: PromotionGates, candidate: dict, paired: dict | None, champion: dict | None
+) -> list[GateResult]:
+    out = []
+    if paired is None:
+        return [GateResult("no regression", False, "the champion could not be evaluated on the holdout")]
+    low, high = paired.get("accuracy_difference_ci") or (None, None)
+    limit = gates.max_regression_points / 100
+    passed = high is None or high >= -limit
+    out.append(
+        GateResult(
+            "no regression overall",
+            passed,
+            f"accuracy difference {_points(paired.get('accuracy_difference'))} (95% interval {_points(low)} to "
+            f"{_points(high)}); fails when the whole interval is below −{gates.max_regression_points:g} points",
+        )
+    )
+    if gates.paired_test_not_worse:
+        out.append(
+            GateResult("paired test", paired.get("verdict") != "worse", paired.get("verdict_words", "no verdict"))
+        )
+    sub_limit = gates.max_subgroup_regression_points / 100
+    theirs = (champion or {}).get("subgroups") or {}
+    for feature, groups in (candidate.get("subgroups") or {}).items():
+        for value, figures in groups.items():
+            reference = ((theirs.get(feature) or {}).get(value) or {}).get("accuracy")
+            interval = figures.get("accuracy_ci")
+            if figures.get("accuracy") is None or reference is None or not interval:
+                continue  # too small to judge: said on the report, not a gate
+            passed = interval[1] >= reference - sub_limit
+            out.append(
+                GateResult(
+                    f"subgroup {feature} = {value}",
+                    passed,
+                    f"{_pct(figures['accuracy'])} (95% interval {_pct(interval[0])}–{_pct(interval[1])}) against "
+                    f"the champion's {_pct(reference)} on {figures.get('n')} rows; tolerance "
+                    f"{gates.max_subgroup_regression_points:g} points",
+                )
+            )
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def _points(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:+.1f} points"
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+GATE_FIELDS = (
+    "min_holdout_accuracy",
+    "max_regression_points",
+    "max_subgroup_regression_points",
+    "max_ece",
+    "paired_test_not_worse",
+)
+
+
+def promotion_gates_update(*, dataset: Dataset, user: Any, values: dict[str, Any]) -> PromotionGates:
+    """Set a dataset's gates (a model admin's act, audited with what changed). ValidationError by field."""
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from governance.audit import audit_record
+
+    errors = {}
+    for name in ("min_holdout_accuracy", "max_ece"):
+        value = values.get(name)
+        if value is not None and not 0 <= value <= 1:
+            errors[name] = "A fraction between 0 and 1, or empty for no gate."
+    for name in ("max_regression_points", "max_subgroup_regression_points"):
+        value = values.get(name)
+        if value is None or not 0 <= value <= 100:
+            errors[name] = "Accuracy points between 0 and 100."
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset.pk)
+        gates, _ = PromotionGates.objects.get_or_create(dataset=dataset)
+        before = {name: getattr(gates, name) for name in GATE_FIELDS}
+        for name in GATE_FIELDS:
+            setattr(gates, name, values.get(name))
+        gates.save()
+        after = {name: getattr(gates, name) for name in GATE_FIELDS}
+        audit_record(
+            actor=user,
+            action="promotion_gates.updated",
+            obj=gates,
+            object_type="promotion_gates",
+            dataset_id=dataset.pk,
+            before={k: v for k, v in before.items() if after[k] != v},
+            after={k: v for k, v in after.items() if before[k] != v},
+        )
+    return gates

@@ -57,7 +57,11 @@ def _response_ref(schema: dict[str, Any], path: str, method: str, code: str) -> 
             {"label", "skip", "shown_prediction_id", "reason", "reason_code", "flagged", "uncertain"},
             {"shown_prediction_id"},
         ),
-        (DECISION, {"decision", "password", "reason", "acknowledge_regressions", "override_reason"}, {"decision", "password"}),
+        (
+            DECISION,
+            {"decision", "password", "reason", "acknowledge_regressions", "override_reason"},
+            {"decision", "password"},
+        ),
         (PROMOTION_CREATE, {"reason", "acknowledge_regressions"}, {"reason"}),
         (RUN_CREATE, {"reason"}, set()),
     ],

@@ -97,6 +97,13 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
             model, chunk, classes, label_ids, explain=update_items, strategy=dataset.queue_strategy
         )
         with transaction.atomic():
+            # Two predictors of one version (a champion's refresh task racing a direct call, or two
+            # deliveries of the task) queue here: the second then reads the first's rows as existing
+            # instead of failing the (item, version) unique constraint. Model version rows come before
+            # item rows in the lock order (README, "Lock order").
+            ModelVersion.objects.select_for_update(no_key=True).filter(pk=model_version.pk).values_list(
+                "pk", flat=True
+            ).first()
             new = _predictions_insert(model_version, predicted)
             written += new
             if update_items:

@@ -36,10 +36,22 @@ def gates_for(dataset: Dataset) -> PromotionGates:
     return PromotionGates.objects.filter(dataset=dataset).first() or PromotionGates(dataset=dataset)
 
 
-def gates_evaluate(version: ModelVersion) -> list[dict[str, Any]]:
-    """Every gate of the version's dataset against the current champion, as JSON-ready dicts."""
+def current_champion(dataset_id: int) -> ModelVersion | None:
+    return ModelVersion.objects.filter(dataset_id=dataset_id, stage=ModelVersion.Stage.CHAMPION).first()
+
+
+_NOW = object()  # gates_evaluate's default: read the champion now
+
+
+def gates_evaluate(version: ModelVersion, *, champion: Any = _NOW) -> list[dict[str, Any]]:
+    """Every gate of the version's dataset against `champion` (default: the current one), as JSON-ready dicts.
+
+    May predict the holdout with both models (when the champion changed since training): a caller that holds
+    locks evaluates first, outside them, and passes the champion it evaluated against (governance/promotions.py).
+    """
     gates = gates_for(version.dataset)
-    champion = ModelVersion.objects.filter(dataset_id=version.dataset_id, stage=ModelVersion.Stage.CHAMPION).first()
+    if champion is _NOW:
+        champion = current_champion(version.dataset_id)
     candidate, paired, champion_metrics = _figures(version, champion)
     results = []
     accuracy = candidate.get("accuracy")

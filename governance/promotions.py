@@ -14,7 +14,7 @@ from annotations.models import Dataset
 from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
 from governance.credentials import signing_refuse_if_password_temporary
-from governance.gates import gates_evaluate, gates_failed
+from governance.gates import current_champion, gates_evaluate, gates_failed
 from governance.models import AuditEvent, PromotionRequest, Signature
 from models_app.models import Evaluation, ModelVersion
 from models_app.selectors import champion_comparison
@@ -225,7 +225,13 @@ def _decide(
     # Lock order (README, "Lock order"): the dataset row, then the request, then
     # (in champion_set) the versions, then the audit chain head. The dataset id
     # never changes, so reading it before taking the locks is safe.
-    dataset_id = PromotionRequest.objects.values_list("model_version__dataset_id", flat=True).get(pk=request_id)
+    dataset_id, version_id = PromotionRequest.objects.values_list("model_version__dataset_id", "model_version_id").get(
+        pk=request_id
+    )
+    # The gates may predict the holdout with two models: judged before the locks are taken, against the champion
+    # of that moment, and judged again under the lock only if the champion has moved in between (rare).
+    judged_against = current_champion(dataset_id)
+    gates = gates_evaluate(ModelVersion.objects.get(pk=version_id), champion=judged_against)
     with transaction.atomic():
         Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
         request = (
@@ -240,7 +246,9 @@ def _decide(
         # Against the champion as it is now (under the dataset lock), not as it was at request time.
         warnings = request_warnings(request.model_version, kind=request.kind)
         rollback = request.kind == PromotionRequest.Kind.ROLLBACK
-        gates = gates_evaluate(request.model_version)
+        champion_now = current_champion(dataset_id)
+        if (champion_now and champion_now.pk) != (judged_against and judged_against.pk):
+            gates = gates_evaluate(request.model_version, champion=champion_now)
         failed = gates_failed(gates)
         if approve:
             # Before the password check, so a missing tick or reason does not cost a signing try.

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from governance.audit import audit_record
 from governance.audit_chain import ChainBreak, format_timestamp, verify_chain
+from governance.chain_scan import audit_event_rows
 from governance.checkpoint_signing import (
     ExportedCheckpoint,
     checkpoint_statement,
@@ -148,7 +149,7 @@ def _checkpoint_create(key: Any, *, actor: AbstractBaseUser | None, only_if_new:
 
 def _check_links_since(previous: AuditCheckpoint | None, size: int, last_hash: str) -> None:
     start = (previous.last_seq, previous.last_event_hash) if previous is not None else (0, "0" * 64)
-    events = AuditEvent.objects.filter(seq__gt=start[0], seq__lte=size).order_by("seq").iterator(chunk_size=2000)
+    events = audit_event_rows(after_seq=start[0], up_to_seq=size)
     _, broken = verify_chain(events, head=(size, last_hash), start=start)
     if broken is not None:
         raise CheckpointRefused(f"Audit chain broken at event #{broken.seq}: {broken.reason}. Run verify_audit.")
@@ -186,7 +187,7 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> T
     builder = TreeBuilder()
 
     def stream() -> Any:
-        for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=2000):
+        for event in audit_event_rows():
             builder.append(_stored_hash(event.hash))
             if builder.size in wanted:
                 roots[builder.size] = builder.root().hex()

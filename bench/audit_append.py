@@ -1,6 +1,6 @@
 """Benchmark: how many audit events per second `audit_record` appends, one event per transaction.
 
-Usage:  .venv/bin/python bench/audit_append.py [--events 3000] [--processes 1,2,4,8 | --threads 1,8]
+Usage:  .venv/bin/python bench/audit_append.py [--events 3000] [--processes 1,2,4,8 | --threads 1,8] [--overhead]
 Uses DATABASE_URL when set (PostgreSQL), SQLite otherwise; always in a fresh
 throw-away test database, made once and shared by the runs (one run per writer
 count given, in turn; the chain grows across them and is verified after each).
@@ -17,6 +17,12 @@ is estimated as the later of its statement's start and the previous event's
 commit end (events in seq order; every writer reads the same monotonic clock);
 "held" counts from then, "queued" is the wait before it. (SQLite takes its one
 write lock at BEGIN, so there writers queue before the head statement, unseen.)
+
+`--overhead` measures what issue 10 asks about instead: what one audit event adds to a
+transaction that already makes a change (target under 1 ms on PostgreSQL). One writer
+runs transactions that update one row, alternately without and with an
+`audit_record` call, in interleaved blocks so drift on a shared machine falls on both;
+the overhead is the difference of the medians (and of the 95th percentiles).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ Mark = tuple[int, float, float]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=3000, help="events per run, split across the writers")
+    parser.add_argument("--overhead", action="store_true", help="time one audit event added to a transaction")
     writers = parser.add_mutually_exclusive_group()
     writers.add_argument("--threads", default="", help="writer threads, e.g. 1 or 1,8 (one run each)")
     writers.add_argument("--processes", default="", help="writer processes, e.g. 1,2,4,8 (one run each)")
@@ -61,6 +68,9 @@ def main() -> None:
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
+        if args.overhead:
+            overhead(args.events, connection)
+            return
         for n in counts:
             run(args.events, n, kind, connection)
     finally:
@@ -172,6 +182,47 @@ def run(n_events: int, n_writers: int, kind: str, connection) -> None:  # type: 
         f"{connection.vendor}: {total:,} events from {writers} in {elapsed:.2f}s = "
         f"{total / elapsed:,.0f} events/s; head held {_ms(held)}; queued for it {_ms(queued)}; "
         f"chain verified ({checked:,} events)",
+        flush=True,
+    )
+
+
+def overhead(n_events: int, connection) -> None:  # type: ignore[no-untyped-def]
+    from django.db import transaction
+
+    from governance.audit import audit_record
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_change (id integer PRIMARY KEY, n bigint NOT NULL)")
+        cursor.execute("INSERT INTO bench_change VALUES (1, 0)")
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    block = 100
+    for b in range(max(1, n_events // block) * 2):
+        audited = b % 2 == 1
+        for i in range(block):
+            started = time.perf_counter()
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("UPDATE bench_change SET n = n + 1 WHERE id = 1")
+                if audited:
+                    audit_record(
+                        actor=None,
+                        actor_username="bench",
+                        action="bench.changed",
+                        object_type="bench_change",
+                        object_id=1,
+                        before={"n": i},
+                        after={"n": i + 1, "label": "malignant"},
+                        reason="bench",
+                    )
+            timings[audited].append(time.perf_counter() - started)
+    plain, audited_times = timings[False], timings[True]
+    p95 = lambda xs: statistics.quantiles(xs, n=20)[-1]  # noqa: E731
+    median_extra = (statistics.median(audited_times) - statistics.median(plain)) * 1000
+    p95_extra = (p95(audited_times) - p95(plain)) * 1000
+    print(
+        f"{connection.vendor}: {len(audited_times):,} audited and {len(plain):,} plain transactions (one UPDATE each);"
+        f" plain {_ms(plain)}; with one audit event {_ms(audited_times)};"
+        f" the event adds {median_extra:.2f} ms at the median, {p95_extra:.2f} ms at p95",
         flush=True,
     )
 

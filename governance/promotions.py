@@ -13,6 +13,13 @@ from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
 from governance.gates import current_champion, gates_evaluate, gates_failed
 from governance.models import PromotionRequest, Signature
+from governance.promotion_states import (
+    Action,
+    TransitionForbidden,
+    TransitionRefused,
+    transition_refusal_record,
+    transition_target,
+)
 from governance.signing import SIGNATURE_LOCKOUT as SIGNATURE_LOCKOUT  # re-exported: older imports
 from governance.signing import SIGNATURE_MAX_FAILURES as SIGNATURE_MAX_FAILURES
 from governance.signing import WrongSignaturePassword as WrongSignaturePassword
@@ -71,46 +78,156 @@ def _require_acknowledgement(warnings: list[str], acknowledged: bool, *, act: st
         )
 
 
-def promotion_request_create(
-    *, model_version: ModelVersion, user: AbstractBaseUser, reason: str, acknowledge_regressions: bool = False
-) -> PromotionRequest:
-    """Precondition: the caller checked that `user` is a model admin of the dataset.
+def promotion_request_record_hash(request: PromotionRequest) -> str:
+    """sha256 over what a requester signs when submitting: the request (kind, reason) and the version's record."""
+    record = {
+        "promotion_request_id": request.pk,
+        "kind": request.kind,
+        "requested_by": request.requested_by.get_username(),
+        "reason": request.reason,
+        "model_version_record_hash": model_version_record_hash(request.model_version),
+    }
+    return hashlib.sha256(canonical_json(to_json_value(record))).hexdigest()
 
-    A version that is retired, or worse than the current champion, needs
-    `acknowledge_regressions`; without it a ValidationError names that field
-    and nothing changes. The warnings are recorded in the audit event.
+
+@record_hasher("promotion_request")
+def _promotion_request_hash_now(record_id: str) -> str | None:
+    request = (
+        PromotionRequest.objects.select_related("model_version__snapshot", "requested_by").filter(pk=record_id).first()
+    )
+    return promotion_request_record_hash(request) if request is not None else None
+
+
+def signature_summary(signature: Signature) -> dict[str, object]:
+    """A signature as the audit trail records it (signature_verify can find it again by id)."""
+    return {
+        "id": signature.pk,
+        "printed_name": signature.printed_name,
+        "meaning": signature.meaning,
+        "signed_at": signature.signed_at,
+        "record_type": signature.record_type,
+        "record_id": signature.record_id,
+        "record_hash": signature.record_hash,
+    }
+
+
+def request_sign_authored(*, request: PromotionRequest, user: AbstractBaseUser, password: str) -> Signature:
+    """The requester signs (meaning "authored") and the request becomes pending.
+
+    Precondition: inside the caller's transaction, with the request locked (or just created) and
+    the transition draft -> pending checked; wrap that transaction in signing_attempt.
+    """
+    signature = signature_sign(
+        signer=user,
+        password=password,
+        meaning=Signature.Meaning.AUTHORED,
+        record_type="promotion_request",
+        record_id=request.pk,
+        record_hash=promotion_request_record_hash(request),
+    )
+    request.status = PromotionRequest.Status.PENDING
+    request.request_signature = signature
+    request.submitted_at = signature.signed_at
+    request.save(update_fields=["status", "request_signature", "submitted_at"])
+    return signature
+
+
+def version_refuse_unpromotable(version: ModelVersion) -> None:
+    """ValidationError when `version` cannot be offered for promotion at all (champion already, no holdout)."""
+    if version.stage == ModelVersion.Stage.CHAMPION:
+        raise ValidationError("This version is already the champion.")
+    if not (version.metrics.get("holdout") or {}).get("n"):
+        raise ValidationError(
+            "This version was not evaluated on a holdout (the dataset has none), so it cannot be promoted. "
+            "Import a labelled holdout file and train again."
+        )
+
+
+def promotion_request_create(
+    *,
+    model_version: ModelVersion,
+    user: AbstractBaseUser,
+    reason: str,
+    acknowledge_regressions: bool = False,
+    password: str = "",
+    draft: bool = False,
+) -> PromotionRequest:
+    """Request a promotion: signed and submitted at once (pending), or saved as a draft.
+
+    Precondition: the caller checked that `user` is a model admin of the dataset.
+
+    Submitted (the default): the requester signs it with their password (meaning
+    "authored"; a wrong one is a ValidationError on `password`, recorded as
+    `signature.failed`). A version that is retired, or worse than the current
+    champion, needs `acknowledge_regressions`; without it a ValidationError names
+    that field and nothing changes. The warnings are recorded in the audit event.
+
+    `draft=True` saves it unsigned and not offered for a decision (no password,
+    no acknowledgement yet: both are asked for at submission,
+    governance/promotion_requests.py). A draft does not block other requests.
     """
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "Say why this version should go live."})
+    if not draft:
+        signing_refuse_if_unable(user)
+    with signing_attempt(
+        user=user, object_type="model_version", object_id=model_version.pk, dataset_id=model_version.dataset_id
+    ):
+        return _request_create(
+            version_id=model_version.pk,
+            dataset_id=model_version.dataset_id,
+            user=user,
+            reason=reason,
+            acknowledge_regressions=acknowledge_regressions,
+            password=password,
+            draft=draft,
+        )
+
+
+def _request_create(
+    *,
+    version_id: int,
+    dataset_id: int,
+    user: AbstractBaseUser,
+    reason: str,
+    acknowledge_regressions: bool,
+    password: str,
+    draft: bool,
+) -> PromotionRequest:
     with transaction.atomic():
         # Lock order (README, "Lock order"): the dataset row first, then the version.
-        Dataset.objects.select_for_update(no_key=True).get(pk=model_version.dataset_id)
-        version = ModelVersion.objects.select_for_update(no_key=True).get(pk=model_version.pk)
-        if version.stage == ModelVersion.Stage.CHAMPION:
-            raise ValidationError("This version is already the champion.")
-        if not (version.metrics.get("holdout") or {}).get("n"):
-            raise ValidationError(
-                "This version was not evaluated on a holdout (the dataset has none), so it cannot be promoted. "
-                "Import a labelled holdout file and train again."
-            )
-        if PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING).exists():
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
+        version = ModelVersion.objects.select_for_update(no_key=True).get(pk=version_id)
+        version_refuse_unpromotable(version)
+        if (
+            not draft
+            and PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING).exists()
+        ):
             raise ValidationError("A promotion request for this version is already waiting for a decision.")
         warnings = promotion_warnings(version)
-        _require_acknowledgement(warnings, acknowledge_regressions, act="request")
-        request = PromotionRequest.objects.create(model_version=version, requested_by=user, reason=reason)
+        if not draft:
+            _require_acknowledgement(warnings, acknowledge_regressions, act="request")
+        request = PromotionRequest.objects.create(
+            model_version=version, requested_by=user, reason=reason, status=PromotionRequest.Status.DRAFT
+        )
+        after: dict[str, object] = {
+            "status": request.status,
+            "model_version": version.version,
+            "record_hash": model_version_record_hash(version),
+            "warnings": warnings,
+            "warnings_acknowledged": bool(warnings) and not draft,
+        }
+        if not draft:
+            signature = request_sign_authored(request=request, user=user, password=password)
+            after.update(status=request.status, signature=signature_summary(signature))
         audit_record(
             actor=user,
-            action="promotion.requested",
+            action="promotion.draft_saved" if draft else "promotion.requested",
             obj=request,
             object_type="promotion_request",
             dataset_id=version.dataset_id,
-            after={
-                "model_version": version.version,
-                "record_hash": model_version_record_hash(version),
-                "warnings": warnings,
-                "warnings_acknowledged": bool(warnings),
-            },
+            after=after,
             reason=reason,
         )
     return request
@@ -165,6 +282,9 @@ def promotion_decide(
                 reason="the requester tried to decide their own promotion request (four eyes)",
             )
         raise
+    except (TransitionRefused, TransitionForbidden) as refusal:
+        transition_refusal_record(user=user, request_id=request_id, refusal=refusal)
+        raise
 
 
 def _dataset_id_of(request_id: int) -> int | None:
@@ -212,8 +332,7 @@ def _decide(
         )
         if request.requested_by_id == user.pk:
             raise SelfDecisionRefused("You made this request; a different model admin must decide it.")
-        if request.status != PromotionRequest.Status.PENDING:
-            raise ValidationError(f"This request was already {request.status}.")
+        transition_target(request, Action.APPROVE if approve else Action.REJECT, user=user)  # pending only
         # Against the champion as it is now (under the dataset lock), not as it was at request time.
         warnings = request_warnings(request.model_version, kind=request.kind)
         rollback = request.kind == PromotionRequest.Kind.ROLLBACK
@@ -264,12 +383,7 @@ def _decide(
                 "status": request.status,
                 "kind": request.kind,
                 "model_version": version.version,
-                "signature": {
-                    "printed_name": signature.printed_name,
-                    "meaning": signature.meaning,
-                    "signed_at": signature.signed_at,
-                    "record_hash": signature.record_hash,
-                },
+                "signature": signature_summary(signature),
                 "warnings": warnings,
                 "warnings_acknowledged": bool(warnings) and approve,
                 "gates": gates,

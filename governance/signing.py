@@ -31,7 +31,7 @@ the first and cannot also see "exactly the maximum".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -234,9 +234,25 @@ class SignatureCheck:
 def signature_verify(signature: Signature) -> SignatureCheck:
     """Recompute the signed record's hash from the record as it is now and compare."""
     hasher = _HASHERS.get(signature.record_type)
-    if hasher is None:
+    return _compare(signature, hasher(signature.record_id) if hasher else None, known=hasher is not None)
+
+
+def signature_checks_for(signatures: Iterable[Signature]) -> dict[int, SignatureCheck]:
+    """Each signature checked, by id; a record signed twice (its approval and its request) is hashed once."""
+    checks: dict[int, SignatureCheck] = {}
+    hashed: dict[tuple[str, str], str | None] = {}
+    for signature in signatures:
+        key = (signature.record_type, signature.record_id)
+        hasher = _HASHERS.get(signature.record_type)
+        if hasher is not None and key not in hashed:
+            hashed[key] = hasher(signature.record_id)
+        checks[signature.pk] = _compare(signature, hashed.get(key), known=hasher is not None)
+    return checks
+
+
+def _compare(signature: Signature, current: str | None, *, known: bool) -> SignatureCheck:
+    if not known:
         return SignatureCheck(SignatureCheck.UNKNOWN, signature.record_hash, None)
-    current = hasher(signature.record_id)
     if current is None:
         return SignatureCheck(SignatureCheck.MISSING, signature.record_hash, None)
     status = SignatureCheck.VERIFIED if current == signature.record_hash else SignatureCheck.CHANGED

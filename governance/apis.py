@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
@@ -17,12 +17,14 @@ from rest_framework.views import APIView
 from annotations.selectors import dataset_get_for_user
 from governance.audit_labels import audit_object_labels
 from governance.forms import AuditFilterForm
-from governance.models import AuditEvent
+from governance.models import AuditEvent, Signature
+from governance.promotion_requests import promotion_submit, promotion_withdraw
 from governance.promotions import promotion_decide, promotion_request_create
 from governance.rollbacks import rollback_request_create
 from governance.selectors import audit_events_for_user, promotion_get_for_user
+from governance.signing import signature_verify
 from models_app.selectors import model_version_get_for_user
-from workflow_site.access import Role
+from workflow_site.access import MODEL_READ_ROLES, Role
 from workflow_site.api_schema import error_responses
 
 # The API reads the same form as the auditor's page; these describe it in the schema.
@@ -33,11 +35,42 @@ AUDIT_FILTER_PARAMETERS = [
 ]
 
 
+class SignatureCheckSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["verified", "record_changed", "record_missing", "unknown_record_type"],
+        help_text="verified: the record still hashes to what was signed; record_changed: it does not.",
+    )
+    ok = serializers.BooleanField()
+    current_hash = serializers.CharField(allow_null=True, help_text="The record's hash now (null if it is gone).")
+    words = serializers.CharField(help_text="The check in words, e.g. “record changed since signing: hashes differ”.")
+
+
+class SignatureOutputSerializer(serializers.Serializer):
+    printed_name = serializers.CharField()
+    meaning = serializers.CharField(help_text=str(Signature._meta.get_field("meaning").help_text))
+    signed_at = serializers.DateTimeField()
+    record_type = serializers.CharField()
+    record_id = serializers.CharField()
+    record_hash = serializers.CharField(help_text="sha256 of the record as signed.")
+    check = serializers.SerializerMethodField(help_text="The signature verified against the record as it is now.")
+
+    @extend_schema_field(SignatureCheckSerializer)
+    def get_check(self, signature: Signature) -> dict[str, object]:
+        return signature_verify(signature).as_dict()
+
+
 class PromotionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField(help_text="promotion, or rollback (the previous champion back).")
     model_version_id = serializers.IntegerField()
-    status = serializers.CharField()
+    status = serializers.CharField(help_text="draft, pending, approved, rejected or withdrawn.")
+    request_signature = SignatureOutputSerializer(
+        allow_null=True, help_text="The requester's signature (authored), made when the request was submitted."
+    )
+    signature = SignatureOutputSerializer(allow_null=True, help_text="The decision's signature.")
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+    withdrawal_reason = serializers.CharField()
     requested_by = serializers.CharField(source="requested_by.username")
     requested_at = serializers.DateTimeField()
     reason = serializers.CharField()
@@ -56,10 +89,18 @@ _ACKNOWLEDGE_HELP = (
 )
 
 
+_PASSWORD_HELP = "Your password, re-entered: it signs the request (meaning: authored). Not needed for a draft."
+_DRAFT_HELP = "Save as a draft (no password; not offered for a decision) and submit it later."
+
+
 class PromotionRequestCreateApi(APIView):
+    """Request a promotion: signed and submitted (pending), or saved as a draft."""
+
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField()
         acknowledge_regressions = serializers.BooleanField(required=False, default=False, help_text=_ACKNOWLEDGE_HELP)
+        password = serializers.CharField(required=False, allow_blank=True, default="", help_text=_PASSWORD_HELP)
+        draft = serializers.BooleanField(required=False, default=False, help_text=_DRAFT_HELP)
 
     @extend_schema(
         request=InputSerializer, responses={201: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
@@ -73,6 +114,8 @@ class PromotionRequestCreateApi(APIView):
             user=request.user,
             reason=data.validated_data["reason"],
             acknowledge_regressions=data.validated_data["acknowledge_regressions"],
+            password=data.validated_data["password"],
+            draft=data.validated_data["draft"],
         )
         return Response(PromotionOutputSerializer(promotion).data, status=status.HTTP_201_CREATED)
 
@@ -89,6 +132,8 @@ class RollbackRequestCreateApi(APIView):
             help_text="Set to true to go ahead although the previous champion is worse than the current one on "
             "a tracked metric beyond tolerance; without it such a request is answered 400 with the warnings.",
         )
+        password = serializers.CharField(required=False, allow_blank=True, default="", help_text=_PASSWORD_HELP)
+        draft = serializers.BooleanField(required=False, default=False, help_text=_DRAFT_HELP)
 
     @extend_schema(
         request=InputSerializer, responses={201: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
@@ -102,6 +147,8 @@ class RollbackRequestCreateApi(APIView):
             user=request.user,
             reason=data.validated_data["reason"],
             acknowledge_regressions=data.validated_data["acknowledge_regressions"],
+            password=data.validated_data["password"],
+            draft=data.validated_data["draft"],
         )
         return Response(PromotionOutputSerializer(rollback).data, status=status.HTTP_201_CREATED)
 
@@ -138,6 +185,61 @@ class PromotionDecisionApi(APIView):
             override_reason=data.validated_data["override_reason"],
         )
         return Response(PromotionOutputSerializer(decided).data)
+
+
+class PromotionDetailApi(APIView):
+    """One promotion or rollback request, with its signatures checked against the records as they are now."""
+
+    @extend_schema(responses={200: PromotionOutputSerializer, **error_responses(401, 403, 404)})
+    def get(self, request: Request, pk: int) -> Response:
+        promotion = promotion_get_for_user(user=request.user, pk=pk, roles=MODEL_READ_ROLES)
+        return Response(PromotionOutputSerializer(promotion).data)
+
+
+class PromotionSubmitApi(APIView):
+    """Draft -> pending, by its requester, signed with their password (meaning: authored)."""
+
+    class InputSerializer(serializers.Serializer):
+        password = serializers.CharField(help_text="Your password, re-entered: it signs the request.")
+        reason = serializers.CharField(
+            required=False, help_text="A last change to the draft's reason, made as it is submitted."
+        )
+        acknowledge_regressions = serializers.BooleanField(required=False, default=False, help_text=_ACKNOWLEDGE_HELP)
+
+    @extend_schema(
+        request=InputSerializer, responses={200: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        promotion = promotion_get_for_user(user=request.user, pk=pk, roles=(Role.MODEL_ADMIN,))
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        submitted = promotion_submit(
+            request_id=promotion.pk,
+            user=request.user,
+            password=data.validated_data["password"],
+            reason=data.validated_data.get("reason"),
+            acknowledge_regressions=data.validated_data["acknowledge_regressions"],
+        )
+        return Response(PromotionOutputSerializer(submitted).data)
+
+
+class PromotionWithdrawApi(APIView):
+    """Draft or pending -> withdrawn, by its requester only, with a reason."""
+
+    class InputSerializer(serializers.Serializer):
+        withdrawal_reason = serializers.CharField(help_text="Why the request is withdrawn.")
+
+    @extend_schema(
+        request=InputSerializer, responses={200: PromotionOutputSerializer, **error_responses(400, 401, 403, 404)}
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        promotion = promotion_get_for_user(user=request.user, pk=pk, roles=(Role.MODEL_ADMIN,))
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        withdrawn = promotion_withdraw(
+            request_id=promotion.pk, user=request.user, reason=data.validated_data["withdrawal_reason"]
+        )
+        return Response(PromotionOutputSerializer(withdrawn).data)
 
 
 # The audit trail grows without bound: a client gets it page by page, and however

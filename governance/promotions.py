@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from annotations.models import Dataset
 from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
-from governance.credentials import signing_refuse_if_password_temporary
 from governance.gates import current_champion, gates_evaluate, gates_failed
-from governance.models import AuditEvent, PromotionRequest, Signature
+from governance.models import PromotionRequest, Signature
+from governance.promotion_states import (
+    Action,
+    TransitionForbidden,
+    TransitionRefused,
+    transition_refusal_record,
+    transition_target,
+)
+from governance.signing import SIGNATURE_LOCKOUT as SIGNATURE_LOCKOUT  # re-exported: older imports
+from governance.signing import SIGNATURE_MAX_FAILURES as SIGNATURE_MAX_FAILURES
+from governance.signing import WrongSignaturePassword as WrongSignaturePassword
+from governance.signing import record_hasher, signature_sign, signing_attempt, signing_refuse_if_unable
 from models_app.models import Evaluation, ModelVersion
 from models_app.selectors import champion_comparison
 from models_app.services import champion_set
@@ -41,6 +49,12 @@ def model_version_record_hash(model_version: ModelVersion) -> str:
     return hashlib.sha256(canonical_json(to_json_value(record))).hexdigest()
 
 
+@record_hasher("model_version")
+def _model_version_hash_now(record_id: str) -> str | None:
+    version = ModelVersion.objects.select_related("snapshot").filter(pk=record_id).first()
+    return model_version_record_hash(version) if version is not None else None
+
+
 def promotion_warnings(model_version: ModelVersion) -> list[str]:
     """Why promoting this version needs a second look: it is retired, or worse than the *current*
     champion on a tracked metric beyond tolerance (models_app.comparison). Empty: nothing to warn of."""
@@ -64,46 +78,156 @@ def _require_acknowledgement(warnings: list[str], acknowledged: bool, *, act: st
         )
 
 
-def promotion_request_create(
-    *, model_version: ModelVersion, user: AbstractBaseUser, reason: str, acknowledge_regressions: bool = False
-) -> PromotionRequest:
-    """Precondition: the caller checked that `user` is a model admin of the dataset.
+def promotion_request_record_hash(request: PromotionRequest) -> str:
+    """sha256 over what a requester signs when submitting: the request (kind, reason) and the version's record."""
+    record = {
+        "promotion_request_id": request.pk,
+        "kind": request.kind,
+        "requested_by": request.requested_by.get_username(),
+        "reason": request.reason,
+        "model_version_record_hash": model_version_record_hash(request.model_version),
+    }
+    return hashlib.sha256(canonical_json(to_json_value(record))).hexdigest()
 
-    A version that is retired, or worse than the current champion, needs
-    `acknowledge_regressions`; without it a ValidationError names that field
-    and nothing changes. The warnings are recorded in the audit event.
+
+@record_hasher("promotion_request")
+def _promotion_request_hash_now(record_id: str) -> str | None:
+    request = (
+        PromotionRequest.objects.select_related("model_version__snapshot", "requested_by").filter(pk=record_id).first()
+    )
+    return promotion_request_record_hash(request) if request is not None else None
+
+
+def signature_summary(signature: Signature) -> dict[str, object]:
+    """A signature as the audit trail records it (signature_verify can find it again by id)."""
+    return {
+        "id": signature.pk,
+        "printed_name": signature.printed_name,
+        "meaning": signature.meaning,
+        "signed_at": signature.signed_at,
+        "record_type": signature.record_type,
+        "record_id": signature.record_id,
+        "record_hash": signature.record_hash,
+    }
+
+
+def request_sign_authored(*, request: PromotionRequest, user: AbstractBaseUser, password: str) -> Signature:
+    """The requester signs (meaning "authored") and the request becomes pending.
+
+    Precondition: inside the caller's transaction, with the request locked (or just created) and
+    the transition draft -> pending checked; wrap that transaction in signing_attempt.
+    """
+    signature = signature_sign(
+        signer=user,
+        password=password,
+        meaning=Signature.Meaning.AUTHORED,
+        record_type="promotion_request",
+        record_id=request.pk,
+        record_hash=promotion_request_record_hash(request),
+    )
+    request.status = PromotionRequest.Status.PENDING
+    request.request_signature = signature
+    request.submitted_at = signature.signed_at
+    request.save(update_fields=["status", "request_signature", "submitted_at"])
+    return signature
+
+
+def version_refuse_unpromotable(version: ModelVersion) -> None:
+    """ValidationError when `version` cannot be offered for promotion at all (champion already, no holdout)."""
+    if version.stage == ModelVersion.Stage.CHAMPION:
+        raise ValidationError("This version is already the champion.")
+    if not (version.metrics.get("holdout") or {}).get("n"):
+        raise ValidationError(
+            "This version was not evaluated on a holdout (the dataset has none), so it cannot be promoted. "
+            "Import a labelled holdout file and train again."
+        )
+
+
+def promotion_request_create(
+    *,
+    model_version: ModelVersion,
+    user: AbstractBaseUser,
+    reason: str,
+    acknowledge_regressions: bool = False,
+    password: str = "",
+    draft: bool = False,
+) -> PromotionRequest:
+    """Request a promotion: signed and submitted at once (pending), or saved as a draft.
+
+    Precondition: the caller checked that `user` is a model admin of the dataset.
+
+    Submitted (the default): the requester signs it with their password (meaning
+    "authored"; a wrong one is a ValidationError on `password`, recorded as
+    `signature.failed`). A version that is retired, or worse than the current
+    champion, needs `acknowledge_regressions`; without it a ValidationError names
+    that field and nothing changes. The warnings are recorded in the audit event.
+
+    `draft=True` saves it unsigned and not offered for a decision (no password,
+    no acknowledgement yet: both are asked for at submission,
+    governance/promotion_requests.py). A draft does not block other requests.
     """
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "Say why this version should go live."})
+    if not draft:
+        signing_refuse_if_unable(user)
+    with signing_attempt(
+        user=user, object_type="model_version", object_id=model_version.pk, dataset_id=model_version.dataset_id
+    ):
+        return _request_create(
+            version_id=model_version.pk,
+            dataset_id=model_version.dataset_id,
+            user=user,
+            reason=reason,
+            acknowledge_regressions=acknowledge_regressions,
+            password=password,
+            draft=draft,
+        )
+
+
+def _request_create(
+    *,
+    version_id: int,
+    dataset_id: int,
+    user: AbstractBaseUser,
+    reason: str,
+    acknowledge_regressions: bool,
+    password: str,
+    draft: bool,
+) -> PromotionRequest:
     with transaction.atomic():
         # Lock order (README, "Lock order"): the dataset row first, then the version.
-        Dataset.objects.select_for_update(no_key=True).get(pk=model_version.dataset_id)
-        version = ModelVersion.objects.select_for_update(no_key=True).get(pk=model_version.pk)
-        if version.stage == ModelVersion.Stage.CHAMPION:
-            raise ValidationError("This version is already the champion.")
-        if not (version.metrics.get("holdout") or {}).get("n"):
-            raise ValidationError(
-                "This version was not evaluated on a holdout (the dataset has none), so it cannot be promoted. "
-                "Import a labelled holdout file and train again."
-            )
-        if PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING).exists():
+        Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
+        version = ModelVersion.objects.select_for_update(no_key=True).get(pk=version_id)
+        version_refuse_unpromotable(version)
+        if (
+            not draft
+            and PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING).exists()
+        ):
             raise ValidationError("A promotion request for this version is already waiting for a decision.")
         warnings = promotion_warnings(version)
-        _require_acknowledgement(warnings, acknowledge_regressions, act="request")
-        request = PromotionRequest.objects.create(model_version=version, requested_by=user, reason=reason)
+        if not draft:
+            _require_acknowledgement(warnings, acknowledge_regressions, act="request")
+        request = PromotionRequest.objects.create(
+            model_version=version, requested_by=user, reason=reason, status=PromotionRequest.Status.DRAFT
+        )
+        after: dict[str, object] = {
+            "status": request.status,
+            "model_version": version.version,
+            "record_hash": model_version_record_hash(version),
+            "warnings": warnings,
+            "warnings_acknowledged": bool(warnings) and not draft,
+        }
+        if not draft:
+            signature = request_sign_authored(request=request, user=user, password=password)
+            after.update(status=request.status, signature=signature_summary(signature))
         audit_record(
             actor=user,
-            action="promotion.requested",
+            action="promotion.draft_saved" if draft else "promotion.requested",
             obj=request,
             object_type="promotion_request",
             dataset_id=version.dataset_id,
-            after={
-                "model_version": version.version,
-                "record_hash": model_version_record_hash(version),
-                "warnings": warnings,
-                "warnings_acknowledged": bool(warnings),
-            },
+            after=after,
             reason=reason,
         )
     return request
@@ -132,18 +256,19 @@ def promotion_decide(
     or a request that is no longer pending.
     """
     reason = reason.strip()
-    _refuse_if_locked_out(user)
-    signing_refuse_if_password_temporary(user)  # a password a site admin set cannot sign (defect 4)
+    signing_refuse_if_unable(user)  # locked out, or a password a site admin set (defect 4): 403 before anything
+    dataset_id = _dataset_id_of(request_id)
     try:
-        return _decide(
-            request_id=request_id,
-            user=user,
-            approve=approve,
-            password=password,
-            reason=reason,
-            acknowledge_regressions=acknowledge_regressions,
-            override_reason=override_reason.strip(),
-        )
+        with signing_attempt(user=user, object_type="promotion_request", object_id=request_id, dataset_id=dataset_id):
+            return _decide(
+                request_id=request_id,
+                user=user,
+                approve=approve,
+                password=password,
+                reason=reason,
+                acknowledge_regressions=acknowledge_regressions,
+                override_reason=override_reason.strip(),
+            )
     except SelfDecisionRefused:
         # The decision rolled back; the refused attempt is recorded on its own, as a failed signature is.
         with transaction.atomic():
@@ -152,64 +277,30 @@ def promotion_decide(
                 action="promotion.self_decision_refused",
                 object_type="promotion_request",
                 object_id=request_id,
-                dataset_id=_dataset_id_of(request_id),
+                dataset_id=dataset_id,
                 after={"attempted": "approve" if approve else "reject"},
                 reason="the requester tried to decide their own promotion request (four eyes)",
             )
         raise
-    except WrongSignaturePassword:
-        # The decision rolled back; the failed attempt itself is recorded (21 CFR 11.300(d)).
-        with transaction.atomic():
-            audit_record(
-                actor=user,
-                action="signature.failed",
-                object_type="promotion_request",
-                object_id=request_id,
-                dataset_id=_dataset_id_of(request_id),
-                reason="wrong password when signing",
-            )
-        raise ValidationError({"password": _wrong_password_message(user)}) from None
+    except (TransitionRefused, TransitionForbidden) as refusal:
+        transition_refusal_record(user=user, request_id=request_id, refusal=refusal)
+        raise
 
 
 def _dataset_id_of(request_id: int) -> int | None:
     return PromotionRequest.objects.filter(pk=request_id).values_list("model_version__dataset_id", flat=True).first()
 
 
-SIGNATURE_MAX_FAILURES = 5
-SIGNATURE_LOCKOUT = timedelta(minutes=15)
-
-
-def _recent_signature_failures(user: AbstractBaseUser) -> int:
-    since = timezone.now() - SIGNATURE_LOCKOUT
-    return AuditEvent.objects.filter(actor=user, action="signature.failed", created_at__gte=since).count()
-
-
-def _wrong_password_message(user: AbstractBaseUser) -> str:
-    """Said next to the password field: what happened, and how many tries are left before the lock."""
-    left = SIGNATURE_MAX_FAILURES - _recent_signature_failures(user)
-    minutes = SIGNATURE_LOCKOUT.seconds // 60
-    if left <= 0:
-        return f"Password is not correct; nothing was signed. Signing is now locked for {minutes} minutes."
-    tries = "1 try" if left == 1 else f"{left} tries"
-    return f"Password is not correct; nothing was signed. {tries} left before signing is locked for {minutes} minutes."
-
-
-def _refuse_if_locked_out(user: AbstractBaseUser) -> None:
-    """After repeated wrong signing passwords, signing is refused for a while (21 CFR 11.300(d))."""
-    failures = _recent_signature_failures(user)
-    if failures >= SIGNATURE_MAX_FAILURES:
-        raise PermissionDenied(
-            f"{failures} wrong signing passwords in the last {SIGNATURE_LOCKOUT.seconds // 60} minutes: "
-            "signing is locked for now. Ask a site admin if this was not you."
-        )
-
-
-class WrongSignaturePassword(Exception):
-    """The signer's re-entered password did not match."""
-
-
 class SelfDecisionRefused(PermissionDenied):
     """The requester tried to decide their own request."""
+
+
+def _decision_meaning(*, approve: bool, failed: bool, rollback: bool) -> str:
+    if not approve:
+        return Signature.Meaning.REJECTION
+    if failed:
+        return Signature.Meaning.OVERRIDE
+    return Signature.Meaning.ROLLBACK if rollback else Signature.Meaning.APPROVAL
 
 
 def _decide(
@@ -241,8 +332,7 @@ def _decide(
         )
         if request.requested_by_id == user.pk:
             raise SelfDecisionRefused("You made this request; a different model admin must decide it.")
-        if request.status != PromotionRequest.Status.PENDING:
-            raise ValidationError(f"This request was already {request.status}.")
+        transition_target(request, Action.APPROVE if approve else Action.REJECT, user=user)  # pending only
         # Against the champion as it is now (under the dataset lock), not as it was at request time.
         warnings = request_warnings(request.model_version, kind=request.kind)
         rollback = request.kind == PromotionRequest.Kind.ROLLBACK
@@ -261,32 +351,20 @@ def _decide(
                         "override: give the reason it should go live anyway."
                     }
                 )
-        if not password or not user.check_password(password):
-            raise WrongSignaturePassword
-        if not approve and not reason:
+        elif not reason:
             raise ValidationError({"reason": f"Say why you reject this {request.get_kind_display().lower()}."})
-        now = timezone.now()
         version = request.model_version
-        signature = Signature.objects.create(
+        signature = signature_sign(
             signer=user,
-            printed_name=user.get_full_name() or user.get_username(),  # type: ignore[attr-defined]
-            meaning=(
-                Signature.Meaning.REJECTION
-                if not approve
-                else Signature.Meaning.OVERRIDE
-                if failed
-                else Signature.Meaning.ROLLBACK
-                if rollback
-                else Signature.Meaning.APPROVAL
-            ),
-            signed_at=now,
+            password=password,
+            meaning=_decision_meaning(approve=approve, failed=bool(failed), rollback=rollback),
             record_type="model_version",
-            record_id=str(version.pk),
+            record_id=version.pk,
             record_hash=model_version_record_hash(version),
         )
         request.status = PromotionRequest.Status.APPROVED if approve else PromotionRequest.Status.REJECTED
         request.decided_by = user
-        request.decided_at = now
+        request.decided_at = signature.signed_at
         request.decision_reason = reason
         request.signature = signature
         request.gate_results = gates
@@ -305,12 +383,7 @@ def _decide(
                 "status": request.status,
                 "kind": request.kind,
                 "model_version": version.version,
-                "signature": {
-                    "printed_name": signature.printed_name,
-                    "meaning": signature.meaning,
-                    "signed_at": signature.signed_at,
-                    "record_hash": signature.record_hash,
-                },
+                "signature": signature_summary(signature),
                 "warnings": warnings,
                 "warnings_acknowledged": bool(warnings) and approve,
                 "gates": gates,

@@ -44,20 +44,54 @@ def rollback_target(*, dataset_id: int) -> ModelVersion | None:
 
 
 def rollback_request_create(
-    *, dataset_id: int, user: AbstractBaseUser, reason: str, acknowledge_regressions: bool = False
+    *,
+    dataset_id: int,
+    user: AbstractBaseUser,
+    reason: str,
+    acknowledge_regressions: bool = False,
+    password: str = "",
+    draft: bool = False,
 ) -> PromotionRequest:
     """Request a rollback to the previous champion. Precondition: `user` is a model admin of the dataset.
 
+    Signed by the requester (meaning "authored") and pending at once, or saved
+    as a draft (`draft=True`, no password), exactly as a promotion request
+    (governance/promotions.py, promotion_request_create).
+
     ValidationError, changing nothing, when there is no previous champion, a
-    request for it is already pending, the reason is empty, or (as for a
-    promotion) the previous champion is worse than the current one on the
-    holdout and `acknowledge_regressions` is not set.
+    request for it is already pending, the reason is empty, the password is
+    wrong (recorded), or (as for a promotion) the previous champion is worse
+    than the current one on the holdout and `acknowledge_regressions` is not set.
     """
-    from governance.promotions import _require_acknowledgement, model_version_record_hash, request_warnings
+    from governance.signing import signing_attempt, signing_refuse_if_unable
 
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "Say why the previous champion should go back live."})
+    if not draft:
+        signing_refuse_if_unable(user)
+    with signing_attempt(user=user, object_type="dataset", object_id=dataset_id, dataset_id=dataset_id):
+        return _rollback_create(
+            dataset_id=dataset_id,
+            user=user,
+            reason=reason,
+            acknowledge_regressions=acknowledge_regressions,
+            password=password,
+            draft=draft,
+        )
+
+
+def _rollback_create(
+    *, dataset_id: int, user: AbstractBaseUser, reason: str, acknowledge_regressions: bool, password: str, draft: bool
+) -> PromotionRequest:
+    from governance.promotions import (
+        _require_acknowledgement,
+        model_version_record_hash,
+        request_sign_authored,
+        request_warnings,
+        signature_summary,
+    )
+
     with transaction.atomic():
         # Lock order: the dataset row first (champion changes queue on it), then the version.
         Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
@@ -68,27 +102,38 @@ def rollback_request_create(
                 "through an approved request."
             )
         version = ModelVersion.objects.select_for_update(no_key=True).get(pk=target.pk)
-        if PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING).exists():
+        pending = PromotionRequest.objects.filter(model_version=version, status=PromotionRequest.Status.PENDING)
+        if not draft and pending.exists():
             raise ValidationError(f"A request to put v{version.version} live is already waiting for a decision.")
         warnings = request_warnings(version, kind=PromotionRequest.Kind.ROLLBACK)
-        _require_acknowledgement(warnings, acknowledge_regressions, act="roll back to")
+        if not draft:
+            _require_acknowledgement(warnings, acknowledge_regressions, act="roll back to")
         champion = ModelVersion.objects.get(dataset_id=dataset_id, stage=ModelVersion.Stage.CHAMPION)
         request = PromotionRequest.objects.create(
-            model_version=version, requested_by=user, reason=reason, kind=PromotionRequest.Kind.ROLLBACK
+            model_version=version,
+            requested_by=user,
+            reason=reason,
+            kind=PromotionRequest.Kind.ROLLBACK,
+            status=PromotionRequest.Status.DRAFT,
         )
+        after: dict[str, object] = {
+            "status": request.status,
+            "model_version": version.version,
+            "record_hash": model_version_record_hash(version),
+            "warnings": warnings,
+            "warnings_acknowledged": bool(warnings) and not draft,
+        }
+        if not draft:
+            signature = request_sign_authored(request=request, user=user, password=password)
+            after.update(status=request.status, signature=signature_summary(signature))
         audit_record(
             actor=user,
-            action="rollback.requested",
+            action="rollback.draft_saved" if draft else "rollback.requested",
             obj=request,
             object_type="promotion_request",
             dataset_id=dataset_id,
             before={"champion": champion.version},
-            after={
-                "model_version": version.version,
-                "record_hash": model_version_record_hash(version),
-                "warnings": warnings,
-                "warnings_acknowledged": bool(warnings),
-            },
+            after=after,
             reason=reason,
         )
     return request

@@ -23,7 +23,12 @@ def promotion_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -
     require_role(user, *roles)
     try:
         request = PromotionRequest.objects.select_related(
-            "model_version__dataset", "model_version__training_run", "requested_by", "decided_by", "signature"
+            "model_version__dataset",
+            "model_version__training_run",
+            "requested_by",
+            "decided_by",
+            "signature",
+            "request_signature",
         ).get(pk=pk)
     except PromotionRequest.DoesNotExist as exc:
         raise missing_record(user, roles, "promotion request") from exc
@@ -84,7 +89,7 @@ def promotions_overview_get_for_user(*, user: AnyUser, dataset_id: int) -> Promo
         dataset=dataset,
         requests=list(
             PromotionRequest.objects.filter(model_version__dataset=dataset).select_related(
-                "model_version", "requested_by", "decided_by"
+                "model_version", "requested_by", "decided_by", "signature", "request_signature"
             )
         ),
         candidates=candidates,

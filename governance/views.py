@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -16,6 +18,7 @@ from governance.checkpoints import audit_trail_verify, audit_verification_record
 from governance.forms import AuditFilterForm
 from governance.gates import gates_evaluate, gates_for, promotion_gates_update
 from governance.models import PromotionRequest
+from governance.promotion_requests import promotion_draft_edit, promotion_submit, promotion_withdraw
 from governance.promotions import (
     ACKNOWLEDGE_FIELD,
     model_version_record_hash,
@@ -34,6 +37,7 @@ from governance.selectors import (
     promotion_get_for_user,
     promotions_overview_get_for_user,
 )
+from governance.signing import signature_checks_for, signature_verify
 from models_app.holdout_evaluation import out_of_time_compare
 from models_app.selectors import champion_comparison, model_version_get_for_user
 from workflow_site.access import MODEL_READ_ROLES, Role, has_role, require_role
@@ -46,12 +50,24 @@ def promotion_list(request: HttpRequest, dataset_id: int) -> HttpResponse:
     return _promotion_list_page(request, overview)
 
 
+def _status_filter(request: HttpRequest) -> str:
+    """The list's ?status= filter: one of the statuses, or "" for all (anything else is ignored)."""
+    status = request.GET.get("status", "")
+    return status if status in PromotionRequest.Status.values else ""
+
+
 def _promotion_list_page(
     request: HttpRequest, overview: PromotionsOverview, *, errors: dict | None = None, status: int = 200
 ) -> HttpResponse:
+    status_filter = _status_filter(request)
+    # Drafts are their requester's work in progress: listed for them only, never offered for a decision.
+    requests = [r for r in overview.requests if (not r.is_draft or r.requested_by_id == request.user.pk)]
     context = {
         "dataset": overview.dataset,
         "overview": overview,
+        "rows": _rows_with_checks([r for r in requests if not status_filter or r.status == status_filter]),
+        "status_filter": status_filter,
+        "statuses": PromotionRequest.Status.choices,
         "rollback_to": rollback_target(dataset_id=overview.dataset.pk),
         "errors": errors or {},
         "posted": request.POST,
@@ -60,6 +76,12 @@ def _promotion_list_page(
     if context["rollback_to"] is not None:
         context["rollback_warnings"] = request_warnings(context["rollback_to"], kind=PromotionRequest.Kind.ROLLBACK)
     return render(request, "governance/promotion_list.html", context, status=status)
+
+
+def _rows_with_checks(requests: list[PromotionRequest]) -> list[tuple]:
+    """Each request with its decision's and its requester's signature checked against the record as it is now."""
+    checks = signature_checks_for([s for r in requests for s in (r.signature, r.request_signature) if s])
+    return [(r, checks.get(r.signature_id), checks.get(r.request_signature_id)) for r in requests]
 
 
 @require_POST
@@ -77,6 +99,8 @@ def promotion_request_view(request: HttpRequest, dataset_id: int) -> HttpRespons
             user=request.user,
             reason=request.POST.get("reason", ""),
             acknowledge_regressions=request.POST.get(ACKNOWLEDGE_FIELD) == "on",
+            password=request.POST.get("password", ""),
+            draft=request.POST.get("draft") == "1",
         )
     except ValidationError as exc:
         if hasattr(exc, "error_dict"):
@@ -88,7 +112,12 @@ def promotion_request_view(request: HttpRequest, dataset_id: int) -> HttpRespons
     except ValueError:
         messages.error(request, f"“{request.POST.get('model_version', '')}” is not a model version id.")
         return redirect("governance:promotion_list", dataset_id=dataset.pk)
-    messages.success(request, f"Promotion of v{version.version} requested; another model admin must approve it.")
+    if promotion.is_draft:
+        messages.success(request, f"Draft request for v{version.version} saved; submit it when it is ready.")
+    else:
+        messages.success(
+            request, f"Promotion of v{version.version} signed and requested; another model admin must approve it."
+        )
     return redirect("governance:promotion_detail", pk=promotion.pk)
 
 
@@ -102,6 +131,8 @@ def rollback_request_view(request: HttpRequest, dataset_id: int) -> HttpResponse
             user=request.user,
             reason=request.POST.get("rollback_reason", ""),
             acknowledge_regressions=request.POST.get("rollback_" + ACKNOWLEDGE_FIELD) == "on",
+            password=request.POST.get("rollback_password", ""),
+            draft=request.POST.get("draft") == "1",
         )
     except ValidationError as exc:
         overview = promotions_overview_get_for_user(user=request.user, dataset_id=dataset.pk)
@@ -112,7 +143,9 @@ def rollback_request_view(request: HttpRequest, dataset_id: int) -> HttpResponse
         return redirect("governance:promotion_list", dataset_id=dataset.pk)
     messages.success(
         request,
-        f"Rollback to v{rollback.model_version.version} requested; another model admin must approve it.",
+        f"Draft rollback to v{rollback.model_version.version} saved; submit it when it is ready."
+        if rollback.is_draft
+        else f"Rollback to v{rollback.model_version.version} signed and requested; another model admin must decide.",
     )
     return redirect("governance:promotion_detail", pk=rollback.pk)
 
@@ -150,7 +183,8 @@ def _promotion_detail_page(
     version = promotion.model_version
     comparison = champion_comparison(version)
     # Live against today's champion while pending; as stored with the decision afterwards.
-    gates = gates_evaluate(version) if promotion.is_pending else promotion.gate_results
+    open_ = promotion.is_pending or promotion.is_draft
+    gates = gates_evaluate(version) if open_ else promotion.gate_results
     return render(
         request,
         "governance/promotion_detail.html",
@@ -163,11 +197,20 @@ def _promotion_detail_page(
             "out_of_time": out_of_time_compare(version=version, champion=comparison.champion)
             if promotion.is_pending
             else None,
-            "warnings": request_warnings(version, kind=promotion.kind) if promotion.is_pending else [],
+            "warnings": request_warnings(version, kind=promotion.kind) if open_ else [],
             # Live against today's champion while pending; as stored with the decision afterwards.
             "gates": gates,
             "gates_failed": [g for g in gates if not g["passed"]],
             "record_hash": model_version_record_hash(version),
+            "signature_check": signature_verify(promotion.signature) if promotion.signature else None,
+            "request_signature_check": (
+                signature_verify(promotion.request_signature) if promotion.request_signature else None
+            ),
+            "is_requester": promotion.requested_by_id == request.user.pk,
+            "can_edit": promotion.is_draft and promotion.requested_by_id == request.user.pk,
+            "can_withdraw": (promotion.is_draft or promotion.is_pending)
+            and promotion.requested_by_id == request.user.pk
+            and has_role(request.user, Role.MODEL_ADMIN),
             "can_decide": (
                 promotion.is_pending
                 and promotion.requested_by_id != request.user.pk
@@ -208,6 +251,61 @@ def promotion_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
         decided = "approved" if decision == "approve" else "rejected"
         messages.success(request, f"{promotion.get_kind_display()} {decided} and signed.")
     return redirect("governance:promotion_detail", pk=promotion.pk)
+
+
+def _requester_act(request: HttpRequest, pk: int, act: Callable[[PromotionRequest], object], done: str) -> HttpResponse:
+    """Run a requester's act on a request; a field error re-renders the page next to its field."""
+    promotion = promotion_get_for_user(user=request.user, pk=pk, roles=(Role.MODEL_ADMIN,))
+    try:
+        act(promotion)
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            return _promotion_detail_page(request, promotion, errors=exc.message_dict, status=400)
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, done)
+    return redirect("governance:promotion_detail", pk=promotion.pk)
+
+
+@require_POST
+@login_required
+def promotion_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _requester_act(
+        request,
+        pk,
+        lambda p: promotion_draft_edit(request_id=p.pk, user=request.user, reason=request.POST.get("reason", "")),
+        "Draft saved.",
+    )
+
+
+@require_POST
+@login_required
+def promotion_submit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _requester_act(
+        request,
+        pk,
+        lambda p: promotion_submit(
+            request_id=p.pk,
+            user=request.user,
+            password=request.POST.get("password", ""),
+            reason=request.POST.get("reason") if "reason" in request.POST else None,
+            acknowledge_regressions=request.POST.get(ACKNOWLEDGE_FIELD) == "on",
+        ),
+        "Request signed and submitted; another model admin must decide it.",
+    )
+
+
+@require_POST
+@login_required
+def promotion_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _requester_act(
+        request,
+        pk,
+        lambda p: promotion_withdraw(
+            request_id=p.pk, user=request.user, reason=request.POST.get("withdrawal_reason", "")
+        ),
+        "Request withdrawn.",
+    )
 
 
 @require_GET

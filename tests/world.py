@@ -243,7 +243,7 @@ def trained_dataset_build() -> Dataset:
     )
     version = training_run_execute(run_id=run.pk)
     assert version is not None, TrainingRun.objects.get(pk=run.pk).error
-    request = promotion_request_create(model_version=version, user=admin, reason="first model")
+    request = promotion_request_create(password=PASSWORD, model_version=version, user=admin, reason="first model")
     promotion_decide(request_id=request.pk, user=signer, approve=True, password=PASSWORD, reason="ok")
     predictions_create(model_version=version, item_ids=open_item_ids(dataset.pk), update_items=True)
     return dataset

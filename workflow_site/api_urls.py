@@ -98,5 +98,16 @@ urlpatterns = [
         governance_apis.PromotionDecisionApi.as_view(),
         name="api_promotion_decide",
     ),
+    path("promotion-requests/<int:pk>/", governance_apis.PromotionDetailApi.as_view(), name="api_promotion_detail"),
+    path(
+        "promotion-requests/<int:pk>/submit/",
+        governance_apis.PromotionSubmitApi.as_view(),
+        name="api_promotion_submit",
+    ),
+    path(
+        "promotion-requests/<int:pk>/withdraw/",
+        governance_apis.PromotionWithdrawApi.as_view(),
+        name="api_promotion_withdraw",
+    ),
     path("audit-events/", governance_apis.AuditEventListApi.as_view(), name="api_audit_events"),
 ]

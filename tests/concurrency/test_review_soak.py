@@ -115,7 +115,7 @@ def _promote_until(deadline: float, dataset: Dataset, requester, signer, tally: 
                 continue
             # A candidate worse than the champion needs the acknowledgement (defect 13); the soak promotes anyway.
             request = promotion_request_create(
-                model_version=candidate, user=requester, reason="soak", acknowledge_regressions=True
+                password=PASSWORD, model_version=candidate, user=requester, reason="soak", acknowledge_regressions=True
             )
             promotion_decide(
                 request_id=request.pk,

@@ -26,7 +26,9 @@ _STRICT = {
 @pytest.fixture
 def pending(trained_dataset, model_admin) -> PromotionRequest:
     version = candidate_train(trained_dataset, requested_by=model_admin, reason="gates")
-    return promotion_request_create(model_version=version, user=model_admin, reason="try", acknowledge_regressions=True)
+    return promotion_request_create(
+        password=PASSWORD, model_version=version, user=model_admin, reason="try", acknowledge_regressions=True
+    )
 
 
 def test_default_gates_judge_the_candidate_against_the_current_champion(trained_dataset, pending):

@@ -9,7 +9,7 @@ from annotations.models import GoldLabel
 from governance.promotions import promotion_request_create
 from models_app.holdout_evaluation import out_of_time_compare
 from models_app.models import ModelVersion, SnapshotLabel
-from tests.conftest import login
+from tests.conftest import PASSWORD, login
 from tests.helpers import candidate_train, review_next
 
 
@@ -19,7 +19,7 @@ def test_the_promotion_page_judges_both_models_on_corrections_neither_has_seen(
     champion = ModelVersion.objects.get(dataset=trained_dataset, stage="champion")
     candidate = candidate_train(trained_dataset, requested_by=model_admin, reason="out of time")
     request = promotion_request_create(
-        model_version=candidate, user=model_admin, reason="try it", acknowledge_regressions=True
+        password=PASSWORD, model_version=candidate, user=model_admin, reason="try it", acknowledge_regressions=True
     )
     url = reverse("governance:promotion_detail", args=[request.pk])
     assert 'data-out-of-time-rows="0"' in login(model_admin2).get(url).content.decode()

@@ -143,7 +143,7 @@ def test_requesting_a_worse_version_without_the_acknowledgement_is_refused_and_c
     seq = _last_seq()
 
     with pytest.raises(ValidationError) as refused:
-        promotion_request_create(model_version=worse, user=model_admin, reason="try it")
+        promotion_request_create(password=PASSWORD, model_version=worse, user=model_admin, reason="try it")
 
     assert "acknowledge_regressions" in refused.value.message_dict
     assert "worse than the current champion" in refused.value.message_dict["acknowledge_regressions"][0]
@@ -153,7 +153,11 @@ def test_requesting_a_worse_version_without_the_acknowledgement_is_refused_and_c
 
 def test_a_worse_version_can_be_requested_with_the_acknowledgement_and_the_warnings_are_audited(worse, model_admin):
     request = promotion_request_create(
-        model_version=worse, user=model_admin, reason="better on recent data", acknowledge_regressions=True
+        password=PASSWORD,
+        model_version=worse,
+        user=model_admin,
+        reason="better on recent data",
+        acknowledge_regressions=True,
     )
 
     event = AuditEvent.objects.get(action="promotion.requested", object_id=str(request.pk))
@@ -167,11 +171,13 @@ def test_a_retired_version_is_warned_of(candidate, model_admin):
     candidate.refresh_from_db()
 
     with pytest.raises(ValidationError, match="is retired"):
-        promotion_request_create(model_version=candidate, user=model_admin, reason="bring it back")
+        promotion_request_create(password=PASSWORD, model_version=candidate, user=model_admin, reason="bring it back")
 
 
 def test_a_version_no_worse_than_the_champion_needs_no_acknowledgement(candidate, model_admin):
-    request = promotion_request_create(model_version=candidate, user=model_admin, reason="same or better")
+    request = promotion_request_create(
+        password=PASSWORD, model_version=candidate, user=model_admin, reason="same or better"
+    )
 
     event = AuditEvent.objects.get(action="promotion.requested", object_id=str(request.pk))
     assert event.after["warnings"] == []
@@ -198,7 +204,7 @@ def test_the_request_form_shows_the_warning_and_without_the_tick_gives_a_field_e
 
     response = client.post(
         reverse("governance:promotion_request", args=[worse.dataset_id]),
-        {"model_version": worse.pk, "reason": "seen it", "acknowledge_regressions": "on"},
+        {"model_version": worse.pk, "reason": "seen it", "acknowledge_regressions": "on", "password": PASSWORD},
     )
     assert response.status_code == 302
     assert PromotionRequest.objects.filter(model_version=worse).exists()
@@ -209,7 +215,9 @@ def test_the_api_answers_400_with_a_field_error_without_the_acknowledgement(wors
     client = login(model_admin)
 
     refused = client.post(url, {"reason": "try"}, content_type="application/json")
-    accepted = client.post(url, {"reason": "try", "acknowledge_regressions": True}, content_type="application/json")
+    accepted = client.post(
+        url, {"reason": "try", "acknowledge_regressions": True, "password": PASSWORD}, content_type="application/json"
+    )
 
     assert refused.status_code == 400
     assert "acknowledge_regressions" in refused.json()
@@ -221,7 +229,9 @@ def test_the_api_answers_400_with_a_field_error_without_the_acknowledgement(wors
 
 @pytest.fixture
 def pending_worse(worse, model_admin) -> PromotionRequest:
-    return promotion_request_create(model_version=worse, user=model_admin, reason="seen", acknowledge_regressions=True)
+    return promotion_request_create(
+        password=PASSWORD, model_version=worse, user=model_admin, reason="seen", acknowledge_regressions=True
+    )
 
 
 def test_approving_a_worse_version_without_the_acknowledgement_is_refused_and_costs_no_try(
@@ -275,7 +285,9 @@ def test_the_decision_page_shows_the_warnings_above_the_signature_form(pending_w
     )
     assert response.status_code == 400
     assert 'id="decide-ack-error"' in response.content.decode()
-    assert not Signature.objects.filter(record_id=str(pending_worse.model_version_id)).exists()
+    assert not Signature.objects.filter(
+        record_type="model_version", record_id=str(pending_worse.model_version_id)
+    ).exists()
 
     response = client.post(
         reverse("governance:promotion_decide", args=[pending_worse.pk]),
@@ -304,7 +316,7 @@ def test_the_decision_api_answers_400_without_the_acknowledgement(pending_worse,
 
 def test_the_warnings_are_worked_out_again_at_decision_time(candidate, champion, model_admin, model_admin2):
     """Requested while no worse; by the time of the approval the comparison says worse: it warns."""
-    request = promotion_request_create(model_version=candidate, user=model_admin, reason="fine")
+    request = promotion_request_create(password=PASSWORD, model_version=candidate, user=model_admin, reason="fine")
     assert promotion_warnings(candidate) == []
     _make_worse(candidate, champion)
 

@@ -34,7 +34,9 @@ def candidate(trained_dataset, champion, model_admin) -> ModelVersion:
 
 @pytest.fixture
 def pending(candidate, model_admin) -> PromotionRequest:
-    return promotion_request_create(model_version=candidate, user=model_admin, reason="v2 beats v1 on the holdout")
+    return promotion_request_create(
+        password=PASSWORD, model_version=candidate, user=model_admin, reason="v2 beats v1 on the holdout"
+    )
 
 
 def _decide_url(promotion: PromotionRequest) -> str:
@@ -283,7 +285,7 @@ def test_a_rejection_with_a_reason_is_signed_and_leaves_the_champion_alone(pendi
 
 def test_a_second_pending_request_for_the_same_version_is_refused(pending, candidate, model_admin, model_admin2):
     with pytest.raises(ValidationError, match="already waiting for a decision"):
-        promotion_request_create(model_version=candidate, user=model_admin2, reason="me too")
+        promotion_request_create(password=PASSWORD, model_version=candidate, user=model_admin2, reason="me too")
 
     api = login(model_admin2).post(
         f"/api/model-versions/{candidate.pk}/promotion-requests/", {"reason": "me too"}, content_type="application/json"
@@ -352,7 +354,7 @@ def test_a_version_never_evaluated_on_a_holdout_cannot_be_promoted(dataset, mode
     version = training_run_execute(run_id=run.pk)
     assert version is not None and version.metrics["holdout"] == {"n": 0}
     with pytest.raises(ValidationError, match="not evaluated on a holdout"):
-        promotion_request_create(model_version=version, user=model_admin, reason="please")
+        promotion_request_create(password=PASSWORD, model_version=version, user=model_admin, reason="please")
 
 
 def test_models_and_promotion_pages_render_a_version_without_holdout_metrics(dataset, model_admin, import_rows):

@@ -58,6 +58,7 @@ class World:
     run_id: int
     pending_promotion_id: int
     unrequested_version_id: int
+    draft_promotion_id: int  # admin1's draft for v3 (drafts do not block other requests)
 
 
 def _train(dataset: Dataset, admin: User) -> ModelVersion:
@@ -112,11 +113,11 @@ def _build_world() -> World:
 
     # Two approved promotions, so the champion replaced one and a rollback has somewhere to go.
     v0 = _train(dataset, admin1)
-    first = promotion_request_create(model_version=v0, user=admin1, reason="first model")
+    first = promotion_request_create(password=PASSWORD, model_version=v0, user=admin1, reason="first model")
     promotion_decide(request_id=first.pk, user=admin2, approve=True, password=PASSWORD, reason="ok")
     v1 = _train(dataset, admin1)
     second = promotion_request_create(
-        model_version=v1, user=admin1, reason="second model", acknowledge_regressions=True
+        password=PASSWORD, model_version=v1, user=admin1, reason="second model", acknowledge_regressions=True
     )
     promotion_decide(
         request_id=second.pk, user=admin2, approve=True, password=PASSWORD, reason="ok", acknowledge_regressions=True
@@ -124,8 +125,11 @@ def _build_world() -> World:
     predictions_create(model_version=v1, item_ids=open_item_ids(dataset.pk), update_items=True)
 
     v2 = _train(dataset, admin1)
-    pending = promotion_request_create(model_version=v2, user=admin3, reason="v2 is better")
+    pending = promotion_request_create(password=PASSWORD, model_version=v2, user=admin3, reason="v2 is better")
     v3 = _train(dataset, admin1)
+    draft = promotion_request_create(
+        model_version=v3, user=admin1, reason="v3 draft", draft=True, acknowledge_regressions=True
+    )
 
     item = Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.OPEN).order_by("pk").first()
     assert item is not None and item.prediction_id is not None
@@ -138,6 +142,7 @@ def _build_world() -> World:
         run_id=v2.training_run_id,
         pending_promotion_id=pending.pk,
         unrequested_version_id=v3.pk,
+        draft_promotion_id=draft.pk,
     )
 
 
@@ -260,7 +265,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         lambda w: reverse("governance:promotion_request", args=[w.dataset_id]),
         ADMINS,
         ok=302,
-        data=lambda w: {"model_version": w.unrequested_version_id, "reason": "v3 looks good"},
+        data=lambda w: {"model_version": w.unrequested_version_id, "reason": "v3 looks good", "password": PASSWORD},
         effect="promotion.requested",
     ),
     "rollback_request": Endpoint(
@@ -268,7 +273,11 @@ ENDPOINTS: dict[str, Endpoint] = {
         lambda w: reverse("governance:rollback_request", args=[w.dataset_id]),
         ADMINS,
         ok=302,
-        data=lambda w: {"rollback_reason": "v2 misreads the new scanner", "rollback_acknowledge_regressions": "on"},
+        data=lambda w: {
+            "rollback_reason": "v2 misreads the new scanner",
+            "rollback_acknowledge_regressions": "on",
+            "rollback_password": PASSWORD,
+        },
         effect="rollback.requested",
     ),
     "promotion_gates": Endpoint(
@@ -351,7 +360,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         ADMINS,
         ok=201,
         api=True,
-        data=lambda w: {"reason": "v3 looks good"},
+        data=lambda w: {"reason": "v3 looks good", "password": PASSWORD},
         effect="promotion.requested",
     ),
     "api_model_output": Endpoint(
@@ -384,7 +393,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         ADMINS,
         ok=201,
         api=True,
-        data=lambda w: {"reason": "v2 misreads the new scanner", "acknowledge_regressions": True},
+        data=lambda w: {"reason": "v2 misreads the new scanner", "acknowledge_regressions": True, "password": PASSWORD},
         effect="rollback.requested",
     ),
     "api_promotion_decision": Endpoint(
@@ -564,6 +573,8 @@ MISSING = 987654321
 ROLE_GATED_MISSING = {
     "promotion_detail": ("get", f"/governance/promotions/{MISSING}/"),
     "promotion_decide": ("post", f"/governance/promotions/{MISSING}/decide/"),
+    "promotion_submit": ("post", f"/governance/promotions/{MISSING}/submit/"),
+    "promotion_withdraw": ("post", f"/governance/promotions/{MISSING}/withdraw/"),
     "run_detail": ("get", f"/models/runs/{MISSING}/"),
     "item_history": ("get", f"/governance/audit/items/{MISSING}/"),
     "api_training_run_detail": ("get", f"/api/training-runs/{MISSING}/"),
@@ -572,6 +583,9 @@ ROLE_GATED_MISSING = {
     "api_shadow_report": ("get", f"/api/model-versions/{MISSING}/shadow-report/"),
     "api_promotion_request_create": ("post", f"/api/model-versions/{MISSING}/promotion-requests/"),
     "api_promotion_decision": ("post", f"/api/promotion-requests/{MISSING}/decision/"),
+    "api_promotion_detail": ("get", f"/api/promotion-requests/{MISSING}/"),
+    "api_promotion_submit": ("post", f"/api/promotion-requests/{MISSING}/submit/"),
+    "api_promotion_withdraw": ("post", f"/api/promotion-requests/{MISSING}/withdraw/"),
     "api_rollback_request_create": ("post", f"/api/datasets/{MISSING}/rollback-requests/"),
 }
 

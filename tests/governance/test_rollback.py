@@ -17,7 +17,11 @@ from tests.helpers import candidate_train
 
 def _promote(version: ModelVersion, requester, approver) -> PromotionRequest:
     request = promotion_request_create(
-        model_version=version, user=requester, reason="better on the holdout", acknowledge_regressions=True
+        password=PASSWORD,
+        model_version=version,
+        user=requester,
+        reason="better on the holdout",
+        acknowledge_regressions=True,
     )
     return promotion_decide(
         request_id=request.pk, user=approver, approve=True, password=PASSWORD, reason="ok", acknowledge_regressions=True
@@ -47,7 +51,7 @@ def test_a_champion_that_replaced_nothing_cannot_be_rolled_back_and_nothing_chan
     seq = _last_seq()
 
     with pytest.raises(ValidationError, match="no previous champion"):
-        rollback_request_create(dataset_id=trained_dataset.pk, user=model_admin, reason="bad week")
+        rollback_request_create(password=PASSWORD, dataset_id=trained_dataset.pk, user=model_admin, reason="bad week")
 
     assert rollback_target(dataset_id=trained_dataset.pk) is None
     assert not PromotionRequest.objects.filter(kind=PromotionRequest.Kind.ROLLBACK).exists()
@@ -62,6 +66,7 @@ def test_a_rollback_is_requested_by_one_admin_and_signed_by_another_as_a_rollbac
     seq = _last_seq()
 
     request = rollback_request_create(
+        password=PASSWORD,
         dataset_id=trained_dataset.pk,
         user=model_admin,
         reason="v2 misreads the new scanner",
@@ -99,7 +104,11 @@ def test_rolling_back_twice_puts_the_newer_version_back(trained_dataset, replace
     first, second = replaced
     for expected in (first, second):
         request = rollback_request_create(
-            dataset_id=trained_dataset.pk, user=model_admin, reason="undo", acknowledge_regressions=True
+            password=PASSWORD,
+            dataset_id=trained_dataset.pk,
+            user=model_admin,
+            reason="undo",
+            acknowledge_regressions=True,
         )
         assert request.model_version_id == expected.pk
         promotion_decide(
@@ -115,10 +124,10 @@ def test_rolling_back_twice_puts_the_newer_version_back(trained_dataset, replace
 
 def test_a_rollback_needs_a_reason_and_its_rejection_one_too(trained_dataset, replaced, model_admin, model_admin2):
     with pytest.raises(ValidationError) as missing:
-        rollback_request_create(dataset_id=trained_dataset.pk, user=model_admin, reason="  ")
+        rollback_request_create(password=PASSWORD, dataset_id=trained_dataset.pk, user=model_admin, reason="  ")
     assert "reason" in missing.value.message_dict
     request = rollback_request_create(
-        dataset_id=trained_dataset.pk, user=model_admin, reason="drift", acknowledge_regressions=True
+        password=PASSWORD, dataset_id=trained_dataset.pk, user=model_admin, reason="drift", acknowledge_regressions=True
     )
     with pytest.raises(ValidationError) as unreasoned:
         promotion_decide(request_id=request.pk, user=model_admin2, approve=False, password=PASSWORD, reason="")
@@ -132,11 +141,15 @@ def test_a_rollback_needs_a_reason_and_its_rejection_one_too(trained_dataset, re
 
 def test_a_second_pending_rollback_is_refused(trained_dataset, replaced, model_admin):
     rollback_request_create(
-        dataset_id=trained_dataset.pk, user=model_admin, reason="drift", acknowledge_regressions=True
+        password=PASSWORD, dataset_id=trained_dataset.pk, user=model_admin, reason="drift", acknowledge_regressions=True
     )
     with pytest.raises(ValidationError, match="already waiting"):
         rollback_request_create(
-            dataset_id=trained_dataset.pk, user=model_admin, reason="again", acknowledge_regressions=True
+            password=PASSWORD,
+            dataset_id=trained_dataset.pk,
+            user=model_admin,
+            reason="again",
+            acknowledge_regressions=True,
         )
 
 
@@ -157,7 +170,7 @@ def test_the_promotions_page_offers_the_rollback_to_admins_only_and_the_request_
 
     response = login(model_admin).post(
         reverse("governance:rollback_request", args=[trained_dataset.pk]),
-        {"rollback_reason": "the new scanner", "rollback_acknowledge_regressions": "on"},
+        {"rollback_reason": "the new scanner", "rollback_acknowledge_regressions": "on", "rollback_password": PASSWORD},
     )
     request = PromotionRequest.objects.get(kind="rollback")
     assert response.status_code == 302 and response.url == reverse("governance:promotion_detail", args=[request.pk])
@@ -168,6 +181,8 @@ def test_the_promotions_page_offers_the_rollback_to_admins_only_and_the_request_
 def test_the_api_requests_a_rollback_and_says_its_kind(trained_dataset, replaced, model_admin):
     client = login(model_admin)
     url = f"/api/datasets/{trained_dataset.pk}/rollback-requests/"
-    answer = client.post(url, {"reason": "drift", "acknowledge_regressions": True}, content_type="application/json")
+    answer = client.post(
+        url, {"reason": "drift", "acknowledge_regressions": True, "password": PASSWORD}, content_type="application/json"
+    )
     assert answer.status_code == 201, answer.content
     assert answer.json()["kind"] == "rollback" and answer.json()["model_version_id"] == replaced[0].pk

@@ -24,7 +24,7 @@ def pending(trained_dataset, model_admin) -> PromotionRequest:
     )
     version = training_run_execute(run_id=run.pk)
     assert version is not None and version.stage == ModelVersion.Stage.CANDIDATE
-    return promotion_request_create(model_version=version, user=model_admin, reason="v2")
+    return promotion_request_create(password=PASSWORD, model_version=version, user=model_admin, reason="v2")
 
 
 def _decide(client, promotion, password):

@@ -62,7 +62,7 @@ def _response_ref(schema: dict[str, Any], path: str, method: str, code: str) -> 
             {"decision", "password", "reason", "acknowledge_regressions", "override_reason"},
             {"decision", "password"},
         ),
-        (PROMOTION_CREATE, {"reason", "acknowledge_regressions"}, {"reason"}),
+        (PROMOTION_CREATE, {"reason", "acknowledge_regressions", "password", "draft"}, {"reason"}),
         (RUN_CREATE, {"reason"}, set()),
     ],
 )

@@ -199,7 +199,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Trained v{version.version}: holdout accuracy {version.metrics['holdout'].get('accuracy', 0):.1%}."
         )
-        request = promotion_request_create(model_version=version, user=admin1, reason="First model for the demo")
+        request = promotion_request_create(
+            model_version=version, user=admin1, password=passwords["admin1"], reason="First model for the demo"
+        )
         promotion_decide(
             request_id=request.pk,
             user=admin2,

@@ -93,7 +93,8 @@ def task_json(item: dict, gold: str | None = None) -> dict:
 
 
 class LoupeAdapter(Adapter):
-    """Set LOUPE_APPROVER_TOKEN and LOUPE_APPROVER_PASSWORD (the second model admin) and
+    """Set LOUPE_REQUESTER_PASSWORD (the requesting model admin signs the request), LOUPE_APPROVER_TOKEN
+    and LOUPE_APPROVER_PASSWORD (the second model admin) and
     LOUPE_SETUP_CMD (the command that makes the bench users members of a dataset;
     `{dataset}` is replaced by its id) before `create_project`."""
 
@@ -171,7 +172,11 @@ class LoupeAdapter(Adapter):
             raise RuntimeError(f"training run {run_id} gave no model: {run}")
         r = s.post(
             f"{self.base}/api/model-versions/{run['model_version']}/promotion-requests/",
-            json={"reason": "bench: first champion", "acknowledge_regressions": True},
+            json={
+                "reason": "bench: first champion",
+                "acknowledge_regressions": True,
+                "password": os.environ["LOUPE_REQUESTER_PASSWORD"],
+            },
         )
         _ok(r)
         approver = self.session(os.environ["LOUPE_APPROVER_TOKEN"])

@@ -53,7 +53,7 @@ def users(n_reviewers: int) -> dict:
             user.groups.add(Group.objects.get(name=str(role)))
         _, secret = api_token_create(user=user, name="bench", days=1)
         if username == ADMIN:
-            out["admin_token"] = secret
+            out["admin_token"], out["admin_password"] = secret, password  # the requester signs ("authored")
         elif username == APPROVER:
             out["approver_token"], out["approver_password"] = secret, password
         else:

@@ -239,6 +239,7 @@ def loupe_start(procs: Procs, workdir: Path, port: int, workers: int, n_reviewer
         requests.get(f"http://127.0.0.1:{port}/health/", timeout=30)
     os.environ["LOUPE_APPROVER_TOKEN"] = creds["approver_token"]
     os.environ["LOUPE_APPROVER_PASSWORD"] = creds["approver_password"]
+    os.environ["LOUPE_REQUESTER_PASSWORD"] = creds["admin_password"]
     os.environ["LOUPE_SETUP_CMD"] = (
         " ".join(
             f"{k}={shlex.quote(v)}"

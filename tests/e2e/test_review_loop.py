@@ -62,7 +62,8 @@ def test_reviewer_corrects_admin_trains_second_admin_promotes_auditor_verifies(
         expect(page.get_by_text(warning)).to_be_visible()
     if warnings:
         page.get_by_role("checkbox", name=re.compile("I have seen that")).check()
-    page.get_by_role("button", name="Request promotion").click()
+    page.get_by_label("Re-enter your password to sign and submit").fill(PASSWORD)  # the request is signed: authored
+    page.get_by_role("button", name="Sign and submit").click()
     expect(page.get_by_text("a different model admin must decide it")).to_be_visible()
     promotion_url = page.url
     sign_out(page)

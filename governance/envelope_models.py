@@ -130,6 +130,11 @@ class EnvelopeAssessment(_AppendOnly):
             ),
         ]
 
+    @property
+    def failed_clause_names(self) -> str:
+        """The failed clauses' names, for a table cell."""
+        return ", ".join(c["clause"] for c in self.clauses if not c["passed"])
+
     def __str__(self) -> str:
         verdict = "within" if self.within else "substantial change"
         return f"{self.model_version_id} against envelope v{self.envelope_version_id}: {verdict}"

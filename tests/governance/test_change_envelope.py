@@ -446,3 +446,28 @@ def test_the_promotions_list_marks_a_checked_candidate_as_a_substantial_change(
     assert 'data-envelope-check="substantial change"' in listing and "label sources" in listing
     card = login(model_admin).get(reverse("governance:model_card", args=[candidate.pk])).content.decode()
     assert "data-card-envelope" in card and "substantial change" in card
+
+
+def test_the_database_refuses_edits_and_a_tampered_version_fails_its_signature_check(
+    dataset, model_admin, model_admin2, auditor
+):
+    from django.db import connection
+
+    version = _active(dataset, model_admin, model_admin2, PERMISSIVE)
+    table = "governance_changeenvelopeversion"
+    for statement in (f"UPDATE {table} SET change_summary = 'x'", f"DELETE FROM {table}"):
+        with pytest.raises(Exception, match=f"{table} is append-only"), transaction.atomic(), connection.cursor() as c:
+            c.execute(statement)
+
+    # As a database administrator would: triggers off, the clauses widened behind the signers' backs.
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only")
+        else:
+            cursor.execute(f"DROP TRIGGER {table}_append_only_update")
+        cursor.execute(f"UPDATE {table} SET change_summary = 'anything goes' WHERE id = %s", [version.pk])
+    signoffs = ChangeEnvelopeSignoff.objects.filter(version=version).select_related("signature")
+    assert [signature_verify(s.signature).status for s in signoffs] == ["record_changed", "record_changed"]
+    page = login(auditor).get(reverse("governance:envelope", args=[dataset.pk])).content.decode()
+    assert page.count('data-signature-check="record_changed"') == 2

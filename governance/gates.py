@@ -93,6 +93,12 @@ def _figures(version: ModelVersion, champion: ModelVersion | None) -> tuple[dict
     return fresh.candidate_metrics, fresh.candidate_metrics.get("paired"), fresh.champion_metrics
 
 
+def holdout_figures(version: ModelVersion, champion: ModelVersion | None) -> tuple[dict, dict | None, dict | None]:
+    """What the gates judge by, for other judges of the same candidate (the change envelope, governance/envelope.py):
+    (the candidate's holdout figures, the paired comparison with `champion`, the champion's figures)."""
+    return _figures(version, champion)
+
+
 def _regression_gates(
     gates: PromotionGates, candidate: dict, paired: dict | None, champion: dict | None
 ) -> list[GateResult]:

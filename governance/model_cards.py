@@ -20,7 +20,8 @@ from collections import Counter
 from typing import Any
 
 from annotations.models import GoldLabel, ImportBatch, Review
-from governance.models import PromotionRequest
+from governance.envelope import NO_ENVELOPE, envelope_active
+from governance.models import EnvelopeAssessment, PromotionRequest
 from governance.promotions import model_version_record_hash
 from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel
 
@@ -97,6 +98,7 @@ def model_card(version: ModelVersion) -> dict[str, Any]:
         },
         "caveats": list(fit.get("warnings") or []) + _caveats(metrics),
         "decisions": _decisions(version),
+        "change_envelope": _change_envelope(version),
     }
 
 
@@ -195,6 +197,34 @@ def _caveats(metrics: dict[str, Any]) -> list[str]:
     if not metrics.get("n"):
         out.append("No holdout when it was trained: nothing on this card is measured.")
     return out
+
+
+def _change_envelope(version: ModelVersion) -> dict[str, Any]:
+    """The version judged against its dataset's change envelope (governance/envelope.py): each stored check,
+    newest first, clause by clause; a substantial change is named as such."""
+    active = envelope_active(version.dataset_id)
+    checks = EnvelopeAssessment.objects.filter(model_version=version).select_related("envelope_version")
+    return {
+        "active_envelope_version": active.number if active else None,
+        "summary": (
+            NO_ENVELOPE
+            if active is None and not checks
+            else "Not checked yet: a version is checked when its promotion is requested or decided."
+            if not checks
+            else "Substantial change: outside the change envelope it was last checked against."
+            if checks[0].substantial_change
+            else "Within the change envelope it was last checked against."
+        ),
+        "checks": [
+            {
+                "envelope_version": a.envelope_version.number,
+                "checked_at": a.created_at,
+                "verdict": "substantial change" if a.substantial_change else "within the envelope",
+                "clauses": a.clauses,
+            }
+            for a in checks
+        ],
+    }
 
 
 def _decisions(version: ModelVersion) -> list[dict[str, Any]]:

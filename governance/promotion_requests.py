@@ -29,6 +29,7 @@ from governance.promotion_states import (
 )
 from governance.promotions import (
     _require_acknowledgement,
+    envelope_refuse_substantial_change,
     request_sign_authored,
     request_warnings,
     signature_summary,
@@ -106,6 +107,11 @@ def promotion_submit(
     new_reason = _clean_reason(reason) if reason is not None else None
     signing_refuse_if_unable(user)
     dataset_id = PromotionRequest.objects.filter(pk=request_id).values_list("model_version__dataset_id", flat=True)
+    draft = PromotionRequest.objects.select_related("model_version").filter(pk=request_id).first()
+    if draft is not None and draft.kind == PromotionRequest.Kind.PROMOTION:
+        # A substantial change (outside the change envelope) is refused at submission, as at a direct request;
+        # rollbacks are shown the envelope but never blocked by it.
+        envelope_refuse_substantial_change(model_version=draft.model_version, user=user, act="submit")
     with (
         signing_attempt(
             user=user, object_type="promotion_request", object_id=request_id, dataset_id=dataset_id.first()

@@ -11,8 +11,9 @@ from django.db import transaction
 from annotations.models import Dataset
 from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
+from governance.envelope import assessment_refusal, assessment_summary, envelope_active, envelope_check
 from governance.gates import current_champion, gates_evaluate, gates_failed
-from governance.models import PromotionRequest, Signature
+from governance.models import EnvelopeAssessment, PromotionRequest, Signature
 from governance.promotion_states import (
     Action,
     TransitionForbidden,
@@ -165,12 +166,19 @@ def promotion_request_create(
     `draft=True` saves it unsigned and not offered for a decision (no password,
     no acknowledgement yet: both are asked for at submission,
     governance/promotion_requests.py). A draft does not block other requests.
+
+    A version outside the dataset's change envelope (governance/envelope.py) is
+    a substantial change: a submission is refused, naming the failed clauses; the
+    assessment that says so is stored and the refusal audited. (A draft is not
+    judged yet: its submission is.)
     """
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "Say why this version should go live."})
+    assessment: EnvelopeAssessment | None = None
     if not draft:
         signing_refuse_if_unable(user)
+        assessment = envelope_refuse_substantial_change(model_version=model_version, user=user, act="request")
     with signing_attempt(
         user=user, object_type="model_version", object_id=model_version.pk, dataset_id=model_version.dataset_id
     ):
@@ -182,6 +190,7 @@ def promotion_request_create(
             acknowledge_regressions=acknowledge_regressions,
             password=password,
             draft=draft,
+            assessment=assessment,
         )
 
 
@@ -194,6 +203,7 @@ def _request_create(
     acknowledge_regressions: bool,
     password: str,
     draft: bool,
+    assessment: EnvelopeAssessment | None,
 ) -> PromotionRequest:
     with transaction.atomic():
         # Lock order (README, "Lock order"): the dataset row first, then the version.
@@ -218,6 +228,8 @@ def _request_create(
             "warnings": warnings,
             "warnings_acknowledged": bool(warnings) and not draft,
         }
+        if assessment is not None:
+            after["envelope"] = assessment_summary(assessment)
         if not draft:
             signature = request_sign_authored(request=request, user=user, password=password)
             after.update(status=request.status, signature=signature_summary(signature))
@@ -231,6 +243,46 @@ def _request_create(
             reason=reason,
         )
     return request
+
+
+class EnvelopeRefused(ValidationError):
+    """A candidate outside the change envelope: a substantial change, not promotable through the normal path."""
+
+    def __init__(self, assessment: EnvelopeAssessment) -> None:
+        super().__init__(assessment_refusal(assessment))
+        self.assessment = assessment
+
+
+def envelope_refuse_substantial_change(
+    *, model_version: ModelVersion, user: AbstractBaseUser, act: str
+) -> EnvelopeAssessment:
+    """Judge `model_version` against the active change envelope (stored in a transaction of its own, so the
+    "substantial change" record stays); raise EnvelopeRefused, audited, when it falls outside."""
+    assessment = envelope_check(model_version=model_version, actor=user)
+    if assessment.substantial_change:
+        _envelope_refusal_record(user=user, assessment=assessment, act=act)
+        raise EnvelopeRefused(assessment)
+    return assessment
+
+
+def _envelope_refusal_record(*, user: AbstractBaseUser, assessment: EnvelopeAssessment, act: str) -> None:
+    """Audit a refused request or approval of a substantial change, in a transaction of its own."""
+    with transaction.atomic():
+        audit_record(
+            actor=user,
+            action="promotion.substantial_change_refused",
+            obj=assessment.model_version,
+            object_type="model_version",
+            dataset_id=assessment.model_version.dataset_id,
+            after={
+                "attempted": act,
+                "model_version": assessment.model_version.version,
+                "envelope_version": assessment.envelope_version.number,
+                "assessment": assessment.pk,
+                "failed_clauses": [c["clause"] for c in assessment.clauses if not c["passed"]],
+            },
+            reason="outside the change envelope: a substantial change needs a new envelope version",
+        )
 
 
 def promotion_decide(
@@ -269,6 +321,10 @@ def promotion_decide(
                 acknowledge_regressions=acknowledge_regressions,
                 override_reason=override_reason.strip(),
             )
+    except EnvelopeRefused as refused:
+        # The decision rolled back; the refused approval is recorded on its own.
+        _envelope_refusal_record(user=user, assessment=refused.assessment, act="approve")
+        raise
     except SelfDecisionRefused:
         # The decision rolled back; the refused attempt is recorded on its own, as a failed signature is.
         with transaction.atomic():
@@ -322,7 +378,10 @@ def _decide(
     # The gates may predict the holdout with two models: judged before the locks are taken, against the champion
     # of that moment, and judged again under the lock only if the champion has moved in between (rare).
     judged_against = current_champion(dataset_id)
-    gates = gates_evaluate(ModelVersion.objects.get(pk=version_id), champion=judged_against)
+    candidate = ModelVersion.objects.get(pk=version_id)
+    gates = gates_evaluate(candidate, champion=judged_against)
+    # The change envelope likewise (stored in its own transaction, so a refused approval keeps its assessment).
+    assessment = envelope_check(model_version=candidate, actor=user, champion=judged_against)
     with transaction.atomic():
         Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
         request = (
@@ -339,7 +398,15 @@ def _decide(
         champion_now = current_champion(dataset_id)
         if (champion_now and champion_now.pk) != (judged_against and judged_against.pk):
             gates = gates_evaluate(request.model_version, champion=champion_now)
+        envelope_now = envelope_active(dataset_id)
+        if (champion_now and champion_now.pk) != (judged_against and judged_against.pk) or (
+            envelope_now and envelope_now.pk
+        ) != assessment.envelope_version_id:
+            assessment = envelope_check(model_version=request.model_version, actor=user, champion=champion_now)
         failed = gates_failed(gates)
+        # A rollback puts back a version that was live before: never blocked by the envelope (it is shown).
+        if approve and assessment.substantial_change and not rollback:
+            raise EnvelopeRefused(assessment)
         if approve:
             # Before the password check, so a missing tick or reason does not cost a signing try.
             _require_acknowledgement(warnings, acknowledge_regressions, act="approve")
@@ -369,6 +436,7 @@ def _decide(
         request.signature = signature
         request.gate_results = gates
         request.override_reason = override_reason if approve and failed else ""
+        request.envelope_assessment = assessment if assessment.pk else None
         if approve:
             request.previous_champion = champion_set(model_version=version, actor=user, reason=reason or request.reason)
         request.save()
@@ -389,6 +457,7 @@ def _decide(
                 "gates": gates,
                 "gates_overridden": bool(failed) and approve,
                 "override_reason": request.override_reason,
+                "envelope": assessment_summary(assessment),
             },
             reason=reason,
         )

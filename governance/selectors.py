@@ -12,7 +12,16 @@ from django.utils import timezone
 
 from annotations.models import Dataset
 from annotations.selectors import dataset_get_for_user
-from governance.models import AuditChainHead, AuditEvent, DataAccess, PromotionRequest
+from governance.envelope import envelope_active
+from governance.models import (
+    AuditChainHead,
+    AuditEvent,
+    ChangeEnvelopeSignoff,
+    ChangeEnvelopeVersion,
+    DataAccess,
+    PromotionRequest,
+)
+from governance.signing import signature_verify
 from models_app.models import ModelVersion
 from models_app.selectors import ChampionComparison, champion_comparisons
 from workflow_site.access import MODEL_READ_ROLES, AnyUser, Role, missing_record, require_dataset_access, require_role
@@ -201,3 +210,59 @@ def chain_head() -> tuple[int, str]:
 
     head = AuditChainHead.objects.filter(singleton=True).values_list("seq", "hash").first()
     return head or (0, GENESIS_HASH)
+
+
+@dataclass(frozen=True)
+class EnvelopeVersionRow:
+    """One envelope version as its page shows it: its sign-offs, each signature checked against the record now."""
+
+    version: ChangeEnvelopeVersion
+    authored: ChangeEnvelopeSignoff | None
+    approval: ChangeEnvelopeSignoff | None
+    checks: dict[int, Any]  # signature id → SignatureCheck
+    status: str
+
+
+@dataclass(frozen=True)
+class EnvelopeOverview:
+    dataset: Dataset
+    active: ChangeEnvelopeVersion | None
+    rows: list[EnvelopeVersionRow]
+
+
+def envelope_overview_get_for_user(*, user: AnyUser, dataset_id: int) -> EnvelopeOverview:
+    """A dataset's change envelope, versions newest first (model admins of the dataset and auditors)."""
+    dataset = dataset_get_for_user(user=user, pk=dataset_id, roles=MODEL_READ_ROLES)
+    active = envelope_active(dataset.pk)
+    versions = list(ChangeEnvelopeVersion.objects.filter(dataset=dataset).select_related("authored_by"))
+    signoffs: dict[tuple[int, str], ChangeEnvelopeSignoff] = {
+        (s.version_id, s.kind): s
+        for s in ChangeEnvelopeSignoff.objects.filter(version__dataset=dataset).select_related("signer", "signature")
+    }
+    rows = []
+    for version in versions:
+        authored = signoffs.get((version.pk, ChangeEnvelopeSignoff.Kind.AUTHORED))
+        approval = signoffs.get((version.pk, ChangeEnvelopeSignoff.Kind.APPROVAL))
+        checks = {s.signature_id: signature_verify(s.signature) for s in (authored, approval) if s is not None}
+        if active is not None and version.pk == active.pk:
+            status = "active"
+        elif approval is not None:
+            status = "superseded"
+        elif active is not None and active.number > version.number:
+            status = "never approved (a later version is active)"
+        elif authored is not None:
+            status = "signed by its author, awaiting approval"
+        else:
+            status = "draft, not signed"
+        rows.append(EnvelopeVersionRow(version, authored, approval, checks, status))
+    return EnvelopeOverview(dataset=dataset, active=active, rows=rows)
+
+
+def envelope_version_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> ChangeEnvelopeVersion:
+    require_role(user, *roles)
+    try:
+        version = ChangeEnvelopeVersion.objects.select_related("dataset").get(pk=pk)
+    except ChangeEnvelopeVersion.DoesNotExist as exc:
+        raise missing_record(user, roles, "change envelope version") from exc
+    require_dataset_access(user, version.dataset, roles)
+    return version

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import document_views, views
+from governance import document_views, envelope_views, views
 
 app_name = "governance"
 
@@ -9,6 +9,10 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/promotions/request/", views.promotion_request_view, name="promotion_request"),
     path("datasets/<int:dataset_id>/promotions/rollback/", views.rollback_request_view, name="rollback_request"),
     path("datasets/<int:dataset_id>/promotions/gates/", views.promotion_gates_view, name="promotion_gates"),
+    path("datasets/<int:dataset_id>/envelope/", envelope_views.envelope_page, name="envelope"),
+    path("datasets/<int:dataset_id>/envelope/draft/", envelope_views.envelope_draft_view, name="envelope_draft"),
+    path("envelope-versions/<int:pk>/sign/", envelope_views.envelope_sign_view, name="envelope_sign"),
+    path("envelope-versions/<int:pk>/approve/", envelope_views.envelope_approve_view, name="envelope_approve"),
     path("promotions/<int:pk>/", views.promotion_detail, name="promotion_detail"),
     path("promotions/<int:pk>/decide/", views.promotion_decide_view, name="promotion_decide"),
     path("promotions/<int:pk>/edit/", views.promotion_edit_view, name="promotion_edit"),

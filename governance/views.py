@@ -15,6 +15,7 @@ from annotations.selectors import dataset_get_for_user, datasets_for_user
 from governance.audit import ReadPurpose, data_access_record
 from governance.audit_labels import audit_rows
 from governance.checkpoints import audit_trail_verify, audit_verification_record
+from governance.envelope import NO_ENVELOPE, envelope_active, envelope_preview, latest_assessments
 from governance.forms import AuditFilterForm
 from governance.gates import gates_evaluate, gates_for, promotion_gates_update
 from governance.models import PromotionRequest
@@ -73,6 +74,11 @@ def _promotion_list_page(
         "posted": request.POST,
     }
     context["gates"] = gates_for(overview.dataset)
+    # The change envelope: the active version and each candidate's last stored check against it (made when a
+    # promotion is requested or decided; a page view writes nothing).
+    context["envelope"] = envelope_active(overview.dataset.pk)
+    context["envelope_checks"] = latest_assessments(versions=overview.candidates, envelope=context["envelope"])
+    context["no_envelope_words"] = NO_ENVELOPE
     if context["rollback_to"] is not None:
         context["rollback_warnings"] = request_warnings(context["rollback_to"], kind=PromotionRequest.Kind.ROLLBACK)
     return render(request, "governance/promotion_list.html", context, status=status)
@@ -185,6 +191,8 @@ def _promotion_detail_page(
     # Live against today's champion while pending; as stored with the decision afterwards.
     open_ = promotion.is_pending or promotion.is_draft
     gates = gates_evaluate(version) if open_ else promotion.gate_results
+    # The change envelope beside the gates: judged now (not stored) while open, as stored with the decision after.
+    envelope = envelope_preview(model_version=version) if open_ else promotion.envelope_assessment
     return render(
         request,
         "governance/promotion_detail.html",
@@ -201,6 +209,8 @@ def _promotion_detail_page(
             # Live against today's champion while pending; as stored with the decision afterwards.
             "gates": gates,
             "gates_failed": [g for g in gates if not g["passed"]],
+            "envelope": envelope,
+            "no_envelope_words": NO_ENVELOPE,
             "record_hash": model_version_record_hash(version),
             "signature_check": signature_verify(promotion.signature) if promotion.signature else None,
             "request_signature_check": (

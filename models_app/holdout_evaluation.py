@@ -129,20 +129,11 @@ def out_of_time_compare(*, version: ModelVersion, champion: ModelVersion | None,
     an imported label) of items in neither model's snapshot, updated after both snapshots were frozen, newest
     first up to OUT_OF_TIME_LIMIT. Read when a decision is made (the promotion page), not at training time,
     when no such rows exist yet."""
-    from annotations.models import GoldLabel
-    from models_app.models import SnapshotLabel
-
     if champion is None or champion.pk == version.pk:
         return OutOfTimeComparison(0, None, None)
     since = max(version.snapshot.created_at, champion.snapshot.created_at)
-    seen = SnapshotLabel.objects.filter(snapshot_id__in=[version.snapshot_id, champion.snapshot_id]).values("item_id")
     rows = list(
-        GoldLabel.objects.filter(
-            dataset_id=version.dataset_id,
-            origin__in=[GoldLabel.Origin.REVIEW, GoldLabel.Origin.CONSENSUS, GoldLabel.Origin.ADJUDICATION],
-            updated_at__gt=since,
-        )
-        .exclude(item_id__in=seen)
+        _out_of_time_golds(version, champion, since)
         .order_by("-updated_at")
         .values_list("item_id", "label__name")[:OUT_OF_TIME_LIMIT]
     )
@@ -158,3 +149,25 @@ def out_of_time_compare(*, version: ModelVersion, champion: ModelVersion | None,
         logger.exception("Out-of-time comparison of v%s against v%s failed", version.version, champion.version)
         return OutOfTimeComparison(len(rows), since, None)
     return OutOfTimeComparison(len(rows), since, compare_paired(set_.labels, reference, candidate, classes, seed=seed))
+
+
+def out_of_time_size(*, version: ModelVersion, champion: ModelVersion | None) -> int:
+    """How many rows out_of_time_compare would judge on (at most OUT_OF_TIME_LIMIT), without predicting any:
+    0 when there is no champion to compare with."""
+    if champion is None or champion.pk == version.pk:
+        return 0
+    since = max(version.snapshot.created_at, champion.snapshot.created_at)
+    return _out_of_time_golds(version, champion, since)[:OUT_OF_TIME_LIMIT].count()
+
+
+def _out_of_time_golds(version: ModelVersion, champion: ModelVersion, since: Any) -> Any:
+    """Gold labels from reviews of items in neither snapshot, derived after both were frozen."""
+    from annotations.models import GoldLabel
+    from models_app.models import SnapshotLabel
+
+    seen = SnapshotLabel.objects.filter(snapshot_id__in=[version.snapshot_id, champion.snapshot_id]).values("item_id")
+    return GoldLabel.objects.filter(
+        dataset_id=version.dataset_id,
+        origin__in=[GoldLabel.Origin.REVIEW, GoldLabel.Origin.CONSENSUS, GoldLabel.Origin.ADJUDICATION],
+        updated_at__gt=since,
+    ).exclude(item_id__in=seen)

@@ -36,9 +36,11 @@ from tests.conftest import PASSWORD, csv_bytes, login, synthetic_rows
 from tests.governance.admin_writes import AdminWrite, admin_request, admin_writes
 from tests.governance.test_roles import PERSONAS, World, _build_world
 from tests.governance.write_paths import (
+    ENVELOPE_DRAFT_FORM,
     Request,
     Write,
     concrete_url,
+    envelope_draft,
     fingerprint,
     last_seq,
     send,
@@ -245,6 +247,26 @@ WRITES: dict[tuple[str, str], Write] = {
         (302,),
         lambda w, c: f"/governance/promotions/{w.pending_promotion_id}/decide/",
         data=lambda w, c: DECIDE,
+    ),
+    ("governance/datasets/<int:dataset_id>/envelope/draft/", "POST"): Write(
+        "model_admin",
+        (302,),
+        _ds("/governance/datasets/{d}/envelope/draft/"),
+        data=lambda w, c: ENVELOPE_DRAFT_FORM,
+    ),
+    ("governance/envelope-versions/<int:pk>/sign/", "POST"): Write(
+        "model_admin",  # admin1 drafted it (setup) and signs it as its author
+        (302,),
+        lambda w, c: f"/governance/envelope-versions/{c['envelope_version_id']}/sign/",
+        data=lambda w, c: {"password": PASSWORD},
+        setup=lambda w: envelope_draft(w, signed=False),
+    ),
+    ("governance/envelope-versions/<int:pk>/approve/", "POST"): Write(
+        "model_admin",  # admin2 drafted and signed it (setup); admin1 approves it
+        (302,),
+        lambda w, c: f"/governance/envelope-versions/{c['envelope_version_id']}/approve/",
+        data=lambda w, c: {"password": PASSWORD, "reason": "agreed"},
+        setup=lambda w: envelope_draft(w, signed=True),
     ),
     # API
     ("api/datasets/", "POST"): Write(

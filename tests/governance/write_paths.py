@@ -148,3 +148,32 @@ def send(client: Client, method: str, url: str, data: Any, body: str) -> Any:
     if method == "POST":
         return client.post(url, data)  # form or multipart: the test client encodes files as multipart
     return client.generic(method, url, "")
+
+
+# --- the change envelope's write paths (governance/envelope_views.py) -------------------------------------------
+
+ENVELOPE_CLAUSES = {"algorithms": {"logistic_regression": {}}, "label_sources": "any"}
+ENVELOPE_DRAFT_FORM = {
+    "algorithms": ["logistic_regression"],
+    "algorithms.logistic_regression.C.max": "100",
+    "label_sources": "any",
+    "change_summary": "logistic regression, C up to 100",
+}
+
+
+def envelope_draft(world: World, *, signed: bool) -> dict:
+    """An envelope version of the world's dataset drafted by admin2 (and signed by them when `signed`): admin1
+    signs or approves it in the case. Its id is the case's `envelope_version_id`."""
+    from django.contrib.auth.models import User
+
+    from annotations.models import Dataset
+    from governance.envelope_services import envelope_version_draft, envelope_version_sign
+    from tests.conftest import PASSWORD
+
+    author = User.objects.get(username="admin1" if not signed else "admin2")
+    version = envelope_version_draft(
+        dataset=Dataset.objects.get(pk=world.dataset_id), user=author, clauses=ENVELOPE_CLAUSES, change_summary="x"
+    )
+    if signed:
+        envelope_version_sign(version=version, user=author, password=PASSWORD)
+    return {"envelope_version_id": version.pk}

@@ -16,7 +16,7 @@ from annotations.models import ImportBatch, Item
 from governance.models import PromotionRequest
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 from tests.e2e.browser import sign_in, sign_out, sync_api
-from tests.helpers import candidate_train
+from tests.helpers import PASSWORD, candidate_train
 
 expect = sync_api().expect
 pytestmark = pytest.mark.e2e
@@ -145,7 +145,8 @@ def test_every_page_of_the_loop_has_no_serious_or_critical_axe_violation(  # ~17
     # Requesting a promotion lands on its detail page with a success message.
     page.get_by_label("Version").select_option(value=str(v2.pk))
     page.get_by_label("Why should it go live?").fill("accessibility check")
-    page.get_by_role("button", name="Request promotion").click()
+    page.get_by_label("Re-enter your password to sign and submit").fill(PASSWORD)  # the request is signed
+    page.get_by_role("button", name="Sign and submit").click()
     expect(page.locator(".msg-success")).to_be_visible()
     audit.check("promotion detail with a success message")
     approved = PromotionRequest.objects.get(model_version__dataset=dataset, status=PromotionRequest.Status.APPROVED)

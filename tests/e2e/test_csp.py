@@ -19,7 +19,7 @@ from annotations.models import ImportBatch, Item
 from governance.models import PromotionRequest
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 from tests.e2e.browser import sign_in, sign_out, sync_api
-from tests.helpers import candidate_train
+from tests.helpers import PASSWORD, candidate_train
 
 expect = sync_api().expect
 pytestmark = pytest.mark.e2e
@@ -120,7 +120,8 @@ def test_no_page_of_the_loop_is_refused_anything_by_the_content_security_policy(
     csp.visit("promotions list", f"{base}/governance/datasets/{dataset.pk}/promotions/")
     page.get_by_label("Version").select_option(value=str(v2.pk))
     page.get_by_label("Why should it go live?").fill("csp check")
-    page.get_by_role("button", name="Request promotion").click()
+    page.get_by_label("Re-enter your password to sign and submit").fill(PASSWORD)  # the request is signed
+    page.get_by_role("button", name="Sign and submit").click()
     expect(page.locator(".msg-success")).to_be_visible()
     csp.check("promotion detail after a request")
     sign_out(page)
@@ -140,7 +141,6 @@ def test_no_page_of_the_loop_is_refused_anything_by_the_content_security_policy(
     sign_out(page)
 
     # The Django admin (5.2) under the same policy: its index and a change list with its JavaScript.
-    from tests.helpers import PASSWORD
 
     django_user_model.objects.create_superuser("siteadmin", "", PASSWORD)
     page.goto(f"{base}/admin/login/")

@@ -17,9 +17,9 @@ it). So Loupe runs as two roles:
 ``role_setup_sql`` writes that as idempotent SQL for the tables that exist now;
 default privileges give tables that later migrations create (as the owner) the
 ordinary grants, and running ``manage.py db_roles`` again after a migration
-narrows a new append-only table. ``privileged_connection`` answers the system
-check (workflow_site/checks.py) and the import's bypass test: is this
-connection a superuser, or the audit table's owner?
+narrows a new append-only table. ``connection_role`` answers the system
+check (workflow_site/checks.py) and the import's bypass test (annotations/import_integrity.py):
+is this connection a superuser, the audit table's owner, allowed to set replica mode?
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 # Tables whose rows are never changed or removed: their triggers refuse UPDATE and DELETE.
@@ -135,8 +136,6 @@ def schema_tables(connection: BaseDatabaseWrapper, schema: str = "public") -> se
 
 def role_setup_apply(*, connection: BaseDatabaseWrapper, statements: list[str]) -> None:
     """Run the statements in one transaction (all or nothing). Precondition: `connection` is a superuser's."""
-    from django.db import transaction
-
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         for statement in statements:
             if not statement.startswith("--"):

@@ -35,6 +35,7 @@ from django.db import IntegrityError, connection
 from django.db.models import Model
 
 from annotations.models import Dataset, GoldLabel, ImportBatch, Item, LabelClass, Review
+from workflow_site.db_roles import connection_role
 
 
 def _expected() -> dict[type[Model], dict[str, tuple[type[Model], bool]]]:
@@ -71,23 +72,38 @@ def _models_as_expected() -> bool:
     return True
 
 
+def _may_set_replica() -> bool:
+    """Whether this connection's role may set session_replication_role, asked once per database connection.
+
+    Under least privilege (README, `manage.py db_roles`) the application role may
+    not: replica mode would switch the append-only triggers off too. The import
+    then keeps the per-row foreign-key triggers, slower but the same checks. The
+    answer is kept on the connection wrapper with the DB-API connection it was
+    asked on, so a reconnect (CONN_MAX_AGE, a worker's fresh connection) asks again.
+    """
+    connection.ensure_connection()
+    raw = connection.connection
+    asked = getattr(connection, "_loupe_may_set_replica", None)
+    if asked is not None and asked[0] is raw:
+        return asked[1]
+    allowed = connection_role(connection).may_set_replica
+    connection._loupe_may_set_replica = (raw, allowed)  # type: ignore[attr-defined]
+    return allowed
+
+
 def bypass_possible() -> bool:
     """Whether this connection may skip the import's per-row foreign-key triggers (see the module docstring)."""
-    if connection.vendor != "postgresql" or not _models_as_expected():
+    if connection.vendor != "postgresql" or not _models_as_expected() or not _may_set_replica():
         return False
     tables = [Item._meta.db_table, GoldLabel._meta.db_table]
-    privilege = "current_setting('is_superuser') = 'on'"
-    if connection.pg_version >= 150000:
-        privilege += " OR has_parameter_privilege('session_replication_role', 'SET')"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT ({privilege}), "
-            "(SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(%s::regclass[])), "
+            "SELECT (SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(%s::regclass[])), "
             "(SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = ANY(%s::regclass[]))",
             [tables, tables],
         )
-        allowed, foreign_keys, other_triggers = cursor.fetchone()
-    return bool(allowed) and foreign_keys == sum(map(len, _expected().values())) and other_triggers == 0
+        foreign_keys, other_triggers = cursor.fetchone()
+    return foreign_keys == sum(map(len, _expected().values())) and other_triggers == 0
 
 
 @contextmanager

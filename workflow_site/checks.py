@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError, connections
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 
@@ -66,6 +67,46 @@ def audit_signing_key_missing(app_configs: Any = None, **kwargs: Any) -> list[Wa
                 hint="Set LOUPE_AUDIT_SIGNING_KEY to a base64 raw Ed25519 private key"
                 " (manage.py audit_checkpoint --new-key prints one), kept off the database server.",
                 id="loupe.W003",
+            )
+        ]
+    return []
+
+
+@register(Tags.database)
+def database_role_privileged(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Warning]:
+    """The app's own database role must not be able to switch the append-only triggers off (README).
+
+    A database check: it runs only when asked for a database (`manage.py check
+    --database default`, and `migrate`), never in the plain `check` that CI runs.
+    """
+    if not databases or "default" not in databases or connections["default"].vendor != "postgresql":
+        return []
+    from workflow_site.db_roles import AUDIT_TABLE, connection_role
+
+    try:
+        role = connection_role(connections["default"])
+    except DatabaseError:
+        return []  # unreachable: Django's own checks and the first query say so
+    hint = (
+        "Connect the web app, workers and beat as an application role made by `manage.py db_roles`;"
+        " keep the owner's URL (LOUPE_MIGRATE_DATABASE_URL) for migrate. Expected while migrating."
+    )
+    if role.superuser:
+        return [
+            Warning(
+                f"The app connects to PostgreSQL as {role.name}, a superuser: it can disable the audit trail's"
+                " append-only triggers and truncate it.",
+                hint=hint,
+                id="loupe.W004",
+            )
+        ]
+    if role.audit_table_owner:
+        return [
+            Warning(
+                f"The app connects to PostgreSQL as {role.name}, the owner of {AUDIT_TABLE} (or a member of the"
+                " owner's role): it can disable the audit trail's append-only triggers.",
+                hint=hint,
+                id="loupe.W005",
             )
         ]
     return []

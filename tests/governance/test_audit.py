@@ -480,14 +480,9 @@ def test_deleting_the_newest_events_is_detected_against_the_chain_head(trained_d
     from governance.selectors import chain_head
 
     head = chain_head()
-    # Simulate an attacker removing the tail (PostgreSQL: TRUNCATE bypasses the row trigger;
-    # SQLite: drop the trigger, then DELETE).
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # flush pending FK checks so TRUNCATE may run
-            cursor.execute("TRUNCATE governance_auditevent")
-    else:
-        _tamper("DELETE FROM governance_auditevent", [])
+    # Simulate an attacker removing the tail (TRUNCATE is refused too: governance 0017),
+    # with the append-only trigger switched off as only the owner or a superuser can.
+    _tamper("DELETE FROM governance_auditevent", [])
     checked, broken = verify_chain(AuditEvent.objects.order_by("seq"), head=head)
     assert checked == 0 and broken is not None and "events are missing" in broken.reason
     with pytest.raises(CommandError, match="events are missing"):

@@ -22,6 +22,7 @@ from governance.audit import audit_record
 from governance.audit_chain import GENESIS_HASH, chain_hash, event_fields, to_json_value, verify_chain
 from governance.models import AuditChainHead, AuditEvent
 from governance.selectors import chain_head
+from workflow_site.sqlite_guards import flush_bypass
 
 ON_POSTGRES = connection.vendor == "postgresql"
 postgres_only = pytest.mark.skipif(
@@ -43,6 +44,21 @@ AWKWARD = [
     "'); DROP TABLE governance_auditevent; --",
     '} "seq":0} {',
 ]
+
+
+def _remove_the_head_row() -> None:
+    """As a new database has it: no head row. The head refuses DELETE (governance 0017), so this goes
+    around the trigger as the test flush does: replica role on PostgreSQL, the flush bypass on SQLite."""
+    if not ON_POSTGRES:
+        with flush_bypass():
+            AuditChainHead.objects.all().delete()
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            AuditChainHead.objects.all().delete()
+        finally:
+            cursor.execute("RESET session_replication_role")
 
 
 def _append_awkward(text: str, n: int) -> AuditEvent:
@@ -125,7 +141,7 @@ def test_appending_is_one_statement_on_postgresql(db):
 
 
 def test_the_head_row_is_made_when_it_is_missing(db):
-    AuditChainHead.objects.all().delete()
+    _remove_the_head_row()
 
     with transaction.atomic():
         first = audit_record(actor=None, action="test.first", after={"n": 1})
@@ -170,7 +186,7 @@ def test_a_hashed_field_sorting_after_seq_is_refused_not_hashed_wrongly(db, monk
 @postgres_only
 def test_concurrent_appends_leave_one_verified_chain_even_from_no_head_row(transactional_db):
     """Eight writers at once, each rolling back every third event, starting with no head row at all."""
-    AuditChainHead.objects.all().delete()
+    _remove_the_head_row()
     threads_n, events_each = 8, 24
     barrier = threading.Barrier(threads_n)
     errors: list[BaseException] = []

@@ -34,6 +34,7 @@ from workflow_site.checks import audit_signing_key_missing
 
 EVENT_TABLE = "governance_auditevent"
 CHECKPOINT_TABLE = "governance_auditcheckpoint"
+HEAD_TABLE = "governance_auditchainhead"
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +71,12 @@ def _as_database_admin() -> None:
             else:
                 cursor.execute(f"DROP TRIGGER {table}_append_only_update")
                 cursor.execute(f"DROP TRIGGER {table}_append_only_delete")
+        # The head only moves forward (governance 0017): a rewrite that moves it back switches that off too.
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ALTER TABLE {HEAD_TABLE} DISABLE TRIGGER {HEAD_TABLE}_forward_only")
+        else:
+            cursor.execute(f"DROP TRIGGER {HEAD_TABLE}_forward_only_update")
+            cursor.execute(f"DROP TRIGGER {HEAD_TABLE}_forward_only_delete")
 
 
 def _sql(statement: str, params: list | None = None) -> None:
@@ -81,7 +88,7 @@ def _move_head(seq: int) -> None:
     """Point the chain head at event #seq (or the genesis), as a rewrite that hides itself must."""
     last = AuditEvent.objects.filter(seq=seq).first()
     head_hash, prev = (last.hash, last.prev_hash) if last else (GENESIS_HASH, GENESIS_HASH)
-    _sql("UPDATE governance_auditchainhead SET seq = %s, hash = %s, prev_hash = %s", [seq, head_hash, prev])
+    _sql(f"UPDATE {HEAD_TABLE} SET seq = %s, hash = %s, prev_hash = %s", [seq, head_hash, prev])
 
 
 def _rewrite_from(seq: int, reason: str) -> None:

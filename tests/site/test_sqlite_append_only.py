@@ -35,6 +35,8 @@ TRIGGERS = {
     "governance_auditevent_append_only_delete": "governance_auditevent",
     "governance_dataaccess_append_only_update": "governance_dataaccess",
     "governance_dataaccess_append_only_delete": "governance_dataaccess",
+    "governance_auditchainhead_forward_only_update": "governance_auditchainhead",
+    "governance_auditchainhead_forward_only_delete": "governance_auditchainhead",
 }
 GUARDED_TABLES = sorted(set(TRIGGERS.values()))
 

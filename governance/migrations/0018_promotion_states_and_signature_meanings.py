@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0016_promotion_gates'),
+        ('governance', '0017_truncate_refused_and_head_forward'),
         ('models_app', '0005_model_version_shadow'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

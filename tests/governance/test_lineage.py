@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from annotations.models import GoldLabel, Item, Review
-from governance.lineage import ITEMS_PAGE, lineage_for_user
+from governance.lineage import lineage_for_user
+from governance.lineage_sections import ITEMS_PAGE
 from governance.models import DataAccess, PromotionRequest
 from models_app.models import Evaluation, ModelVersion, Prediction, SnapshotLabel
 from tests.conftest import login
@@ -325,3 +326,19 @@ def test_the_json_has_one_shape_for_every_node(trained_dataset, champion, audito
         for node in section["nodes"]:
             assert set(node) == {"kind", "id", "label", "url", "page_url", "facts"}
             assert isinstance(node["id"], int) and node["label"] and node["url"].startswith("/")
+
+
+def test_the_page_and_json_of_items_cost_the_same_queries_whatever_they_went_into(
+    reviewed, champion, auditor, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(auditor)
+    # An imported item in both snapshots (two versions, no review, no prediction) against the reviewed one.
+    plain = SnapshotLabel.objects.filter(snapshot=champion.snapshot).order_by("item_id").first().item
+    for suffix in ("", "?format=json"):
+        with CaptureQueriesContext(connection) as few:
+            assert client.get(reverse("governance:lineage", args=["item", plain.pk]) + suffix).status_code == 200
+        with django_assert_num_queries(len(few.captured_queries)):
+            client.get(reverse("governance:lineage", args=["item", reviewed["item"].pk]) + suffix)

@@ -14,7 +14,8 @@ came from, `down` what it went into. Every node carries its id, kind, a label,
 key facts and its URL, so the page can be clicked through and a program can
 follow `url` in the JSON.
 
-Bounded by design (the target is under 100 ms for an item of a 1M-item dataset):
+Bounded by design (the target is under 100 ms for an item of a 1M-item dataset;
+the sections and their bounds are in governance/lineage_sections.py):
 every section is one query with a LIMIT on an index (a page of PAGE nodes and a
 flag that there are more), so the number of queries depends on the kind of the
 start node, never on the data. The one fan-out without a natural bound, the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -37,8 +38,18 @@ def model_version_record_hash(model_version: ModelVersion) -> str:
     evaluations = list(
         Evaluation.objects.filter(training_run=model_version.training_run)
         .order_by("role")
-        .values("role", "model_version_id", "holdout_hash", "holdout_size", "metrics")
+        .values(*RECORD_EVALUATION_FIELDS)
     )
+    return record_hash_of(model_version, evaluations=evaluations)
+
+
+# What a signature covers of each evaluation of the version's training run, in role order.
+RECORD_EVALUATION_FIELDS = ("role", "model_version_id", "holdout_hash", "holdout_size", "metrics")
+
+
+def record_hash_of(model_version: ModelVersion, *, evaluations: list[dict[str, Any]]) -> str:
+    """model_version_record_hash from evaluations already read (dicts of RECORD_EVALUATION_FIELDS, in role
+    order): the lineage reads every version's evaluations in one query and checks each signature with this."""
     record = {
         "model_version_id": model_version.pk,
         "dataset_id": model_version.dataset_id,

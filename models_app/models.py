@@ -256,7 +256,10 @@ class ModelVersion(models.Model):
 
 class Prediction(models.Model):
     item = models.ForeignKey("annotations.Item", on_delete=models.PROTECT, related_name="predictions")
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    # Indexed by prediction_version_item, which starts with it.
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="predictions", db_index=False
+    )
     label = models.ForeignKey("annotations.LabelClass", on_delete=models.PROTECT, related_name="+")
     confidence = models.FloatField(help_text="Probability of the predicted label.")
     probabilities = models.JSONField(help_text="Class name → probability.")
@@ -264,6 +267,12 @@ class Prediction(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "model_version"], name="prediction_unique")]
+        indexes = [
+            # lineage (governance/lineage.py): the first items a version predicted, in item order, and how
+            # many (counted up to a cap) — one range of this index per version; it also serves every
+            # "this version's predictions" filter the plain foreign-key index served before.
+            models.Index(fields=["model_version", "item"], name="prediction_version_item"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model_version}: {self.item_id} → {self.label_id} ({self.confidence:.2f})"

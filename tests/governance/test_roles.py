@@ -328,6 +328,15 @@ ENDPOINTS: dict[str, Endpoint] = {
     # A verification logs itself (who verified the trail, when, what was found): a read with a record.
     "audit_verify": Endpoint("get", lambda w: reverse("governance:audit_verify"), AUDITOR, effect="audit.verified"),
     "item_history": Endpoint("get", lambda w: reverse("governance:item_history", args=[w.open_item_id]), AUDITOR),
+    "lineage_item": Endpoint(
+        "get", lambda w: reverse("governance:lineage", args=["item", w.open_item_id]), ADMIN_READERS
+    ),
+    "lineage_prediction": Endpoint(
+        "get", lambda w: reverse("governance:lineage", args=["prediction", w.open_item_prediction_id]), ADMIN_READERS
+    ),
+    "lineage_promotion": Endpoint(
+        "get", lambda w: reverse("governance:lineage", args=["promotion", w.pending_promotion_id]), ADMIN_READERS
+    ),
     # API
     "api_datasets": Endpoint("get", lambda w: "/api/datasets/", SIGNED_IN, api=True),
     "api_next_item": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/next-item/", REVIEWERS, api=True),
@@ -577,6 +586,7 @@ ROLE_GATED_MISSING = {
     "promotion_withdraw": ("post", f"/governance/promotions/{MISSING}/withdraw/"),
     "run_detail": ("get", f"/models/runs/{MISSING}/"),
     "item_history": ("get", f"/governance/audit/items/{MISSING}/"),
+    "lineage_review": ("get", f"/governance/lineage/review/{MISSING}/"),
     "api_training_run_detail": ("get", f"/api/training-runs/{MISSING}/"),
     "api_training_run_cancel": ("post", f"/api/training-runs/{MISSING}/cancel/"),
     "api_shadow_change": ("post", f"/api/model-versions/{MISSING}/shadow/"),
@@ -608,6 +618,7 @@ def test_without_the_role_a_missing_id_is_a_403_like_an_existing_one(world, db, 
         f"/governance/promotions/{MISSING}/",
         f"/models/runs/{MISSING}/",
         f"/governance/audit/items/{MISSING}/",
+        f"/governance/lineage/gold-label/{MISSING}/",
         f"/api/training-runs/{MISSING}/",
     ],
 )

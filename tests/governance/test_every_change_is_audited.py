@@ -180,6 +180,15 @@ WRITES: dict[tuple[str, str], Write] = {
         _ds("/datasets/{d}/model-output/"),
         data=lambda w, c: {"model_output": "off", "reason": "stop"},
     ),
+    ("datasets/<int:dataset_id>/retention/", "POST"): Write(
+        "model_admin", (302,), _ds("/datasets/{d}/retention/"), data=lambda w, c: {"retention_days": "30"}
+    ),
+    ("datasets/<int:dataset_id>/legal-hold/", "POST"): Write(
+        "model_admin",
+        (302,),
+        _ds("/datasets/{d}/legal-hold/"),
+        data=lambda w, c: {"legal_hold": "place", "reason": "litigation"},
+    ),
     ("models/datasets/<int:dataset_id>/train/", "POST"): Write(
         "model_admin", (302,), _ds("/models/datasets/{d}/train/"), data=lambda w, c: {"reason": "more labels"}
     ),

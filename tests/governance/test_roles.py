@@ -301,6 +301,22 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"model_output": "off", "reason": "stop it"},
         effect="dataset.model_output_switched_off",
     ),
+    "retention_period": Endpoint(
+        "post",
+        lambda w: reverse("annotations:retention_period", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"retention_days": "30"},
+        effect="dataset.retention_changed",
+    ),
+    "legal_hold": Endpoint(
+        "post",
+        lambda w: reverse("annotations:legal_hold", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"legal_hold": "place", "reason": "litigation"},
+        effect="dataset.legal_hold_placed",
+    ),
     "queue_settings_change": Endpoint(
         "post",
         lambda w: reverse("annotations:workbench_settings", args=[w.dataset_id]),

@@ -34,7 +34,7 @@ def retention_days_of(dataset: Dataset) -> int | None:
     """The retention period in force for `dataset`, in days; None: kept forever."""
     if dataset.retention_days is not None:
         return dataset.retention_days
-    return getattr(settings, "LOUPE_RETENTION_DAYS", None)
+    return settings.LOUPE_RETENTION_DAYS
 
 
 def retention_cutoff(dataset: Dataset, now: datetime) -> datetime | None:
@@ -68,7 +68,7 @@ def dataset_retention_set(*, dataset_id: int, user: AbstractBaseUser, retention_
             obj=dataset,
             dataset_id=dataset.pk,
             before=before,
-            after={"retention_days": retention_days, "site_default_days": getattr(settings, "LOUPE_RETENTION_DAYS")},
+            after={"retention_days": retention_days, "site_default_days": settings.LOUPE_RETENTION_DAYS},
         )
     return dataset
 

@@ -141,6 +141,7 @@ def out_of_time_compare(*, version: ModelVersion, champion: ModelVersion | None,
             dataset_id=version.dataset_id,
             origin__in=[GoldLabel.Origin.REVIEW, GoldLabel.Origin.CONSENSUS, GoldLabel.Origin.ADJUDICATION],
             updated_at__gt=since,
+            item__purged_at__isnull=True,  # retention removed their data: nothing to predict from
         )
         .exclude(item_id__in=seen)
         .order_by("-updated_at")

@@ -415,3 +415,18 @@ def test_audit_record_stores_the_payload_digest_and_costs_one_more_hash(db):
     stored = AuditEvent.objects.get(pk=event.pk)
     assert stored.hash_scheme == PAYLOAD_DIGEST_SCHEME and len(stored.payload_sha256) == 64
     assert chain_hash(stored.prev_hash, event_fields(stored)) == stored.hash
+
+
+def test_models_no_longer_read_purged_items_and_a_real_history_still_verifies(trained_dataset, model_admin):
+    from models_app.data import holdout_labels
+    from models_app.prediction import open_item_ids
+
+    assert holdout_labels(trained_dataset) and open_item_ids(trained_dataset.pk)
+    dataset_retention_set(dataset_id=trained_dataset.pk, user=model_admin, retention_days=1)
+
+    retention_apply(now=timezone.now() + timedelta(days=2))
+
+    assert not Item.objects.filter(dataset=trained_dataset, purged_at__isnull=True).exists()
+    assert holdout_labels(trained_dataset) == [] and open_item_ids(trained_dataset.pk) == []
+    result = audit_trail_verify()
+    assert result.ok and result.tombstones > 10

@@ -263,6 +263,20 @@ WRITES: dict[tuple[str, str], Write] = {
         data=lambda w, c: {"off": True, "reason": "stop"},
         body="json",
     ),
+    ("api/datasets/<int:dataset_id>/retention/", "POST"): Write(
+        "model_admin",
+        (200,),
+        _ds("/api/datasets/{d}/retention/"),
+        data=lambda w, c: {"retention_days": 30},
+        body="json",
+    ),
+    ("api/datasets/<int:dataset_id>/legal-hold/", "POST"): Write(
+        "model_admin",
+        (200,),
+        _ds("/api/datasets/{d}/legal-hold/"),
+        data=lambda w, c: {"hold": True, "reason": "litigation"},
+        body="json",
+    ),
     ("api/datasets/<int:dataset_id>/queue-settings/", "PUT"): Write(
         "model_admin",
         (200,),

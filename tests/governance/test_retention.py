@@ -430,3 +430,31 @@ def test_models_no_longer_read_purged_items_and_a_real_history_still_verifies(tr
     assert holdout_labels(trained_dataset) == [] and open_item_ids(trained_dataset.pk) == []
     result = audit_trail_verify()
     assert result.ok and result.tombstones > 10
+
+
+def test_the_api_reads_and_sets_the_period_and_the_hold(dataset, model_admin):
+    client = login(model_admin)
+    url = f"/api/datasets/{dataset.pk}/retention/"
+
+    assert client.get(url).json()["retention_days_in_force"] is None
+    changed = client.post(url, {"retention_days": 45}, content_type="application/json")
+    held = client.post(
+        f"/api/datasets/{dataset.pk}/legal-hold/", {"hold": True, "reason": "Subpoena"}, content_type="application/json"
+    )
+
+    assert changed.status_code == 200 and changed.json()["retention_days"] == 45
+    assert held.status_code == 200 and held.json()["legal_hold_reason"] == "Subpoena"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"retention_days": 0}, "retention_days"), ({"retention_days": "x"}, "retention_days"), ({}, "retention_days")],
+)
+def test_the_api_refuses_a_bad_period_naming_the_field(dataset, model_admin, body, field):
+    client = login(model_admin)
+    before = AuditEvent.objects.count()
+
+    response = client.post(f"/api/datasets/{dataset.pk}/retention/", body, content_type="application/json")
+
+    assert response.status_code == 400 and field in response.content.decode()
+    assert AuditEvent.objects.count() == before

@@ -382,6 +382,25 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"off": True, "reason": "stop it"},
         effect="dataset.model_output_switched_off",
     ),
+    "api_retention": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/retention/", ADMIN_READERS, api=True),
+    "api_retention_change": Endpoint(
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/retention/",
+        ADMINS,
+        ok=200,
+        api=True,
+        data=lambda w: {"retention_days": 30},
+        effect="dataset.retention_changed",
+    ),
+    "api_legal_hold": Endpoint(
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/legal-hold/",
+        ADMINS,
+        ok=200,
+        api=True,
+        data=lambda w: {"hold": True, "reason": "litigation"},
+        effect="dataset.legal_hold_placed",
+    ),
     "api_shadow_report": Endpoint(
         "get", lambda w: f"/api/model-versions/{w.unrequested_version_id}/shadow-report/", ADMIN_READERS, api=True
     ),

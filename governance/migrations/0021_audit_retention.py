@@ -81,7 +81,11 @@ def forwards(apps, schema_editor):
 def backwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(PG_DROP, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
+
+
+def sqlite_triggers_as_before(apps, schema_editor):
+    """Backwards, last: removing the fields rebuilt the table on SQLite, so 0006's refuse-all triggers come back."""
+    if schema_editor.connection.vendor == "sqlite":
         refuse_all = {
             name: (operation, "loupe_append_only() IS NOT 0") for name, (operation, _) in SQLITE_TRIGGERS.items()
         }
@@ -95,6 +99,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(migrations.RunPython.noop, sqlite_triggers_as_before),
         migrations.AddField(
             model_name="auditevent",
             name="hash_scheme",

@@ -99,13 +99,15 @@ def dataset_legal_hold_set(*, dataset_id: int, user: AbstractBaseUser, hold: boo
     return dataset
 
 
-def items_expired_ids(*, dataset_id: int, cutoff: datetime, limit: int) -> list[int]:
-    """Up to `limit` ids of the dataset's unpurged items imported before `cutoff`, oldest first, locked.
+def items_expired_ids(*, dataset_id: int, cutoff: datetime, limit: int, after_id: int = 0) -> list[int]:
+    """Up to `limit` ids (above `after_id`) of the dataset's unpurged items imported before `cutoff`, in id
+    order, locked. Precondition: inside the caller's transaction, which already holds the dataset row.
 
-    Precondition: inside the caller's transaction, which already holds the dataset row (lock order)."""
+    Only the item rows are locked (`of`), not the import batches the filter joins: those have no place in
+    the lock order. No-key locks, so reviews referencing the items are not blocked meanwhile."""
     return list(
-        Item.objects.select_for_update()
-        .filter(dataset_id=dataset_id, purged_at__isnull=True, batch__uploaded_at__lt=cutoff)
+        Item.objects.select_for_update(no_key=True, of=("self",))
+        .filter(dataset_id=dataset_id, purged_at__isnull=True, batch__uploaded_at__lt=cutoff, id__gt=after_id)
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )

@@ -50,6 +50,7 @@ class RetentionBatch:
     events_tombstoned: int
     first_seq: int | None
     last_seq: int | None
+    last_item_id: int | None = None
 
 
 def retention_apply(
@@ -65,12 +66,16 @@ def retention_apply(
         datasets = datasets.filter(pk__in=dataset_ids)
     done: list[RetentionBatch] = []
     for dataset_id in datasets.values_list("pk", flat=True):
-        while (batch := _apply_one_batch(dataset_id=dataset_id, batch_size=batch_size, now=now)) is not None:
+        after = (0, 0)  # keyset: each batch starts where the previous one ended (item id, event seq)
+        while batch := _apply_one_batch(dataset_id=dataset_id, batch_size=batch_size, now=now, after=after):
             done.append(batch)
+            after = (batch.last_item_id or after[0], batch.last_seq or after[1])
     return done
 
 
-def _apply_one_batch(*, dataset_id: int, batch_size: int, now: datetime) -> RetentionBatch | None:
+def _apply_one_batch(
+    *, dataset_id: int, batch_size: int, now: datetime, after: tuple[int, int]
+) -> RetentionBatch | None:
     """One transaction: None when nothing (more) has expired, or the dataset is on hold or keeps forever."""
     with transaction.atomic():
         # Lock order: dataset row, item rows, (event rows,) chain head last inside audit_record.
@@ -78,12 +83,13 @@ def _apply_one_batch(*, dataset_id: int, batch_size: int, now: datetime) -> Rete
         cutoff = retention_cutoff(dataset, now)
         if cutoff is None:
             return None
-        item_ids = items_expired_ids(dataset_id=dataset_id, cutoff=cutoff, limit=batch_size)
+        item_ids = items_expired_ids(dataset_id=dataset_id, cutoff=cutoff, limit=batch_size, after_id=after[0])
         items_purged = items_purge(item_ids=item_ids, now=now) if item_ids else 0
         seqs = list(
-            AuditEvent.objects.select_for_update()
+            AuditEvent.objects.select_for_update(no_key=True)
             .filter(
                 dataset_id=dataset_id,
+                seq__gt=after[1],
                 created_at__lt=cutoff,
                 hash_scheme=PAYLOAD_DIGEST_SCHEME,
                 tombstoned_at__isnull=True,
@@ -107,6 +113,7 @@ def _apply_one_batch(*, dataset_id: int, batch_size: int, now: datetime) -> Rete
             events_tombstoned=events_tombstoned,
             first_seq=seqs[0] if seqs else None,
             last_seq=seqs[-1] if seqs else None,
+            last_item_id=item_ids[-1] if item_ids else None,
         )
         audit_record(
             actor=None,

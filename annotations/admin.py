@@ -113,6 +113,9 @@ class DatasetAdmin(AuditedAdmin):
         return reveal(obj.guideline_version)
 
     prepopulated_fields = {"slug": ["name"]}
+    # Retention and legal hold change only through their services (a model admin, with the reason a hold
+    # needs; annotations/retention.py): a site admin lifting a hold here would skip both.
+    readonly_fields = ["retention_days", "legal_hold_since", "legal_hold_reason"]
     inlines = [FeatureInline, LabelClassInline, MembershipInline]
 
 

@@ -57,6 +57,11 @@ class ItemOutputSerializer(serializers.Serializer):
         '("toward", "away" or "none")], ...]}, largest |contribution| first; null when there is none.',
     )
     lease_expires_at = serializers.DateTimeField(allow_null=True)
+    purged_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When retention removed this item's data (values are then empty; its hashes are kept); "
+        "null: the data is here.",
+    )
 
 
 # What a blind card hides until the reviewer has answered (the API hides the same).

@@ -58,6 +58,17 @@ class Dataset(models.Model):
         "serves items in random order. Empty: the model's output is shown.",
     )
     model_output_off_reason = models.TextField(blank=True, help_text="Why the model's output was switched off.")
+    # Retention (issue 10, point 10): governance/retention.py removes expired item data and audit payloads.
+    retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days an item's data and an audit event's payload are kept before retention removes them "
+        "(leaving hashes). Empty: the site default (LOUPE_RETENTION_DAYS; unset there: kept forever).",
+    )
+    legal_hold_since = models.DateTimeField(
+        null=True, blank=True, help_text="A legal hold: since when nothing of this dataset expires. Empty: no hold."
+    )
+    legal_hold_reason = models.TextField(blank=True, help_text="Why the legal hold was placed.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -74,11 +85,19 @@ class Dataset(models.Model):
                 condition=Q(model_output_off_since__isnull=True) | ~Q(model_output_off_reason=""),
                 name="dataset_model_output_off_has_reason",
             ),
+            models.CheckConstraint(
+                condition=Q(legal_hold_since__isnull=True) | ~Q(legal_hold_reason=""),
+                name="dataset_legal_hold_has_reason",
+            ),
         ]
 
     @property
     def model_output_off(self) -> bool:
         return self.model_output_off_since is not None
+
+    @property
+    def on_legal_hold(self) -> bool:
+        return self.legal_hold_since is not None
 
     def clean(self) -> None:
         from annotations.reason_codes import reason_codes_check
@@ -415,6 +434,12 @@ class Item(models.Model):
         help_text="Top features behind the prediction: a list of {feature, value, contribution, direction}, "
         "largest |contribution| first, and the method used.",
     )
+    # Retention: the data (values, explanation) is emptied; content_hash and feature_hash stay as the tombstone.
+    purged_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When retention removed this item's data (its hashes stay); empty: the data is here.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["dataset", "external_id"], name="item_external_id_unique")]
@@ -443,6 +468,10 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset.slug}:{self.external_id}"
+
+    @property
+    def is_purged(self) -> bool:
+        return self.purged_at is not None
 
 
 class GoldLabel(models.Model):

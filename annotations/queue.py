@@ -112,7 +112,7 @@ def _held_item(dataset: Dataset, user: AbstractBaseUser, now: datetime, state: s
     # grows with the dataset, instead of looking the holder up in item_lease.
     held = (
         Item.objects.select_related("predicted_label", "batch")
-        .filter(dataset=dataset, leased_to=user, lease_expires_at__gt=now, queue_state=state)
+        .filter(dataset=dataset, leased_to=user, lease_expires_at__gt=now, queue_state=state, purged_at__isnull=True)
         .order_by()[:1]
     )
     return next(iter(held), None)
@@ -144,7 +144,7 @@ def _claim_postgresql(
         cursor.execute(
             f"UPDATE {quote(Item._meta.db_table)} SET leased_to_id = %s, lease_expires_at = %s,"
             " lease_started_at = %s, lease_audit_slice = %s, lease_blind = (%s AND prediction_id IS NOT NULL)"
-            f" WHERE id = ({sub_sql} {lock}) AND queue_state = %s"
+            f" WHERE id = ({sub_sql} {lock}) AND queue_state = %s AND purged_at IS NULL"
             " AND (leased_to_id IS NULL OR lease_expires_at <= %s OR leased_to_id = %s) RETURNING id",
             [reviewer.pk, lease.until, now, lease.audit_slice, lease.blind, *sub_params, state, now, reviewer.pk],
         )
@@ -153,7 +153,10 @@ def _claim_postgresql(
 
 
 def _free(now: datetime, reviewer: AbstractBaseUser) -> Q:
-    return Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=reviewer)
+    """Claimable by `reviewer`: not leased to someone else, and its data not removed by retention."""
+    return (Q(leased_to__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_to=reviewer)) & Q(
+        purged_at__isnull=True
+    )
 
 
 def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedItem | None:

@@ -4,6 +4,7 @@ from annotations import (
     adjudication_views,
     agreement_views,
     guideline_views,
+    retention_views,
     reviewer_report_views,
     views,
     workbench_views,
@@ -31,5 +32,7 @@ urlpatterns = [
     ),
     path("<int:dataset_id>/queue-settings/", workbench_views.workbench_settings_page, name="workbench_settings"),
     path("<int:dataset_id>/model-output/", workbench_views.model_output_switch_view, name="model_output_switch"),
+    path("<int:dataset_id>/retention/", retention_views.retention_period_view, name="retention_period"),
+    path("<int:dataset_id>/legal-hold/", retention_views.legal_hold_view, name="legal_hold"),
     path("<int:dataset_id>/items/", item_list, name="item_list"),
 ]

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotations.models import QueueStrategy
 from annotations.oversight import dataset_model_output_switch
+from annotations.retention import MAX_RETENTION_DAYS, retention_days_of
 from annotations.selectors import dataset_get_for_user
 from annotations.workbench import MAX_OVERLAP, QueueSettings, dataset_queue_settings_set, queue_priorities_dispatch
 from workflow_site.access import Role, has_role
@@ -87,7 +88,14 @@ def workbench_settings_page(request: HttpRequest, dataset_id: int) -> HttpRespon
     return render(
         request,
         "annotations/workbench_settings.html",
-        {"dataset": dataset, "form": form, "current": current, "can_change": can_change},
+        {
+            "dataset": dataset,
+            "form": form,
+            "current": current,
+            "can_change": can_change,
+            "retention_days": retention_days_of(dataset),
+            "max_retention_days": MAX_RETENTION_DAYS,
+        },
         status=status,
     )
 

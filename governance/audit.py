@@ -22,7 +22,14 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
 from django.utils import timezone
 
-from governance.audit_chain import canonical_json, chain_hash, event_fields, to_json_value
+from governance.audit_chain import (
+    PAYLOAD_DIGEST_SCHEME,
+    canonical_json,
+    chain_hash,
+    event_fields,
+    payload_digest,
+    to_json_value,
+)
 from governance.models import AuditChainHead, AuditEvent, DataAccess
 from workflow_site.request_id import current_request_id
 
@@ -55,6 +62,7 @@ def audit_record(
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_id = object_id or obj.pk
+    before, after = to_json_value(before), to_json_value(after)
     event = AuditEvent(
         seq=0,
         created_at=timezone.now(),
@@ -64,10 +72,13 @@ def audit_record(
         object_type=object_type,
         object_id=str(object_id) if object_id != "" else "",
         dataset_id=dataset_id,
-        before=to_json_value(before),
-        after=to_json_value(after),
+        before=before,
+        after=after,
         reason=reason,
         request_id=current_request_id(),
+        # The hash covers the payload's digest, so retention can later remove the payload (one more sha256).
+        hash_scheme=PAYLOAD_DIGEST_SCHEME,
+        payload_sha256=payload_digest(before, after, reason),
     )
     if connection.vendor == "postgresql":
         return _append_in_one_statement(event, connection)

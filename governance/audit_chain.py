@@ -4,6 +4,17 @@ Each event's hash is sha256(prev_hash || canonical_json(fields)). Canonical JSON
 is sorted keys, no whitespace, UTF-8; timestamps as ISO 8601 in UTC with
 microseconds. Values are normalised through JSON *before* they are stored, so
 what is hashed is exactly what the database gives back.
+
+Two hash schemes (AuditEvent.hash_scheme):
+
+- 1, events written before retention existed: the fields hashed are the header
+  and the payload (before, after, reason) themselves. Such an event can never
+  lose its payload without breaking the chain, so retention never touches it.
+- 2, every event written since: the header plus `payload_sha256`, the sha256 of
+  canonical_json({before, after, reason}), stored on the row. Retention can then
+  remove an expired payload (a tombstone, governance/retention.py) and the
+  header still chains; while the payload is there, verification recomputes its
+  digest, so editing it is caught exactly as before.
 """
 
 from __future__ import annotations
@@ -64,8 +75,32 @@ def format_timestamp(moment: datetime | str) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+LEGACY_SCHEME = 1
+PAYLOAD_DIGEST_SCHEME = 2
+
+
+def payload_digest(before: Any, after: Any, reason: str) -> str:
+    """sha256 of an event's payload: what a scheme-2 event's hash covers in its place."""
+    return hashlib.sha256(canonical_json({"after": after, "before": before, "reason": reason})).hexdigest()
+
+
 def event_fields(event: Any) -> dict[str, Any]:
     """The hashed content of an AuditEvent (everything but the hashes themselves)."""
+    if getattr(event, "hash_scheme", LEGACY_SCHEME) == PAYLOAD_DIGEST_SCHEME:
+        # "seq" must stay the last key in sorted order (governance/audit.py computes the hash in SQL).
+        return {
+            "seq": event.seq,
+            "created_at": format_timestamp(event.created_at),
+            "actor_id": event.actor_id,
+            "actor_username": event.actor_username,
+            "action": event.action,
+            "object_type": event.object_type,
+            "object_id": event.object_id,
+            "dataset_id": event.dataset_id,
+            "hash_scheme": PAYLOAD_DIGEST_SCHEME,
+            "payload_sha256": event.payload_sha256,
+            "request_id": event.request_id,
+        }
     return {
         "seq": event.seq,
         "created_at": format_timestamp(event.created_at),
@@ -147,6 +182,9 @@ def _walk(iterator: Any, head: tuple[int, str] | None, start: tuple[int, str]) -
             return checked, ChainBreak(event.seq, f"the event's content cannot be read ({exc}): it was altered")
         if content_hash != event.hash:
             return checked, ChainBreak(event.seq, "hash does not match the event's content (it was altered)")
+        payload_problem = _payload_problem(event)
+        if payload_problem is not None:
+            return checked, ChainBreak(event.seq, payload_problem)
         expected_prev = event.hash
         expected_seq += 1
         checked += 1
@@ -156,3 +194,26 @@ def _walk(iterator: Any, head: tuple[int, str] | None, start: tuple[int, str]) -
             f"the chain ends at event #{expected_seq - 1} but its head records #{head[0]}: events are missing",
         )
     return checked, None
+
+
+def is_tombstone(event: Any) -> bool:
+    """A scheme-2 event whose expired payload retention removed: only its header (and digest) remain."""
+    return getattr(event, "tombstoned_at", None) is not None
+
+
+def _payload_problem(event: Any) -> str | None:
+    """For a scheme-2 event: its payload must still give the digest its hash covers, unless retention removed it."""
+    if getattr(event, "hash_scheme", LEGACY_SCHEME) != PAYLOAD_DIGEST_SCHEME:
+        if is_tombstone(event):
+            return "it is marked as a tombstone, but its hash scheme (1) covers the payload itself"
+        return None
+    if is_tombstone(event) and event.before is None and event.after is None and event.reason == "":
+        return None  # the header (checked above) still covers the removed payload's digest
+    try:
+        digest = payload_digest(event.before, event.after, event.reason)
+    except _UNREADABLE as exc:
+        return f"the event's payload cannot be read ({exc}): it was altered"
+    if digest != event.payload_sha256:
+        what = "tombstoned event's leftover payload" if is_tombstone(event) else "payload (before, after or reason)"
+        return f"the {what} does not match the digest its hash covers (it was altered)"
+    return None

@@ -165,6 +165,7 @@ class TrailVerification:
     last_checkpoint: AuditCheckpoint | None = None
     problems: list[str] = field(default_factory=list)  # checkpoint problems, first (oldest) first
     exported_checked: int = 0
+    tombstones: int = 0  # events whose payload retention removed: their headers verified, their payloads cannot be
 
     @property
     def ok(self) -> bool:
@@ -193,6 +194,8 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> T
                 roots[builder.size] = builder.root().hex()
             if event.action == CHECKPOINT_ACTION and isinstance(event.after, dict):
                 recorded[event.after.get("tree_size")] = event.seq
+            if event.tombstoned_at is not None:
+                result.tombstones += 1
             yield event
 
     result = TrailVerification()
@@ -285,6 +288,7 @@ def audit_verification_record(*, result: TrailVerification, actor: AbstractBaseU
                 "checkpoints": result.checkpoints_checked,
                 "first_break": result.chain_break.seq if result.chain_break else None,
                 "first_problem": result.problems[0] if result.problems else None,
+                "tombstones": result.tombstones,
             },
         )
 

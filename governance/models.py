@@ -11,7 +11,10 @@ class AuditEvent(models.Model):
     """One state change (or login), append-only and chained by hash.
 
     hash = sha256(prev_hash || canonical_json(event fields)). The chain head
-    lives in AuditChainHead so writers serialise on one row.
+    lives in AuditChainHead so writers serialise on one row. Since hash scheme 2
+    the fields hashed carry the payload's digest instead of the payload, so
+    retention can remove an expired payload and leave a tombstone that still
+    chains (governance/audit_chain.py, governance/retention.py).
     """
 
     seq = models.PositiveBigIntegerField(unique=True, help_text="Position in the chain, from 1, without gaps.")
@@ -35,9 +38,36 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True, help_text="The HTTP request or task that made it.")
     prev_hash = models.CharField(max_length=64, help_text="Hash of the previous event (64 zeros for the first).")
     hash = models.CharField(max_length=64, unique=True, help_text="sha256(prev_hash || canonical JSON of this event).")
+    hash_scheme = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="1: the hash covers the payload itself (events before retention existed, never tombstoned); "
+        "2: it covers payload_sha256, so an expired payload can be removed and the chain still verifies.",
+    )
+    payload_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Scheme 2: sha256 of canonical JSON {after, before, reason}; kept when the payload is removed.",
+    )
+    tombstoned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When retention removed this event's payload (before, after, reason); empty: the payload is here.",
+    )
 
     class Meta:
         ordering = ["-seq"]
+        constraints = [
+            # A tombstone is a scheme-2 event with its payload gone (the database triggers allow only that update).
+            models.CheckConstraint(
+                condition=Q(tombstoned_at__isnull=True)
+                | Q(hash_scheme=2, before__isnull=True, after__isnull=True, reason=""),
+                name="audit_tombstone_is_scheme2_without_payload",
+            ),
+            models.CheckConstraint(
+                condition=Q(hash_scheme=1) | (Q(hash_scheme=2) & ~Q(payload_sha256="")),
+                name="audit_hash_scheme_known",
+            ),
+        ]
         indexes = [
             # auditor page: filter by action / dataset / actor, newest first
             models.Index(fields=["action", "seq"], name="audit_action_seq"),
@@ -56,6 +86,10 @@ class AuditEvent(models.Model):
     @property
     def is_about_item(self) -> bool:
         return self.object_type == "item"
+
+    @property
+    def is_tombstone(self) -> bool:
+        return self.tombstoned_at is not None
 
     def save(self, *args: object, **kwargs: object) -> None:
         if not self._state.adding:

@@ -366,6 +366,7 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
         "broken": result.chain_break,
         "problems": result.problems,
         "checkpoints": result.checkpoints_checked,
+        "tombstones": result.tombstones,
         "verified": True,
     }
     return render(request, template, context)

@@ -104,7 +104,10 @@ def _values_by_id(ids: list[int]) -> dict[int, dict]:
 def holdout_labels(dataset: Dataset) -> list[tuple[int, str, str]]:
     """(item id, item content hash, label) for the sequestered holdout, in item order."""
     return list(
-        GoldLabel.objects.filter(dataset=dataset, item__queue_state=Item.QueueState.HOLDOUT)
+        # Not items whose data retention removed (nothing left to predict from).
+        GoldLabel.objects.filter(
+            dataset=dataset, item__queue_state=Item.QueueState.HOLDOUT, item__purged_at__isnull=True
+        )
         .order_by("item_id")
         .values_list("item_id", "item__content_hash", "label__name")
     )

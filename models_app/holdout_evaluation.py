@@ -170,4 +170,5 @@ def _out_of_time_golds(version: ModelVersion, champion: ModelVersion, since: Any
         dataset_id=version.dataset_id,
         origin__in=[GoldLabel.Origin.REVIEW, GoldLabel.Origin.CONSENSUS, GoldLabel.Origin.ADJUDICATION],
         updated_at__gt=since,
+        item__purged_at__isnull=True,  # retention removed their data: nothing to predict from
     ).exclude(item_id__in=seen)

@@ -80,7 +80,10 @@ def limit_check(limit: object) -> int:
 def _done_gold(dataset: Dataset):  # type: ignore[no-untyped-def]
     # Done items only: open and adjudicated ones are being reviewed already, and the
     # holdout is sequestered (a holdout item is never done, so never read here).
-    return GoldLabel.objects.filter(dataset=dataset, item__queue_state=Item.QueueState.DONE)
+    # Not items whose data retention removed: their values are gone.
+    return GoldLabel.objects.filter(
+        dataset=dataset, item__queue_state=Item.QueueState.DONE, item__purged_at__isnull=True
+    )
 
 
 def label_issues_check(*, dataset: Dataset) -> int:

@@ -281,7 +281,8 @@ def predictions_refresh(*, dataset_id: int, model_version_id: int | None = None,
 
 def open_item_ids(dataset_id: int, batch_id: int | None = None, stale_for_version: int | None = None) -> list[int]:
     """Open items of a dataset (or of one import), optionally only those not showing `stale_for_version`."""
-    queryset = Item.objects.filter(dataset_id=dataset_id, queue_state=Item.QueueState.OPEN)
+    # Not items whose data retention removed (annotations/retention.py): nothing left to predict from.
+    queryset = Item.objects.filter(dataset_id=dataset_id, queue_state=Item.QueueState.OPEN, purged_at__isnull=True)
     if batch_id is not None:
         queryset = queryset.filter(batch_id=batch_id)
     if stale_for_version is not None:

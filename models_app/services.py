@@ -415,7 +415,9 @@ def predictions_refresh_sweep() -> int:
     for champion in ModelVersion.objects.filter(stage=ModelVersion.Stage.CHAMPION).only("pk", "dataset_id", "version"):
         # exclude() keeps NULLs: items with no prediction at all count as stale too.
         stale = (
-            Item.objects.filter(dataset_id=champion.dataset_id, queue_state=Item.QueueState.OPEN)
+            Item.objects.filter(
+                dataset_id=champion.dataset_id, queue_state=Item.QueueState.OPEN, purged_at__isnull=True
+            )
             .exclude(predicted_by_version=champion.version)
             .exists()
         )

@@ -90,7 +90,8 @@ def snapshot_freeze(*, run: TrainingRun) -> DatasetSnapshot:
         return snapshot
     with transaction.atomic():
         golds = list(
-            GoldLabel.objects.filter(dataset=run.dataset)
+            # Not items whose data retention removed: a new snapshot holds only data still held.
+            GoldLabel.objects.filter(dataset=run.dataset, item__purged_at__isnull=True)
             .exclude(item__queue_state=Item.QueueState.HOLDOUT)
             .order_by("item_id")
             .values_list("pk", "item_id", "item__content_hash", "label_id", "label__name", "review_id")

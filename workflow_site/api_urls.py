@@ -8,6 +8,7 @@ from annotations import (
     dataset_apis,
     guideline_apis,
     oversight_apis,
+    retention_apis,
     reviewer_report_apis,
     workbench_apis,
 )
@@ -44,6 +45,8 @@ urlpatterns = [
         oversight_apis.ModelOutputApi.as_view(),
         name="api_model_output",
     ),
+    path("datasets/<int:dataset_id>/retention/", retention_apis.RetentionApi.as_view(), name="api_retention"),
+    path("datasets/<int:dataset_id>/legal-hold/", retention_apis.LegalHoldApi.as_view(), name="api_legal_hold"),
     path(
         "datasets/<int:dataset_id>/queue-settings/",
         workbench_apis.QueueSettingsApi.as_view(),

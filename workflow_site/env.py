@@ -41,6 +41,20 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from exc
 
 
+def env_optional_days(name: str) -> int | None:
+    """A number of days, at least 1; unset or empty: None (no limit)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        days = int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number of days (leave it empty for none).") from exc
+    if days < 1:
+        raise ImproperlyConfigured(f"{name}={raw!r}: a number of days must be at least 1 (leave it empty for none).")
+    return days
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

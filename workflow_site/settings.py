@@ -15,7 +15,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from workflow_site.env import env_bool, env_int, env_list, env_str
+from workflow_site.env import env_bool, env_int, env_list, env_optional_days, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LOUPE_VAR_DIR", str(BASE_DIR / "var")))
@@ -353,7 +353,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.audit_checkpoint_task",
         "schedule": env_int("LOUPE_AUDIT_CHECKPOINT_EVERY_S", 60 * 60),
     },
+    # Retention (governance/retention.py): expired item data and audit payloads become tombstones.
+    "retention-apply": {
+        "task": "governance.tasks.retention_apply_task",
+        "schedule": env_int("LOUPE_RETENTION_EVERY_S", 6 * 60 * 60),
+    },
 }
+# Retention: days an item's data and an audit event's payload are kept, for datasets that set no period
+# of their own. Unset: kept forever. A dataset on legal hold keeps everything whatever the period.
+LOUPE_RETENTION_DAYS = env_optional_days("LOUPE_RETENTION_DAYS")
+# Rows per retention transaction (each batch writes one retention.applied event).
+LOUPE_RETENTION_BATCH = env_int("LOUPE_RETENTION_BATCH", 1000)
 # The audit trail's checkpoint key (governance/checkpoint_signing.py): a raw 32-byte Ed25519
 # private key, base64. Outside DEBUG it must be set (system check loupe.W003); in DEBUG one is
 # generated once under var/. Keep it off the database server: a key the database holds would let

@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 
 from governance import merkle
 from governance.audit import audit_record
-from governance.audit_chain import GENESIS_HASH, canonical_json, chain_hash, event_fields
+from governance.audit_chain import GENESIS_HASH, canonical_json, chain_hash, event_fields, payload_digest
 from governance.audit_proofs import audit_consistency_proof, audit_inclusion_proof, proof_document_verify
 from governance.checkpoint_signing import exported_checkpoint_read, new_private_key_b64
 from governance.checkpoints import (
@@ -97,11 +97,13 @@ def _rewrite_from(seq: int, reason: str) -> None:
     for event in AuditEvent.objects.filter(seq__gte=seq).order_by("seq"):
         if event.seq == seq:
             event.reason = reason
+            if event.hash_scheme == 2:  # a full rewrite recomputes the payload's digest too
+                event.payload_sha256 = payload_digest(event.before, event.after, event.reason)
         event.prev_hash = prev
         event.hash = chain_hash(prev, event_fields(event))
         _sql(
-            f"UPDATE {EVENT_TABLE} SET reason = %s, prev_hash = %s, hash = %s WHERE seq = %s",
-            [event.reason, event.prev_hash, event.hash, event.seq],
+            f"UPDATE {EVENT_TABLE} SET reason = %s, payload_sha256 = %s, prev_hash = %s, hash = %s WHERE seq = %s",
+            [event.reason, event.payload_sha256, event.prev_hash, event.hash, event.seq],
         )
         prev = event.hash
     _move_head(AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first())
@@ -298,7 +300,14 @@ def test_verify_audit_records_when_it_ran_and_what_it_found(checkpointed):
 
     event = AuditEvent.objects.order_by("-seq").first()
     assert event.action == "audit.verified"
-    assert event.after == {"ok": True, "events": 9, "checkpoints": 1, "first_break": None, "first_problem": None}
+    assert event.after == {
+        "ok": True,
+        "events": 9,
+        "checkpoints": 1,
+        "first_break": None,
+        "first_problem": None,
+        "tombstones": 0,
+    }
 
 
 def test_a_missing_signing_key_outside_debug_is_a_system_check_warning(settings):

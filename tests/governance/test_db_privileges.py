@@ -191,7 +191,7 @@ def test_every_table_with_an_append_only_trigger_is_narrowed_by_the_setup(db):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
-            " WHERE p.proname IN ('loupe_audit_append_only', 'loupe_review_immutable')"
+            " WHERE p.proname IN ('loupe_audit_append_only', 'loupe_review_immutable', 'loupe_audit_event_guard')"
         )
         assert {row[0] for row in cursor.fetchall()} == set(APPEND_ONLY_TABLES)
 
@@ -263,3 +263,14 @@ def test_the_chain_head_cannot_move_backward_keep_its_seq_with_another_hash_or_b
     with transaction.atomic():
         event = audit_record(actor=None, action="test.forward", after={"n": 3})
     assert (event.seq, AuditChainHead.objects.get().seq) == (head.seq + 1, head.seq + 1)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_app_role_may_touch_only_the_tombstone_columns_and_the_trigger_still_judges_them(roles, as_app):
+    # Retention (governance/retention.py) empties an expired payload as the application; nothing else may move.
+    with transaction.atomic():
+        audit_record(actor=None, action="test.live", after={"n": 1})
+    assert "permission denied" in _refused_to_app(as_app, "UPDATE governance_auditevent SET action = 'x'")
+    with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        as_app.execute("UPDATE governance_auditevent SET reason = 'rewritten'")  # allowed column, refused change

@@ -182,6 +182,15 @@ WRITES: dict[tuple[str, str], Write] = {
         _ds("/datasets/{d}/model-output/"),
         data=lambda w, c: {"model_output": "off", "reason": "stop"},
     ),
+    ("datasets/<int:dataset_id>/retention/", "POST"): Write(
+        "model_admin", (302,), _ds("/datasets/{d}/retention/"), data=lambda w, c: {"retention_days": "30"}
+    ),
+    ("datasets/<int:dataset_id>/legal-hold/", "POST"): Write(
+        "model_admin",
+        (302,),
+        _ds("/datasets/{d}/legal-hold/"),
+        data=lambda w, c: {"legal_hold": "place", "reason": "litigation"},
+    ),
     ("models/datasets/<int:dataset_id>/train/", "POST"): Write(
         "model_admin", (302,), _ds("/models/datasets/{d}/train/"), data=lambda w, c: {"reason": "more labels"}
     ),
@@ -296,6 +305,20 @@ WRITES: dict[tuple[str, str], Write] = {
         (200,),
         _ds("/api/datasets/{d}/model-output/"),
         data=lambda w, c: {"off": True, "reason": "stop"},
+        body="json",
+    ),
+    ("api/datasets/<int:dataset_id>/retention/", "POST"): Write(
+        "model_admin",
+        (200,),
+        _ds("/api/datasets/{d}/retention/"),
+        data=lambda w, c: {"retention_days": 30},
+        body="json",
+    ),
+    ("api/datasets/<int:dataset_id>/legal-hold/", "POST"): Write(
+        "model_admin",
+        (200,),
+        _ds("/api/datasets/{d}/legal-hold/"),
+        data=lambda w, c: {"hold": True, "reason": "litigation"},
         body="json",
     ),
     ("api/datasets/<int:dataset_id>/queue-settings/", "PUT"): Write(

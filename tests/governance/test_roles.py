@@ -310,6 +310,22 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"model_output": "off", "reason": "stop it"},
         effect="dataset.model_output_switched_off",
     ),
+    "retention_period": Endpoint(
+        "post",
+        lambda w: reverse("annotations:retention_period", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"retention_days": "30"},
+        effect="dataset.retention_changed",
+    ),
+    "legal_hold": Endpoint(
+        "post",
+        lambda w: reverse("annotations:legal_hold", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"legal_hold": "place", "reason": "litigation"},
+        effect="dataset.legal_hold_placed",
+    ),
     "queue_settings_change": Endpoint(
         "post",
         lambda w: reverse("annotations:workbench_settings", args=[w.dataset_id]),
@@ -383,6 +399,25 @@ ENDPOINTS: dict[str, Endpoint] = {
         api=True,
         data=lambda w: {"off": True, "reason": "stop it"},
         effect="dataset.model_output_switched_off",
+    ),
+    "api_retention": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/retention/", ADMIN_READERS, api=True),
+    "api_retention_change": Endpoint(
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/retention/",
+        ADMINS,
+        ok=200,
+        api=True,
+        data=lambda w: {"retention_days": 30},
+        effect="dataset.retention_changed",
+    ),
+    "api_legal_hold": Endpoint(
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/legal-hold/",
+        ADMINS,
+        ok=200,
+        api=True,
+        data=lambda w: {"hold": True, "reason": "litigation"},
+        effect="dataset.legal_hold_placed",
     ),
     "api_shadow_report": Endpoint(
         "get", lambda w: f"/api/model-versions/{w.unrequested_version_id}/shadow-report/", ADMIN_READERS, api=True

@@ -46,8 +46,18 @@ class Command(BaseCommand):
             raise CommandError(f"Audit checkpoint does not verify: {result.problems[0]}{more}.")
         self.stdout.write(
             self.style.SUCCESS(
-                f"Audit chain verified: {result.events_checked} events, no broken link;"
+                f"Audit chain verified: {result.events_checked} events, no broken link"
+                f"{_tombstones(result.tombstones)};"
                 f" {result.checkpoints_checked} checkpoints and {result.exported_checked} exported checkpoints"
                 " verified."
             )
         )
+
+
+def _tombstones(count: int) -> str:
+    if not count:
+        return ""
+    return (
+        f" ({count} tombstone{'s' if count != 1 else ''}: payload removed under the retention policy,"
+        " header and payload digest verified)"
+    )

@@ -43,7 +43,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Max, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from governance.audit import audit_record
 from governance.audit_chain import format_timestamp
@@ -175,29 +176,33 @@ def audit_export_open(
     )
 
 
-def _by_key(queryset: QuerySet, *, key: str, up_to: int, fields: list[str]) -> Iterator[dict[str, Any]]:
+def _by_key(
+    queryset: QuerySet, *, key: str, up_to: int, fields: list[str], **expressions: Any
+) -> Iterator[dict[str, Any]]:
     """Every row of `queryset` with `key` <= up_to, in key order, EXPORT_CHUNK rows per query."""
     last = -1  # a checkpoint of the empty trail has tree_size 0
     while True:
-        page = list(
-            queryset.filter(**{f"{key}__gt": last, f"{key}__lte": up_to}).order_by(key).values(*fields)[:EXPORT_CHUNK]
-        )
+        rows = queryset.filter(**{f"{key}__gt": last, f"{key}__lte": up_to}).order_by(key)
+        page = list(rows.values(*fields, **expressions)[:EXPORT_CHUNK])
         yield from page
         if len(page) < EXPORT_CHUNK:
             return
         last = page[-1][key]
 
 
-def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
 def _event_rows(events: QuerySet, up_to: int, *, csv: bool) -> Iterator[dict[str, Any]]:
-    fields = [c for c in EVENT_COLUMNS if c != "created_at"] + ["created_at"]
-    for row in _by_key(events, key="seq", up_to=up_to, fields=fields):
-        row["created_at"] = format_timestamp(row["created_at"])  # as hashed
-        if csv:  # a cell holds text; JSONL keeps the objects as recorded
-            row["before"], row["after"] = _json_text(row["before"]), _json_text(row["after"])
+    if not csv:  # JSONL keeps before and after as the objects recorded (and hashed)
+        for row in _by_key(events, key="seq", up_to=up_to, fields=EVENT_COLUMNS):
+            row["created_at"] = format_timestamp(row["created_at"])  # as hashed
+            yield row
+        return
+    # A CSV cell holds text: the JSON as the database writes it, not decoded and encoded again
+    # (a third of the export's time).
+    fields = [c for c in EVENT_COLUMNS if c not in ("before", "after")]
+    as_text = {"before_text": Cast("before", TextField()), "after_text": Cast("after", TextField())}
+    for row in _by_key(events, key="seq", up_to=up_to, fields=fields, **as_text):
+        row["created_at"] = format_timestamp(row["created_at"])
+        row["before"], row["after"] = row.pop("before_text"), row.pop("after_text")
         yield row
 
 

@@ -319,6 +319,22 @@ ENDPOINTS: dict[str, Endpoint] = {
     # A verification logs itself (who verified the trail, when, what was found): a read with a record.
     "audit_verify": Endpoint("get", lambda w: reverse("governance:audit_verify"), AUDITOR, effect="audit.verified"),
     "item_history": Endpoint("get", lambda w: reverse("governance:item_history", args=[w.open_item_id]), AUDITOR),
+    # An export records itself before it streams (what, which filters, up to which seq).
+    "audit_export_events": Endpoint(
+        "get", lambda w: reverse("governance:audit_export", args=["events", "csv"]), AUDITOR, effect="audit.exported"
+    ),
+    "audit_export_signatures": Endpoint(
+        "get",
+        lambda w: reverse("governance:audit_export", args=["signatures", "jsonl"]),
+        AUDITOR,
+        effect="audit.exported",
+    ),
+    "audit_export_checkpoints": Endpoint(
+        "get",
+        lambda w: reverse("governance:audit_export", args=["checkpoints", "csv"]),
+        AUDITOR,
+        effect="audit.exported",
+    ),
     # API
     "api_datasets": Endpoint("get", lambda w: "/api/datasets/", SIGNED_IN, api=True),
     "api_next_item": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/next-item/", REVIEWERS, api=True),

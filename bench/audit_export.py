@@ -38,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--explain", action="store_true", help="print each search's plan (EXPLAIN ANALYZE), no exports")
     args = parser.parse_args()
 
     import django
@@ -49,7 +50,7 @@ def main() -> None:
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        run(args.events, args.repeat, connection)
+        run(args.events, args.repeat, connection, explain=args.explain)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
@@ -84,7 +85,7 @@ def _fill(n: int, connection) -> None:  # type: ignore[no-untyped-def]
             )
             cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
             started = time.monotonic()
-            migration.forwards(None, connection.schema_editor().__enter__())
+            cursor.execute(migration.CREATE)
             print(f"  search index built in {time.monotonic() - started:.1f}s")
             cursor.execute(f"VACUUM ANALYZE {table}")
         return
@@ -113,11 +114,23 @@ def _fill(n: int, connection) -> None:  # type: ignore[no-untyped-def]
     AuditEvent.objects.bulk_create(batch)
 
 
+def _explain(auditor, params: dict) -> None:  # type: ignore[no-untyped-def]
+    from governance.forms import AuditFilterForm
+    from governance.selectors import audit_events_for_user
+
+    form = AuditFilterForm(params)
+    form.is_valid()
+    events = audit_events_for_user(user=auditor, filters=form.to_filters())
+    if "before" in params:
+        events = events.filter(seq__lt=params["before"])
+    print("    " + events[:51].explain(analyze=True, buffers=True).replace("\n", "\n    "))
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def run(n_events: int, repeat: int, connection) -> None:  # type: ignore[no-untyped-def]
+def run(n_events: int, repeat: int, connection, *, explain: bool = False) -> None:  # type: ignore[no-untyped-def]
     from django.contrib.auth.models import Group, User
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -152,6 +165,15 @@ def run(n_events: int, repeat: int, connection) -> None:  # type: ignore[no-unty
         timings.sort()
         p95 = timings[max(0, int(len(timings) * 0.95) - 1)]
         print(f"  {name:<26} p50 {statistics.median(timings):8.1f} ms   p95 {p95:8.1f} ms")
+        if explain:
+            from django.test.utils import CaptureQueriesContext
+
+            with CaptureQueriesContext(connection) as queries:
+                client.get("/governance/audit/", params)
+            print("    queries (ms): " + ", ".join(q["time"] for q in queries.captured_queries))
+            _explain(auditor, params)
+    if explain:
+        return
 
     for fmt in ("csv", "jsonl"):
         rss_before = _peak_rss_mb()

@@ -383,3 +383,14 @@ def test_signatures_export_up_to_the_largest_id_at_the_start(trail, auditor):
 
     assert [r["printed_name"] for r in rows] == ["-Dr. Minus"]
     assert summary["up_to_id"] == rows[0]["id"] == _last_export().after["up_to_id"]
+
+
+def test_the_audit_api_searches_like_the_page(trail, auditor):
+    client = login(auditor)
+
+    found = client.get("/api/audit-events/", {"q": "o'clock"})
+    refused = client.get("/api/audit-events/", {"q": "x"})
+
+    assert [e["seq"] for e in found.json()["results"]] == [trail["review"].seq]
+    assert refused.status_code == 400
+    assert "too short" in refused.json()["q"][0]

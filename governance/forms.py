@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from governance.audit_search import search_terms
 from governance.selectors import AuditFilters
 
 
@@ -49,6 +50,19 @@ class AuditFilterForm(forms.Form):
     dataset = IdField(what="dataset", required=False, help_text="Dataset id.")
     date_from = IsoDateField(required=False, label="From", help_text="First day (YYYY-MM-DD), inclusive.")
     date_to = IsoDateField(required=False, label="To", help_text="Last day (YYYY-MM-DD), inclusive.")
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        strip=True,
+        label="Search",
+        help_text="Text every matching event contains (in its action, object, actor, reason or before/after JSON), "
+        'case-insensitive; several terms must all occur; "a phrase" in quotes is one term; 3+ characters each.',
+    )
+
+    def clean_q(self) -> str:
+        text = self.cleaned_data["q"]
+        search_terms(text)  # refuses a term too short to search for, naming it
+        return text
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -74,4 +88,5 @@ class AuditFilterForm(forms.Form):
             dataset_id=data.get("dataset"),
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
+            search=data.get("q", ""),
         )

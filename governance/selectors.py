@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from annotations.models import Dataset
 from annotations.selectors import dataset_get_for_user
+from governance.audit_search import search_condition, search_terms
 from governance.envelope import envelope_active
 from governance.models import (
     AuditChainHead,
@@ -52,6 +53,19 @@ class AuditFilters:
     dataset_id: int | None = None
     date_from: date | None = None
     date_to: date | None = None
+    search: str = ""  # free text (governance/audit_search.py), already validated by the form
+
+    def as_record(self) -> dict[str, Any]:
+        """The filters as an audit event records them: only those set, dates as ISO text."""
+        values = {
+            "actor": self.actor,
+            "action": self.action,
+            "dataset_id": self.dataset_id,
+            "date_from": self.date_from.isoformat() if self.date_from else None,
+            "date_to": self.date_to.isoformat() if self.date_to else None,
+            "search": self.search,
+        }
+        return {key: value for key, value in values.items() if value not in (None, "")}
 
 
 def audit_events_for_user(*, user: AnyUser, filters: AuditFilters) -> QuerySet[AuditEvent]:
@@ -68,6 +82,8 @@ def audit_events_for_user(*, user: AnyUser, filters: AuditFilters) -> QuerySet[A
         events = events.filter(created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=tz))
     if filters.date_to:
         events = events.filter(created_at__lte=datetime.combine(filters.date_to, time.max, tzinfo=tz))
+    if filters.search:
+        events = events.filter(search_condition(search_terms(filters.search), vendor=connection.vendor))
     return events.order_by("-seq")
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import document_views, envelope_views, lineage_views, views
+from governance import document_views, envelope_views, export_views, lineage_views, views
 
 app_name = "governance"
 
@@ -22,6 +22,7 @@ urlpatterns = [
     path("snapshots/<int:snapshot_id>/datasheet/", document_views.datasheet_view, name="datasheet"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
+    path("audit/export/<slug:kind>.<slug:fmt>", export_views.audit_export, name="audit_export"),
     path("audit/items/<int:item_id>/", views.item_history, name="item_history"),
     path("lineage/<slug:kind>/<int:pk>/", lineage_views.lineage_view, name="lineage"),
 ]

@@ -95,6 +95,8 @@ def role_setup_sql(
         f"DO $$ BEGIN IF pg_has_role({_literal(app)}, {_literal(owner)}, 'MEMBER')"
         f" THEN EXECUTE 'REVOKE {o} FROM {a}'; END IF; END $$;",
         f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {o}, {a};",
+        "-- The audit search index (governance migration 0020) needs pg_trgm: made here, as the superuser.",
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm;",
         "-- The owner creates and owns everything in the schema; nobody else creates there.",
         f"GRANT USAGE, CREATE ON SCHEMA {s} TO {o};",
         f"REVOKE CREATE ON SCHEMA {s} FROM PUBLIC;",

@@ -94,7 +94,7 @@ def sqlite_triggers_as_before(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("governance", "0019_change_envelope"),
+        ("governance", "0020_audit_search_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

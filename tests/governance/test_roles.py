@@ -353,6 +353,22 @@ ENDPOINTS: dict[str, Endpoint] = {
     "lineage_promotion": Endpoint(
         "get", lambda w: reverse("governance:lineage", args=["promotion", w.pending_promotion_id]), ADMIN_READERS
     ),
+    # An export records itself before it streams (what, which filters, up to which seq).
+    "audit_export_events": Endpoint(
+        "get", lambda w: reverse("governance:audit_export", args=["events", "csv"]), AUDITOR, effect="audit.exported"
+    ),
+    "audit_export_signatures": Endpoint(
+        "get",
+        lambda w: reverse("governance:audit_export", args=["signatures", "jsonl"]),
+        AUDITOR,
+        effect="audit.exported",
+    ),
+    "audit_export_checkpoints": Endpoint(
+        "get",
+        lambda w: reverse("governance:audit_export", args=["checkpoints", "csv"]),
+        AUDITOR,
+        effect="audit.exported",
+    ),
     # API
     "api_datasets": Endpoint("get", lambda w: "/api/datasets/", SIGNED_IN, api=True),
     "api_next_item": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/next-item/", REVIEWERS, api=True),

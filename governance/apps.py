@@ -11,3 +11,5 @@ class GovernanceConfig(AppConfig):
         from governance import auth_audit
 
         auth_audit.connect()
+        # Signed record types register how to recompute their hash (governance/signing.py, signature_verify).
+        from governance import promotions  # noqa: F401

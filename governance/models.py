@@ -91,6 +91,10 @@ class Signature(models.Model):
     """An electronic signature (21 CFR Part 11 §11.50): who, when, meaning, what."""
 
     class Meaning(models.TextChoices):
+        # What the signer vouches for (§11.50(a)(3)). Stored values never change: "rollback" is the
+        # meaning "rolled back" (the approval of a rollback), kept as first stored.
+        AUTHORED = "authored", "Authorship"  # I wrote this record and submit it as it stands
+        REVIEWED = "reviewed", "Review"  # I read this record and found it accurate; no decision
         APPROVAL = "approval", "Approval"
         REJECTION = "rejection", "Rejection"
         ROLLBACK = "rollback", "Rollback approval"  # approving a rollback to the previous champion
@@ -98,11 +102,21 @@ class Signature(models.Model):
 
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures")
     printed_name = models.CharField(max_length=300, help_text="The signer's full name as printed on the record.")
-    meaning = models.CharField(max_length=16, choices=Meaning.choices)
+    meaning = models.CharField(
+        max_length=16,
+        choices=Meaning.choices,
+        help_text="What the signer vouches for: authored (wrote and submits the record), reviewed (read it and "
+        "found it accurate, deciding nothing), approval, rejection, rollback (approves putting the previous "
+        "champion back: rolled back), override (approves although a promotion gate failed, with a reason).",
+    )
     signed_at = models.DateTimeField()
-    record_type = models.CharField(max_length=64)
-    record_id = models.CharField(max_length=64)
-    record_hash = models.CharField(max_length=64, help_text="sha256 of the signed record (candidate + evaluation).")
+    record_type = models.CharField(
+        max_length=64, help_text="Kind of record signed (governance/signing.py knows how to re-hash each)."
+    )
+    record_id = models.CharField(max_length=64, help_text="Primary key of the signed record.")
+    record_hash = models.CharField(
+        max_length=64, help_text="sha256 of the signed record as signed (e.g. candidate + evaluation)."
+    )
 
     def __str__(self) -> str:
         return f"{self.printed_name} — {self.meaning} — {self.signed_at:%Y-%m-%d %H:%M}"
@@ -112,9 +126,12 @@ class PromotionRequest(models.Model):
     """A request to make a candidate ModelVersion the dataset's champion."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
+        # The transitions between them live in governance/promotion_states.py (one table).
+        DRAFT = "draft", "Draft"  # being written by its requester; not offered for a decision
+        PENDING = "pending", "Pending"  # submitted and signed by its requester; waiting for a decision
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
+        WITHDRAWN = "withdrawn", "Withdrawn"  # taken back by its requester before a decision
 
     class Kind(models.TextChoices):
         PROMOTION = "promotion", "Promotion"
@@ -133,6 +150,17 @@ class PromotionRequest(models.Model):
     requested_at = models.DateTimeField(auto_now_add=True)
     reason = models.TextField(help_text="Why this version should go live.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    request_signature = models.OneToOneField(
+        Signature,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="authored_promotion",
+        help_text="The requester's signature (meaning: authored) made when the request was submitted.",
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True, help_text="When the draft became pending (signed).")
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawal_reason = models.TextField(blank=True, help_text="Why the requester withdrew the request.")
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -162,7 +190,12 @@ class PromotionRequest(models.Model):
         constraints = [
             # Four eyes: nobody decides their own request, whatever the code path.
             models.CheckConstraint(condition=~Q(decided_by=F("requested_by")), name="promotion_not_self_decided"),
-            # At most one open request per version.
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "pending", "approved", "rejected", "withdrawn"]),
+                name="promotion_status_known",
+            ),
+            # At most one request per version waiting for a decision; drafts do not count (several people may
+            # draft a request for the same version; only one can be submitted at a time).
             models.UniqueConstraint(
                 fields=["model_version"], condition=Q(status="pending"), name="promotion_one_pending_per_version"
             ),
@@ -174,6 +207,10 @@ class PromotionRequest(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == self.Status.PENDING
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == self.Status.DRAFT
 
 
 class PromotionGates(models.Model):

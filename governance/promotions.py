@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from annotations.models import Dataset
 from governance.audit import audit_record
 from governance.audit_chain import canonical_json, to_json_value
-from governance.credentials import signing_refuse_if_password_temporary
 from governance.gates import current_champion, gates_evaluate, gates_failed
-from governance.models import AuditEvent, PromotionRequest, Signature
+from governance.models import PromotionRequest, Signature
+from governance.signing import SIGNATURE_LOCKOUT as SIGNATURE_LOCKOUT  # re-exported: older imports
+from governance.signing import SIGNATURE_MAX_FAILURES as SIGNATURE_MAX_FAILURES
+from governance.signing import WrongSignaturePassword as WrongSignaturePassword
+from governance.signing import record_hasher, signature_sign, signing_attempt, signing_refuse_if_unable
 from models_app.models import Evaluation, ModelVersion
 from models_app.selectors import champion_comparison
 from models_app.services import champion_set
@@ -39,6 +40,12 @@ def model_version_record_hash(model_version: ModelVersion) -> str:
         "evaluations": evaluations,
     }
     return hashlib.sha256(canonical_json(to_json_value(record))).hexdigest()
+
+
+@record_hasher("model_version")
+def _model_version_hash_now(record_id: str) -> str | None:
+    version = ModelVersion.objects.select_related("snapshot").filter(pk=record_id).first()
+    return model_version_record_hash(version) if version is not None else None
 
 
 def promotion_warnings(model_version: ModelVersion) -> list[str]:
@@ -132,18 +139,19 @@ def promotion_decide(
     or a request that is no longer pending.
     """
     reason = reason.strip()
-    _refuse_if_locked_out(user)
-    signing_refuse_if_password_temporary(user)  # a password a site admin set cannot sign (defect 4)
+    signing_refuse_if_unable(user)  # locked out, or a password a site admin set (defect 4): 403 before anything
+    dataset_id = _dataset_id_of(request_id)
     try:
-        return _decide(
-            request_id=request_id,
-            user=user,
-            approve=approve,
-            password=password,
-            reason=reason,
-            acknowledge_regressions=acknowledge_regressions,
-            override_reason=override_reason.strip(),
-        )
+        with signing_attempt(user=user, object_type="promotion_request", object_id=request_id, dataset_id=dataset_id):
+            return _decide(
+                request_id=request_id,
+                user=user,
+                approve=approve,
+                password=password,
+                reason=reason,
+                acknowledge_regressions=acknowledge_regressions,
+                override_reason=override_reason.strip(),
+            )
     except SelfDecisionRefused:
         # The decision rolled back; the refused attempt is recorded on its own, as a failed signature is.
         with transaction.atomic():
@@ -152,64 +160,27 @@ def promotion_decide(
                 action="promotion.self_decision_refused",
                 object_type="promotion_request",
                 object_id=request_id,
-                dataset_id=_dataset_id_of(request_id),
+                dataset_id=dataset_id,
                 after={"attempted": "approve" if approve else "reject"},
                 reason="the requester tried to decide their own promotion request (four eyes)",
             )
         raise
-    except WrongSignaturePassword:
-        # The decision rolled back; the failed attempt itself is recorded (21 CFR 11.300(d)).
-        with transaction.atomic():
-            audit_record(
-                actor=user,
-                action="signature.failed",
-                object_type="promotion_request",
-                object_id=request_id,
-                dataset_id=_dataset_id_of(request_id),
-                reason="wrong password when signing",
-            )
-        raise ValidationError({"password": _wrong_password_message(user)}) from None
 
 
 def _dataset_id_of(request_id: int) -> int | None:
     return PromotionRequest.objects.filter(pk=request_id).values_list("model_version__dataset_id", flat=True).first()
 
 
-SIGNATURE_MAX_FAILURES = 5
-SIGNATURE_LOCKOUT = timedelta(minutes=15)
-
-
-def _recent_signature_failures(user: AbstractBaseUser) -> int:
-    since = timezone.now() - SIGNATURE_LOCKOUT
-    return AuditEvent.objects.filter(actor=user, action="signature.failed", created_at__gte=since).count()
-
-
-def _wrong_password_message(user: AbstractBaseUser) -> str:
-    """Said next to the password field: what happened, and how many tries are left before the lock."""
-    left = SIGNATURE_MAX_FAILURES - _recent_signature_failures(user)
-    minutes = SIGNATURE_LOCKOUT.seconds // 60
-    if left <= 0:
-        return f"Password is not correct; nothing was signed. Signing is now locked for {minutes} minutes."
-    tries = "1 try" if left == 1 else f"{left} tries"
-    return f"Password is not correct; nothing was signed. {tries} left before signing is locked for {minutes} minutes."
-
-
-def _refuse_if_locked_out(user: AbstractBaseUser) -> None:
-    """After repeated wrong signing passwords, signing is refused for a while (21 CFR 11.300(d))."""
-    failures = _recent_signature_failures(user)
-    if failures >= SIGNATURE_MAX_FAILURES:
-        raise PermissionDenied(
-            f"{failures} wrong signing passwords in the last {SIGNATURE_LOCKOUT.seconds // 60} minutes: "
-            "signing is locked for now. Ask a site admin if this was not you."
-        )
-
-
-class WrongSignaturePassword(Exception):
-    """The signer's re-entered password did not match."""
-
-
 class SelfDecisionRefused(PermissionDenied):
     """The requester tried to decide their own request."""
+
+
+def _decision_meaning(*, approve: bool, failed: bool, rollback: bool) -> str:
+    if not approve:
+        return Signature.Meaning.REJECTION
+    if failed:
+        return Signature.Meaning.OVERRIDE
+    return Signature.Meaning.ROLLBACK if rollback else Signature.Meaning.APPROVAL
 
 
 def _decide(
@@ -261,32 +232,20 @@ def _decide(
                         "override: give the reason it should go live anyway."
                     }
                 )
-        if not password or not user.check_password(password):
-            raise WrongSignaturePassword
-        if not approve and not reason:
+        elif not reason:
             raise ValidationError({"reason": f"Say why you reject this {request.get_kind_display().lower()}."})
-        now = timezone.now()
         version = request.model_version
-        signature = Signature.objects.create(
+        signature = signature_sign(
             signer=user,
-            printed_name=user.get_full_name() or user.get_username(),  # type: ignore[attr-defined]
-            meaning=(
-                Signature.Meaning.REJECTION
-                if not approve
-                else Signature.Meaning.OVERRIDE
-                if failed
-                else Signature.Meaning.ROLLBACK
-                if rollback
-                else Signature.Meaning.APPROVAL
-            ),
-            signed_at=now,
+            password=password,
+            meaning=_decision_meaning(approve=approve, failed=bool(failed), rollback=rollback),
             record_type="model_version",
-            record_id=str(version.pk),
+            record_id=version.pk,
             record_hash=model_version_record_hash(version),
         )
         request.status = PromotionRequest.Status.APPROVED if approve else PromotionRequest.Status.REJECTED
         request.decided_by = user
-        request.decided_at = now
+        request.decided_at = signature.signed_at
         request.decision_reason = reason
         request.signature = signature
         request.gate_results = gates

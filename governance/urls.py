@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import document_views, views
+from governance import document_views, narrative_views, views
 
 app_name = "governance"
 
@@ -13,6 +13,19 @@ urlpatterns = [
     path("promotions/<int:pk>/decide/", views.promotion_decide_view, name="promotion_decide"),
     path("model-versions/<int:model_version_id>/card/", document_views.model_card_view, name="model_card"),
     path("snapshots/<int:snapshot_id>/datasheet/", document_views.datasheet_view, name="datasheet"),
+    path(
+        "model-versions/<int:subject_id>/card/narrative/",
+        narrative_views.narrative_edit_view,
+        {"document": "model_card"},
+        name="model_card_narrative",
+    ),
+    path(
+        "snapshots/<int:subject_id>/datasheet/narrative/",
+        narrative_views.narrative_edit_view,
+        {"document": "datasheet"},
+        name="datasheet_narrative",
+    ),
+    path("narratives/<int:pk>/sign/", narrative_views.narrative_sign_view, name="narrative_sign"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
     path("audit/items/<int:item_id>/", views.item_history, name="item_history"),

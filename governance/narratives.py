@@ -171,7 +171,8 @@ def narrative_write(
     """
     cleaned = _clean_sections(document, sections)
     note = change_note.strip()[:500]
-    with signing_attempt(user=user, object_type=RECORD_TYPE, object_id="new", dataset_id=subject.dataset_id):
+    # A wrong password is recorded against the document (the version it would have been is rolled back).
+    with signing_attempt(user=user, object_type=document, object_id=subject.pk, dataset_id=subject.dataset_id):
         with transaction.atomic():
             versions = DocumentNarrative.objects.filter(document=document, **_subject_filter(document, subject))
             number = (versions.aggregate(last=Max("version"))["last"] or 0) + 1

@@ -265,6 +265,9 @@ def test_the_page_shows_chart_and_table_accessibly_and_escapes_names(trained_dat
     main = html.split("<main", 1)[-1]
     assert "style=" not in main and "<script" not in main
     assert reverse("annotations:reviewer_report", args=[trained_dataset.pk]) in html
+    override_url = reverse("annotations:override_rates", args=[trained_dataset.pk])
+    for linked_from in ("annotations:reviewer_report", "annotations:workbench_settings"):
+        assert override_url in login(auditor).get(reverse(linked_from, args=[trained_dataset.pk])).content.decode()
 
 
 def test_a_bad_period_is_a_400_with_the_error_beside_its_field_and_the_default_figures(trained_dataset, model_admin):
@@ -318,6 +321,6 @@ def test_the_page_costs_the_same_statements_whatever_the_reviews(
             _answer(trained_dataset, who, queue_draws, agree=agree)
 
     assert statements() == few
-    # session, user, the user's roles, the dataset, the membership, per reviewer, per class
-    with django_assert_num_queries(7):
+    # session, user, the user's roles, the dataset, the membership, the grouping
+    with django_assert_num_queries(6):
         client.get(url)

@@ -12,4 +12,4 @@ class GovernanceConfig(AppConfig):
 
         auth_audit.connect()
         # Signed record types register how to recompute their hash (governance/signing.py, signature_verify).
-        from governance import envelope_services, promotions  # noqa: F401
+        from governance import envelope_services, narratives, promotions  # noqa: F401

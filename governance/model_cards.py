@@ -10,8 +10,11 @@ Each builder returns plain JSON-ready dicts: the page renders them (with a
 print stylesheet), the JSON view returns them as they are, so what an auditor
 prints and what a program reads are the same facts.
 
-Narrative sections a person must write (ethical considerations beyond the
-facts, intended users) are named as not written yet rather than invented.
+Narrative sections a person must write (intended use, ethical considerations,
+why the data was collected, ...) come from governance/narratives.py: the latest
+version a model admin signed, with its signatures and their verification, and
+the history of versions. Until one is signed they are named as not written yet
+rather than invented; a draft is never the document's text.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 
 from annotations.models import GoldLabel, ImportBatch, Review
 from governance.envelope import NO_ENVELOPE, envelope_active
-from governance.models import EnvelopeAssessment, PromotionRequest
+from governance.models import DocumentNarrative, EnvelopeAssessment, PromotionRequest
+from governance.narratives import narrative_document
 from governance.promotions import model_version_record_hash
 from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel
 
@@ -35,6 +39,7 @@ def model_card(version: ModelVersion) -> dict[str, Any]:
     candidate = evaluations.get(Evaluation.Role.CANDIDATE)
     metrics = candidate.metrics if candidate else {}
     sensitive = list(dataset.features.filter(is_sensitive=True).order_by("position").values_list("name", flat=True))
+    narrative = narrative_document(DocumentNarrative.Document.MODEL_CARD, version)
     return {
         "kind": "model_card",
         "model_details": {
@@ -94,11 +99,12 @@ def model_card(version: ModelVersion) -> dict[str, Any]:
         },
         "ethical_considerations": {
             "facts": _ethical_facts(sensitive, metrics),
-            "narrative": NOT_WRITTEN,
+            "narrative": narrative["sections"].get("ethical_considerations") or NOT_WRITTEN,
         },
         "caveats": list(fit.get("warnings") or []) + _caveats(metrics),
         "decisions": _decisions(version),
         "change_envelope": _change_envelope(version),
+        "narrative": narrative,
     }
 
 
@@ -139,6 +145,7 @@ def datasheet(snapshot: DatasetSnapshot) -> dict[str, Any]:
             "Labels change only through reviews, adjudication and label-issue re-review, each an audited event; "
             "a snapshot never changes once frozen (its sha256 covers item ids, row hashes and labels)."
         ),
+        "narrative": narrative_document(DocumentNarrative.Document.DATASHEET, snapshot),
     }
 
 

@@ -437,6 +437,105 @@ class AuditCheckpoint(models.Model):
         raise ValueError("Audit checkpoints are append-only.")
 
 
+class DocumentNarrative(models.Model):
+    """One version of the narrative a model admin writes for a model card or a datasheet (issue 10, point 8).
+
+    The generated sections of both documents come from registry facts; these are the parts only a
+    person can write (intended use, ethical considerations, why the data was collected, ...). Each
+    edit is a new row with the next version number: rows are never changed or deleted (triggers in
+    migration 0022). A version becomes the document's text once its author has signed it (meaning
+    "authored"); until then it is a draft. The signatures are DocumentNarrativeSignature rows.
+    """
+
+    class Document(models.TextChoices):
+        MODEL_CARD = "model_card", "Model card"
+        DATASHEET = "datasheet", "Datasheet"
+
+    document = models.CharField(max_length=16, choices=Document.choices)
+    dataset = models.ForeignKey("annotations.Dataset", on_delete=models.PROTECT, related_name="+")
+    model_version = models.ForeignKey(
+        "models_app.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The version a model card's narrative describes (empty for a datasheet).",
+    )
+    snapshot = models.ForeignKey(
+        "models_app.DatasetSnapshot",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The snapshot a datasheet's narrative describes (empty for a model card).",
+    )
+    version = models.PositiveIntegerField(help_text="1 for the first text of this document, then one more per edit.")
+    sections = models.JSONField(help_text="Section name → plain text, as written (the document's section names).")
+    subject_hash = models.CharField(
+        max_length=64,
+        help_text="sha256 of what the text describes when it was written: the model version's signed record "
+        "(artifact, snapshot, evaluations) or the snapshot's content hash.",
+    )
+    written_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    written_at = models.DateTimeField()
+    change_note = models.CharField(max_length=500, blank=True, help_text="What changed since the previous version.")
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(document="model_card", model_version__isnull=False, snapshot__isnull=True)
+                    | Q(document="datasheet", model_version__isnull=True, snapshot__isnull=False)
+                ),
+                name="narrative_document_has_its_subject",
+            ),
+            # The versions of one document (these unique keys are also the indexes its page reads by).
+            models.UniqueConstraint(
+                fields=["model_version", "version"],
+                condition=Q(document="model_card"),
+                name="narrative_model_card_version_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["snapshot", "version"],
+                condition=Q(document="datasheet"),
+                name="narrative_datasheet_version_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} narrative v{self.version}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("Narrative versions are append-only; write a new version instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError("Narrative versions are append-only.")
+
+
+class DocumentNarrativeSignature(models.Model):
+    """A signature on one narrative version (authored by its writer; reviewed by a second model admin).
+
+    Kept apart from the narrative so the narrative row never changes when it is signed; append-only too.
+    """
+
+    narrative = models.ForeignKey(DocumentNarrative, on_delete=models.PROTECT, related_name="signatures")
+    signature = models.OneToOneField(Signature, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"signature {self.signature_id} on narrative {self.narrative_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("Narrative signatures are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError("Narrative signatures are append-only.")
+
+
 # The change envelope's tables live in their own module (this one would pass ~400 lines); imported here so
 # Django registers them with this app.
 from governance.envelope_models import (  # noqa: E402
@@ -453,6 +552,8 @@ __all__ = [
     "ChangeEnvelopeSignoff",
     "ChangeEnvelopeVersion",
     "DataAccess",
+    "DocumentNarrative",
+    "DocumentNarrativeSignature",
     "EnvelopeAssessment",
     "PasswordState",
     "PromotionGates",

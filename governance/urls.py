@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import document_views, envelope_views, export_views, lineage_views, views
+from governance import document_views, envelope_views, export_views, lineage_views, narrative_views, views
 
 app_name = "governance"
 
@@ -20,6 +20,19 @@ urlpatterns = [
     path("promotions/<int:pk>/withdraw/", views.promotion_withdraw_view, name="promotion_withdraw"),
     path("model-versions/<int:model_version_id>/card/", document_views.model_card_view, name="model_card"),
     path("snapshots/<int:snapshot_id>/datasheet/", document_views.datasheet_view, name="datasheet"),
+    path(
+        "model-versions/<int:subject_id>/card/narrative/",
+        narrative_views.narrative_edit_view,
+        {"document": "model_card"},
+        name="model_card_narrative",
+    ),
+    path(
+        "snapshots/<int:subject_id>/datasheet/narrative/",
+        narrative_views.narrative_edit_view,
+        {"document": "datasheet"},
+        name="datasheet_narrative",
+    ),
+    path("narratives/<int:pk>/sign/", narrative_views.narrative_sign_view, name="narrative_sign"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
     path("audit/export/<slug:kind>.<slug:fmt>", export_views.audit_export, name="audit_export"),

@@ -41,6 +41,8 @@ APPEND_ONLY_TABLES = (
     "governance_changeenvelopeversion",
     "governance_changeenvelopesignoff",
     "governance_envelopeassessment",
+    "governance_documentnarrative",
+    "governance_documentnarrativesignature",
 )
 # The one UPDATE retention makes of an audit event (a tombstone, governance/retention.py): these columns only,
 # and the event's trigger still refuses anything but emptying an expired payload.

@@ -105,6 +105,26 @@ def _csv_upload(world: World, ctx: dict) -> dict:
     return {"file": SimpleUploadedFile("more.csv", csv_bytes(rows), content_type="text/csv"), "purpose": "review"}
 
 
+def _snapshot_id(world: World) -> int:
+    from models_app.models import ModelVersion
+
+    return ModelVersion.objects.get(pk=world.unrequested_version_id).snapshot_id
+
+
+def _narrative_draft(world: World) -> dict:
+    """A draft of the unrequested version's model-card narrative, written by model_admin (who signs it)."""
+    from governance.narratives import narrative_write
+    from models_app.models import ModelVersion
+
+    narrative = narrative_write(
+        user=User.objects.get(username=PERSONAS["model_admin"]),
+        document="model_card",
+        subject=ModelVersion.objects.get(pk=world.unrequested_version_id),
+        sections={"intended_use": "Second reader for breast biopsies."},
+    )
+    return {"narrative_id": narrative.pk}
+
+
 def _ds(path: str) -> Callable[[World, dict], str]:
     return lambda w, c: path.format(d=w.dataset_id, item=w.open_item_id, run=w.run_id, v=w.unrequested_version_id)
 
@@ -276,6 +296,25 @@ WRITES: dict[tuple[str, str], Write] = {
         lambda w, c: f"/governance/envelope-versions/{c['envelope_version_id']}/approve/",
         data=lambda w, c: {"password": PASSWORD, "reason": "agreed"},
         setup=lambda w: envelope_draft(w, signed=True),
+    ),
+    ("governance/model-versions/<int:subject_id>/card/narrative/", "POST"): Write(
+        "model_admin",
+        (302,),
+        _ds("/governance/model-versions/{v}/card/narrative/"),
+        data=lambda w, c: {"intended_use": "Second reader.", "action": "sign", "password": PASSWORD},
+    ),
+    ("governance/snapshots/<int:subject_id>/datasheet/narrative/", "POST"): Write(
+        "model_admin",
+        (302,),
+        lambda w, c: f"/governance/snapshots/{_snapshot_id(w)}/datasheet/narrative/",
+        data=lambda w, c: {"motivation": "Screening research.", "action": "draft"},
+    ),
+    ("governance/narratives/<int:pk>/sign/", "POST"): Write(
+        "model_admin",
+        (302,),
+        lambda w, c: f"/governance/narratives/{c['narrative_id']}/sign/",
+        data=lambda w, c: {"meaning": "authored", "password": PASSWORD},
+        setup=_narrative_draft,
     ),
     # API
     ("api/datasets/", "POST"): Write(

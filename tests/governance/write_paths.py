@@ -113,6 +113,7 @@ def concrete_url(route: str, world: World, obj: Any = None) -> str:
         "item_id": world.open_item_id,
         "run_id": world.run_id,
         "model_version_id": world.unrequested_version_id,
+        "subject_id": world.unrequested_version_id,  # a narrative's model version (a datasheet's case gives its URL)
         "pk": world.pending_promotion_id,
         "review_id": 1,  # the cases that post to a review make one and give its URL
         "object_id": obj.pk if obj is not None else 1,

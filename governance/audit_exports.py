@@ -39,6 +39,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -50,6 +51,7 @@ from governance.audit import audit_record
 from governance.audit_chain import format_timestamp
 from governance.models import AuditCheckpoint, Signature
 from governance.selectors import AuditFilters, audit_events_for_user, chain_head
+from governance.signing import signature_verify
 from models_app.export_formats import ExportFormat, csv_chunks, jsonl_chunks
 from workflow_site.access import AnyUser, Role, require_role
 
@@ -94,6 +96,9 @@ SIGNATURE_COLUMNS = [
     "record_type",
     "record_id",
     "record_hash",
+    # Checked as the export is written: the signed record's hash recomputed now (governance/signing.py).
+    "record_hash_now",
+    "check",
 ]
 CHECKPOINT_COLUMNS = [
     "tree_size",
@@ -213,10 +218,14 @@ def _event_rows(events: QuerySet, up_to: int, *, csv: bool) -> Iterator[dict[str
 
 
 def _signature_rows(signatures: QuerySet, up_to: int) -> Iterator[dict[str, Any]]:
-    fields = [c for c in SIGNATURE_COLUMNS if c != "signer"] + ["signer__username"]
+    checked = ("signer", "record_hash_now", "check")
+    fields = [c for c in SIGNATURE_COLUMNS if c not in checked] + ["signer__username"]
     for row in _by_key(signatures, key="id", up_to=up_to, fields=fields):
         row["signer"] = row.pop("signer__username")
         row["signed_at"] = format_timestamp(row["signed_at"])
+        # One record read per signature: signatures are few (one or two per decision), so this stays small.
+        check = signature_verify(SimpleNamespace(**row))
+        row["record_hash_now"], row["check"] = check.current_hash, check.status
         yield row
 
 

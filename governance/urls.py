@@ -38,4 +38,5 @@ urlpatterns = [
     path("audit/export/<slug:kind>.<slug:fmt>", export_views.audit_export, name="audit_export"),
     path("audit/items/<int:item_id>/", views.item_history, name="item_history"),
     path("lineage/<slug:kind>/<int:pk>/", lineage_views.lineage_view, name="lineage"),
+    path("lineage/<slug:kind>/<int:pk>/export.<slug:fmt>", lineage_views.lineage_export_view, name="lineage_export"),
 ]

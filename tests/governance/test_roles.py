@@ -347,6 +347,13 @@ ENDPOINTS: dict[str, Endpoint] = {
     "lineage_item": Endpoint(
         "get", lambda w: reverse("governance:lineage", args=["item", w.open_item_id]), ADMIN_READERS
     ),
+    # A lineage export records itself before it is sent, like the audit trail's exports.
+    "lineage_export": Endpoint(
+        "get",
+        lambda w: reverse("governance:lineage_export", args=["item", w.open_item_id, "jsonl"]),
+        ADMIN_READERS,
+        effect="audit.exported",
+    ),
     "lineage_prediction": Endpoint(
         "get", lambda w: reverse("governance:lineage", args=["prediction", w.open_item_prediction_id]), ADMIN_READERS
     ),

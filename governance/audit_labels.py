@@ -29,7 +29,8 @@ from django.db.models.functions import Cast
 from django.urls import reverse
 
 from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, Item, LabelClass
-from governance.models import AuditEvent, PromotionRequest
+from governance.models import AuditEvent, PromotionRequest, Signature
+from governance.signing import SignatureCheck, signature_checks_for
 from models_app.models import DatasetSnapshot, ModelVersion, RetrainingPolicy, TrainingRun
 
 
@@ -52,13 +53,32 @@ class ObjectLabel:
 class AuditRow:
     event: AuditEvent
     object: ObjectLabel
+    # The signature an event records (its after's "signature", by id), checked against its record now.
+    signature_check: SignatureCheck | None = None
 
 
 def audit_rows(events: Iterable[AuditEvent]) -> list[AuditRow]:
-    """The page's events, in order, each with its object named."""
+    """The page's events, in order, each with its object named and any signature it records checked."""
     events = list(events)
     labels = audit_object_labels(events)
-    return [AuditRow(event=e, object=labels[(e.object_type, e.object_id)]) for e in events]
+    checks = _signature_checks(events)
+    return [
+        AuditRow(event=e, object=labels[(e.object_type, e.object_id)], signature_check=checks.get(e.seq))
+        for e in events
+    ]
+
+
+def _signature_checks(events: Sequence[AuditEvent]) -> dict[int, SignatureCheck]:
+    """seq → the check of the signature the event records: one query for the signatures, one hash per record."""
+    wanted: dict[int, int] = {}
+    for event in events:
+        signature = (event.after or {}).get("signature") if isinstance(event.after, dict) else None
+        if isinstance(signature, dict) and isinstance(signature.get("id"), int):
+            wanted[event.seq] = signature["id"]
+    if not wanted:
+        return {}
+    checks = signature_checks_for(Signature.objects.filter(pk__in=set(wanted.values())))
+    return {seq: checks[pk] for seq, pk in wanted.items() if pk in checks}
 
 
 class _Found(NamedTuple):

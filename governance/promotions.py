@@ -25,7 +25,13 @@ from governance.promotion_states import (
 from governance.signing import SIGNATURE_LOCKOUT as SIGNATURE_LOCKOUT  # re-exported: older imports
 from governance.signing import SIGNATURE_MAX_FAILURES as SIGNATURE_MAX_FAILURES
 from governance.signing import WrongSignaturePassword as WrongSignaturePassword
-from governance.signing import record_hasher, signature_sign, signing_attempt, signing_refuse_if_unable
+from governance.signing import (
+    record_hasher,
+    record_hasher_batch,
+    signature_sign,
+    signing_attempt,
+    signing_refuse_if_unable,
+)
 from models_app.models import Evaluation, ModelVersion
 from models_app.selectors import champion_comparison
 from models_app.services import champion_set
@@ -100,6 +106,51 @@ def promotion_request_record_hash(request: PromotionRequest) -> str:
         "model_version_record_hash": model_version_record_hash(request.model_version),
     }
     return hashlib.sha256(canonical_json(to_json_value(record))).hexdigest()
+
+
+@record_hasher_batch("model_version")
+def _model_version_hashes_now(record_ids: list[str]) -> dict[str, str]:
+    """Many versions' record hashes in two queries (the versions with their snapshots, then all evaluations)."""
+    versions = list(ModelVersion.objects.select_related("snapshot").filter(pk__in=_int_ids(record_ids)))
+    return {str(v.pk): h for v, h in zip(versions, _record_hashes(versions), strict=True)}
+
+
+@record_hasher_batch("promotion_request")
+def _promotion_request_hashes_now(record_ids: list[str]) -> dict[str, str]:
+    """Many requests' record hashes in two queries (requests with their versions and requesters, evaluations)."""
+    requests = list(
+        PromotionRequest.objects.select_related("model_version__snapshot", "requested_by").filter(
+            pk__in=_int_ids(record_ids)
+        )
+    )
+    version_hashes = _record_hashes([r.model_version for r in requests])
+    out = {}
+    for request, version_hash in zip(requests, version_hashes, strict=True):
+        record = {
+            "promotion_request_id": request.pk,
+            "kind": request.kind,
+            "requested_by": request.requested_by.get_username(),
+            "reason": request.reason,
+            "model_version_record_hash": version_hash,
+        }
+        out[str(request.pk)] = hashlib.sha256(canonical_json(to_json_value(record))).hexdigest()
+    return out
+
+
+def _int_ids(record_ids: list[str]) -> list[int]:
+    return [int(i) for i in record_ids if str(i).isdigit()]
+
+
+def _record_hashes(versions: list[ModelVersion]) -> list[str]:
+    """model_version_record_hash of each version, with every version's evaluations read in one query."""
+    by_run: dict[int, list[dict[str, Any]]] = {v.training_run_id: [] for v in versions}
+    for row in (
+        Evaluation.objects.filter(training_run_id__in=list(by_run))
+        .order_by("training_run_id", "role")
+        .values("training_run_id", *RECORD_EVALUATION_FIELDS)
+    ):
+        by_run[row.pop("training_run_id")].append(row)
+    return [record_hash_of(v, evaluations=by_run[v.training_run_id]) for v in versions]
 
 
 @record_hasher("promotion_request")

@@ -237,9 +237,38 @@ def signature_verify(signature: Signature) -> SignatureCheck:
     return _compare(signature, hasher(signature.record_id) if hasher else None, known=hasher is not None)
 
 
+# Optional: a record type may also register a function that hashes many records at once (ids -> hashes of
+# those that exist), so a page of signatures costs a fixed number of queries (the auditor's event list).
+_BATCH_HASHERS: dict[str, Callable[[list[str]], dict[str, str]]] = {}
+
+
+def record_hasher_batch(
+    record_type: str,
+) -> Callable[[Callable[[list[str]], dict[str, str]]], Callable[[list[str]], dict[str, str]]]:
+    def register(fn: Callable[[list[str]], dict[str, str]]) -> Callable[[list[str]], dict[str, str]]:
+        _BATCH_HASHERS[record_type] = fn
+        return fn
+
+    return register
+
+
 def signature_checks_for(signatures: Iterable[Signature]) -> dict[int, SignatureCheck]:
-    """Each signature checked, by id; a record signed twice (its approval and its request) is hashed once."""
+    """Each signature checked, by id; a record signed twice (its approval and its request) is hashed once.
+
+    Record types with a batch hasher are hashed together (a fixed number of queries per type)."""
+    signatures = list(signatures)
     checks: dict[int, SignatureCheck] = {}
+    batched: dict[str, set[str]] = {}
+    for signature in signatures:
+        if signature.record_type in _BATCH_HASHERS:
+            batched.setdefault(signature.record_type, set()).add(str(signature.record_id))
+    for record_type, ids in batched.items():
+        found = _BATCH_HASHERS[record_type](sorted(ids))
+        for signature in signatures:
+            if signature.record_type == record_type:
+                current = found.get(str(signature.record_id))
+                checks[signature.pk] = _compare(signature, current, known=True)
+    signatures = [s for s in signatures if s.record_type not in _BATCH_HASHERS]
     hashed: dict[tuple[str, str], str | None] = {}
     for signature in signatures:
         key = (signature.record_type, signature.record_id)

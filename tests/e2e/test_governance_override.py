@@ -1,20 +1,24 @@
 """Issue 10's governance loop in a real browser: a promotion that fails a subgroup gate, overridden with a signed
-reason by a second model admin (the auditor's half, from the item's lineage page, follows at the end)."""
+reason by a second model admin; an auditor then finds the decision, its signature and its evidence from an item's
+lineage page and exports it."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from governance.models import AuditEvent, PromotionRequest, Signature
 from governance.promotions import promotion_warnings
-from models_app.models import ModelVersion, Prediction
+from models_app.models import ModelVersion, Prediction, SnapshotLabel
 from tests.e2e.browser import sign_in, sign_out, sync_api
 from tests.e2e.governance_world import GovernanceWorld, governance_world_build
 from tests.e2e.test_accessibility import axe_violations, report
 from tests.e2e.test_layout import OVERFLOWING
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, make_user
+from workflow_site.access import Role
 
 expect = sync_api().expect
 pytestmark = pytest.mark.e2e
@@ -121,6 +125,38 @@ def test_failed_subgroup_gate_is_overridden_with_a_signed_reason(live_server, pa
     assert Prediction.objects.filter(item_id=item_id, model_version=v2).exists()
     sign_out(page)
 
-    # AUDITOR HALF: the lead adds the auditor's steps here: from the lineage page of `item_id` (an open item that
-    # v2 predicted) to promotion request `promotion.pk`, its override signature (`promotion.signature_id`) and
-    # its evidence (`promotion.gate_results`), then the export. Sign in with the `auditor` fixture's user.
+    # 5. An auditor traces the decision from an item site B's reviewer labelled (its gold label trained v2):
+    #    the item's lineage shows who reviewed it and why, and down the line v2's promotion decision and signature.
+    auditor = make_user("auditor_e2e", Role.AUDITOR)
+    traced = (
+        SnapshotLabel.objects.filter(snapshot_id=v2.snapshot_id, review__reviewer=world.reviewer)
+        .order_by("item_id")
+        .first()
+    )
+    assert traced is not None
+    sign_in(page, base, auditor.username)
+    page.goto(f"{base}/governance/lineage/item/{traced.item_id}/")
+    expect(page.locator('[data-section="reviews"]')).to_contain_text(world.reviewer.username)
+    decision = page.locator('[data-section="promotions"] tr').filter(has_text=f"#{promotion.pk} of v{v2.version}")
+    expect(decision).to_contain_text(Signature.Meaning.OVERRIDE)
+    expect(decision).to_contain_text(OVERRIDE_REASON)
+    # ... its evidence: the decision's own page, the gates as judged at the decision and the signature checked.
+    decision.get_by_role("link", name=re.compile("^Page of")).click()
+    expect(gate_row(page, world.failing_gate).get_by_role("cell").first).to_have_text("failed")
+    expect(page.get_by_role("region", name="Electronic signature")).to_contain_text("Signature verified")
+    page.go_back()
+
+    # 6. ... and exports the lineage: the file holds the decision with its signature, and the trail records it.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="JSONL", exact=True).click()
+    *lines, summary_line = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    exported = [json.loads(line) for line in lines]
+    row = next(r for r in exported if r["kind"] == "promotion" and r["id"] == promotion.pk)
+    assert row["facts"]["signed_record_sha256"] == promotion.signature.record_hash
+    assert row["facts"]["signature_meaning"] == Signature.Meaning.OVERRIDE
+    assert row["facts"]["override_reason"] == OVERRIDE_REASON
+    assert row["facts"]["signature_matches_record_now"] is True
+    assert json.loads(summary_line)["summary"]["rows"] == len(exported)
+    recorded = AuditEvent.objects.get(action="audit.exported", actor=auditor)
+    assert recorded.after["start"] == f"item:{traced.item_id}" and recorded.after["nodes"] == len(exported)
+    sign_out(page)

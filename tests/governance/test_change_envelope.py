@@ -403,6 +403,10 @@ def test_the_promotion_pages_show_the_envelope_beside_the_gates(trained_dataset,
     detail = client.get(reverse("governance:promotion_detail", args=[pending.pk])).content.decode()
     assert 'data-envelope-verdict="substantial change"' in detail and "Substantial change" in detail
     assert EnvelopeAssessment.objects.count() == 0  # a page view stores nothing
+    # Both tables are wider than a phone (JSON in the clauses): each scrolls in its own region.
+    assert '<div class="table-scroll" role="region" aria-label="Change envelope clauses"' in detail
+    listing = client.get(reverse("governance:promotion_list", args=[trained_dataset.pk])).content.decode()
+    assert 'class="table-scroll" role="region" aria-labelledby="candidates-title"' in listing
 
 
 def test_a_rollback_is_not_blocked_by_the_envelope_but_keeps_its_assessment(

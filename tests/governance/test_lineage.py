@@ -94,6 +94,9 @@ def test_a_reviewed_item_shows_who_reviewed_it_why_it_was_picked_and_the_model_t
     assert {e["facts"]["training_run"] for e in _section(lineage, "down", "evaluations")["nodes"]} == {
         v2.training_run_id
     }
+    # The champion v2 was compared with is named by its number too, not by its primary key.
+    labels = sorted(e["label"].split(" on ")[0] for e in _section(lineage, "down", "evaluations")["nodes"])
+    assert labels == ["v1 as champion", "v2 as candidate"]
 
 
 def test_a_prediction_walks_up_to_its_model_and_data_and_down_to_the_reviews_that_saw_it(reviewed, auditor, champion):

@@ -389,6 +389,10 @@ def test_the_pages_walk_draft_sign_approve_and_show_the_signatures(dataset, mode
     assert "v1</strong>" in page and page.count('data-signature-check="verified"') == 2
     # Five columns with the sign-off forms are wider than a phone: the table scrolls in its own region.
     assert 'class="table-scroll" role="region" aria-labelledby="envelope-history-title"' in page
+    # The draft form: each algorithm's checkbox is beside its ranges' disclosure, never inside its summary.
+    form = login(model_admin).get(reverse("governance:envelope", args=[dataset.pk])).content.decode()
+    assert '<summary><label><input type="checkbox"' not in form
+    assert '<summary>Hyperparameter ranges<span class="sr-only"> for Logistic regression' in form
     # An empty bound reads as no limit, in words.
     assert "holdout accuracy: no minimum;" in page and "ECE: no maximum;" in page
     assert "regression against the champion ≤ 2.0 points" in page

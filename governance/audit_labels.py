@@ -267,4 +267,7 @@ _NOUNS = {
     "feature": "feature",
     "labelclass": "label",
     "datasetmembership": "membership of",
+    # A narrative's own events name it by its model (audit_record(obj=...)); a failed signing by its record type.
+    "documentnarrative": "narrative",
+    "document_narrative": "narrative",
 }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from django.db.models import F
 
 from annotations.models import GoldLabel, LabelClass
 from governance import lineage_nodes as nodes
@@ -142,16 +143,18 @@ def from_versions(versions: list[ModelVersion], *, listed: bool = True) -> list[
             Section("model_versions", "Model versions trained on them", [nodes.version_node(v) for v in shown], more)
         )
     numbers = {v.pk: v.version for v in shown}
+    # The champion a run was compared with is not among `shown`: its number comes with the row (a join),
+    # so its evaluation reads "v1 as champion", not "version <pk>".
     evaluations = list(
-        Evaluation.objects.filter(training_run_id__in=[v.training_run_id for v in shown]).order_by(
-            "training_run_id", "role"
-        )
+        Evaluation.objects.filter(training_run_id__in=[v.training_run_id for v in shown])
+        .annotate(version_number=F("model_version__version"))
+        .order_by("training_run_id", "role")
     )
     sections.append(
         Section(
             "evaluations",
             "Evaluations",
-            [nodes.evaluation_node(e, version_number=numbers.get(e.model_version_id)) for e in evaluations],
+            [nodes.evaluation_node(e, version_number=e.version_number) for e in evaluations],
         )
     )
     hash_now = {v.pk: _record_hash_now(v, evaluations) for v in shown}

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from governance.models import DocumentNarrative
@@ -100,7 +101,10 @@ def narrative_sign_view(request: HttpRequest, pk: int) -> HttpResponse:
             password=request.POST.get("password", ""),
         )
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, f"Version {narrative.version} signed ({signature.get_meaning_display().lower()}).")
+        # Also shown beside the form's password field (narrative_sign_form.html), at the foot of a long
+        # document: the redirect lands there, not at the top where the message list is.
+        messages.error(request, " ".join(exc.messages), extra_tags=f"narrative-sign-{narrative.pk}")
+        name, pk = _document_url(narrative.document, subject_id)
+        return redirect(reverse(name, args=[pk]) + f"#narrative-sign-{narrative.pk}")
+    messages.success(request, f"Version {narrative.version} signed ({signature.get_meaning_display().lower()}).")
     return redirect(*_document_url(narrative.document, subject_id))

@@ -387,6 +387,15 @@ def test_the_pages_walk_draft_sign_approve_and_show_the_signatures(dataset, mode
     assert second.post(approve, {"password": PASSWORD}).status_code == 302
     page = login(auditor).get(reverse("governance:envelope", args=[dataset.pk])).content.decode()
     assert "v1</strong>" in page and page.count('data-signature-check="verified"') == 2
+    # Five columns with the sign-off forms are wider than a phone: the table scrolls in its own region.
+    assert 'class="table-scroll" role="region" aria-labelledby="envelope-history-title"' in page
+    # The draft form: each algorithm's checkbox is beside its ranges' disclosure, never inside its summary.
+    form = login(model_admin).get(reverse("governance:envelope", args=[dataset.pk])).content.decode()
+    assert '<summary><label><input type="checkbox"' not in form
+    assert '<summary>Hyperparameter ranges<span class="sr-only"> for Logistic regression' in form
+    # An empty bound reads as no limit, in words.
+    assert "holdout accuracy: no minimum;" in page and "ECE: no maximum;" in page
+    assert "regression against the champion ≤ 2.0 points" in page
     assert login(auditor).post(approve, {}).status_code == 403
 
 
@@ -401,6 +410,10 @@ def test_the_promotion_pages_show_the_envelope_beside_the_gates(trained_dataset,
     detail = client.get(reverse("governance:promotion_detail", args=[pending.pk])).content.decode()
     assert 'data-envelope-verdict="substantial change"' in detail and "Substantial change" in detail
     assert EnvelopeAssessment.objects.count() == 0  # a page view stores nothing
+    # Both tables are wider than a phone (JSON in the clauses): each scrolls in its own region.
+    assert '<div class="table-scroll" role="region" aria-label="Change envelope clauses"' in detail
+    listing = client.get(reverse("governance:promotion_list", args=[trained_dataset.pk])).content.decode()
+    assert 'class="table-scroll" role="region" aria-labelledby="candidates-title"' in listing
 
 
 def test_a_rollback_is_not_blocked_by_the_envelope_but_keeps_its_assessment(

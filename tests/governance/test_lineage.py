@@ -94,6 +94,9 @@ def test_a_reviewed_item_shows_who_reviewed_it_why_it_was_picked_and_the_model_t
     assert {e["facts"]["training_run"] for e in _section(lineage, "down", "evaluations")["nodes"]} == {
         v2.training_run_id
     }
+    # The champion v2 was compared with is named by its number too, not by its primary key.
+    labels = sorted(e["label"].split(" on ")[0] for e in _section(lineage, "down", "evaluations")["nodes"])
+    assert labels == ["v1 as champion", "v2 as candidate"]
 
 
 def test_a_prediction_walks_up_to_its_model_and_data_and_down_to_the_reviews_that_saw_it(reviewed, auditor, champion):
@@ -189,7 +192,11 @@ def test_the_page_is_accessible_markup_with_real_links_and_no_item_data(trained_
     html = login(auditor).get(reverse("governance:lineage", args=["item", item.pk])).content.decode()
 
     assert '<h1 id="lineage-title">' in html and '<h2 id="up-title">' in html and '<h2 id="down-title">' in html
-    assert '<caption class="sr-only">Import batch</caption>' in html and '<th scope="col">File sha256</th>' in html
+    assert '<th scope="col">File sha256</th>' in html
+    # The section and its table's scroll region are two landmarks: each has its own name.
+    assert '<section aria-labelledby="up-import-title"' in html and '<h3 id="up-import-title">Import batch' in html
+    assert 'role="region" aria-labelledby="up-import-caption"' in html
+    assert '<caption class="sr-only" id="up-import-caption">Import batch: records</caption>' in html
     assert f'href="{reverse("governance:lineage", args=["model-version", champion.pk])}"' in html
     assert f'href="{reverse("governance:item_history", args=[item.pk])}"' in html
     # No feature value on the page, so no read of item data is logged (the item history logs its own).

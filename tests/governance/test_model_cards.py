@@ -68,6 +68,8 @@ def test_the_datasheet_says_where_every_label_came_from(trained_dataset, model_a
     assert sheet["collection"]["files"] and version.version in sheet["uses"]["model_versions"]
     page = login(model_admin).get(reverse("governance:datasheet", args=[version.snapshot_id])).content.decode()
     assert "How the labels were made" in page and "seed.csv" in page
+    # Five columns with long descriptions are wider than a phone: the features scroll in their own region.
+    assert 'class="table-scroll" role="region" aria-labelledby="features-caption"' in page
 
 
 def test_reviewers_and_strangers_cannot_read_cards_or_datasheets(trained_dataset, reviewer, outsider):

@@ -185,6 +185,28 @@ def test_the_form_saves_a_draft_and_signs_through_the_pages(champion, model_admi
     assert Signature.objects.filter(record_type="document_narrative").count() == 2
 
 
+def test_a_wrong_password_on_the_cards_sign_form_is_shown_beside_that_field_and_signs_nothing(
+    champion, model_admin, model_admin2
+):
+    narrative = _write(model_admin, champion)  # signed by its author: model_admin2 may sign it as reviewer
+    client = login(model_admin2)
+    card = reverse("governance:model_card", args=[champion.pk])
+
+    response = client.post(
+        reverse("governance:narrative_sign", args=[narrative.pk]), {"meaning": "reviewed", "password": "nope"}
+    )
+
+    # The form is at the foot of a long card: the redirect lands on it, and the refusal is beside its field.
+    assert response.status_code == 302 and response["Location"] == f"{card}#narrative-sign-{narrative.pk}"
+    page = client.get(card).content.decode()
+    field = f"sign-reviewed-{narrative.pk}"
+    assert f'<span id="{field}-error" class="field-error">Password is not correct' in page
+    assert f'aria-invalid="true" aria-describedby="{field}-error"' in page
+    assert not Signature.objects.filter(record_type="document_narrative", meaning="reviewed").exists()
+    # Shown once: the next view of the card has neither the message nor the field's error.
+    assert f"{field}-error" not in client.get(card).content.decode()
+
+
 def test_the_datasheet_narrative_is_written_signed_and_shown(champion, model_admin, auditor):
     snapshot = champion.snapshot
     narrative_write(

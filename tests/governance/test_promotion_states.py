@@ -147,6 +147,13 @@ def test_a_draft_is_unsigned_not_offered_for_a_decision_and_blocks_nobody(draft,
     assert draft.status == "draft" and draft.request_signature is None
     page = login(model_admin2).get(reverse("governance:promotion_detail", args=[draft.pk]))
     assert page.context["can_decide"] is False and b"Approve and sign" not in page.content
+    # The requester signs the request's own record; the page's header hash is the version's, which the decision signs.
+    assert b"Model version record hash (what the decision signs)" in page.content
+    # Judged live, as a pending request is: no decision has been made, so none is named.
+    assert (
+        b"as judged at the decision" not in page.content
+        and b"Promotion gates, against the current champion" in page.content
+    )
     # A draft does not hold the one-pending-per-version slot.
     other = promotion_request_create(
         model_version=candidate, user=model_admin2, reason="mine", password=PASSWORD, acknowledge_regressions=True

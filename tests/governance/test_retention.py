@@ -349,6 +349,8 @@ def test_a_model_admin_sets_the_period_and_the_hold_on_the_settings_page_audited
     assert (changed.before, changed.after["retention_days"]) == ({"retention_days": None}, 90)
     assert AuditEvent.objects.get(action="dataset.legal_hold_placed").reason == "Audit"
     assert 'data-retention="90"' in page and 'data-legal-hold="on"' in page
+    # The page has two reason fields (stop switch, legal hold): each label says which act it explains.
+    assert ">Why lift the legal hold?</label>" in page and ">Why switch the model's output off?</label>" in page
 
 
 @pytest.mark.parametrize(

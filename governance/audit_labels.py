@@ -267,7 +267,6 @@ _NOUNS = {
     "feature": "feature",
     "labelclass": "label",
     "datasetmembership": "membership of",
-    # A narrative's own events name it by its model (audit_record(obj=...)); a failed signing by its record type.
-    "documentnarrative": "narrative",
+    # A narrative's events and a failed signing of it name it by its record type (governance/narratives.py).
     "document_narrative": "narrative",
 }

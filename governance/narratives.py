@@ -139,6 +139,7 @@ def _sign(*, narrative: DocumentNarrative, subject: Subject, user: AbstractBaseU
         actor=user,
         action="narrative.signed",
         obj=narrative,
+        object_type=RECORD_TYPE,  # the signature's record type too, so both name the narrative alike
         dataset_id=narrative.dataset_id,
         after={
             "document": narrative.document,
@@ -146,6 +147,8 @@ def _sign(*, narrative: DocumentNarrative, subject: Subject, user: AbstractBaseU
             "version": narrative.version,
             "meaning": meaning,
             "signature_id": signature.pk,
+            # The shape every signed event records (the auditor's event list checks it against the record now).
+            "signature": {"id": signature.pk, "meaning": meaning, "record_hash": signature.record_hash},
             "printed_name": signature.printed_name,
             "record_hash": signature.record_hash,
         },
@@ -197,6 +200,7 @@ def narrative_write(
                 actor=user,
                 action="narrative.written",
                 obj=narrative,
+                object_type=RECORD_TYPE,
                 dataset_id=narrative.dataset_id,
                 after={
                     "document": document,

@@ -241,3 +241,19 @@ def test_only_model_admins_of_the_dataset_write_or_sign(champion, model_admin, a
         assert client.post(sign, {"meaning": "authored", "password": PASSWORD}).status_code == 403
     assert DocumentNarrative.objects.count() == 1
     assert login(auditor).get(reverse("governance:model_card", args=[champion.pk])).status_code == 200
+
+
+def test_writing_signing_and_a_failed_signing_all_name_the_narrative_by_one_object_type(
+    champion, model_admin, model_admin2
+):
+    narrative = _write(model_admin, champion, intended_use="Second reader.")
+    with pytest.raises(ValidationError):
+        narrative_sign(user=model_admin2, narrative=narrative, meaning="reviewed", password="wrong")
+    narrative_sign(user=model_admin2, narrative=narrative, meaning="reviewed", password=PASSWORD)
+
+    about = AuditEvent.objects.filter(object_id=str(narrative.pk), action__in=["narrative.written", "narrative.signed"])
+    failed = AuditEvent.objects.get(action="signature.failed", object_id=str(narrative.pk))
+    assert {e.object_type for e in about} | {failed.object_type} == {"document_narrative"}
+    assert about.filter(action="narrative.signed").count() == 2  # authored at writing, then reviewed
+    reviewed = about.filter(action="narrative.signed").order_by("-seq").first()
+    assert reviewed.after["signature"]["meaning"] == "reviewed" and reviewed.after["signature"]["id"]

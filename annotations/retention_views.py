@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from annotations.retention import MAX_RETENTION_DAYS, dataset_legal_hold_set, dataset_retention_set
 from annotations.selectors import dataset_get_for_user
+from annotations.workbench_views import settings_page_render
 from workflow_site.access import Role
 
 
@@ -36,7 +37,13 @@ def retention_period_view(request: HttpRequest, dataset_id: int) -> HttpResponse
         days = _days(request.POST.get("retention_days", ""))
         dataset_retention_set(dataset_id=dataset.pk, user=request.user, retention_days=days)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        return settings_page_render(
+            request,
+            dataset,
+            side_errors={"retention": " ".join(exc.messages)},
+            posted={"retention_days": request.POST.get("retention_days", "")},
+            status=400,
+        )
     else:
         messages.success(
             request,
@@ -56,7 +63,13 @@ def legal_hold_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
             dataset_id=dataset.pk, user=request.user, hold=hold, reason=request.POST.get("reason", "")
         )
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        return settings_page_render(
+            request,
+            dataset,
+            side_errors={"legal_hold": " ".join(exc.messages)},
+            posted={"hold_reason": request.POST.get("reason", "")},
+            status=400,
+        )
     else:
         messages.success(
             request,

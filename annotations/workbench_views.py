@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -83,8 +85,34 @@ def workbench_settings_page(request: HttpRequest, dataset_id: int) -> HttpRespon
             elif rescore:
                 messages.info(request, "The open items are being reordered under the new strategy in the background.")
             return redirect("annotations:workbench_settings", dataset_id=dataset.pk)
-    can_change = has_role(request.user, Role.MODEL_ADMIN)
-    status = 400 if request.method == "POST" else 200
+    return settings_page_render(
+        request, dataset, form=form, current=current, status=400 if request.method == "POST" else 200
+    )
+
+
+def settings_page_render(
+    request: HttpRequest,
+    dataset: Any,
+    *,
+    form: QueueSettingsForm | None = None,
+    current: QueueSettings | None = None,
+    side_errors: dict[str, str] | None = None,
+    posted: dict[str, str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The settings page. `side_errors`: a refused side form (stop switch, retention period, legal hold) by
+    name, its error shown beside its field with what was typed (`posted`), answered 400."""
+    current = current or QueueSettings.of(dataset)
+    if form is None:
+        form = QueueSettingsForm(
+            initial={
+                "strategy": current.strategy,
+                "audit_slice_percent": current.audit_slice_percent,
+                "audit_slice_off_reason": current.audit_slice_off_reason,
+                "overlap": current.overlap,
+                "blind_percent": current.blind_percent,
+            }
+        )
     return render(
         request,
         "annotations/workbench_settings.html",
@@ -92,9 +120,11 @@ def workbench_settings_page(request: HttpRequest, dataset_id: int) -> HttpRespon
             "dataset": dataset,
             "form": form,
             "current": current,
-            "can_change": can_change,
+            "can_change": has_role(request.user, Role.MODEL_ADMIN),
             "retention_days": retention_days_of(dataset),
             "max_retention_days": MAX_RETENTION_DAYS,
+            "side_errors": side_errors or {},
+            "posted": posted or {},
         },
         status=status,
     )
@@ -111,7 +141,14 @@ def model_output_switch_view(request: HttpRequest, dataset_id: int) -> HttpRespo
             dataset_id=dataset.pk, user=request.user, off=off, reason=request.POST.get("reason", "")
         )
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        # Beside the reason field, with what was typed: the page is long and a message at its top goes unseen.
+        return settings_page_render(
+            request,
+            dataset,
+            side_errors={"model_output": " ".join(exc.messages)},
+            posted={"reason": request.POST.get("reason", "")},
+            status=400,
+        )
     else:
         messages.success(
             request,

@@ -21,21 +21,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-
-class _AppendOnly(models.Model):
-    class Meta:
-        abstract = True
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        if not self._state.adding:
-            raise ValueError(f"{type(self).__name__} rows are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise ValueError(f"{type(self).__name__} rows are append-only.")
+from governance.append_only import AppendOnlyModel
 
 
-class ChangeEnvelopeVersion(_AppendOnly):
+class ChangeEnvelopeVersion(AppendOnlyModel):
     """One version of a dataset's change envelope, as its author drafted it. Immutable."""
 
     dataset = models.ForeignKey("annotations.Dataset", on_delete=models.PROTECT, related_name="envelope_versions")
@@ -56,7 +45,7 @@ class ChangeEnvelopeVersion(_AppendOnly):
         return f"Change envelope v{self.number} of dataset {self.dataset_id}"
 
 
-class ChangeEnvelopeSignoff(_AppendOnly):
+class ChangeEnvelopeSignoff(AppendOnlyModel):
     """The author's signature on a version, or another model admin's approval of it."""
 
     class Kind(models.TextChoices):
@@ -92,7 +81,7 @@ class ChangeEnvelopeSignoff(_AppendOnly):
         return f"{self.get_kind_display()}: {self.version}"
 
 
-class EnvelopeAssessment(_AppendOnly):
+class EnvelopeAssessment(AppendOnlyModel):
     """A candidate judged clause by clause against an envelope version (governance/envelope.py)."""
 
     model_version = models.ForeignKey(

@@ -6,8 +6,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from governance.append_only import AppendOnlyModel
 
-class AuditEvent(models.Model):
+
+class AuditEvent(AppendOnlyModel):
     """One state change (or login), append-only and chained by hash.
 
     hash = sha256(prev_hash || canonical_json(event fields)). The chain head
@@ -16,6 +18,8 @@ class AuditEvent(models.Model):
     retention can remove an expired payload and leave a tombstone that still
     chains (governance/audit_chain.py, governance/retention.py).
     """
+
+    append_only_name = "Audit events"
 
     seq = models.PositiveBigIntegerField(unique=True, help_text="Position in the chain, from 1, without gaps.")
     created_at = models.DateTimeField(help_text="When the change was recorded (UTC).")
@@ -90,14 +94,6 @@ class AuditEvent(models.Model):
     @property
     def is_tombstone(self) -> bool:
         return self.tombstoned_at is not None
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        if not self._state.adding:
-            raise ValueError("Audit events are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise ValueError("Audit events are append-only.")
 
 
 class AuditChainHead(models.Model):
@@ -402,7 +398,7 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.name})"
 
 
-class AuditCheckpoint(models.Model):
+class AuditCheckpoint(AppendOnlyModel):
     """A signed Merkle tree head over the first `tree_size` audit events (issue 10, point 1).
 
     The hash chain alone cannot tell a rewritten trail from a genuine one: whoever can
@@ -412,6 +408,8 @@ class AuditCheckpoint(models.Model):
     an exported copy kept elsewhere holds even if the checkpoint rows are deleted too.
     Append-only, like the events (triggers in migration 0014).
     """
+
+    append_only_name = "Audit checkpoints"
 
     tree_size = models.PositiveBigIntegerField(unique=True, help_text="How many events (seq 1..tree_size) it covers.")
     root_hash = models.CharField(max_length=64, help_text="RFC 9162 Merkle tree head over the events' hashes (hex).")
@@ -428,16 +426,8 @@ class AuditCheckpoint(models.Model):
     def __str__(self) -> str:
         return f"checkpoint at {self.tree_size} events ({self.root_hash[:12]}…)"
 
-    def save(self, *args: object, **kwargs: object) -> None:
-        if not self._state.adding:
-            raise ValueError("Audit checkpoints are append-only.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise ValueError("Audit checkpoints are append-only.")
-
-
-class DocumentNarrative(models.Model):
+class DocumentNarrative(AppendOnlyModel):
     """One version of the narrative a model admin writes for a model card or a datasheet (issue 10, point 8).
 
     The generated sections of both documents come from registry facts; these are the parts only a
@@ -446,6 +436,8 @@ class DocumentNarrative(models.Model):
     migration 0022). A version becomes the document's text once its author has signed it (meaning
     "authored"); until then it is a draft. The signatures are DocumentNarrativeSignature rows.
     """
+
+    append_only_name = "Narrative versions"
 
     class Document(models.TextChoices):
         MODEL_CARD = "model_card", "Model card"
@@ -506,34 +498,20 @@ class DocumentNarrative(models.Model):
     def __str__(self) -> str:
         return f"{self.document} narrative v{self.version}"
 
-    def save(self, *args: object, **kwargs: object) -> None:
-        if not self._state.adding:
-            raise ValueError("Narrative versions are append-only; write a new version instead.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise ValueError("Narrative versions are append-only.")
-
-
-class DocumentNarrativeSignature(models.Model):
+class DocumentNarrativeSignature(AppendOnlyModel):
     """A signature on one narrative version (authored by its writer; reviewed by a second model admin).
 
     Kept apart from the narrative so the narrative row never changes when it is signed; append-only too.
     """
+
+    append_only_name = "Narrative signatures"
 
     narrative = models.ForeignKey(DocumentNarrative, on_delete=models.PROTECT, related_name="signatures")
     signature = models.OneToOneField(Signature, on_delete=models.PROTECT, related_name="+")
 
     def __str__(self) -> str:
         return f"signature {self.signature_id} on narrative {self.narrative_id}"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        if not self._state.adding:
-            raise ValueError("Narrative signatures are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
-        raise ValueError("Narrative signatures are append-only.")
 
 
 # The change envelope's tables live in their own module (this one would pass ~400 lines); imported here so

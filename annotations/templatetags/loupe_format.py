@@ -42,6 +42,23 @@ def as_json(value: object) -> str:
 
 
 @register.filter
+def plain_value(value: object) -> str:
+    """A structured value in words for a table cell (the template escapes it): numbers rounded to 3 decimals,
+    lists joined with commas, mappings as "key: value; ...", nothing as —. For the envelope's clauses."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if value == value else "—"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain_value(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {plain_value(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+@register.filter
 def reveal(value: object) -> str:
     """Show an identifier or user value with invisible characters made visible (defect 20).
 

@@ -56,7 +56,7 @@ def _append(n: int) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from governance.audit_chain import chain_hash, event_fields, to_json_value
+    from governance.audit_chain import PAYLOAD_DIGEST_SCHEME, chain_hash, event_fields, payload_digest, to_json_value
     from governance.models import AuditChainHead, AuditEvent
 
     head = AuditChainHead.objects.get_or_create(singleton=True)[0]
@@ -77,7 +77,9 @@ def _append(n: int) -> None:
                 before=to_json_value({"label": "benign"}),
                 after=to_json_value({"label": "malignant", "confidence": 0.73}),
                 prev_hash=prev,
+                hash_scheme=PAYLOAD_DIGEST_SCHEME,  # as audit_record writes every event now (retention, issue 10)
             )
+            event.payload_sha256 = payload_digest(event.before, event.after, event.reason)
             event.hash = chain_hash(prev, event_fields(event))
             prev = event.hash
             batch.append(event)

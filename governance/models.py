@@ -117,8 +117,10 @@ class AuditChainHead(models.Model):
         constraints = [models.CheckConstraint(condition=Q(singleton=True), name="audit_head_singleton")]
 
 
-class Signature(models.Model):
-    """An electronic signature (21 CFR Part 11 §11.50): who, when, meaning, what."""
+class Signature(AppendOnlyModel):
+    """An electronic signature (21 CFR Part 11 §11.50): who, when, meaning, what. Append-only (migration 0023)."""
+
+    append_only_name = "Signatures"
 
     class Meaning(models.TextChoices):
         # What the signer vouches for (§11.50(a)(3)). Stored values never change: "rollback" is the

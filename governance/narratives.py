@@ -35,6 +35,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from annotations.models import Dataset
 from governance.audit import audit_record
 from governance.audit_chain import canonical_json
 from governance.models import DocumentNarrative, DocumentNarrativeSignature, Signature
@@ -177,6 +178,7 @@ def narrative_write(
     # A wrong password is recorded against the document (the version it would have been is rolled back).
     with signing_attempt(user=user, object_type=document, object_id=subject.pk, dataset_id=subject.dataset_id):
         with transaction.atomic():
+            _dataset_lock(subject.dataset_id)
             versions = DocumentNarrative.objects.filter(document=document, **_subject_filter(document, subject))
             number = (versions.aggregate(last=Max("version"))["last"] or 0) + 1
             try:
@@ -228,6 +230,9 @@ def narrative_sign(*, user: AbstractBaseUser, narrative: DocumentNarrative, mean
         raise ValidationError({"meaning": "Sign as author or as reviewer."})
     with signing_attempt(user=user, object_type=RECORD_TYPE, object_id=narrative.pk, dataset_id=narrative.dataset_id):
         with transaction.atomic():
+            # Two signings at once (a double click, two tabs) or a signing beside a new version would both pass
+            # the checks below: the dataset row (first in the lock order) makes them take turns.
+            _dataset_lock(narrative.dataset_id)
             subject = _subject_of(narrative)
             signed = set(
                 DocumentNarrativeSignature.objects.filter(narrative=narrative).values_list(
@@ -255,6 +260,10 @@ def narrative_sign(*, user: AbstractBaseUser, narrative: DocumentNarrative, mean
                 if (Signature.Meaning.REVIEWED, user.pk) in signed:
                     raise ValidationError({"meaning": "You have reviewed this version already."})
             return _sign(narrative=narrative, subject=subject, user=user, meaning=meaning, password=password)
+
+
+def _dataset_lock(dataset_id: int) -> None:
+    Dataset.objects.select_for_update(no_key=True).filter(pk=dataset_id).values_list("pk", flat=True).first()
 
 
 def narrative_shown(versions: Any) -> DocumentNarrative | None:

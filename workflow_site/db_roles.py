@@ -43,6 +43,7 @@ APPEND_ONLY_TABLES = (
     "governance_envelopeassessment",
     "governance_documentnarrative",
     "governance_documentnarrativesignature",
+    "governance_signature",
 )
 # The one UPDATE retention makes of an audit event (a tombstone, governance/retention.py): these columns only,
 # and the event's trigger still refuses anything but emptying an expired payload.

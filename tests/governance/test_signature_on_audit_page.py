@@ -39,3 +39,19 @@ def test_the_batch_hashers_agree_with_the_one_record_hashers(trained_dataset):
         ids = [str(pk) for pk in apps.get_model(model[record_type]).objects.values_list("pk", flat=True)]
         assert ids
         assert _BATCH_HASHERS[record_type](ids + ["999999"]) == {i: _HASHERS[record_type](i) for i in ids}
+
+
+def test_a_signature_row_cannot_be_rewritten_to_match_a_changed_record(trained_dataset):
+    # Were it writable, setting record_hash to a changed record's new hash would make the change verify again.
+    import pytest
+    from django.db import DatabaseError, connection, transaction
+
+    from governance.models import Signature
+
+    signature = Signature.objects.filter(record_type="model_version").first()
+    with pytest.raises(ValueError, match="append-only"):
+        signature.save()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE governance_signature SET record_hash = %s WHERE id = %s", ["0" * 64, signature.pk])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM governance_signature WHERE id = %s", [signature.pk])

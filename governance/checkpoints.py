@@ -36,6 +36,7 @@ from governance.merkle import EMPTY_ROOT, TreeBuilder
 from governance.models import AuditCheckpoint, AuditEvent
 from governance.parallel_verify import chain_walk_parallel, parallel_possible
 from governance.selectors import chain_head
+from governance.tombstone_audit import tombstone_problems
 
 CHECKPOINT_ACTION = "audit.checkpoint_created"
 VERIFIED_ACTION = "audit.verified"
@@ -232,6 +233,9 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None, jobs
                 f"the checkpoint at {size} events recorded by event #{seq} is missing from the checkpoint table"
                 " (deleted)"
             )
+    if result.tombstones:
+        # The chain verifies after any payload removal (hash scheme 2): each one must be retention's own.
+        result.problems += tombstone_problems(up_to_seq=verified_up_to)
     for document in exported:
         name = f"exported checkpoint ({document.tree_size} events, {document.statement.get('created_at')})"
         problem = _signature_problem(document.statement, document.signature, document.public_key, trusted)

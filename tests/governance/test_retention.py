@@ -306,7 +306,25 @@ def test_the_database_allows_the_tombstone_update_and_refuses_every_other(kept_3
     assert _refused(_tombstone_sql(), [now + timedelta(days=1), target.seq])  # nor tombstoned twice
     legacy = _append_legacy_event(dataset_id=kept_30_days.pk)
     assert _refused(_tombstone_sql(), [now, legacy.seq])  # a scheme-1 event cannot lose its payload
-    assert audit_trail_verify().ok
+    # The chain still verifies (scheme 2), but no retention run accounts for this tombstone: verification fails.
+    result = audit_trail_verify()
+    assert result.chain_break is None and not result.ok
+    assert f"event #{target.seq}" in result.problems[0] and "no retention run records it" in result.problems[0]
+
+
+def test_a_tombstone_made_outside_retention_fails_verification_naming_it(kept_30_days):
+    retention_apply(now=timezone.now() + LATER)
+    assert audit_trail_verify().ok  # retention's own tombstones are accounted for by its runs
+    with transaction.atomic():
+        audit_record(actor=None, action="promotion.approved", dataset_id=kept_30_days.pk, reason="override: why")
+    fresh = AuditEvent.objects.order_by("-seq").first()
+    with transaction.atomic():
+        _raw(_tombstone_sql(), [timezone.now(), fresh.seq])  # as the application role could
+
+    result = audit_trail_verify()
+
+    assert result.chain_break is None and not result.ok
+    assert any(f"event #{fresh.seq} (promotion.approved)" in p for p in result.problems)
 
 
 # --- items ---------------------------------------------------------------------------------------------------

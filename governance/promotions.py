@@ -385,8 +385,13 @@ def promotion_decide(
             )
     except EnvelopeRefused as refused:
         # The decision rolled back; the refused approval is recorded on its own.
-        _envelope_refusal_record(user=user, assessment=refused.assessment, act="approve")
-        raise
+        assessment = refused.assessment
+        if not EnvelopeAssessment.objects.filter(pk=assessment.pk).exists():
+            # Judged again under the lock (the champion or the envelope had moved) and rolled back with the
+            # decision: judge it once more and keep that, so the refusal names an assessment that exists.
+            assessment = envelope_check(model_version=assessment.model_version, actor=user)
+        _envelope_refusal_record(user=user, assessment=assessment, act="approve")
+        raise EnvelopeRefused(assessment) from None
     except SelfDecisionRefused:
         # The decision rolled back; the refused attempt is recorded on its own, as a failed signature is.
         with transaction.atomic():

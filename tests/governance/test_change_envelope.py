@@ -492,3 +492,37 @@ def test_the_database_refuses_edits_and_a_tampered_version_fails_its_signature_c
     assert [signature_verify(s.signature).status for s in signoffs] == ["record_changed", "record_changed"]
     page = login(auditor).get(reverse("governance:envelope", args=[dataset.pk])).content.decode()
     assert page.count('data-signature-check="record_changed"') == 2
+
+
+def test_a_refusal_judged_under_the_lock_names_an_assessment_that_exists(
+    trained_dataset, candidate, model_admin, model_admin2, monkeypatch
+):
+    # The champion seems to move between the judgement before the locks and the one under them: the envelope is
+    # judged again inside the decision's transaction, which the refusal rolls back, that assessment with it.
+    from governance import promotions
+
+    _active(trained_dataset, model_admin, model_admin2, PERMISSIVE)
+    pending = promotion_request_create(
+        model_version=candidate, user=model_admin, reason="within v1", acknowledge_regressions=True, password=PASSWORD
+    )
+    _active(trained_dataset, model_admin2, model_admin, _with(algorithms={"torch_mlp": {}}), "torch only")
+    real, calls = promotions.current_champion, []
+
+    def moving(dataset_id):  # type: ignore[no-untyped-def]
+        calls.append(dataset_id)
+        return None if len(calls) == 1 else real(dataset_id)
+
+    monkeypatch.setattr(promotions, "current_champion", moving)
+    with pytest.raises(EnvelopeRefused):
+        promotion_decide(
+            request_id=pending.pk,
+            user=model_admin2,
+            approve=True,
+            password=PASSWORD,
+            reason="ok",
+            acknowledge_regressions=True,
+            override_reason="gates aside",
+        )
+
+    event = AuditEvent.objects.get(action="promotion.substantial_change_refused")
+    assert EnvelopeAssessment.objects.filter(pk=event.after["assessment"], substantial_change=True).exists()

@@ -45,14 +45,10 @@ def parallel_possible(jobs: int) -> bool:
 
 def chain_walk_parallel(*, jobs: int, head: tuple[int, str], checkpoint_action: str) -> SegmentWalk:
     """The whole chain walked in `jobs` processes; the result as one walk would give it (up to the first break)."""
-    size = max(1, -(-head[0] // jobs))  # ceiling: every event in one segment
-    starts = list(range(0, head[0], size)) or [0]
-    # The last segment reads to the end of the table, not to the head's seq, and checks it ends at the head:
-    # events left beyond a head moved back are found, as one walk finds them.
-    tasks = [
-        (after, None if after == starts[-1] else after + size, head if after == starts[-1] else None, checkpoint_action)
-        for after in starts
-    ]
+    head_seq = head[0]
+    size = -(-head_seq // jobs)  # ceiling: every event in one segment
+    bounds = [(start, min(start + size, head_seq)) for start in range(0, head_seq, size)]
+    tasks = [(after, up_to, head if up_to == head_seq else None, checkpoint_action) for after, up_to in bounds]
     connections.close_all()  # no child may share the parent's connection
     with multiprocessing.get_context("fork").Pool(len(tasks)) as pool:
         parts = pool.map(_segment, tasks)
@@ -65,10 +61,12 @@ def chain_walk_parallel(*, jobs: int, head: tuple[int, str], checkpoint_action: 
         if part.chain_break is not None:
             whole.chain_break = part.chain_break
             break
+    if not tasks:  # an empty trail: only the head can be wrong
+        _, whole.chain_break = verify_chain(iter(()), head=head)
     return whole
 
 
-def _segment(task: tuple[int, int | None, tuple[int, str] | None, str]) -> SegmentWalk:
+def _segment(task: tuple[int, int, tuple[int, str] | None, str]) -> SegmentWalk:
     after, up_to, head, checkpoint_action = task
     middle = head is None
     walk = SegmentWalk()
@@ -78,7 +76,7 @@ def _segment(task: tuple[int, int | None, tuple[int, str] | None, str]) -> Segme
     if start_hash is None:
         walk.chain_break = ChainBreak(after, f"event #{after} is missing")
         return walk
-    if head is None and up_to is not None:  # a middle segment must end exactly at up_to, with the hash stored there
+    if head is None:  # a middle segment must end exactly at up_to, with the hash stored there
         end_hash = _stored_hash_of(up_to)
         head = (up_to, end_hash or "")
 

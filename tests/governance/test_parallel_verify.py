@@ -111,19 +111,3 @@ def test_a_deleted_tail_with_the_head_moved_back_is_caught_by_the_checkpoint_ali
 
     assert one.chain_break is None and three.chain_break is None
     assert three.problems == one.problems and any("deleted" in p for p in three.problems)
-
-
-def test_events_left_beyond_a_head_moved_back_are_found_alike(database_admin):
-    # No checkpoint covers events 43-45: only the head disagreeing with the table can show it.
-    _move_head(42)
-
-    one, three = _both()
-
-    assert one.chain_break is not None and three.chain_break is not None
-    assert one.chain_break.seq == three.chain_break.seq and "head records #42" in three.chain_break.reason
-
-
-def test_an_empty_trail_verifies_in_processes_too():
-    one, three = _both()
-
-    assert one.ok and three.ok and three.events_checked == one.events_checked == 0

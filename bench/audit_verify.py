@@ -7,8 +7,7 @@ audit_record computes them), written in bulk in `--checkpoints` stages with a
 checkpoint after each, so what is timed is what a site with that history would run:
 making a checkpoint (the Merkle root over every event's hash, the links since the
 previous checkpoint), the chain walk alone, the full verification (chain + every
-checkpoint's signature and root, one pass), the same in 2 and 4 processes on PostgreSQL
-(`verify_audit --jobs`), and proofs against the newest checkpoint.
+checkpoint's signature and root, one pass), and proofs against the newest checkpoint.
 """
 
 from __future__ import annotations
@@ -124,17 +123,6 @@ def run(n_events: int, n_checkpoints: int, connection) -> None:  # type: ignore[
         f"  chain + {result.checkpoints_checked} checkpoints: {full_s:.1f}s,"
         f" {result.events_checked / full_s:,.0f} events/s ({(full_s / chain_s - 1) * 100:+.0f}% on the chain alone)"
     )
-
-    if connection.vendor == "postgresql":
-        for jobs in (2, 4):
-            started = time.perf_counter()
-            parallel = audit_trail_verify(jobs=jobs)
-            jobs_s = time.perf_counter() - started
-            assert parallel.ok and parallel.events_checked == result.events_checked, (parallel.chain_break, jobs)
-            print(
-                f"  chain + checkpoints, {jobs} processes (verify_audit --jobs {jobs}): {jobs_s:.1f}s,"
-                f" {parallel.events_checked / jobs_s:,.0f} events/s ({os.cpu_count()} cores here)"
-            )
 
     started = time.perf_counter()
     proof = audit_inclusion_proof(seq=total // 3, tree_size=checkpoint.tree_size)

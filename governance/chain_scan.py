@@ -110,15 +110,3 @@ def _postgresql_rows(*, after_seq: int, up_to_seq: int | None, batch: int) -> It
         if len(page) < batch:
             return
         last = page[-1][seq_position]
-
-
-def stored_hash_bytes(value: str) -> bytes:
-    """An event's stored hash as the Merkle tree's entry (32 raw bytes).
-
-    A hash altered into something that is not hex still makes a leaf (its text): the
-    chain walk reports that event, and the roots simply stop matching.
-    """
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return value.encode("utf-8", "replace")

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from governance.audit import audit_record
 from governance.audit_chain import ChainBreak, format_timestamp, verify_chain
-from governance.chain_scan import audit_event_rows, stored_hash_bytes
+from governance.chain_scan import audit_event_rows
 from governance.checkpoint_signing import (
     ExportedCheckpoint,
     checkpoint_statement,
@@ -34,7 +34,6 @@ from governance.checkpoint_signing import (
 )
 from governance.merkle import EMPTY_ROOT, TreeBuilder
 from governance.models import AuditCheckpoint, AuditEvent
-from governance.parallel_verify import chain_walk_parallel, parallel_possible
 from governance.selectors import chain_head
 from governance.tombstone_audit import tombstone_problems
 
@@ -44,6 +43,15 @@ VERIFIED_ACTION = "audit.verified"
 
 class CheckpointRefused(Exception):
     """The trail as it stands cannot be signed: it no longer extends the last checkpoint."""
+
+
+def _stored_hash(value: str) -> bytes:
+    # A hash altered into something that is not hex still makes a leaf (its text): the
+    # chain walk reports that event, and the roots simply stop matching.
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return value.encode("utf-8", "replace")
 
 
 def checkpoint_statement_of(checkpoint: AuditCheckpoint) -> dict[str, Any]:
@@ -99,7 +107,7 @@ def _checkpoint_create(key: Any, *, actor: AbstractBaseUser | None, only_if_new:
         for seq, stored in AuditEvent.objects.filter(seq__lte=size).order_by("seq").values_list("seq", "hash"):
             if seq != builder.size + 1:
                 raise CheckpointRefused(f"Event #{builder.size + 1} is missing. Run verify_audit.")
-            builder.append(stored_hash_bytes(stored))
+            builder.append(_stored_hash(stored))
             if previous is not None and builder.size == previous.tree_size:
                 if builder.root().hex() != previous.root_hash:
                     raise CheckpointRefused(
@@ -165,16 +173,13 @@ class TrailVerification:
         return self.chain_break is None and not self.problems
 
 
-def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None, jobs: int = 1) -> TrailVerification:
+def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> TrailVerification:
     """Walk the chain once; recompute every checkpoint's root from the same events as they stream by.
 
     Every checkpoint (stored or exported) must carry a valid signature by a trusted key,
     and the first tree_size events must give its root. Two checkpoints whose roots both
     come out of this one stream of events are consistent (the smaller tree is a prefix
     of the larger): the walk is the consistency check, in O(n) for any number of them.
-
-    `jobs` > 1 walks the chain in that many processes (governance/parallel_verify.py:
-    PostgreSQL, outside a transaction, from a command; otherwise one walk).
     """
     exported = exported or []
     checkpoints = list(AuditCheckpoint.objects.order_by("tree_size"))
@@ -185,7 +190,7 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None, jobs
 
     def stream() -> Any:
         for event in audit_event_rows():
-            builder.append(stored_hash_bytes(event.hash))
+            builder.append(_stored_hash(event.hash))
             if builder.size in wanted:
                 roots[builder.size] = builder.root().hex()
             if event.action == CHECKPOINT_ACTION and isinstance(event.after, dict):
@@ -195,17 +200,7 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None, jobs
             yield event
 
     result = TrailVerification()
-    if parallel_possible(jobs):
-        walk = chain_walk_parallel(jobs=jobs, head=chain_head(), checkpoint_action=CHECKPOINT_ACTION)
-        for entry in walk.hashes:  # the verified events' hashes, in seq order: the same roots as one walk
-            builder.append(entry)
-            if builder.size in wanted:
-                roots[builder.size] = builder.root().hex()
-        recorded.update(walk.recorded)
-        result.tombstones = walk.tombstones
-        result.events_checked, result.chain_break = walk.checked, walk.chain_break
-    else:
-        result.events_checked, result.chain_break = verify_chain(stream(), head=chain_head())
+    result.events_checked, result.chain_break = verify_chain(stream(), head=chain_head())
     verified_up_to = result.events_checked  # roots beyond a chain break are not judged
     broken = result.chain_break is not None
     trusted = trusted_public_keys()

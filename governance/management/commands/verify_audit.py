@@ -26,21 +26,13 @@ class Command(BaseCommand):
             help="An exported checkpoint file (audit_checkpoint --export): its first N events must give its root.",
         )
         parser.add_argument("--no-record", action="store_true", help="Do not log this verification in the trail.")
-        parser.add_argument(
-            "--jobs",
-            type=int,
-            default=1,
-            help="Walk the chain in this many processes (PostgreSQL; one walk elsewhere). About one per core.",
-        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             exported = [exported_checkpoint_read(path) for path in options["checkpoint"]]
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        if options["jobs"] < 1:
-            raise CommandError(f"--jobs must be 1 or more, not {options['jobs']}.")
-        result = audit_trail_verify(exported=exported, jobs=options["jobs"])
+        result = audit_trail_verify(exported=exported)
         if not options["no_record"]:
             audit_verification_record(result=result)
         if result.chain_break is not None:

@@ -15,7 +15,12 @@ from rest_framework.views import APIView
 from annotations.imports import import_batch_upload
 from annotations.models import ImportBatch, LabelClass, Review
 from annotations.queue import queue_next_item
-from annotations.selectors import batch_get, dataset_get_for_user, datasets_for_user, item_get_for_user
+from annotations.selectors import (
+    batch_get,
+    dataset_get_for_user,
+    datasets_for_user,
+    item_answer_target_for_user,
+)
 from annotations.services import ReviewAnswer, review_submit
 from governance.audit import ReadPurpose, data_access_record
 from workflow_site.access import REVIEW_ROLES, Role
@@ -149,21 +154,28 @@ class ReviewCreateApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request: Request, item_id: int) -> Response:
-        item = item_get_for_user(user=request.user, pk=item_id, roles=REVIEW_ROLES, related=())
+        # The access check comes first (a 403 before any 400); it reads the label named in the body
+        # in the same query, since every answer names one.
+        label_hint = _label_name_hint(request.data)
+        dataset_id, label = item_answer_target_for_user(
+            user=request.user, pk=item_id, roles=REVIEW_ROLES, label_name=label_hint
+        )
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        label = None
         if data.validated_data["uncertain"] and (data.validated_data["skip"] or data.validated_data.get("label")):
             raise ValidationError({"uncertain": "An 'uncertain' answer has no label and is not a skip."})
-        if not data.validated_data["skip"] and not data.validated_data["uncertain"]:
+        if data.validated_data["skip"] or data.validated_data["uncertain"]:
+            label = None
+        else:
             name = data.validated_data.get("label")
             if not name:
                 raise ValidationError({"label": "Give a label, or set skip to true."})
-            label = LabelClass.objects.filter(dataset_id=item.dataset_id, name=name).first()
+            if name != label_hint:  # the serializer read the body differently from the hint: look it up
+                label = LabelClass.objects.filter(dataset_id=dataset_id, name=name).order_by().first()
             if label is None:
                 raise ValidationError({"label": f"Unknown label {name!r} for this dataset."})
         review = review_submit(
-            item_id=item.pk,
+            item_id=item_id,
             reviewer=request.user,
             answer=ReviewAnswer(
                 label=label,
@@ -175,6 +187,12 @@ class ReviewCreateApi(APIView):
             ),
         )
         return Response(self.OutputSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+def _label_name_hint(data: object) -> str | None:
+    """The label name in an answer's body as the input serializer will read it (stripped), when it is a string."""
+    value = data.get("label") if isinstance(data, dict) else None
+    return value.strip() if isinstance(value, str) else None
 
 
 class ImportBatchOutputSerializer(serializers.Serializer):

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from annotations.counters import LABELLED_AT_IMPORT, STATE, dataset_counts
-from annotations.models import Dataset, DatasetMembership, GoldLabel, ImportBatch, Item, Review
+from annotations.models import Dataset, DatasetMembership, GoldLabel, ImportBatch, Item, LabelClass, Review
+from workflow_site import sql_rows
 from workflow_site.access import (
     NOT_IN_YOUR_DATASETS,
     AnyUser,
     Role,
     has_role,
     missing_record,
-    require_dataset_access,
     require_role,
 )
 
@@ -37,12 +38,22 @@ def dataset_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> 
     not touch is a 403.
     """
     require_role(user, *roles)
-    try:
-        dataset = Dataset.objects.get(pk=pk)
-    except Dataset.DoesNotExist as exc:
-        raise missing_record(user, roles, "dataset") from exc
-    require_dataset_access(user, dataset, roles)
-    return dataset
+    reads_every_dataset = Role.AUDITOR in roles and has_role(user, Role.AUDITOR)
+    # The membership is asked in the dataset's own statement, written as SQL: every review step
+    # asks for the dataset, and the ORM's query building would cost more than the answer.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {sql_rows.columns(Dataset, 'd')}, EXISTS(SELECT 1 FROM {sql_rows.table(DatasetMembership)} m"
+            f" WHERE m.dataset_id = d.id AND m.user_id = %s) FROM {sql_rows.table(Dataset)} d WHERE d.id = %s",
+            [user.pk, pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise missing_record(user, roles, "dataset")
+    dataset_values, (is_member,) = sql_rows.split(row, Dataset)
+    if not reads_every_dataset and not is_member:
+        raise PermissionDenied(NOT_IN_YOUR_DATASETS)
+    return sql_rows.build(Dataset, dataset_values)
 
 
 def item_get_for_user(
@@ -74,6 +85,39 @@ def item_get_for_user(
     if not reads_every_dataset and not item.user_is_member:
         raise PermissionDenied(NOT_IN_YOUR_DATASETS)
     return item
+
+
+def item_answer_target_for_user(
+    *, user: AnyUser, pk: int, roles: tuple[Role, ...], label_name: str | None
+) -> tuple[int, LabelClass | None]:
+    """The dataset id of the item an answer is for, and the dataset's label called `label_name`.
+
+    The access rule is item_get_for_user's, asked in the same single query that
+    reads the label (the review loop runs this on every answer; the answer
+    itself locks and reads the item). The label is None when `label_name` is
+    None or names no label of the item's dataset; it carries its id, dataset
+    and name (its other fields load if asked for).
+    """
+    require_role(user, *roles)
+    reads_every_dataset = Role.AUDITOR in roles and has_role(user, Role.AUDITOR)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.dataset_id, EXISTS(SELECT 1 FROM {sql_rows.table(DatasetMembership)} m"
+            " WHERE m.dataset_id = i.dataset_id AND m.user_id = %s),"
+            f" (SELECT l.id FROM {sql_rows.table(LabelClass)} l WHERE l.dataset_id = i.dataset_id AND l.name = %s)"
+            f" FROM {sql_rows.table(Item)} i WHERE i.id = %s",
+            [user.pk, label_name, pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise missing_record(user, roles, "item")
+    dataset_id, is_member, label_id = row
+    if not reads_every_dataset and not is_member:
+        raise PermissionDenied(NOT_IN_YOUR_DATASETS)
+    label = None
+    if label_id is not None:
+        label = LabelClass.from_db(connection.alias, ["id", "dataset_id", "name"], [label_id, dataset_id, label_name])
+    return dataset_id, label
 
 
 def batch_get(*, dataset: Dataset, pk: int) -> ImportBatch:

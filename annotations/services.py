@@ -19,6 +19,7 @@ from django.utils import timezone
 from annotations.consensus import AnswerRow, consensus
 from annotations.counters import GOLD, STATE, counts_add
 from annotations.imports import ImportRejected, import_batch_create, item_content_hash
+from annotations.item_rows import item_lock_with_dataset
 from annotations.models import Dataset, GoldLabel, Item, LabelClass, Review
 from annotations.queue import selection_for
 from annotations.reason_codes import reason_code_for_answer
@@ -213,11 +214,7 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
     now = timezone.now()
     with transaction.atomic():
         # Lock only the item row (PostgreSQL would otherwise lock the joined rows too).
-        item = (
-            Item.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("dataset", "predicted_label")
-            .get(pk=item_id)
-        )
+        item = item_lock_with_dataset(item_id)
         _check_lease(item, reviewer, now)
         if answer.label is not None and answer.label.dataset_id != item.dataset_id:
             raise ValidationError({"label": "That label does not belong to this dataset."})

@@ -31,6 +31,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20000)
     parser.add_argument("--answers", type=int, default=300)
     parser.add_argument("--strategies", default="least_confidence")
+    parser.add_argument(
+        "--api", action="store_true", help="answer through the REST API with a token (as bench/side_by_side.py does)"
+    )
+    parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cProfile)")
     args = parser.parse_args()
 
     import django
@@ -42,12 +46,12 @@ def main() -> None:
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
-        run(args.items, args.answers, CaptureQueriesContext, connection, args.strategies.split(","))
+        run(args, CaptureQueriesContext, connection)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
-def run(n_items: int, n_answers: int, capture, connection, strategies: list[str]) -> None:  # type: ignore[no-untyped-def]
+def run(args, capture, connection) -> None:  # type: ignore[no-untyped-def]
     import random
 
     from django.contrib.auth.models import Group, User
@@ -57,6 +61,7 @@ def run(n_items: int, n_answers: int, capture, connection, strategies: list[str]
     from workflow_site.celery import app
 
     app.conf.task_always_eager = True
+    n_items, n_answers, strategies = args.items, args.answers, args.strategies.split(",")
     dataset = Dataset.objects.create(name="Bench", slug="bench")
     for i, name in enumerate(["a", "b", "c"]):
         Feature.objects.create(dataset=dataset, position=i, name=name, dtype="float", normal_min=0, normal_max=1)
@@ -113,6 +118,11 @@ def run(n_items: int, n_answers: int, capture, connection, strategies: list[str]
 
     client = Client()
     client.force_login(user)
+    if args.api:
+        from governance.credentials import api_token_create
+
+        _, secret = api_token_create(user=user, name="bench", days=1)
+        client = Client(HTTP_AUTHORIZATION=f"Token {secret}")
     from annotations import queue
     from annotations.workbench import queue_priorities_recompute
 
@@ -132,29 +142,61 @@ def run(n_items: int, n_answers: int, capture, connection, strategies: list[str]
                 cursor.execute("VACUUM ANALYZE annotations_item")
         queue.queue_random.random = lambda draw=draw: draw  # type: ignore[method-assign]
         print(f"\n{strategy}: {rescored} open items rescored in {rescore_s:.1f}s")
-        _answers(client, dataset, user, n_answers, capture, connection)
+        step = _api_step if args.api else _page_step
+        _answers(client, dataset, user, n_answers, capture, connection, step, args.profile)
 
 
-def _answers(client, dataset, user, n_answers: int, capture, connection) -> None:  # type: ignore[no-untyped-def]
+def _page_step(client, dataset, item):  # type: ignore[no-untyped-def]
+    """The review page: one htmx POST answers and returns the next card."""
+    from django.urls import reverse
+
+    url = reverse("annotations:review_submit", args=[dataset.pk, item.pk])
+    data = {"label": "no", "shown_prediction": item.prediction_id, "action": "submit"}
+    response = client.post(url, data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200, response.status_code
+
+
+def _api_step(client, dataset, item):  # type: ignore[no-untyped-def]
+    """The API: POST the answer, then GET the next item (two requests, as the client workload does)."""
+    response = client.post(
+        f"/api/items/{item.pk}/reviews/",
+        {"label": "no", "shown_prediction_id": item.prediction_id},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, (response.status_code, response.content[:300])
+    response = client.get(f"/api/datasets/{dataset.pk}/next-item/")
+    assert response.status_code == 200, response.status_code
+
+
+def _answers(client, dataset, user, n_answers: int, capture, connection, step, profile: int) -> None:  # type: ignore[no-untyped-def]
+    import cProfile
+    import pstats
+
     from django.urls import reverse
 
     from annotations.models import Item
 
-    client.get(reverse("annotations:review", args=[dataset.pk]))
-    timings, queries = [], []
+    if step is _page_step:
+        client.get(reverse("annotations:review", args=[dataset.pk]))
+    else:
+        client.get(f"/api/datasets/{dataset.pk}/next-item/")
+    timings, queries, cpu = [], [], []
     slowest: dict[str, float] = {}
+    profiler = cProfile.Profile() if profile else None
     for _ in range(n_answers):
         # no ORDER BY: the held item by item_lease, not a walk of the dataset's id index
         item = next(iter(Item.objects.filter(leased_to=user, queue_state="open").order_by()[:1]), None)
         if item is None:
             break
-        url = reverse("annotations:review_submit", args=[dataset.pk, item.pk])
-        data = {"label": "no", "shown_prediction": item.prediction_id, "action": "submit"}
         with capture(connection) as ctx:
-            t0 = time.perf_counter()
-            response = client.post(url, data, HTTP_HX_REQUEST="true")
+            if profiler is not None:
+                profiler.enable()
+            t0, c0 = time.perf_counter(), time.process_time()
+            step(client, dataset, item)
             timings.append((time.perf_counter() - t0) * 1000)
-        assert response.status_code == 200, response.status_code
+            cpu.append((time.process_time() - c0) * 1000)
+            if profiler is not None:
+                profiler.disable()
         queries.append(len(ctx.captured_queries))
         for query in ctx.captured_queries:
             key = query["sql"][:90]
@@ -169,9 +211,21 @@ def _answers(client, dataset, user, n_answers: int, capture, connection) -> None
         f"p95 {pct(0.95):.1f} ms, p99 {pct(0.99):.1f} ms, max {timings[-1]:.1f} ms; "
         f"queries per step {min(queries)}–{max(queries)}"
     )
+    sql_ms = sum(slowest.values()) / len(timings)
+    print(
+        f"per step: this process's CPU {statistics.mean(cpu):.1f} ms (Django and the test client), "
+        f"SQL {sql_ms:.1f} ms (round trips, as the driver saw them)"
+    )
     print("costliest queries (mean ms per step):")
     for sql, total in sorted(slowest.items(), key=lambda kv: -kv[1])[:4]:
         print(f"  {total / len(timings):6.2f}  {sql}")
+    if profiler is not None:
+        profiler.dump_stats("review_loop.prof")  # for snakeviz or pstats
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(profile)
+        ours = r"/(annotations|governance|models_app|workflow_site)/"
+        stats.sort_stats("cumulative").print_stats(ours, profile)
+        stats.sort_stats("tottime").print_stats(profile)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.http import Http404
 
 # Whoever is making the request: a signed-in user or the anonymous one.
@@ -49,9 +50,26 @@ def user_roles(user: AnyUser) -> frozenset[str]:
         return frozenset()
     cached = getattr(user, "_loupe_roles", None)
     if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
+        cached = frozenset(_group_names(user.pk))
         user._loupe_roles = cached  # type: ignore[union-attr]
     return cached
+
+
+def _group_names(user_id: int) -> list[str]:
+    """`user.groups.values_list("name")` as plain SQL: every request asks, and the ORM's query building
+    costs more than the database's answer (workflow_site/sql_rows.py)."""
+    from django.contrib.auth.models import Group, User
+
+    through = User.groups.through._meta
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT g.name FROM {quote(Group._meta.db_table)} g JOIN {quote(through.db_table)} ug"
+            f" ON ug.{quote(through.get_field('group').column)} = g.id"
+            f" WHERE ug.{quote(through.get_field('user').column)} = %s",
+            [user_id],
+        )
+        return [name for (name,) in cursor.fetchall()]
 
 
 def has_role(user: AnyUser, *roles: Role) -> bool:

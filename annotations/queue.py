@@ -41,11 +41,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from annotations.item_rows import item_joins, item_select_columns, items_from_rows
@@ -133,7 +134,7 @@ class _Lease:
 
 
 def _claim_postgresql(
-    candidates: QuerySet[Item],
+    candidates: _Candidates,
     *,
     dataset: Dataset,
     state: str,
@@ -144,13 +145,12 @@ def _claim_postgresql(
     """The item `reviewer` holds, or else the first free candidate leased to them, in one statement; None when
     they hold none and none is free. The item comes back with its label and batch (annotations/item_rows.py).
 
-    The candidate subquery is Django's SQL for `candidates` with the row lock
-    appended: Django only compiles `select_for_update()` inside a transaction,
-    and this statement needs none (autocommit). When the reviewer holds an item
+    The candidate subquery is `candidates` with the row lock appended (the
+    statement runs in autocommit: it needs no transaction). When the reviewer holds an item
     (`held`, by the item_lease index) nothing is claimed and that item is
     returned. An item with no prediction is never blind (there is nothing to hide).
     """
-    sub_sql, sub_params = candidates.values_list("pk", flat=True)[:1].query.sql_with_params()
+    sub_sql, sub_params = f"{candidates.sql} LIMIT 1", candidates.params
     lock = connection.ops.for_update_sql(skip_locked=True, no_key=True)
     table = connection.ops.quote_name(Item._meta.db_table)
     with connection.cursor() as cursor:
@@ -182,6 +182,58 @@ def _free(now: datetime, reviewer: AbstractBaseUser) -> Q:
     )
 
 
+# Serving orders, each one index range scan: item_queue (dataset, queue_state, queue_priority, id), and the
+# audit slice's partial item_audit_slice (dataset, random_key) WHERE queue_state = 'open'.
+_BY_PRIORITY = "i.queue_priority ASC NULLS LAST, i.id"
+_AT_RANDOM = "i.random_key, i.id"
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """The free items of one queue in serving order, as SQL `SELECT i.id … ORDER BY …` (no LIMIT).
+
+    Plain SQL, not a queryset: the claim runs on every card, and building this
+    query through the ORM (a filter, an EXISTS, an ordering) cost more CPU than
+    the database spent answering it.
+    """
+
+    sql: str
+    params: list[Any]
+
+
+def _candidates(
+    *,
+    dataset: Dataset,
+    state: str,
+    reviewer: AbstractBaseUser,
+    now: datetime,
+    order: str,
+    skips_return_after: datetime | None,
+) -> _Candidates:
+    """Items of `dataset` in `state`, free for `reviewer` (see _free), none that `reviewer` answered, in `order`.
+
+    With `skips_return_after`, an item `reviewer` skipped before that moment counts as not answered.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    answered, answered_params = "", []
+    if skips_return_after is not None:
+        answered, answered_params = (
+            " AND (r.decision <> %s OR r.created_at > %s)",
+            [
+                Review.Decision.SKIP.value,
+                adapt(skips_return_after),
+            ],
+        )
+    item, review = connection.ops.quote_name(Item._meta.db_table), connection.ops.quote_name(Review._meta.db_table)
+    return _Candidates(
+        sql=f"SELECT i.id FROM {item} i WHERE i.dataset_id = %s AND i.queue_state = %s AND i.purged_at IS NULL"
+        " AND (i.leased_to_id IS NULL OR i.lease_expires_at <= %s OR i.leased_to_id = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {review} r WHERE r.item_id = i.id AND r.reviewer_id = %s{answered})"
+        f" ORDER BY {order}",
+        params=[dataset.pk, state, adapt(now), reviewer.pk, reviewer.pk, *answered_params],
+    )
+
+
 def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedItem | None:
     """The open item this reviewer should review now, leased to them; None when the queue is empty."""
     now = timezone.now()
@@ -189,25 +241,27 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
         held = _held_item(dataset, reviewer, now, Item.QueueState.OPEN)
         if held is not None:
             return selection_for(held)
+
     # Not an item this reviewer answered; one they skipped comes back to them once
     # LOUPE_SKIP_RETURN_SECONDS have passed (others may take it meanwhile): a skip means
     # "not now", and leaving it to others alone would drain hard items onto a few people.
-    skipped_lately = Q(decision=Review.Decision.SKIP, created_at__gt=now - timedelta(seconds=SKIP_RETURN_SECONDS))
-    already_answered = Review.objects.filter(item=OuterRef("pk"), reviewer=reviewer).filter(
-        ~Q(decision=Review.Decision.SKIP) | skipped_lately
-    )
-    open_items = (
-        Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.OPEN)
-        .filter(_free(now, reviewer))
-        .exclude(Exists(already_answered))
-    )
+    def open_items(order: str) -> _Candidates:
+        return _candidates(
+            dataset=dataset,
+            state=Item.QueueState.OPEN,
+            reviewer=reviewer,
+            now=now,
+            order=order,
+            skips_return_after=now - timedelta(seconds=SKIP_RETURN_SECONDS),
+        )
+
     # The stop switch (annotations/oversight.py): no model output shown, and no model order either.
     model_off = dataset.model_output_off_since is not None
     blind = queue_random.random() * 100 < dataset.blind_percent or model_off
     until = now + timedelta(seconds=settings.LOUPE_LEASE_SECONDS)
     if queue_random.random() * 100 < dataset.audit_slice_percent or model_off:
         claimed = _claim(
-            open_items.order_by("random_key", "id"),
+            open_items(_AT_RANDOM),
             dataset=dataset,
             state=Item.QueueState.OPEN,
             reviewer=reviewer,
@@ -217,7 +271,7 @@ def queue_next_item(*, dataset: Dataset, reviewer: AbstractBaseUser) -> QueuedIt
         if claimed is not None:
             return claimed
     return _claim(
-        open_items.order_by(F("queue_priority").asc(nulls_last=True), "id"),
+        open_items(_BY_PRIORITY),
         dataset=dataset,
         state=Item.QueueState.OPEN,
         reviewer=reviewer,
@@ -236,11 +290,13 @@ def adjudication_next_item(*, dataset: Dataset, adjudicator: AbstractBaseUser) -
         held = _held_item(dataset, adjudicator, now, Item.QueueState.ADJUDICATE)
         if held is not None:
             return selection_for(held)
-    candidates = (
-        Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.ADJUDICATE)
-        .filter(_free(now, adjudicator))
-        .exclude(Exists(Review.objects.filter(item=OuterRef("pk"), reviewer=adjudicator)))
-        .order_by(F("queue_priority").asc(nulls_last=True), "id")
+    candidates = _candidates(
+        dataset=dataset,
+        state=Item.QueueState.ADJUDICATE,
+        reviewer=adjudicator,
+        now=now,
+        order=_BY_PRIORITY,
+        skips_return_after=None,
     )
     until = now + timedelta(seconds=settings.LOUPE_LEASE_SECONDS)
     return _claim(
@@ -254,7 +310,7 @@ def adjudication_next_item(*, dataset: Dataset, adjudicator: AbstractBaseUser) -
 
 
 def _claim(
-    candidates: QuerySet[Item],
+    candidates: _Candidates,
     *,
     dataset: Dataset,
     state: str,
@@ -271,13 +327,9 @@ def _claim(
         item = _claim_postgresql(candidates, dataset=dataset, state=state, reviewer=reviewer, now=now, lease=lease)
         return selection_for(item) if item is not None else None
     for _ in range(_CLAIM_ATTEMPTS):
-        with transaction.atomic():
-            if connection.features.has_select_for_update_skip_locked:
-                candidate_ids = list(
-                    candidates.select_for_update(skip_locked=True, no_key=True).values_list("pk", flat=True)[:1]
-                )
-            else:
-                candidate_ids = list(candidates.values_list("pk", flat=True)[:1])
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"{candidates.sql} LIMIT 1", candidates.params)
+            candidate_ids = [pk for (pk,) in cursor.fetchall()]
             if not candidate_ids:
                 return None
             # The claim: only succeeds if nobody leased the row since we read it.

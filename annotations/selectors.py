@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -67,24 +67,49 @@ def item_get_for_user(
 
     The rule is require_dataset_access's (auditors, when AUDITOR is among `roles`,
     read every dataset; the other roles need a membership), with the membership
-    asked in the item's own query (an EXISTS) instead of a statement of its own:
+    asked in the item's own statement (an EXISTS) instead of one of its own:
     the review loop fetches an item on every answer. A missing item, or one in a
     dataset the user may not touch, is refused before anything of it is returned.
-    `related` is what else is read with it (select_related); its dataset always is.
+    `related` is what else is read with it (as select_related would; "batch" and
+    "predicted_label"); its dataset always is.
     """
     require_role(user, *roles)
     reads_every_dataset = Role.AUDITOR in roles and has_role(user, Role.AUDITOR)
-    items = Item.objects.select_related("dataset", *related)
-    if not reads_every_dataset:
-        membership = DatasetMembership.objects.filter(dataset=OuterRef("dataset_id"), user=user)
-        items = items.annotate(user_is_member=Exists(membership))
-    try:
-        item = items.get(pk=pk)
-    except Item.DoesNotExist as exc:
-        raise missing_record(user, roles, "item") from exc
-    if not reads_every_dataset and not item.user_is_member:
+    # One fixed statement per `related`, not the ORM's: every answer runs this (workflow_site/sql_rows.py).
+    joined = [_ITEM_RELATED[name] for name in related]
+    select = ", ".join(
+        [sql_rows.columns(Item, "i"), sql_rows.columns(Dataset, "d")]
+        + [sql_rows.columns(model, alias) for _, model, alias in joined]
+    )
+    joins = "".join(
+        f" LEFT JOIN {sql_rows.table(model)} {alias} ON {alias}.id = i.{column}" for column, model, alias in joined
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {select}, EXISTS(SELECT 1 FROM {sql_rows.table(DatasetMembership)} m"
+            " WHERE m.dataset_id = i.dataset_id AND m.user_id = %s)"
+            f" FROM {sql_rows.table(Item)} i JOIN {sql_rows.table(Dataset)} d ON d.id = i.dataset_id{joins}"
+            " WHERE i.id = %s",
+            [user.pk, pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise missing_record(user, roles, "item")
+    *parts, (is_member,) = sql_rows.split(row, Item, Dataset, *(model for _, model, _ in joined))
+    if not reads_every_dataset and not is_member:
         raise PermissionDenied(NOT_IN_YOUR_DATASETS)
+    item = sql_rows.build(Item, parts[0])
+    item.dataset = sql_rows.build(Dataset, parts[1])
+    for (name, (_, model, _)), values in zip(zip(related, joined, strict=True), parts[2:], strict=True):
+        setattr(item, name, sql_rows.build_optional(model, values))
     return item
+
+
+# What item_get_for_user can read with an item: the foreign key's column, the model, an alias.
+_ITEM_RELATED = {
+    "batch": ("batch_id", ImportBatch, "b"),
+    "predicted_label": ("predicted_label_id", LabelClass, "l"),
+}
 
 
 def item_answer_target_for_user(

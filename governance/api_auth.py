@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from governance.credentials import API_REFUSED, SESSION_MUST_CHANGE, api_token_digest, api_token_touch
 from governance.models import ApiToken, PasswordState
 from workflow_site import sql_rows
+from workflow_site.access import role_names_sql, roles_remember
 
 
 class ApiTokenAuthentication(authentication.TokenAuthentication):
@@ -46,15 +47,16 @@ def _token_with_user(digest: str) -> ApiToken | None:
     """The token with this digest, its user and the user's password state attached (None when unknown).
 
     `ApiToken.objects.select_related("user", "user__loupe_password_state")` as one
-    fixed statement: every API call runs it, and building it through the ORM
-    costs more CPU than the database's answer (workflow_site/sql_rows.py).
+    fixed statement, with the user's roles read in it too: every API call runs
+    it, and building it through the ORM costs more CPU than the database's
+    answer (workflow_site/sql_rows.py).
     """
     user_model = get_user_model()
     state_fk = PasswordState._meta.get_field("user").column
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {sql_rows.columns(ApiToken, 't')}, {sql_rows.columns(user_model, 'u')},"
-            f" {sql_rows.columns(PasswordState, 'ps')} FROM {sql_rows.table(ApiToken)} t"
+            f" {sql_rows.columns(PasswordState, 'ps')}, {role_names_sql('u.id')} FROM {sql_rows.table(ApiToken)} t"
             f" JOIN {sql_rows.table(user_model)} u ON u.id = t.user_id"
             f" LEFT JOIN {sql_rows.table(PasswordState)} ps ON ps.{state_fk} = u.id"
             " WHERE t.digest = %s",
@@ -63,8 +65,9 @@ def _token_with_user(digest: str) -> ApiToken | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    token_values, user_values, state_values, _ = sql_rows.split(row, ApiToken, user_model, PasswordState)
+    token_values, user_values, state_values, (role_names,) = sql_rows.split(row, ApiToken, user_model, PasswordState)
     token, user = sql_rows.build(ApiToken, token_values), sql_rows.build(user_model, user_values)
+    roles_remember(user, role_names)
     # What select_related leaves behind: the user on the token, the state (or its absence) on the user.
     token.user = user
     user_model._meta.get_field("loupe_password_state").set_cached_value(

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -204,6 +204,36 @@ def training_runs_requeue_lost(*, now: timezone.datetime | None = None) -> int:
     return sent
 
 
+@dataclass(frozen=True)
+class _PolicyState:
+    threshold: int  # the policy's new_gold_labels
+    run_queued: bool
+    last_requested_at: Any  # the newest run's request time; None before the first run
+
+
+def _policy_state(dataset_id: int) -> _PolicyState | None:
+    """The dataset's enabled policy and its runs, in one fixed statement (it runs after every answer: the
+    ORM's query building for it cost more CPU than the database's answer); None without an enabled policy."""
+    runs = connection.ops.quote_name(TrainingRun._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.new_gold_labels,"
+            f" EXISTS(SELECT 1 FROM {runs} r WHERE r.dataset_id = p.dataset_id AND r.status = %s),"
+            f" (SELECT MAX(r.requested_at) FROM {runs} r WHERE r.dataset_id = p.dataset_id)"
+            f" FROM {connection.ops.quote_name(RetrainingPolicy._meta.db_table)} p"
+            " WHERE p.dataset_id = %s AND p.enabled",
+            [TrainingRun.Status.QUEUED.value, dataset_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    threshold, run_queued, last = row
+    requested_at = TrainingRun._meta.get_field("requested_at").get_col(TrainingRun._meta.db_table)
+    for convert in connection.ops.get_db_converters(requested_at):  # SQLite gives the MAX back as text
+        last = convert(last, requested_at, connection)
+    return _PolicyState(threshold=threshold, run_queued=bool(run_queued), last_requested_at=last)
+
+
 def retraining_policy_check(*, dataset_id: int) -> TrainingRun | None:
     """Queue a run if the dataset's policy is met (after a review commits, and from the beat sweep).
 
@@ -212,32 +242,25 @@ def retraining_policy_check(*, dataset_id: int) -> TrainingRun | None:
     threshold is met does training_run_request take the dataset lock, and a
     concurrent check that queued the run first simply wins.
     """
-    policy = RetrainingPolicy.objects.filter(dataset_id=dataset_id, enabled=True).select_related("dataset").first()
-    if policy is None:
+    state = _policy_state(dataset_id)
+    # No enabled policy; or a queued run, which will answer (it has not frozen its snapshot yet). A running
+    # one will not see the labels given since it froze: those count toward a run queued behind it.
+    if state is None or state.run_queued:
         return None
-    dataset = policy.dataset
-    # A queued run will answer (it has not frozen its snapshot yet). A running one will not see the labels
-    # given since it froze: those count toward a run queued behind it.
-    if TrainingRun.objects.filter(dataset=dataset, status=TrainingRun.Status.QUEUED).exists():
+    new_labels = GoldLabel.objects.filter(dataset_id=dataset_id, origin=GoldLabel.Origin.REVIEW)
+    if state.last_requested_at is not None:
+        new_labels = new_labels.filter(updated_at__gt=state.last_requested_at)
+    # Counted up to the threshold only (gold_new_since walks just those rows), then exactly once it is met.
+    if new_labels[: state.threshold].count() < state.threshold:
         return None
-    last = (
-        TrainingRun.objects.filter(dataset=dataset)
-        .order_by("-requested_at")
-        .values_list("requested_at", flat=True)
-        .first()
-    )
-    new_labels = GoldLabel.objects.filter(dataset=dataset, origin=GoldLabel.Origin.REVIEW)
-    if last is not None:
-        new_labels = new_labels.filter(updated_at__gt=last)
     count = new_labels.count()
-    if count < policy.new_gold_labels:
-        return None
+    dataset = Dataset.objects.get(pk=dataset_id)
     try:
         return training_run_request(
             dataset=dataset,
             trigger=TrainingRun.Trigger.POLICY,
             requested_by=None,
-            reason=f"{count} new gold labels since the last run (policy: retrain after {policy.new_gold_labels}).",
+            reason=f"{count} new gold labels since the last run (policy: retrain after {state.threshold}).",
         )
     except ValidationError:  # another check queued it a moment ago
         return None

@@ -142,12 +142,13 @@ AUTH_PASSWORD_VALIDATORS = [
 # Login throttling (django-axes). AxesStandaloneBackend comes first: it refuses
 # a locked-out client before any password is checked, for every authenticate()
 # call with a request (/login/ and /admin/login/ both). It logs no one in;
-# ModelBackend does that. Failed attempts live in axes' own tables
+# ModelBackend does that (workflow_site/auth_backend.py: ModelBackend, loading the session's user with
+# their roles in one statement). Failed attempts live in axes' own tables
 # (AccessAttempt, AccessFailureLog), not on the audit chain; a lockout itself is
 # one `auth.locked_out` audit event (governance/auth_audit.py).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "workflow_site.auth_backend.RoleReadingModelBackend",
 ]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 # An int is hours to axes; a timedelta says what it means. Zero would mean

@@ -304,6 +304,6 @@ def test_the_page_reads_the_reviews_in_a_constant_number_of_queries(
 
     assert Review.objects.count() == 15 + 2 * 75
     assert few == many
-    # session, user, the user's groups, the dataset with the membership, the reviews
-    with django_assert_num_queries(5):
+    # session, user with their groups, the dataset with the membership, the reviews
+    with django_assert_num_queries(4):
         client.get(url)

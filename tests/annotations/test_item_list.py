@@ -299,7 +299,7 @@ def test_the_page_takes_the_same_queries_whatever_the_page_size(world, model_adm
     client.get(url)  # the session and the user's groups, as on any later request
     counts = []
     for limit in (25, 50, 100):
-        with django_assert_num_queries(8) as captured:
+        with django_assert_num_queries(7) as captured:
             response = client.get(url, {"limit": limit, "state": "done", "sort": "-id"})
         counts.append(len(captured))
         assert response.status_code == 200

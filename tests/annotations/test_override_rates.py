@@ -321,6 +321,6 @@ def test_the_page_costs_the_same_statements_whatever_the_reviews(
             _answer(trained_dataset, who, queue_draws, agree=agree)
 
     assert statements() == few
-    # session, user, the user's roles, the dataset with the membership, the grouping
-    with django_assert_num_queries(5):
+    # session, user with their roles, the dataset with the membership, the grouping
+    with django_assert_num_queries(4):
         client.get(url)

@@ -356,6 +356,6 @@ def test_the_page_costs_the_same_statements_whatever_the_reviews(
             _answer(trained_dataset, who, queue_draws, blind=blind)
 
     assert statements() == few
-    # session, user, the user's roles, the dataset with the membership, the counts, the medians
-    with django_assert_num_queries(6):
+    # session, user with their roles, the dataset with the membership, the counts, the medians
+    with django_assert_num_queries(5):
         client.get(url)

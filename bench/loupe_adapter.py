@@ -146,17 +146,25 @@ class LoupeAdapter(Adapter):
     def _seed_champion(self, s, dataset_id: int) -> None:  # type: ignore[no-untyped-def]
         rng = random.Random(7)
 
-        def labelled(prefix: str, n: int) -> bytes:
+        def labelled(prefix: str, n: int, first: int) -> bytes:
             tasks = []
             for i in range(n):
                 item = make_item(i, rng)
                 item["text"] = f"{prefix} " + item["text"]
                 p = item_values(item)["p_malignant"]
-                tasks.append(task_json(item, gold="malignant" if rng.random() < p else "benign"))
+                task = task_json(item, gold="malignant" if rng.random() < p else "benign")
+                # Loupe refuses a row whose feature values are in both the holdout and the review pool
+                # (leakage, by a hash of the values). With two coarse features the workload's rows repeat,
+                # so each seed row is nudged by a unique amount under 1e-6: no seed row equals another, nor
+                # any workload row (whose p_malignant has 4 decimals).
+                nudge = (first + i + 1) * 1e-9
+                task["data"]["p_malignant"] = p - nudge if p > 0.5 else p + nudge
+                tasks.append(task)
             return json.dumps(tasks).encode()
 
-        self._import(s, dataset_id, labelled("seed", SEED_LABELLED), "seed.json", purpose="review")
-        self._import(s, dataset_id, labelled("holdout", SEED_HOLDOUT), "holdout.json", purpose="holdout")
+        self._import(s, dataset_id, labelled("seed", SEED_LABELLED, 0), "seed.json", purpose="review")
+        holdout = labelled("holdout", SEED_HOLDOUT, SEED_LABELLED)
+        self._import(s, dataset_id, holdout, "holdout.json", purpose="holdout")
         r = s.post(f"{self.base}/api/datasets/{dataset_id}/training-runs/", json={"reason": "bench seed champion"})
         _ok(r)
         run_id = r.json()["id"]

@@ -60,7 +60,7 @@ _ROLE_SEPARATOR = "\x1f"  # the ASCII unit separator: in no group name a site ad
 
 def role_names_sql(user_id_sql: str) -> str:
     """An SQL expression for the names of the groups of the user whose id is `user_id_sql`, as one string
-    (`roles_from_sql` reads it back). Queries that load a user on every request (the session's user,
+    (`roles_remember` reads it back). Queries that load a user on every request (the session's user,
     an API token's owner) add it to their SELECT, so the roles cost no round trip of their own."""
     from django.contrib.auth.models import Group, User
 

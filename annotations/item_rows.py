@@ -62,6 +62,8 @@ def item_lock_with_dataset(item_id: int) -> Item:
     Only the item's row is locked (FOR NO KEY UPDATE OF the item; SQLite locks
     the database for the transaction instead). Raises Item.DoesNotExist.
     """
+    if not sql_rows.pk_in_range(Item, item_id):
+        raise Item.DoesNotExist(f"No item {item_id}.")
     lock = ""
     if connection.features.has_select_for_update:
         lock = " " + connection.ops.for_update_sql(no_key=True, of=("i",))

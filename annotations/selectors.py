@@ -39,6 +39,8 @@ def dataset_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> 
     """
     require_role(user, *roles)
     reads_every_dataset = Role.AUDITOR in roles and has_role(user, Role.AUDITOR)
+    if not sql_rows.pk_in_range(Dataset, pk):
+        raise missing_record(user, roles, "dataset")
     # The membership is asked in the dataset's own statement, written as SQL: every review step
     # asks for the dataset, and the ORM's query building would cost more than the answer.
     with connection.cursor() as cursor:
@@ -75,6 +77,8 @@ def item_get_for_user(
     """
     require_role(user, *roles)
     reads_every_dataset = Role.AUDITOR in roles and has_role(user, Role.AUDITOR)
+    if not sql_rows.pk_in_range(Item, pk):
+        raise missing_record(user, roles, "item")
     # One fixed statement per `related`, not the ORM's: every answer runs this (workflow_site/sql_rows.py).
     joined = [_ITEM_RELATED[name] for name in related]
     select = ", ".join(
@@ -125,6 +129,8 @@ def item_answer_target_for_user(
     """
     require_role(user, *roles)
     reads_every_dataset = Role.AUDITOR in roles and has_role(user, Role.AUDITOR)
+    if not sql_rows.pk_in_range(Item, pk):
+        raise missing_record(user, roles, "item")
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT i.dataset_id, EXISTS(SELECT 1 FROM {sql_rows.table(DatasetMembership)} m"

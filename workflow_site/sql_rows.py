@@ -34,6 +34,14 @@ def _fields(model: type[Model]) -> tuple[tuple[str, str, tuple[Callable[..., Any
     return tuple(out)
 
 
+def pk_in_range(model: type[Model], value: int) -> bool:
+    """Whether `value` can be a primary key of `model` in this database. A URL's <int:…> takes any size;
+    the ORM answers "no such row" for an id beyond the column's range, and so must hand-written SQL
+    (PostgreSQL would refuse the comparison, SQLite's driver the integer: an error, not a 404)."""
+    low, high = connection.ops.integer_field_range(model._meta.pk.get_internal_type())
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
 def width(model: type[Model]) -> int:
     """How many columns `columns(model, …)` lists."""
     return len(_fields(model))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.db import connection
 
 from annotations.item_rows import item_joins, item_lock_with_dataset, item_select_columns, items_from_rows
@@ -59,3 +60,18 @@ def test_locking_a_missing_item_raises_does_not_exist(db):
 
     with pytest.raises(Item.DoesNotExist):
         item_lock_with_dataset(987654321)
+
+
+def test_an_id_beyond_the_columns_range_is_no_such_record_not_an_error(dataset, reviewer, model_admin):
+    from tests.helpers import login
+
+    huge = 209439389628898260203222845112713216  # what the API fuzzer sent
+    assert not sql_rows.pk_in_range(Item, huge) and sql_rows.pk_in_range(Item, 1)
+    client = login(model_admin)
+    assert client.post(f"/api/datasets/{huge}/training-runs/", {}, content_type="application/json").status_code == 403
+    assert client.get(f"/datasets/{huge}/").status_code == 403
+    reviewer_client = login(reviewer)
+    assert reviewer_client.get(f"/api/datasets/{huge}/next-item/").status_code == 403
+    assert reviewer_client.post(f"/api/items/{huge}/reviews/", {}, content_type="application/json").status_code == 403
+    with pytest.raises(Item.DoesNotExist):
+        item_lock_with_dataset(huge)

@@ -30,6 +30,14 @@ def datasets_for_user(*, user: AnyUser) -> QuerySet[Dataset]:
     return Dataset.objects.filter(memberships__user=user)
 
 
+def _is_member_sql(dataset_id_sql: str) -> str:
+    """SQL: whether the user (the statement's first parameter) is a member of the dataset `dataset_id_sql`."""
+    return (
+        f"EXISTS(SELECT 1 FROM {sql_rows.table(DatasetMembership)} m"
+        f" WHERE m.dataset_id = {dataset_id_sql} AND m.user_id = %s)"
+    )
+
+
 def dataset_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> Dataset:
     """The dataset, if the user holds one of `roles` and may see it.
 
@@ -45,8 +53,8 @@ def dataset_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> 
     # asks for the dataset, and the ORM's query building would cost more than the answer.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {sql_rows.columns(Dataset, 'd')}, EXISTS(SELECT 1 FROM {sql_rows.table(DatasetMembership)} m"
-            f" WHERE m.dataset_id = d.id AND m.user_id = %s) FROM {sql_rows.table(Dataset)} d WHERE d.id = %s",
+            f"SELECT {sql_rows.columns(Dataset, 'd')}, {_is_member_sql('d.id')}"
+            f" FROM {sql_rows.table(Dataset)} d WHERE d.id = %s",
             [user.pk, pk],
         )
         row = cursor.fetchone()
@@ -90,8 +98,7 @@ def item_get_for_user(
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {select}, EXISTS(SELECT 1 FROM {sql_rows.table(DatasetMembership)} m"
-            " WHERE m.dataset_id = i.dataset_id AND m.user_id = %s)"
+            f"SELECT {select}, {_is_member_sql('i.dataset_id')}"
             f" FROM {sql_rows.table(Item)} i JOIN {sql_rows.table(Dataset)} d ON d.id = i.dataset_id{joins}"
             " WHERE i.id = %s",
             [user.pk, pk],
@@ -133,8 +140,7 @@ def item_answer_target_for_user(
         raise missing_record(user, roles, "item")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i.dataset_id, EXISTS(SELECT 1 FROM {sql_rows.table(DatasetMembership)} m"
-            " WHERE m.dataset_id = i.dataset_id AND m.user_id = %s),"
+            f"SELECT i.dataset_id, {_is_member_sql('i.dataset_id')},"
             f" (SELECT l.id FROM {sql_rows.table(LabelClass)} l WHERE l.dataset_id = i.dataset_id AND l.name = %s)"
             f" FROM {sql_rows.table(Item)} i WHERE i.id = %s",
             [user.pk, label_name, pk],

@@ -397,7 +397,10 @@ def _cursor_parse(cursor: str, key: str | None, name: str) -> tuple[bool, Any, i
     """(in the no-value range?, value, id) from a cursor made by _cursor for the same sort."""
     problem = ItemSearchInvalid({name: f"“{cursor[:80]}” is not a position in this sort (it came from another?)."})
     text, _, pk_text = cursor.rpartition("_")
-    if not pk_text.isdigit() or (key is None) != (text == "" and "_" not in cursor):
+    # ASCII digits within the id column's range: isdigit alone accepts "²", which int() refuses.
+    if not (pk_text.isascii() and pk_text.isdigit() and int(pk_text) < 2**63) or (key is None) != (
+        text == "" and "_" not in cursor
+    ):
         raise problem
     pk = int(pk_text)
     if key is None:

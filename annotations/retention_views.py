@@ -20,7 +20,7 @@ def _days(raw: str) -> int | None:
     raw = raw.strip()
     if raw == "":
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # isdigit alone accepts "²", which int() refuses
         raise ValidationError(
             f"Retention period: {raw[:40]!r} is not a whole number of days from 1 to {MAX_RETENTION_DAYS}"
             " (leave it empty for the site default)."

@@ -62,7 +62,7 @@ def account_token_create(request: HttpRequest) -> HttpResponse:
     default_days, _ = api_token_lifetime_bounds()
     raw_days = request.POST.get("days", "").strip() or str(default_days)
     try:
-        if not raw_days.isdigit():
+        if not (raw_days.isascii() and raw_days.isdigit()):  # isdigit alone accepts "²"
             raise ValidationError({"days": f"The lifetime is a whole number of days, not {raw_days[:20]!r}."})
         token, secret = api_token_create(user=request.user, name=request.POST.get("name", ""), days=int(raw_days))
     except ValidationError as exc:

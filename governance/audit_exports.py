@@ -10,9 +10,13 @@ What an export is, and why it is shaped so:
   and the bound makes that exact.
 - **Bounded, so it is reproducible.** Events up to the chain head's seq at that
   moment (every event at or below it is committed: the head moves in the transaction
-  that appends), signatures up to the largest id, checkpoints up to the largest tree
-  size. The export event itself lies above its own bound. The trail is append-only,
-  so the same export run again later gives the same rows.
+  that appends), signatures up to the largest id less the ids below it that were not
+  there (`absent_ids`, as ranges), checkpoints up to the largest tree size. The export
+  event itself lies above its own bound. The trail is append-only, so the same export
+  run again later gives the same rows. Why the absent ids: on PostgreSQL a signature's
+  id is drawn when it is inserted, not when its act commits, so an act still signing
+  can commit id 100 after id 101 was exported; that row is left out of this export (and
+  out of any rerun of it) rather than appearing in a later read of the "same" bound.
 - **Streamed by key.** Rows are read in key order, EXPORT_CHUNK at a time, each page
   a fresh indexed query (`WHERE key > last AND key <= bound ORDER BY key LIMIT n`):
   no OFFSET, no long transaction holding a snapshot open for a million rows, and
@@ -34,16 +38,17 @@ but an auditor); this module writes nothing but the export's own event.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import SimpleNamespace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, QuerySet, TextField
 from django.db.models.functions import Cast
 
@@ -123,6 +128,7 @@ class AuditExport:
     bound_name: str  # up_to_seq, up_to_id or up_to_tree_size
     up_to: int
     event_seq: int  # the audit.exported event's seq
+    absent: list[list[int]] = field(default_factory=list)  # signatures: [first, last] id ranges left out
 
     @property
     def file_name(self) -> str:
@@ -155,6 +161,7 @@ def audit_export_open(
         signatures = signatures_for_user(user=user)
     else:
         checkpoints = checkpoints_for_user(user=user)
+    absent: list[list[int]] = []
     with transaction.atomic():
         head_seq = chain_head()[0]
         after: dict[str, Any] = {"export": str(kind), "format": str(fmt)}
@@ -163,6 +170,8 @@ def audit_export_open(
             after["filters"] = filters.as_record()
         elif kind == AuditExportKind.SIGNATURES:
             bound_name, up_to = "up_to_id", signatures.aggregate(m=Max("pk"))["m"] or 0
+            absent = _id_gaps(Signature._meta.db_table, up_to)
+            after["absent_ids"] = absent
         else:
             bound_name, up_to = "up_to_tree_size", checkpoints.aggregate(m=Max("tree_size"))["m"] or 0
         after[bound_name] = up_to
@@ -177,12 +186,43 @@ def audit_export_open(
     if kind == AuditExportKind.EVENTS:
         columns, rows = EVENT_COLUMNS, _event_rows(events, up_to, csv=fmt == ExportFormat.CSV)
     elif kind == AuditExportKind.SIGNATURES:
-        columns, rows = SIGNATURE_COLUMNS, _signature_rows(signatures, up_to)
+        columns, rows = SIGNATURE_COLUMNS, _signature_rows(signatures, up_to, absent)
     else:
         columns, rows = CHECKPOINT_COLUMNS, _checkpoint_rows(checkpoints, up_to)
     return AuditExport(
-        kind=kind, fmt=fmt, columns=columns, rows=rows, bound_name=bound_name, up_to=up_to, event_seq=event.seq
+        kind=kind,
+        fmt=fmt,
+        columns=columns,
+        rows=rows,
+        bound_name=bound_name,
+        up_to=up_to,
+        event_seq=event.seq,
+        absent=absent,
     )
+
+
+def _id_gaps(table: str, up_to: int) -> list[list[int]]:
+    """[first, last] ranges of the ids from 1 to `up_to` that `table` does not hold now: acts still in flight
+    (their ids were drawn, not yet committed) and acts that rolled back. One pass over the primary key."""
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT prev + 1, id - 1 FROM (SELECT {q('id')} AS id, LAG({q('id')}, 1, 0) OVER (ORDER BY {q('id')})"
+            f" AS prev FROM {q(table)} WHERE {q('id')} <= %s) steps WHERE id - prev > 1 ORDER BY id",
+            [up_to],
+        )
+        return [[first, last] for first, last in cursor.fetchall()]
+
+
+def _outside(ranges: list[list[int]]) -> Callable[[int], bool]:
+    """Whether an id lies outside every one of the sorted, disjoint [first, last] `ranges`."""
+    firsts = [first for first, _ in ranges]
+
+    def check(value: int) -> bool:
+        at = bisect.bisect_right(firsts, value) - 1
+        return at < 0 or value > ranges[at][1]
+
+    return check
 
 
 def _by_key(
@@ -217,11 +257,14 @@ def _event_rows(events: QuerySet, up_to: int, *, csv: bool) -> Iterator[dict[str
         yield row
 
 
-def _signature_rows(signatures: QuerySet, up_to: int) -> Iterator[dict[str, Any]]:
+def _signature_rows(signatures: QuerySet, up_to: int, absent: list[list[int]]) -> Iterator[dict[str, Any]]:
     checked = ("signer", "record_hash_now", "check")
     fields = [c for c in SIGNATURE_COLUMNS if c not in checked] + ["signer__username"]
     page: list[dict[str, Any]] = []
+    recorded = _outside(absent)  # a signature committed since the export was recorded stays out
     for row in _by_key(signatures, key="id", up_to=up_to, fields=fields):
+        if not recorded(row["id"]):
+            continue
         row["signer"] = row.pop("signer__username")
         row["signed_at"] = format_timestamp(row["signed_at"])
         page.append(row)
@@ -265,6 +308,8 @@ def audit_export_chunks(export: AuditExport) -> Iterator[bytes]:
         export.bound_name: export.up_to,
         "export_event_seq": export.event_seq,
     }
+    if export.kind == AuditExportKind.SIGNATURES:
+        summary["absent_ids"] = export.absent
     yield (json.dumps({"summary": summary}, sort_keys=True) + "\n").encode("utf-8")
 
 

@@ -97,7 +97,7 @@ def audit_object_labels(events: Sequence[AuditEvent]) -> dict[tuple[str, str], O
     wanted: dict[str, set[int]] = defaultdict(set)
     for event in events:
         kind = _SAME_ROWS_AS.get(event.object_type, event.object_type)
-        if kind in _BRANCHES and event.object_id.isdigit():
+        if kind in _BRANCHES and event.object_id.isascii() and event.object_id.isdigit():
             wanted[kind].add(int(event.object_id))
         if event.dataset_id is not None:  # named even when the object is not found
             wanted["dataset"].add(event.dataset_id)

@@ -26,7 +26,13 @@ from governance.audit_chain import canonical_json, to_json_value
 from governance.envelope import envelope_active
 from governance.envelope_clauses import envelope_clauses_validate
 from governance.models import ChangeEnvelopeSignoff, ChangeEnvelopeVersion, Signature
-from governance.signing import record_hasher, signature_sign, signing_attempt, signing_refuse_if_unable
+from governance.signing import (
+    record_hasher,
+    record_hasher_batch,
+    signature_sign,
+    signing_attempt,
+    signing_refuse_if_unable,
+)
 
 RECORD_TYPE = "change_envelope_version"
 
@@ -46,11 +52,7 @@ def envelope_version_record_hash(
     return hashlib.sha256(canonical_json(to_json_value(record))).hexdigest()
 
 
-@record_hasher(RECORD_TYPE)
-def _version_hash_now(record_id: str) -> str | None:
-    version = ChangeEnvelopeVersion.objects.filter(pk=record_id).first()
-    if version is None:
-        return None
+def _hash_of(version: ChangeEnvelopeVersion) -> str:
     return envelope_version_record_hash(
         dataset_id=version.dataset_id,
         number=version.number,
@@ -58,6 +60,19 @@ def _version_hash_now(record_id: str) -> str | None:
         change_summary=version.change_summary,
         authored_by_id=version.authored_by_id,
     )
+
+
+@record_hasher(RECORD_TYPE)
+def _version_hash_now(record_id: str) -> str | None:
+    version = ChangeEnvelopeVersion.objects.filter(pk=record_id).first()
+    return None if version is None else _hash_of(version)
+
+
+@record_hasher_batch(RECORD_TYPE)
+def _version_hashes_now(record_ids: list[str]) -> dict[str, str]:
+    """The envelope page's sign-offs checked in one query, not one per signature."""
+    ids = [int(i) for i in record_ids if i.isascii() and i.isdigit()]
+    return {str(v.pk): _hash_of(v) for v in ChangeEnvelopeVersion.objects.filter(pk__in=ids)}
 
 
 def envelope_version_draft(

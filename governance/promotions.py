@@ -138,7 +138,7 @@ def _promotion_request_hashes_now(record_ids: list[str]) -> dict[str, str]:
 
 
 def _int_ids(record_ids: list[str]) -> list[int]:
-    return [int(i) for i in record_ids if str(i).isdigit()]
+    return [int(i) for i in record_ids if str(i).isascii() and str(i).isdigit()]
 
 
 def _record_hashes(versions: list[ModelVersion]) -> list[str]:

@@ -7,7 +7,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from annotations.models import Dataset
@@ -22,7 +22,7 @@ from governance.models import (
     DataAccess,
     PromotionRequest,
 )
-from governance.signing import signature_verify
+from governance.signing import signature_checks_for
 from models_app.models import ModelVersion
 from models_app.selectors import ChampionComparison, champion_comparisons
 from workflow_site.access import MODEL_READ_ROLES, AnyUser, Role, missing_record, require_dataset_access, require_role
@@ -92,7 +92,6 @@ class PromotionsOverview:
     """What the promotions page shows for one dataset."""
 
     dataset: Dataset
-    requests: list[PromotionRequest]
     candidates: list[ModelVersion]
     champion: ModelVersion | None
     comparisons: dict[int, ChampionComparison]  # each candidate against the current champion
@@ -112,15 +111,48 @@ def promotions_overview_get_for_user(*, user: AnyUser, dataset_id: int) -> Promo
     candidates = [v for v in versions if not v.is_champion]
     return PromotionsOverview(
         dataset=dataset,
-        requests=list(
-            PromotionRequest.objects.filter(model_version__dataset=dataset).select_related(
-                "model_version", "requested_by", "decided_by", "signature", "request_signature"
-            )
-        ),
         candidates=candidates,
         champion=champion,
         comparisons=champion_comparisons(versions=candidates, champion=champion),
     )
+
+
+PROMOTION_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class PromotionPage:
+    """One page of a dataset's promotion requests, newest first; `older` is the id to ask for the next page
+    with (None on the last), found by key, as the audit list is."""
+
+    requests: list[PromotionRequest]
+    older: int | None
+
+
+def promotion_requests_page(
+    *, user: AnyUser, dataset: Dataset, status: str = "", before: int | None = None
+) -> PromotionPage:
+    """The requests of `dataset` that `user` may see, with `status` ("" for all), below id `before`.
+
+    Precondition: `dataset` came from dataset_get_for_user with the model-read roles. Drafts are their
+    requester's work in progress: listed for them only. Filtered and paged in the database, so the page
+    costs the same whatever the number of requests the dataset has gathered over the years.
+    """
+    rows = PromotionRequest.objects.filter(model_version__dataset=dataset).filter(
+        ~Q(status=PromotionRequest.Status.DRAFT) | Q(requested_by_id=user.pk)
+    )
+    if status:
+        rows = rows.filter(status=status)
+    if before is not None:
+        rows = rows.filter(pk__lt=before)
+    found = list(
+        rows.select_related("model_version", "requested_by", "decided_by", "signature", "request_signature").order_by(
+            "-pk"
+        )[: PROMOTION_PAGE_SIZE + 1]
+    )
+    more = len(found) > PROMOTION_PAGE_SIZE
+    found = found[:PROMOTION_PAGE_SIZE]
+    return PromotionPage(requests=found, older=found[-1].pk if more else None)
 
 
 AUDIT_PAGE_SIZE = 50
@@ -255,11 +287,13 @@ def envelope_overview_get_for_user(*, user: AnyUser, dataset_id: int) -> Envelop
         (s.version_id, s.kind): s
         for s in ChangeEnvelopeSignoff.objects.filter(version__dataset=dataset).select_related("signer", "signature")
     }
+    # Every sign-off's signature checked against its version as it is now: one query for them all.
+    all_checks = signature_checks_for(s.signature for s in signoffs.values())
     rows = []
     for version in versions:
         authored = signoffs.get((version.pk, ChangeEnvelopeSignoff.Kind.AUTHORED))
         approval = signoffs.get((version.pk, ChangeEnvelopeSignoff.Kind.APPROVAL))
-        checks = {s.signature_id: signature_verify(s.signature) for s in (authored, approval) if s is not None}
+        checks = {s.signature_id: all_checks[s.signature_id] for s in (authored, approval) if s is not None}
         if active is not None and version.pk == active.pk:
             status = "active"
         elif approval is not None:

@@ -36,6 +36,7 @@ from governance.selectors import (
     audit_page,
     item_history_for_user,
     promotion_get_for_user,
+    promotion_requests_page,
     promotions_overview_get_for_user,
 )
 from governance.signing import signature_checks_for, signature_verify
@@ -57,16 +58,25 @@ def _status_filter(request: HttpRequest) -> str:
     return status if status in PromotionRequest.Status.values else ""
 
 
+def _positive_int(request: HttpRequest, name: str) -> int | None:
+    """?name= as a positive id, or None when absent or not one (a stale or hand-edited link shows page one).
+    ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63 else None
+
+
 def _promotion_list_page(
     request: HttpRequest, overview: PromotionsOverview, *, errors: dict | None = None, status: int = 200
 ) -> HttpResponse:
     status_filter = _status_filter(request)
-    # Drafts are their requester's work in progress: listed for them only, never offered for a decision.
-    requests = [r for r in overview.requests if (not r.is_draft or r.requested_by_id == request.user.pk)]
+    page = promotion_requests_page(
+        user=request.user, dataset=overview.dataset, status=status_filter, before=_positive_int(request, "before")
+    )
     context = {
         "dataset": overview.dataset,
         "overview": overview,
-        "rows": _rows_with_checks([r for r in requests if not status_filter or r.status == status_filter]),
+        "rows": _rows_with_checks(page.requests),
+        "older": page.older,
         "status_filter": status_filter,
         "statuses": PromotionRequest.Status.choices,
         "rollback_to": rollback_target(dataset_id=overview.dataset.pk),
@@ -348,9 +358,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 
 
 def _seq_param(request: HttpRequest, name: str) -> int | None:
-    """A page bound from the query string; anything but a whole number is ignored (the newest page)."""
+    """A page bound from the query string; anything but a whole number is ignored (the newest page).
+    ASCII digits only (str.isdigit() also accepts "²", which int() refuses), within the column's range."""
     value = request.GET.get(name, "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() and int(value) < 2**63 else None
 
 
 @require_GET

@@ -197,7 +197,7 @@ def test_pages_by_key_forward_and_back_have_no_gaps_or_repeats(world, model_admi
 
 
 def test_a_cursor_from_another_sort_or_a_made_up_one_is_refused_by_name(world, model_admin):
-    for sort, cursor in [("confidence", "12"), ("id", "0.5_12"), ("observed", "yesterday_3"), ("confidence", "nan_1")]:
+    for sort, cursor in [("confidence", "12"), ("id", "0.5_12"), ("observed", "yesterday_3"), ("confidence", "nan_1"), ("id", "²"), ("id", "9" * 20)]:
         with pytest.raises(ItemSearchInvalid) as refused:
             items_search_for_user(
                 user=model_admin, dataset_id=world.dataset.pk, filters=ItemFilters(), sort=sort, after=cursor

@@ -389,6 +389,55 @@ def test_signatures_export_up_to_the_largest_id_at_the_start(trail, auditor):
     assert summary["up_to_id"] == rows[0]["id"] == _last_export().after["up_to_id"]
 
 
+def _signature(signer, name: str) -> Signature:
+    return Signature.objects.create(
+        signer=signer,
+        printed_name=name,
+        meaning=Signature.Meaning.REVIEWED,
+        signed_at=timezone.now(),
+        record_type="model_version",
+        record_id="5",
+        record_hash="ab" * 32,
+    )
+
+
+def test_a_signature_whose_act_commits_after_the_export_started_stays_out_of_it(trail, auditor, monkeypatch):
+    # On PostgreSQL ids are drawn at insert, not at commit: an act still signing holds id N while id N + 1
+    # commits. The export records the ids below its bound that were not there, and leaves them out even if
+    # they commit while it streams, so its rows are exactly what its event says, now and on any rerun.
+    from governance import audit_exports
+
+    in_flight = _signature(auditor, "In flight")
+    after_it = _signature(auditor, "Committed first")
+    # As the export saw the table when it recorded itself: id N not yet committed.
+    monkeypatch.setattr(audit_exports, "_id_gaps", lambda table, up_to: [[in_flight.pk, in_flight.pk]])
+    response = _get(login(auditor), "signatures", "jsonl")
+    rows, summary = _jsonl(response)
+
+    names = [r["printed_name"] for r in rows]
+    assert "Committed first" in names and "In flight" not in names
+    assert summary["up_to_id"] == after_it.pk and summary["absent_ids"] == [[in_flight.pk, in_flight.pk]]
+    assert _last_export().after["absent_ids"] == [[in_flight.pk, in_flight.pk]]
+
+
+def test_the_gaps_below_the_bound_are_found_as_ranges(db):
+    from django.db import connection
+
+    from governance.audit_exports import _id_gaps
+
+    table = "loupe_test_gaps"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {table} (id integer PRIMARY KEY)")
+        cursor.executemany(f"INSERT INTO {table} (id) VALUES (%s)", [(i,) for i in (3, 4, 5, 9, 10, 12)])
+    try:
+        assert _id_gaps(table, 12) == [[1, 2], [6, 8], [11, 11]]
+        assert _id_gaps(table, 5) == [[1, 2]]
+        assert _id_gaps(table, 0) == []
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {table}")
+
+
 def test_the_audit_api_searches_like_the_page(trail, auditor):
     client = login(auditor)
 

@@ -342,6 +342,31 @@ def test_the_envelope_page_is_for_model_admins_and_auditors_only(dataset, model_
     assert not dataset.envelope_versions.exists()
 
 
+def _envelope_page_queries(client, dataset) -> tuple[str, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("governance:envelope", args=[dataset.pk]))
+    assert page.status_code == 200
+    return page.content.decode(), len(queries)
+
+
+def test_the_envelope_page_checks_every_signature_in_a_fixed_number_of_queries(
+    dataset, model_admin, model_admin2, auditor
+):
+    client = login(auditor)
+    _active(dataset, model_admin, model_admin2, PERMISSIVE, summary="first")
+    _envelope_page_queries(client, dataset)  # the first view fills per-process caches
+    page, one = _envelope_page_queries(client, dataset)
+    assert page.count('data-signature-check="verified"') == 2
+    for n in range(3):
+        _active(dataset, model_admin, model_admin2, PERMISSIVE, summary=f"revision {n}")
+    page, four = _envelope_page_queries(client, dataset)
+    assert page.count('data-signature-check="verified"') == 8
+    assert one == four  # a tampered version still shows as such: see the test of the database's refusal below
+
+
 def test_the_draft_form_shows_each_error_next_to_its_field_and_saves_nothing(dataset, model_admin):
     client = login(model_admin)
     response = client.post(

@@ -377,6 +377,7 @@ def test_a_model_admin_sets_the_period_and_the_hold_on_the_settings_page_audited
         ({"retention_days": "abc"}, "&#x27;abc&#x27; is not a whole number of days from 1 to 36500"),
         ({"retention_days": "0"}, "from 1 to 36500 (got 0)"),
         ({"retention_days": "-5"}, "is not a whole number of days"),
+        ({"retention_days": "²"}, "is not a whole number of days"),  # a digit to str.isdigit(), not to int()
         ({"retention_days": "99999"}, "(got 99999)"),
         ({"retention_days": ""}, "The retention period is already that."),
     ],

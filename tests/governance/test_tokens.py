@@ -141,6 +141,7 @@ def test_any_signed_in_role_may_create_its_own_token(reviewer, auditor):
         ("x", "1000", b"A token lives 1 to 90 days"),
         ("x", "0", b"A token lives 1 to 90 days"),
         ("x", "soon", b"a whole number of days"),
+        ("x", "²", b"a whole number of days"),  # a digit to str.isdigit(), not to int()
     ],
 )
 def test_a_bad_name_or_lifetime_is_refused_and_creates_nothing(model_admin, name, days, message):

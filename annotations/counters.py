@@ -13,7 +13,11 @@ and label_issues_reopen in models_app, each in the transaction that moves the it
 
 - `state:open`, `state:done`, `state:holdout`: items by queue state;
 - `labelled_at_import`: done items whose gold label came with the file;
-- `gold:<label class id>`: gold labels by label.
+- `gold:<label class id>`: gold labels by label;
+- `purged:open`, `purged:adjudicate`: items retention purged while they waited (annotations/retention.py,
+  in the purge's transaction). They keep their state but no queue serves them again, and the purge
+  released their lease so no answer in flight can move them: frozen, so they are counted once and
+  subtracted from what is awaiting review (`waiting_count`).
 
 Leases are not counted: they end by time, not by a write (no page needs the figure yet).
 """
@@ -30,7 +34,15 @@ from annotations.models import Dataset, GoldLabel, Item, ItemCountDelta
 
 STATE = "state:"
 GOLD = "gold:"
+PURGED = "purged:"
 LABELLED_AT_IMPORT = "labelled_at_import"
+# The states whose items wait for a person: a purged one never will be served (see the module docstring).
+WAITING_STATES = (Item.QueueState.OPEN, Item.QueueState.ADJUDICATE)
+
+
+def waiting_count(counters: dict[str, int], state: str) -> int:
+    """Items in `state` that a queue can still serve: the state's counter less those purged in it."""
+    return counters.get(STATE + state, 0) - counters.get(PURGED + state, 0)
 
 
 def counts_add(*, dataset_id: int, deltas: dict[str, int]) -> None:
@@ -104,6 +116,9 @@ def counts_recount(*, dataset_id: int) -> dict[str, int]:
     counts[LABELLED_AT_IMPORT] = gold.filter(
         origin=GoldLabel.Origin.IMPORT, item__queue_state=Item.QueueState.DONE
     ).count()
+    purged = Item.objects.filter(dataset_id=dataset_id, purged_at__isnull=False, queue_state__in=WAITING_STATES)
+    for state, n in purged.values_list("queue_state").annotate(n=Count("id")).order_by():
+        counts[PURGED + state] = n
     return {key: value for key, value in counts.items() if value}
 
 

@@ -16,14 +16,17 @@ served for review (annotations/queue.py).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
+from annotations.counters import PURGED, WAITING_STATES, counts_add
 from annotations.models import Dataset, Item
 from governance.audit import audit_record
 
@@ -117,8 +120,15 @@ def items_purge(*, item_ids: list[int], now: datetime) -> int:
     """Empty the data of these items and mark them purged; their hashes stay. Returns how many changed.
 
     Precondition: inside the caller's transaction, the rows locked (items_expired_ids). The lease is
-    released too, so a reviewer holding one of them is served another item next."""
-    return Item.objects.filter(pk__in=item_ids, purged_at__isnull=True).update(
+    released too, so a reviewer holding one of them is served another item next. Those that were waiting
+    for review or adjudication are counted as purged in their state (annotations/counters.py), so the
+    pages stop promising them to anyone."""
+    items = Item.objects.filter(pk__in=item_ids, purged_at__isnull=True)
+    waiting = items.filter(queue_state__in=WAITING_STATES).values_list("dataset_id", "queue_state")
+    deltas: dict[int, dict[str, int]] = defaultdict(dict)
+    for dataset_id, state, n in waiting.annotate(n=Count("id")).order_by():
+        deltas[dataset_id][PURGED + state] = n
+    changed = items.update(
         values={},
         prediction_explanation=None,
         purged_at=now,
@@ -126,3 +136,6 @@ def items_purge(*, item_ids: list[int], now: datetime) -> int:
         lease_expires_at=None,
         lease_started_at=None,
     )
+    for dataset_id, counted in deltas.items():
+        counts_add(dataset_id=dataset_id, deltas=counted)
+    return changed

@@ -8,7 +8,7 @@ from django.db.models import Count, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from annotations.counters import LABELLED_AT_IMPORT, STATE, dataset_counts
+from annotations.counters import LABELLED_AT_IMPORT, PURGED, STATE, dataset_counts, waiting_count
 from annotations.models import Dataset, DatasetMembership, GoldLabel, ImportBatch, Item, LabelClass, Review
 from workflow_site import sql_rows
 from workflow_site.access import (
@@ -174,6 +174,9 @@ def datasets_queue_counts(*, datasets: list[Dataset]) -> dict[int, dict[str, int
     for dataset_id, counters in totals.items():
         counts = {state: counters.get(f"{STATE}{state}", 0) for state in ("open", "done", "holdout")}
         counts["total"] = sum(counts.values())
+        # An open item purged by retention is never served: not awaiting review, still one of the total.
+        counts["open"] = waiting_count(counters, Item.QueueState.OPEN)
+        counts["purged_unreviewed"] = counters.get(f"{PURGED}{Item.QueueState.OPEN}", 0)
         counts["labelled_at_import"] = counters.get(LABELLED_AT_IMPORT, 0)
         counts["reviewed"] = counts["done"] - counts["labelled_at_import"]
         result[dataset_id] = counts
@@ -212,7 +215,7 @@ def reviewer_answers_today(*, dataset: Dataset, reviewer: AnyUser) -> int:
 
 def dataset_open_count(*, dataset: Dataset) -> int:
     """Items awaiting review, from the counters: a few rows, not the dataset's items."""
-    return dataset_counts(dataset_ids=[dataset.pk])[dataset.pk].get(f"{STATE}{Item.QueueState.OPEN}", 0)
+    return waiting_count(dataset_counts(dataset_ids=[dataset.pk])[dataset.pk], Item.QueueState.OPEN)
 
 
 def reviewer_open_answered_count(*, dataset: Dataset, reviewer: AnyUser) -> int:

@@ -6,11 +6,13 @@ import random
 from datetime import timedelta
 from unittest import mock
 
+from django.db import transaction
 from django.utils import timezone
 
 from annotations.counters import counts_fold, counts_recount, dataset_counts
 from annotations.models import ImportBatch, Item, ItemCountDelta
 from annotations.queue import queue_next_item
+from annotations.retention import items_purge
 from annotations.selectors import dataset_open_count, dataset_queue_counts
 from annotations.services import ImportRejected, import_batch_create, review_submit
 from tests.helpers import answer_for, csv_bytes, make_user, synthetic_rows
@@ -26,7 +28,7 @@ def test_counters_equal_a_fresh_count_after_a_random_mix_of_work(trained_dataset
     reviewers = [make_user(f"mix{n}", Role.REVIEWER, dataset=trained_dataset) for n in range(3)]
     next_id = 10_000
     for step in range(60):
-        move = rng.choice(["review", "review", "review", "skip", "import", "bad-import", "expire", "fold"])
+        move = rng.choice(["review", "review", "review", "skip", "import", "bad-import", "expire", "fold", "purge"])
         if move in {"review", "skip"}:
             reviewer = rng.choice(reviewers)
             queued = queue_next_item(dataset=trained_dataset, reviewer=reviewer)
@@ -62,6 +64,11 @@ def test_counters_equal_a_fresh_count_after_a_random_mix_of_work(trained_dataset
             Item.objects.filter(dataset=trained_dataset, lease_expires_at__isnull=False).update(
                 lease_expires_at=timezone.now() - timedelta(seconds=1)
             )
+        elif move == "purge":  # retention empties a few items, some open (one may be leased), some done
+            unpurged = Item.objects.filter(dataset=trained_dataset, purged_at__isnull=True)
+            ids = list(unpurged.values_list("pk", flat=True))
+            with transaction.atomic():
+                items_purge(item_ids=rng.sample(ids, min(3, len(ids))), now=timezone.now())
         else:
             counts_fold(dataset_id=trained_dataset.pk)
         assert _counters(trained_dataset.pk) == counts_recount(dataset_id=trained_dataset.pk), (
@@ -105,3 +112,30 @@ def test_a_rolled_back_answer_leaves_the_counters_as_they_were(trained_dataset, 
         except RuntimeError:
             pass
     assert _counters(trained_dataset.pk) == before
+
+
+def test_items_purged_while_open_are_no_longer_awaiting_review(trained_dataset, reviewer, model_admin):
+    from django.urls import reverse
+
+    from tests.helpers import login
+
+    held = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    other_open = Item.objects.filter(dataset=trained_dataset, queue_state="open").exclude(pk=held.pk).first()
+    before = dataset_queue_counts(dataset=trained_dataset)
+
+    with transaction.atomic():
+        assert items_purge(item_ids=[held.pk, other_open.pk], now=timezone.now()) == 2
+
+    after = dataset_queue_counts(dataset=trained_dataset)
+    assert after["open"] == before["open"] - 2 == dataset_open_count(dataset=trained_dataset)
+    assert after["total"] == before["total"] and after["purged_unreviewed"] == 2
+    assert _counters(trained_dataset.pk) == counts_recount(dataset_id=trained_dataset.pk)
+    # The queue agrees: as many items are served as the counter promises, none of them purged.
+    served = []
+    while (queued := queue_next_item(dataset=trained_dataset, reviewer=reviewer)) is not None:
+        served.append(queued.item.pk)
+        review_submit(item_id=queued.item.pk, reviewer=reviewer, answer=answer_for(queued.item))
+    assert len(served) == after["open"] and not {held.pk, other_open.pk} & set(served)
+    assert dataset_open_count(dataset=trained_dataset) == 0
+    page = login(model_admin).get(reverse("annotations:dataset_detail", args=[trained_dataset.pk])).content.decode()
+    assert "2 more purged by retention before anyone reviewed them" in page

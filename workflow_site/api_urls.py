@@ -15,6 +15,7 @@ from annotations import (
 )
 from annotations import apis as annotation_apis
 from governance import apis as governance_apis
+from governance import envelope_apis, lineage_apis
 from models_app import apis as model_apis
 from models_app import export_apis, label_issue_apis, shadow_apis
 
@@ -119,4 +120,16 @@ urlpatterns = [
         name="api_promotion_withdraw",
     ),
     path("audit-events/", governance_apis.AuditEventListApi.as_view(), name="api_audit_events"),
+    path("lineage/<slug:kind>/<int:pk>/", lineage_apis.LineageApi.as_view(), name="api_lineage"),
+    path("datasets/<int:dataset_id>/change-envelope/", envelope_apis.EnvelopeApi.as_view(), name="api_envelope"),
+    path(
+        "change-envelope-versions/<int:pk>/sign/",
+        envelope_apis.EnvelopeSignApi.as_view(),
+        name="api_envelope_sign",
+    ),
+    path(
+        "change-envelope-versions/<int:pk>/approve/",
+        envelope_apis.EnvelopeApproveApi.as_view(),
+        name="api_envelope_approve",
+    ),
 ]

@@ -551,3 +551,36 @@ def test_a_refusal_judged_under_the_lock_names_an_assessment_that_exists(
 
     event = AuditEvent.objects.get(action="promotion.substantial_change_refused")
     assert EnvelopeAssessment.objects.filter(pk=event.after["assessment"], substantial_change=True).exists()
+
+
+def test_the_api_drafts_signs_approves_and_reads_the_envelope_as_the_page_does(dataset, model_admin, model_admin2):
+    author, approver = login(model_admin), login(model_admin2)
+    url = f"/api/datasets/{dataset.pk}/change-envelope/"
+
+    refused = author.post(url, {"clauses": {"algorithms": {"no_such": {}}}, "change_summary": ""}, "application/json")
+    assert refused.status_code == 400
+    assert {"algorithms.no_such", "change_summary"} <= set(refused.json()), refused.json()
+    assert not dataset.envelope_versions.exists()
+
+    drafted = author.post(url, {"clauses": PERMISSIVE, "change_summary": "the plan"}, "application/json")
+    assert drafted.status_code == 201, drafted.content
+    version = drafted.json()
+    assert (version["number"], version["status"], version["authored"]) == (1, "draft, not signed", None)
+    sign = f"/api/change-envelope-versions/{version['id']}/sign/"
+    approve = f"/api/change-envelope-versions/{version['id']}/approve/"
+    wrong = author.post(sign, {"password": "not it"}, "application/json")
+    assert wrong.status_code == 400 and "password" in wrong.json()
+    assert approver.post(sign, {"password": PASSWORD}, "application/json").status_code == 403  # not its author
+    signed = author.post(sign, {"password": PASSWORD}, "application/json")
+    assert signed.status_code == 200 and signed.json()["authored"]["check"]["status"] == "verified"
+    assert author.post(approve, {"password": PASSWORD}, "application/json").status_code == 403  # four eyes
+    approved = approver.post(approve, {"password": PASSWORD, "reason": "agreed"}, "application/json")
+    assert approved.status_code == 200, approved.content
+    assert approved.json()["approval"]["reason"] == "agreed"
+
+    listing = approver.get(url).json()
+    assert listing["active_number"] == 1
+    [row] = listing["versions"]
+    assert row["status"] == "active" and row["clauses"] == envelope_active(dataset.pk).clauses
+    assert [row[s]["check"]["status"] for s in ("authored", "approval")] == ["verified", "verified"]
+    assert [row[s]["signer"] for s in ("authored", "approval")] == [model_admin.username, model_admin2.username]

@@ -349,3 +349,21 @@ def test_the_page_and_json_of_items_cost_the_same_queries_whatever_they_went_int
             assert client.get(reverse("governance:lineage", args=["item", plain.pk]) + suffix).status_code == 200
         with django_assert_num_queries(len(few.captured_queries)):
             client.get(reverse("governance:lineage", args=["item", reviewed["item"].pk]) + suffix)
+
+
+def test_the_api_gives_a_program_the_walk_the_page_gives_a_person(reviewed, auditor, reviewer):
+    from django.test import Client
+
+    from governance.credentials import api_token_create
+
+    _, secret = api_token_create(user=auditor, name="lineage reader", days=1)
+    client = Client(HTTP_AUTHORIZATION=f"Token {secret}")
+    review = reviewed["review"]
+    for kind, pk in [("review", review.pk), ("item", review.item_id), ("model-version", reviewed["v2"].pk)]:
+        response = client.get(f"/api/lineage/{kind}/{pk}/")
+        assert response.status_code == 200, (kind, response.content[:300])
+        assert response.json() == _json(auditor, kind, pk)
+    assert client.get("/api/lineage/no-such-kind/1/").status_code == 404
+    _, reviewer_secret = api_token_create(user=reviewer, name="not mine to read", days=1)
+    refused = Client(HTTP_AUTHORIZATION=f"Token {reviewer_secret}").get(f"/api/lineage/review/{review.pk}/")
+    assert refused.status_code == 403

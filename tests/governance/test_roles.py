@@ -424,6 +424,19 @@ ENDPOINTS: dict[str, Endpoint] = {
         effect="dataset.model_output_switched_off",
     ),
     "api_retention": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/retention/", ADMIN_READERS, api=True),
+    "api_lineage_item": Endpoint("get", lambda w: f"/api/lineage/item/{w.open_item_id}/", ADMIN_READERS, api=True),
+    "api_envelope": Endpoint(
+        "get", lambda w: f"/api/datasets/{w.dataset_id}/change-envelope/", ADMIN_READERS, api=True
+    ),
+    "api_envelope_draft": Endpoint(
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/change-envelope/",
+        ADMINS,
+        ok=201,
+        api=True,
+        data=lambda w: {"clauses": {"algorithms": {"logistic_regression": {}}}, "change_summary": "LR only"},
+        effect="change_envelope.drafted",
+    ),
     "api_retention_change": Endpoint(
         "post",
         lambda w: f"/api/datasets/{w.dataset_id}/retention/",
@@ -655,6 +668,10 @@ ROLE_GATED_MISSING = {
     "api_promotion_submit": ("post", f"/api/promotion-requests/{MISSING}/submit/"),
     "api_promotion_withdraw": ("post", f"/api/promotion-requests/{MISSING}/withdraw/"),
     "api_rollback_request_create": ("post", f"/api/datasets/{MISSING}/rollback-requests/"),
+    "api_lineage": ("get", f"/api/lineage/review/{MISSING}/"),
+    "api_envelope": ("get", f"/api/datasets/{MISSING}/change-envelope/"),
+    "api_envelope_sign": ("post", f"/api/change-envelope-versions/{MISSING}/sign/"),
+    "api_envelope_approve": ("post", f"/api/change-envelope-versions/{MISSING}/approve/"),
 }
 
 

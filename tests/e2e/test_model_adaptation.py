@@ -13,13 +13,15 @@ import pytest
 
 from models_app.models import ModelVersion, Prediction, RetrainingPolicy, TrainingRun
 from models_app.shadow import shadow_report
+from tests.celery_app import SLOW_EPOCHS_MARKER
 from tests.e2e.browser import sign_in, sign_out, sync_api
 
 expect = sync_api().expect
 pytestmark = pytest.mark.e2e
 
-# The run page polls every 2 s and shows "epoch i of N" only while the run is active; on PostgreSQL these
-# 200 epochs take under 3 s, so a poll may miss them all: the test asserts the epoch the bar ends on.
+# The run page polls every 2 s and shows "epoch i of N" only while the run is active. On PostgreSQL these
+# 200 epochs take under 3 s and a poll may miss them all, so the run's reason carries the marker that makes
+# the test worker report each epoch 30 ms late (tests/celery_app.py): about 6 s of epochs to watch live.
 EPOCHS = 200
 
 
@@ -61,10 +63,20 @@ def test_admin_trains_the_torch_mlp_reads_its_report_and_scores_it_in_shadow_aga
     assert policy.algorithm == "torch_mlp" and policy.hyperparameters.get("epochs") == EPOCHS
 
     # 2. ... starts a run and watches its bar (updated in place every 2 s) reach succeeded, at the last epoch.
-    page.get_by_label("Reason").fill("try the MLP")
+    page.get_by_label("Reason").fill(f"try the MLP {SLOW_EPOCHS_MARKER}")
     page.get_by_role("button", name="Start training").click()
     status = page.locator("[data-status]")
     expect(status).to_have_attribute("data-status", re.compile(r"^(queued|running|succeeded)$"))
+    # Live: the bar's poll shows the epoch the worker is on, while it runs.
+    live_epoch = page.locator("[data-epoch]")
+    expect(live_epoch).to_have_text(re.compile(rf"epoch \d+ of {EPOCHS}"), timeout=60_000)
+    # The epoch and the bar's label, read from one state of the page (the next poll may replace both).
+    seen, label = page.evaluate(
+        "() => [document.querySelector('[data-epoch]')?.dataset.epoch,"
+        " document.querySelector('#run-status progress').getAttribute('aria-label')]"
+    )
+    if seen is not None:  # else the run ended between the two reads: the live epoch was seen above
+        assert 1 <= int(seen) <= EPOCHS and label == f"Training progress, epoch {seen}"
     expect(status).to_have_attribute("data-status", "succeeded", timeout=120_000)
     bar = page.locator("#run-status progress")
     expect(bar).to_have_attribute("value", "100")

@@ -182,7 +182,7 @@ def _training_rows(run: TrainingRun, snapshot: DatasetSnapshot, spec: ModelSpec)
     old = [i for i, item_id in enumerate(ids) if item_id in seen]
     if not new:
         return _TrainingRows(ids, labels, None, f"{len(ids)} gold labels, from scratch: none is new to the champion")
-    chosen = replay_sample(new, old, run.replay_fraction, run.seed)
+    chosen = replay_sample(new, old, run.replay_fraction, run.seed, labels=labels, min_per_class=run.min_class_examples)
     return _TrainingRows(
         [ids[i] for i in chosen],
         labels[chosen],

@@ -297,6 +297,23 @@ def test_replay_sample_mixes_all_new_rows_with_a_seeded_order_independent_sample
         replay_sample(new, old, 1.0, 1)
 
 
+def test_replay_tops_up_every_class_of_the_old_rows_to_the_minimum():
+    # 90 old rows of "a", 10 of "b"; 4 new rows of "a". A uniform draw of 4 old rows often misses "b".
+    labels = np.array(["a"] * 90 + ["b"] * 10 + ["a"] * 4, dtype=object)
+    new, old = np.arange(100, 104), np.arange(100)
+    for seed in range(20):
+        mixed = replay_sample(new, old, 0.5, seed, labels=labels, min_per_class=3)
+        assert set(new) <= set(mixed)
+        assert np.count_nonzero(labels[mixed] == "b") >= 3 and np.count_nonzero(labels[mixed] == "a") >= 3
+        uniform = replay_sample(new, old, 0.5, seed)
+        assert set(uniform) <= set(mixed)  # the top-up only adds to the uniform draw
+        assert len(mixed) - len(uniform) == max(0, 3 - int(np.count_nonzero(labels[uniform] == "b")))
+        assert np.array_equal(mixed, replay_sample(new[::-1], old[::-1], 0.5, seed, labels=labels, min_per_class=3))
+    # A class with fewer old rows than the minimum contributes all it has.
+    few = np.array(["a"] * 98 + ["b"] * 2 + ["a"] * 4, dtype=object)
+    assert set(replay_sample(new, old, 0.5, 1, labels=few, min_per_class=5)) >= {98, 99}
+
+
 def test_importing_the_algorithm_registry_does_not_import_torch():
     code = (
         "import sys, models_app.ml.algorithms, models_app.ml.algorithms.replay, models_app.ml.explain;"

@@ -100,6 +100,12 @@ def _about(stored: dict[str, Any]) -> str:
         if stored.get("calibrated"):
             about += " Computed on the logistic regression under the probability calibration."
         return about
+    if stored.get("method") == "tree-path":
+        return (
+            f"Each number is the feature's share of the model's log-odds for {name}: at every split on it along "
+            "the item's path through each tree, how much the tree's estimate moved. The numbers of all features "
+            "add up to the log-odds less the trees' starting point."
+        )
     return (
         f"Each number is how much the model's log-odds for {name} drop when the feature is set to its "
         "training mean (a category: to unknown), everything else unchanged."

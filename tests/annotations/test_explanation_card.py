@@ -142,3 +142,14 @@ def test_the_next_item_api_returns_the_stored_explanation(trained_dataset, revie
     assert stored is not None
     assert item["explanation"] == stored
     assert item["explanation"]["class"] == item["predicted_label"]
+
+
+def test_each_method_says_in_words_what_its_numbers_measure(trained_dataset, reviewer):
+    client = login(reviewer)
+    about = {}
+    for method in ("linear", "tree-path", "replacement"):
+        _hold(trained_dataset, reviewer, {**_record(), "method": method, "calibrated": False})
+        about[method] = re.search(r'<figcaption class="muted">(.*?)</figcaption>', _card(client, trained_dataset), re.S)
+    assert "coefficient times" in about["linear"].group(1)
+    assert "path through each tree" in about["tree-path"].group(1)
+    assert "set to its training mean" in about["replacement"].group(1)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models_app.ml.algorithms import algorithm_get
+from models_app.ml.algorithms import algorithm_get, preprocess
 from models_app.ml.algorithms.base import FeatureSpec, HyperparameterError, ModelSpec, TrainingDataError
 from models_app.ml.algorithms.checks import training_data_check
 from models_app.ml.artifacts import ArtifactIntegrityError
@@ -123,7 +123,9 @@ def test_explanations_name_the_features_or_tokens_that_carry_the_signal(fitted) 
         assert np.isin(top[has_word], list(strong)).mean() > 0.9
         assert (explanation.values[has_word, 0] > 0).all()  # the giveaway word pushes toward the predicted class
     else:
-        assert explanation.method == ("linear" if name == "logistic_regression" else "replacement")
+        two_classes = len(model.pipeline.classes_) == 2  # boosting: tree paths for two classes, else replacement
+        trees = "tree-path" if two_classes else "replacement"
+        assert explanation.method == ("linear" if name == "logistic_regression" else trees)
         assert (top == "noise").mean() < 0.1  # the column without signal rarely leads
         assert np.isin(explanation.names, ["a", "b", "c", "noise"]).all()
     one = model.explain(frame.iloc[[5]], top_k=3)
@@ -229,3 +231,72 @@ def test_boosting_on_too_few_rows_to_split_says_so() -> None:
     model = algorithm_get("hist_gradient_boosting").fit(frame, labels, spec=spec, params={"max_iter": 10}, seed=0)
     assert any("found no split" in w for w in model.info.warnings)
     assert (model.explain(frame, top_k=2).values == 0).all()  # nothing to attribute
+
+
+def _boosting_data(classes: int, rows: int = 3000) -> tuple[pd.DataFrame, np.ndarray, ModelSpec]:
+    rng = np.random.default_rng(classes)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=rows),
+            "b": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(size=rows)),  # missing values
+            "c": rng.choice(["x", "y", "z", "w"], size=rows),
+            "noise": rng.normal(size=rows),
+        }
+    )
+    score = frame.a + np.nan_to_num(frame.b) + (frame.c == "y") - (frame.c == "w") + rng.normal(scale=0.5, size=rows)
+    names = ["neg", "pos", "mid"][:classes]
+    cuts = np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1])
+    labels = np.asarray(names, dtype=object)[np.searchsorted(cuts, score)]
+    features = (
+        FeatureSpec("a", "float"),
+        FeatureSpec("b", "float"),
+        FeatureSpec("c", "category", ("x", "y", "z", "w")),
+        FeatureSpec("noise", "float"),
+    )
+    return frame, labels, ModelSpec(features, tuple(names))
+
+
+def test_boosting_tree_paths_add_up_exactly_to_the_margin_on_every_row() -> None:
+    from models_app.ml.algorithms.sklearn_explain import tree_path_contributions
+
+    frame, labels, spec = _boosting_data(2)
+    model = algorithm_get("hist_gradient_boosting").fit(frame, labels, spec=spec, params={}, seed=1)
+    unseen = frame.copy()
+    unseen.loc[:40, "c"] = None  # a missing category
+    unseen.loc[41:80, "b"] = np.nan
+    matrix = model._transform(preprocess.frame_prepare(unseen, spec))
+    classifier = model.pipeline[-1]
+    contributions, bias = tree_path_contributions(classifier, matrix)
+    np.testing.assert_allclose(contributions.sum(axis=1) + bias, classifier.decision_function(matrix), atol=1e-9)
+
+    explanation = model.explain(unseen.iloc[:500], top_k=4)
+    assert explanation.method == "tree-path"
+    assert (explanation.names[:, 0] != "noise").mean() > 0.9
+    predicted = model.predict_proba(unseen.iloc[:500]).argmax(axis=1)
+    margin = classifier.decision_function(matrix[:500]) - bias[:500]
+    # All four features are shown, so the shown numbers are the whole margin, toward the predicted class.
+    toward = np.where(predicted == spec.class_names.index(str(classifier.classes_[1])), margin, -margin)
+    np.testing.assert_allclose(np.nansum(explanation.values, axis=1), toward, atol=1e-9)
+
+
+def test_boosting_with_three_classes_keeps_the_replacement_method() -> None:
+    frame, labels, spec = _boosting_data(3)
+    model = algorithm_get("hist_gradient_boosting").fit(frame, labels, spec=spec, params={}, seed=1)
+    assert model.explain(frame.iloc[:50], top_k=2).method == "replacement"
+
+
+def test_an_unused_feature_is_the_one_skipped_even_behind_the_category_encoder() -> None:
+    # The trees number columns with the categories first; "constant" cannot help, so no tree splits on it,
+    # and it is the column the replacement method skips (before, the skip hit the wrong column).
+    from models_app.ml.algorithms.sklearn_explain import features_used
+
+    frame, labels, spec = _boosting_data(3)
+    frame["constant"] = 1.0  # first in the schema: before the category, where the two numberings differ
+    spec = ModelSpec((FeatureSpec("constant", "float"), *spec.features), spec.class_names)
+    model = algorithm_get("hist_gradient_boosting").fit(frame, labels, spec=spec, params={}, seed=1)
+    order = list(preprocess.trees_prepare(spec)[1])
+    used = [order[i] for i in features_used(model.pipeline[-1], len(order))]
+    assert "constant" not in used and {"a", "b", "c"} <= set(used)
+    explanation = model.explain(frame.iloc[:100], top_k=len(order))
+    shown = explanation.names[explanation.values != 0]
+    assert "constant" not in set(shown) and "c" in set(shown)

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.lineage import lineage_for_user
+from governance.lineage import lineage_document, lineage_for_user
 from governance.lineage_nodes import KINDS
 from workflow_site.api_schema import error_responses
 
@@ -22,4 +22,4 @@ class LineageApi(APIView):
         responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403, 404)},
     )
     def get(self, request: Request, kind: str, pk: int) -> Response:
-        return Response(lineage_for_user(user=request.user, kind=kind, pk=pk).as_json())
+        return Response(lineage_document(lineage_for_user(user=request.user, kind=kind, pk=pk)))

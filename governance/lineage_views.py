@@ -6,9 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
-from rest_framework.utils.encoders import JSONEncoder
 
-from governance.lineage import lineage_for_user
+from governance.lineage import lineage_document, lineage_for_user
 from governance.lineage_exports import LINEAGE_EXPORT_FORMATS, lineage_export_chunks, lineage_export_open
 from models_app.export_formats import ExportFormat
 
@@ -19,8 +18,8 @@ def lineage_view(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     # No data access is logged: the page shows no item's feature values (the item history does, and logs it).
     lineage = lineage_for_user(user=request.user, kind=kind, pk=pk)
     if request.GET.get("format") == "json":
-        # DRF's encoder, as the API (/api/lineage/…) uses: the same document, times to the microsecond.
-        return JsonResponse(lineage.as_json(), encoder=JSONEncoder, json_dumps_params={"indent": 1})
+        # The API (/api/lineage/…) gives this same document (lineage_document), as the exports hash its nodes.
+        return JsonResponse(lineage_document(lineage), json_dumps_params={"indent": 1})
     directions = [
         ("up", "Up: where it came from", lineage.up),
         ("down", "Down: what it went into", lineage.down),

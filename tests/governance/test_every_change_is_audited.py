@@ -36,6 +36,7 @@ from tests.conftest import PASSWORD, csv_bytes, login, synthetic_rows
 from tests.governance.admin_writes import AdminWrite, admin_request, admin_writes
 from tests.governance.test_roles import PERSONAS, World, _build_world
 from tests.governance.write_paths import (
+    ENVELOPE_CLAUSES,
     ENVELOPE_DRAFT_FORM,
     Request,
     Write,
@@ -344,6 +345,29 @@ WRITES: dict[tuple[str, str], Write] = {
         (200,),
         _ds("/api/datasets/{d}/model-output/"),
         data=lambda w, c: {"off": True, "reason": "stop"},
+        body="json",
+    ),
+    ("api/datasets/<int:dataset_id>/change-envelope/", "POST"): Write(
+        "model_admin",
+        (201,),
+        _ds("/api/datasets/{d}/change-envelope/"),
+        data=lambda w, c: {"clauses": ENVELOPE_CLAUSES, "change_summary": "logistic regression only"},
+        body="json",
+    ),
+    ("api/change-envelope-versions/<int:pk>/sign/", "POST"): Write(
+        "model_admin",  # admin1 drafted it (setup) and signs it as its author
+        (200,),
+        lambda w, c: f"/api/change-envelope-versions/{c['envelope_version_id']}/sign/",
+        data=lambda w, c: {"password": PASSWORD},
+        setup=lambda w: envelope_draft(w, signed=False),
+        body="json",
+    ),
+    ("api/change-envelope-versions/<int:pk>/approve/", "POST"): Write(
+        "model_admin",  # admin2 drafted and signed it (setup); admin1 approves it
+        (200,),
+        lambda w, c: f"/api/change-envelope-versions/{c['envelope_version_id']}/approve/",
+        data=lambda w, c: {"password": PASSWORD, "reason": "agreed"},
+        setup=lambda w: envelope_draft(w, signed=True),
         body="json",
     ),
     ("api/datasets/<int:dataset_id>/retention/", "POST"): Write(

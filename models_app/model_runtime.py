@@ -30,7 +30,7 @@ from django.conf import settings
 from annotations.models import Dataset, Feature
 from models_app.explanations import explanations_json as legacy_explanations_json
 from models_app.ml.algorithms import REGISTRY, algorithm_get
-from models_app.ml.algorithms.base import FeatureSpec, ModelSpec
+from models_app.ml.algorithms.base import FeatureSpec, ModelSpec, predict_and_explain
 from models_app.ml.artifacts import load_model
 from models_app.ml.baseline import predict_proba as legacy_predict_proba
 from models_app.models import ModelVersion
@@ -78,10 +78,29 @@ class LoadedModel:
         """(rows, len(class_names)) probabilities; `frame` has one column per `self.spec` feature."""
         if self.legacy:
             return legacy_predict_proba(self.fitted, frame, class_names)
-        raw = self.fitted.predict_proba(frame)
+        return self._in_order(self.fitted.predict_proba(frame), class_names)
+
+    def predict_with_explanations(
+        self, frame: pd.DataFrame, class_names: list[str]
+    ) -> tuple[np.ndarray, list[str | None]]:
+        """predict_proba and explanations_json for the most probable class, the inputs read once where the
+        family can (base.predict_and_explain); the same results as the two calls."""
+        if self.legacy:
+            proba = self.predict_proba(frame, class_names)
+            return proba, self.explanations_json(frame, class_names, proba.argmax(axis=1))
+        try:
+            raw, explanation = predict_and_explain(self.fitted, frame, top_k=TOP_K)
+        except Exception:  # the explanation failed: the probabilities alone, and explanations_json logs why
+            proba = self.predict_proba(frame, class_names)
+            return proba, self.explanations_json(frame, class_names, proba.argmax(axis=1))
+        proba = self._in_order(raw, class_names)
+        best = proba.argmax(axis=1)
+        return proba, _explanations_json(explanation, frame, self.spec, class_names, best, self.fitted.info.calibration)
+
+    def _in_order(self, raw: np.ndarray, class_names: list[str]) -> np.ndarray:
         if list(self.spec.class_names) == list(class_names):
             return raw
-        out = np.zeros((len(frame), len(class_names)))
+        out = np.zeros((len(raw), len(class_names)))
         index = {name: i for i, name in enumerate(class_names)}
         for column, name in enumerate(self.spec.class_names):
             if name in index:

@@ -89,8 +89,13 @@ def test_an_answered_item_keeps_the_explanation_its_reviewer_saw(trained_dataset
 
 def test_items_whose_model_cannot_be_explained_store_sql_null_next_to_their_prediction(trained_dataset, monkeypatch):
     champion, ids = _reset(trained_dataset)
+    from models_app.model_runtime import LoadedModel
+
+    real = LoadedModel.predict_with_explanations
     monkeypatch.setattr(
-        "models_app.model_runtime.LoadedModel.explanations_json", lambda model, frame, *args: [None] * len(frame)
+        LoadedModel,
+        "predict_with_explanations",
+        lambda model, frame, classes: (real(model, frame, classes)[0], [None] * len(frame)),
     )
 
     predictions_create(model_version=champion, item_ids=ids, update_items=True)
@@ -164,3 +169,21 @@ def test_the_json_is_valid_for_awkward_names_and_values():
     }
     assert {c["direction"] for c in _contributors(records[2])} == {"none"}
     assert {c["contribution"] for c in _contributors(records[2])} == {0.0}
+
+
+def test_an_explanation_that_fails_leaves_the_predictions_stored_without_one(trained_dataset, monkeypatch, caplog):
+    from models_app.ml.algorithms.sklearn_models import SklearnModel
+
+    champion, ids = _reset(trained_dataset)
+
+    def broken(self, frame, *, top_k=5):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no explanation today")
+
+    monkeypatch.setattr(SklearnModel, "predict_proba_and_explain", broken)
+
+    predictions_create(model_version=champion, item_ids=ids, update_items=True)
+
+    items = Item.objects.filter(pk__in=ids)
+    assert items.filter(predicted_by_version=champion.version, predicted_confidence__gt=0).count() == len(ids)
+    assert items.filter(prediction_explanation__isnull=True).count() == len(ids)
+    assert "No explanation for model" in caplog.text

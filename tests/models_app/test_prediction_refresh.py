@@ -53,21 +53,19 @@ def test_a_champion_replaced_mid_run_stops_updating_items_at_the_next_chunk(trai
     open_ids = list(open_items.order_by("pk").values_list("pk", flat=True))
     assert len(open_ids) == 30
     open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, predicted_confidence=None)
-    from models_app.model_runtime import LoadedModel
-
-    real_predict = LoadedModel.predict_proba
+    real_frame = prediction.frame_for_items  # read once per chunk, before the chunk predicts
     calls = []
 
-    def predict_then_promote_v2(*args, **kwargs):
+    def read_then_promote_v2(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:  # v1 finished its first chunk; now the alias moves to v2
             ModelVersion.objects.filter(pk=v1.pk).update(stage=ModelVersion.Stage.RETIRED)
             ModelVersion.objects.filter(pk=v2.pk).update(stage=ModelVersion.Stage.CHAMPION)
-        return real_predict(*args, **kwargs)
+        return real_frame(*args, **kwargs)
 
     with (
         mock.patch.object(prediction, "CHUNK", 10),
-        mock.patch.object(LoadedModel, "predict_proba", predict_then_promote_v2),
+        mock.patch.object(prediction, "frame_for_items", read_then_promote_v2),
     ):
         written = predictions_create(model_version=v1, item_ids=open_ids, update_items=True)
 

@@ -122,6 +122,15 @@ class FittedModel(Protocol):
         ...
 
 
+def predict_and_explain(model: FittedModel, frame: pd.DataFrame, *, top_k: int = 5) -> tuple[np.ndarray, Explanation]:
+    """Probabilities and explanations of the same rows: in one pass over the inputs where the family offers it
+    (`predict_proba_and_explain`), else the two calls. Equal to the two calls either way."""
+    both = getattr(model, "predict_proba_and_explain", None)
+    if both is not None:
+        return both(frame, top_k=top_k)
+    return model.predict_proba(frame), model.explain(frame, top_k=top_k)
+
+
 class Algorithm(Protocol):
     name: str  # the registry key, stored on the model version
     label: str  # for people: "Logistic regression (scikit-learn)"

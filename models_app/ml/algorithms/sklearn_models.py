@@ -263,11 +263,19 @@ class SklearnModel:
         return self._proba(self._transform(preprocess.frame_prepare(frame, self.spec)))
 
     def explain(self, frame: pd.DataFrame, *, top_k: int = 5) -> Explanation:
+        return self.predict_proba_and_explain(frame, top_k=top_k)[1]
+
+    def predict_proba_and_explain(self, frame: pd.DataFrame, *, top_k: int = 5) -> tuple[np.ndarray, Explanation]:
+        """predict_proba and explain of the same rows, the inputs prepared and transformed once (base.py's
+        predict_and_explain): for TF-IDF the vectoriser's transform is most of the cost of either."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         prepared = preprocess.frame_prepare(frame, self.spec)
         matrix = self._transform(prepared)
-        predicted = self._proba(matrix).argmax(axis=1)
+        proba = self._proba(matrix)
+        return proba, self._explain(prepared, matrix, proba.argmax(axis=1), top_k)
+
+    def _explain(self, prepared: pd.DataFrame, matrix: Any, predicted: np.ndarray, top_k: int) -> Explanation:
         kind = _ALGORITHMS[self.algorithm].kind
         if kind == LINEAR:
             return sklearn_explain.explain_linear(

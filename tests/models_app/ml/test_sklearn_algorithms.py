@@ -300,3 +300,16 @@ def test_an_unused_feature_is_the_one_skipped_even_behind_the_category_encoder()
     explanation = model.explain(frame.iloc[:100], top_k=len(order))
     shown = explanation.names[explanation.values != 0]
     assert "constant" not in set(shown) and "c" in set(shown)
+
+
+def test_probabilities_and_explanations_in_one_pass_equal_the_two_calls(fitted) -> None:
+    from models_app.ml.algorithms.base import predict_and_explain
+
+    _name, model, _spec, frame, _labels = fitted
+    rows = frame.iloc[:300]
+    proba, explanation = predict_and_explain(model, rows, top_k=3)
+    np.testing.assert_array_equal(proba, model.predict_proba(rows))
+    alone = model.explain(rows, top_k=3)
+    assert explanation.method == alone.method
+    np.testing.assert_array_equal(explanation.names, alone.names)
+    np.testing.assert_array_equal(explanation.values, alone.values)

@@ -331,12 +331,16 @@ def loupe_set_strategy(app: App, strategy: str, timeout: float = 3600) -> float:
     t0 = time.perf_counter()
     r = app.admin_s.put(f"{app.adapter.base}/api/datasets/{app.project}/queue-settings/", json=body, timeout=60)
     r.raise_for_status()
-    if body["strategy"] not in ("least_confidence", "margin", "entropy"):
-        return round(time.perf_counter() - t0, 2)
-    q = (
-        f"SELECT count(*) FROM annotations_item WHERE dataset_id={app.project} AND queue_state='open' "
-        f"AND predicted_probabilities IS NOT NULL AND priority_strategy <> '{body['strategy']}'"
-    )
+    if body["strategy"] in ("least_confidence", "margin", "entropy"):
+        q = (
+            f"SELECT count(*) FROM annotations_item WHERE dataset_id={app.project} AND queue_state='open' "
+            f"AND predicted_probabilities IS NOT NULL AND priority_strategy <> '{body['strategy']}'"
+        )
+    else:  # disagreement, label issue: every open item ends with the strategy's name or none ('': no score)
+        q = (
+            f"SELECT count(*) FROM annotations_item WHERE dataset_id={app.project} AND queue_state='open' "
+            f"AND priority_strategy NOT IN ('', '{body['strategy']}')"
+        )
     while time.perf_counter() - t0 < timeout:
         if int(sh(f'{PG} -tAc "{q}" {LOUPE_DB}').strip()) == 0:
             return round(time.perf_counter() - t0, 2)

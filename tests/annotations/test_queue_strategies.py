@@ -223,3 +223,34 @@ def test_the_review_records_the_strategy_of_the_stored_priority_not_the_current_
 
     assert review.selection_strategy == "least_confidence"
     assert Review.objects.get(pk=review.pk).selection_score == round(1 - queued.item.queue_priority, 6)
+
+
+@pytest.mark.parametrize("strategy", ["disagreement", "label_issue"])
+def test_rescoring_from_score_columns_goes_a_chunk_at_a_time_each_its_own_transaction(
+    trained_dataset, strategy, monkeypatch
+):
+    # One UPDATE of every open item held all their row locks at once (over a minute at a million items),
+    # and the queue's claim skips locked rows: reviewers got nothing meanwhile.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotations import workbench
+
+    open_items = Item.objects.filter(dataset=trained_dataset, queue_state=Item.QueueState.OPEN)
+    ids = list(open_items.order_by("pk").values_list("pk", flat=True))
+    scored = ids[::3]
+    Item.objects.filter(pk__in=scored).update(disagreement_score=0.25)
+    Dataset.objects.filter(pk=trained_dataset.pk).update(queue_strategy=strategy)
+    monkeypatch.setattr(workbench, "RESCORE_CHUNK", 7)
+
+    with CaptureQueriesContext(connection) as queries:
+        rescored = queue_priorities_recompute(dataset_id=trained_dataset.pk)
+
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == -(-len(ids) // 7)  # one per chunk of 7
+    assert rescored == len(ids)
+    for item in open_items:
+        if strategy == "disagreement" and item.pk in scored:
+            assert (item.queue_priority, item.priority_strategy) == (0.75, "disagreement")
+        else:
+            assert (item.queue_priority, item.priority_strategy) == (None, "")

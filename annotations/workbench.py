@@ -169,12 +169,16 @@ def _rescore_from_columns(dataset_id: int, strategy: str) -> int:
             f"UPDATE {table} SET queue_priority = 1.0 - disagreement_score,"
             " priority_strategy = CASE WHEN disagreement_score IS NULL THEN '' ELSE %s END"
             " WHERE dataset_id = %s AND queue_state = %s AND id >= %s AND id <= %s"
+            # Only rows that change: a rewritten row is a dead tuple in every index until vacuum.
+            " AND (queue_priority IS DISTINCT FROM 1.0 - disagreement_score OR priority_strategy <>"
+            " CASE WHEN disagreement_score IS NULL THEN '' ELSE %s END)"
         )
-        before, after_params = [strategy], []
+        before, after_params = [strategy], [strategy]
     else:  # label issue: only reopened gold labels have a score; the rest wait in arrival order
         update = (
             f"UPDATE {table} SET queue_priority = NULL, priority_strategy = ''"
             " WHERE dataset_id = %s AND queue_state = %s AND id >= %s AND id <= %s AND priority_strategy <> %s"
+            " AND (queue_priority IS NOT NULL OR priority_strategy <> '')"  # only rows that change
         )
         before, after_params = [], [strategy]
     done, after = 0, 0

@@ -249,6 +249,8 @@ def test_rescoring_from_score_columns_goes_a_chunk_at_a_time_each_its_own_transa
     updates = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")]
     assert len(updates) == -(-len(ids) // 7)  # one per chunk of 7
     assert rescored == len(ids)
+    # Again: nothing changes, so no row is rewritten (each rewrite is a dead tuple in every index).
+    assert queue_priorities_recompute(dataset_id=trained_dataset.pk) == 0
     for item in open_items:
         if strategy == "disagreement" and item.pk in scored:
             assert (item.queue_priority, item.priority_strategy) == (0.75, "disagreement")

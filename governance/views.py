@@ -58,19 +58,12 @@ def _status_filter(request: HttpRequest) -> str:
     return status if status in PromotionRequest.Status.values else ""
 
 
-def _positive_int(request: HttpRequest, name: str) -> int | None:
-    """?name= as a positive id, or None when absent or not one (a stale or hand-edited link shows page one).
-    ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
-    raw = request.GET.get(name, "")
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63 else None
-
-
 def _promotion_list_page(
     request: HttpRequest, overview: PromotionsOverview, *, errors: dict | None = None, status: int = 200
 ) -> HttpResponse:
     status_filter = _status_filter(request)
     page = promotion_requests_page(
-        user=request.user, dataset=overview.dataset, status=status_filter, before=_positive_int(request, "before")
+        user=request.user, dataset=overview.dataset, status=status_filter, before=_page_bound(request, "before")
     )
     context = {
         "dataset": overview.dataset,
@@ -338,8 +331,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     filters = form.to_filters()
     page = audit_page(
         audit_events_for_user(user=request.user, filters=filters),
-        before=_seq_param(request, "before"),
-        after=_seq_param(request, "after"),
+        before=_page_bound(request, "before"),
+        after=_page_bound(request, "after"),
     )
     return render(
         request,
@@ -357,11 +350,12 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _seq_param(request: HttpRequest, name: str) -> int | None:
-    """A page bound from the query string; anything but a whole number is ignored (the newest page).
-    ASCII digits only (str.isdigit() also accepts "²", which int() refuses), within the column's range."""
+def _page_bound(request: HttpRequest, name: str) -> int | None:
+    """A keyset page bound (?before= / ?after=, a seq or an id); anything but a whole number from 1 (seqs and
+    ids start at 1) within the column's range is ignored, giving the first page. ASCII digits only:
+    str.isdigit() also accepts "²", which int() refuses."""
     value = request.GET.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() and int(value) < 2**63 else None
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 2**63 else None
 
 
 @require_GET

@@ -35,7 +35,10 @@ def main() -> None:
         "--api", action="store_true", help="answer through the REST API with a token (as bench/side_by_side.py does)"
     )
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cProfile)")
+    parser.add_argument("--show-queries", action="store_true", help="print every query of the last step")
     args = parser.parse_args()
+    if args.show_queries:
+        os.environ["LOUPE_BENCH_SHOW_QUERIES"] = "1"
 
     import django
 
@@ -216,6 +219,10 @@ def _answers(client, dataset, user, n_answers: int, capture, connection, step, p
         f"per step: this process's CPU {statistics.mean(cpu):.1f} ms (Django and the test client), "
         f"SQL {sql_ms:.1f} ms (round trips, as the driver saw them)"
     )
+    if os.environ.get("LOUPE_BENCH_SHOW_QUERIES"):
+        print("the last step's queries (ms):")
+        for query in ctx.captured_queries:
+            print(f"  {float(query['time']) * 1000:6.2f}  {' '.join(query['sql'].split())[:300]}")
     print("costliest queries (mean ms per step):")
     for sql, total in sorted(slowest.items(), key=lambda kv: -kv[1])[:4]:
         print(f"  {total / len(timings):6.2f}  {sql}")

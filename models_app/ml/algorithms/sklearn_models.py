@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models_app.ml.algorithms import preprocess, sklearn_explain
+from models_app.ml.algorithms import preprocess, sklearn_explain, tfidf_fast
 from models_app.ml.algorithms.base import (
     Explanation,
     FeatureSpec,
@@ -322,6 +322,8 @@ class SklearnModel:
                     vectorizer._stop_words_id = cache_keys[name]
 
     def _transform(self, prepared: pd.DataFrame) -> Any:
+        if _ALGORITHMS[self.algorithm].kind == TEXT:  # the vectoriser on array kernels, the same matrix
+            return tfidf_fast.column_transform(self.pipeline[0], prepared)
         return self.pipeline[0].transform(prepared)
 
     def _proba(self, matrix: Any) -> np.ndarray:

@@ -19,6 +19,7 @@ from django.db import connection
 
 from annotations.models import Dataset, ImportBatch, Item, LabelClass
 from workflow_site import sql_rows
+from workflow_site.prepared_sql import prepared_cursor
 
 _LABEL_ALIAS, _BATCH_ALIAS = "item_row_label", "item_row_batch"
 
@@ -67,7 +68,7 @@ def item_lock_with_dataset(item_id: int) -> Item:
     lock = ""
     if connection.features.has_select_for_update:
         lock = " " + connection.ops.for_update_sql(no_key=True, of=("i",))
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT {sql_rows.columns(Item, 'i')}, {sql_rows.columns(Dataset, 'd')},"
             f" {sql_rows.columns(LabelClass, 'l')} FROM {sql_rows.table(Item)} i"

@@ -51,6 +51,7 @@ from django.utils import timezone
 
 from annotations.item_rows import item_joins, item_select_columns, items_from_rows
 from annotations.models import Dataset, Item, QueueStrategy, Review
+from workflow_site.prepared_sql import prepared_cursor
 
 STRATEGY_LEAST_CONFIDENCE = QueueStrategy.LEAST_CONFIDENCE.value
 STRATEGY_UNSCORED = "unscored"  # no score yet: arrival order
@@ -153,7 +154,7 @@ def _claim_postgresql(
     sub_sql, sub_params = f"{candidates.sql} LIMIT 1", candidates.params
     lock = connection.ops.for_update_sql(skip_locked=True, no_key=True)
     table = connection.ops.quote_name(Item._meta.db_table)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"WITH held AS (SELECT id FROM {table} WHERE dataset_id = %s AND leased_to_id = %s"
             " AND lease_expires_at > %s AND queue_state = %s AND purged_at IS NULL LIMIT 1),"

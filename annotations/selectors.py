@@ -19,6 +19,7 @@ from workflow_site.access import (
     missing_record,
     require_role,
 )
+from workflow_site.prepared_sql import prepared_cursor
 
 
 def datasets_for_user(*, user: AnyUser) -> QuerySet[Dataset]:
@@ -51,7 +52,7 @@ def dataset_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> 
         raise missing_record(user, roles, "dataset")
     # The membership is asked in the dataset's own statement, written as SQL: every review step
     # asks for the dataset, and the ORM's query building would cost more than the answer.
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT {sql_rows.columns(Dataset, 'd')}, {_is_member_sql('d.id')}"
             f" FROM {sql_rows.table(Dataset)} d WHERE d.id = %s",
@@ -96,7 +97,7 @@ def item_get_for_user(
     joins = "".join(
         f" LEFT JOIN {sql_rows.table(model)} {alias} ON {alias}.id = i.{column}" for column, model, alias in joined
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT {select}, {_is_member_sql('i.dataset_id')}"
             f" FROM {sql_rows.table(Item)} i JOIN {sql_rows.table(Dataset)} d ON d.id = i.dataset_id{joins}"
@@ -138,7 +139,7 @@ def item_answer_target_for_user(
     reads_every_dataset = Role.AUDITOR in roles and has_role(user, Role.AUDITOR)
     if not sql_rows.pk_in_range(Item, pk):
         raise missing_record(user, roles, "item")
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT i.dataset_id, {_is_member_sql('i.dataset_id')},"
             f" (SELECT l.id FROM {sql_rows.table(LabelClass)} l WHERE l.dataset_id = i.dataset_id AND l.name = %s)"

@@ -25,6 +25,7 @@ from annotations.queue import selection_for
 from annotations.reason_codes import reason_code_for_answer
 from annotations.signals import gold_labels_changed, send_after_commit
 from governance.audit import audit_record
+from workflow_site.prepared_sql import prepared_cursor
 
 __all__ = [
     "ImportRejected",
@@ -100,7 +101,7 @@ def _gold_label_set(*, item: Item, label_id: int, review: Review, origin: str, n
     if connection.vendor == "postgresql":
         quote = connection.ops.quote_name
         gold, label_table = quote(GoldLabel._meta.db_table), quote(LabelClass._meta.db_table)
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 f"WITH previous AS (SELECT g.label_id, l.name FROM {gold} g"
                 f" JOIN {label_table} l ON l.id = g.label_id WHERE g.item_id = %s)"

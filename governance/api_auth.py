@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
@@ -21,6 +20,7 @@ from governance.credentials import API_REFUSED, SESSION_MUST_CHANGE, api_token_d
 from governance.models import ApiToken, PasswordState
 from workflow_site import sql_rows
 from workflow_site.access import role_names_sql, roles_remember
+from workflow_site.prepared_sql import prepared_cursor
 
 
 class ApiTokenAuthentication(authentication.TokenAuthentication):
@@ -53,7 +53,7 @@ def _token_with_user(digest: str) -> ApiToken | None:
     """
     user_model = get_user_model()
     state_fk = PasswordState._meta.get_field("user").column
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT {sql_rows.columns(ApiToken, 't')}, {sql_rows.columns(user_model, 'u')},"
             f" {sql_rows.columns(PasswordState, 'ps')}, {role_names_sql('u.id')} FROM {sql_rows.table(ApiToken)} t"

@@ -31,6 +31,7 @@ from governance.audit_chain import (
     to_json_value,
 )
 from governance.models import AuditChainHead, AuditEvent, DataAccess
+from workflow_site.prepared_sql import prepared_cursor
 from workflow_site.request_id import current_request_id
 
 
@@ -153,7 +154,7 @@ def _append_in_one_statement(event: AuditEvent, connection: BaseDatabaseWrapper)
     params = [prefix.decode("utf-8")] + [
         f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in _content_fields()
     ]
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(_append_sql(connection.alias), params)
         row = cursor.fetchone()
         if row is None:
@@ -183,7 +184,7 @@ def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: ReadPurpos
     ORM's statement building cost more CPU than the database's insert.
     """
     quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(DataAccess._meta.db_table)}"
             " (accessed_at, user_id, item_id, dataset_id, purpose, request_id) VALUES (%s, %s, %s, %s, %s, %s)",

@@ -18,6 +18,7 @@ from django.utils import timezone
 from annotations.models import Dataset, GoldLabel
 from governance.audit import audit_record
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun, TrainingTrigger
+from workflow_site.prepared_sql import prepared_cursor
 
 logger = logging.getLogger(__name__)
 MAX_POLICY_THRESHOLD = 1_000_000
@@ -215,7 +216,7 @@ def _policy_state(dataset_id: int) -> _PolicyState | None:
     """The dataset's enabled policy and its runs, in one fixed statement (it runs after every answer: the
     ORM's query building for it cost more CPU than the database's answer); None without an enabled policy."""
     runs = connection.ops.quote_name(TrainingRun._meta.db_table)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT p.new_gold_labels,"
             f" EXISTS(SELECT 1 FROM {runs} r WHERE r.dataset_id = p.dataset_id AND r.status = %s),"

@@ -106,6 +106,11 @@ SQLITE_PATH = Path(env_str("LOUPE_SQLITE_PATH", str(VAR_DIR / "loupe.sqlite3")))
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The review loop's fixed statements are prepared from their second run on a connection
+        # (workflow_site/prepared_sql.py); 0 turns preparing off (a pooler that cannot keep them).
+        prepare_threshold = env_int("DB_PREPARE_THRESHOLD", 2)
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = prepare_threshold or None
     # One test database per test process, so parallel runs do not collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:

@@ -276,6 +276,30 @@ class App:
         return w._cpu_s(pids)
 
 
+def profile_web(app: App, workdir: Path, clients: int, a: argparse.Namespace) -> dict:
+    """One more review loop of `app`, its web process tree recorded by py-spy (not one of the measured loops:
+    sampling costs the workers a little). Returns bench/pyspy_summary.py's summary; the recording stays in
+    <workdir>/loupe_web.pyspy.txt."""
+    from pyspy_summary import summary
+
+    out = workdir / "loupe_web.pyspy.txt"
+    log(f"-- f2. Loupe c={clients} under py-spy ({out})")
+    spy = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "py-spy"), "record", "--pid", str(app.server_pid), "--subprocesses"]
+        + ["--rate", "200", "--format", "raw", "--output", str(out), "--duration", str(int(a.loop_seconds))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)  # attached before the loop starts
+    r = w.review_loop(app.adapter, app.reviewers, app.project, clients, a.loop_seconds, 0.8, a.seed, False)
+    spy.wait(timeout=120)
+    result = summary(out, 25) if out.exists() else {"error": "py-spy wrote nothing (is it installed in .venv?)"}
+    result["answers_per_s_while_sampled"] = r["loops_per_s"]
+    for name, pct in list(result.get("self_by_package_pct", {}).items())[:12]:
+        log(f"   {pct:5.1f}%  {name}")
+    return result
+
+
 def phase_import(app: App, bodies: list, budget_s: float) -> dict:
     mon = app.mon
     mon.reset_phase()
@@ -524,6 +548,10 @@ def run(a: argparse.Namespace) -> dict:
                         f"submit p50 {r['submit']['p50_ms']} ms, errors {r['errors']}"
                     )
 
+        # f2. Loupe alone under py-spy (--profile-web): where its web workers' CPU goes at the top concurrency.
+        if a.profile_web:
+            result["web_profile"] = profile_web(loupe, workdir, max(int(x) for x in a.concurrency.split(",")), a)
+
         # g. Loupe alone, per queue strategy (issue 8): the same loop after the open items are rescored.
         strategies = [x for x in a.loupe_strategies.split(",") if x]
         result["strategy_loops"] = []
@@ -719,6 +747,11 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--loupe-tree", action="store_true", help="run Loupe from the working tree, not a HEAD export")
+    ap.add_argument(
+        "--profile-web",
+        action="store_true",
+        help="after the loops, one more Loupe loop with its web workers sampled by py-spy (needs py-spy in .venv)",
+    )
     ap.add_argument(
         "--no-analyze", dest="analyze", action="store_false", help="do not ANALYZE both databases after the imports"
     )

@@ -30,7 +30,8 @@ Django's ordinary cursor.
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 from django.db import connection as default_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -43,23 +44,35 @@ def prepared_cursor(connection: BaseDatabaseWrapper | None = None) -> CursorWrap
     connection = connection if connection is not None else default_connection
     if connection.vendor != "postgresql":
         return connection.cursor()
-    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
-    from django.db.backends.postgresql.psycopg_any import register_tzloader
-    from psycopg.pq import Format
-
     # What connection.cursor() does (its health check, connection, error wrapping, thread check and
     # Django's wrapper; create_cursor's time zone), around a server-binding cursor instead of the
     # connection's default ClientCursor.
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        cursor = ServerBindingCursor(connection.connection)
-        if connection.timezone != connection.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).timezone:
-            register_tzloader(connection.timezone, cursor)
+        cursor = _postgresql().cursor_class(connection.connection)
+        if connection.timezone != connection.connection.adapters.get_loader(*_postgresql().timestamptz_text).timezone:
+            _postgresql().register_tzloader(connection.timezone, cursor)
         connection.validate_thread_sharing()
         if connection.queries_logged:
             return _LoggedCursor(cursor, connection)
         return connection.make_cursor(cursor)
+
+
+class _PostgreSQL(NamedTuple):
+    cursor_class: Any
+    timestamptz_text: tuple[int, Any]  # the loader key create_cursor checks: (timestamptz oid, text format)
+    register_tzloader: Any
+
+
+@cache
+def _postgresql() -> _PostgreSQL:
+    """Django's psycopg 3 pieces, imported once (this runs a dozen times per review step; SQLite lacks them)."""
+    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.pq import Format
+
+    return _PostgreSQL(ServerBindingCursor, (TIMESTAMPTZ_OID, Format.TEXT), register_tzloader)
 
 
 class _LoggedCursor(CursorDebugWrapper):

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import cache
 
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 
 from annotations.models import Dataset, GoldLabel, Item, ItemCountDelta
+from workflow_site.prepared_sql import prepared_cursor
 
 STATE = "state:"
 GOLD = "gold:"
@@ -49,9 +51,21 @@ def counts_add(*, dataset_id: int, deltas: dict[str, int]) -> None:
     """Record changes to a dataset's counters. Precondition: inside the transaction that made them."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("counts_add must run inside the transaction of the change it counts.")
-    rows = [ItemCountDelta(dataset_id=dataset_id, key=key, delta=delta) for key, delta in deltas.items() if delta]
-    if rows:
-        ItemCountDelta.objects.bulk_create(rows)
+    rows = [(dataset_id, key, delta) for key, delta in deltas.items() if delta]
+    if not rows:
+        return
+    # One fixed statement per number of rows (a review writes two or three), prepared on PostgreSQL
+    # (workflow_site/prepared_sql.py): bulk_create's statement building cost more than the insert.
+    with prepared_cursor() as cursor:
+        cursor.execute(_insert_sql(len(rows)), [value for row in rows for value in row])
+
+
+@cache
+def _insert_sql(n_rows: int) -> str:
+    quote = connection.ops.quote_name
+    meta = ItemCountDelta._meta
+    columns = ", ".join(quote(meta.get_field(name).column) for name in ("dataset", "key", "delta"))
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES " + ", ".join(["(%s, %s, %s)"] * n_rows)
 
 
 def dataset_counts(*, dataset_ids: Iterable[int]) -> dict[int, dict[str, int]]:

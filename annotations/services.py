@@ -25,6 +25,7 @@ from annotations.queue import selection_for
 from annotations.reason_codes import reason_code_for_answer
 from annotations.signals import gold_labels_changed, send_after_commit
 from governance.audit import audit_record
+from workflow_site import sql_writes
 from workflow_site.prepared_sql import prepared_cursor
 
 __all__ = [
@@ -230,26 +231,30 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
         reason_code = reason_code_for_answer(
             codes=item.dataset.reason_codes, code=answer.reason_code, correcting=decision == Review.Decision.CORRECT
         )
-        review = Review.objects.create(
-            item=item,
-            reviewer=reviewer,
-            decision=decision,
-            label=answer.label,
-            shown_prediction_id=item.prediction_id,
-            shown_label_id=shown_label_id,
-            shown_confidence=None if blind else item.predicted_confidence,
-            reason=answer.reason.strip()[:2000],
-            reason_code=reason_code,
-            flagged=answer.flagged,
-            mode=Review.Mode.BLIND if blind else Review.Mode.OPEN,
-            selection_strategy=selection.strategy,
-            selection_score=selection.score,
-            guideline_version=item.dataset.guideline_version,
-            time_on_item_ms=_time_on_item_ms(item, now),
+        # sql_writes: the same rows as Review.objects.create and item.save(update_fields=...), as fixed
+        # prepared statements (every answer writes them; the ORM's statement building cost more).
+        review = sql_writes.insert(
+            Review(
+                item=item,
+                reviewer=reviewer,
+                decision=decision,
+                label=answer.label,
+                shown_prediction_id=item.prediction_id,
+                shown_label_id=shown_label_id,
+                shown_confidence=None if blind else item.predicted_confidence,
+                reason=answer.reason.strip()[:2000],
+                reason_code=reason_code,
+                flagged=answer.flagged,
+                mode=Review.Mode.BLIND if blind else Review.Mode.OPEN,
+                selection_strategy=selection.strategy,
+                selection_score=selection.score,
+                guideline_version=item.dataset.guideline_version,
+                time_on_item_ms=_time_on_item_ms(item, now),
+            )
         )
         fields = _lease_release(item)
         if decision == Review.Decision.SKIP:
-            item.save(update_fields=fields)
+            sql_writes.update(item, fields)
             audit_record(
                 actor=reviewer,
                 action="review.skipped",
@@ -264,7 +269,7 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
         if item.dataset.overlap > 1:
             label_names = dict(LabelClass.objects.filter(dataset_id=item.dataset_id).values_list("pk", "name"))
         settled = _item_settle(item=item, review=review, label_names=label_names, now=now)
-        item.save(update_fields=[*fields, "queue_state", "answers_count"])
+        sql_writes.update(item, [*fields, "queue_state", "answers_count"])
         audit_record(
             actor=reviewer,
             action="review.submitted",

@@ -10,6 +10,10 @@ batch (annotations/import_integrity.py) refuse a reference that is gone.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 
@@ -175,3 +179,33 @@ def test_the_set_based_key_checks_refuse_a_reference_that_is_gone(dataset, model
     ]:
         with pytest.raises(IntegrityError, match="no longer exist"), transaction.atomic():
             references_check(**missing)
+
+
+def test_ids_with_quotes_backslashes_and_accents_and_observed_times_go_in_as_written(
+    dataset, model_admin, small_chunks
+):
+    rows = synthetic_rows(5, labelled=True)
+    awkward = ["back\\slash", 'quote "d"', "comma, inside", "accents éü 日本", "\\N"]
+    observed = ["2026-03-01T08:15:00+01:00", "", "2026-03-02 23:59:59Z", "", "2026-03-03T00:00:00.250+00:00"]
+    for row, external_id, moment in zip(rows, awkward, observed, strict=True):
+        row["external_id"], row["observed_at"] = external_id, moment
+    body = io.StringIO()
+    writer = csv.DictWriter(body, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+
+    batch = import_batch_create(
+        dataset=dataset, user=model_admin, file_name="awkward.csv", data=body.getvalue().encode(), purpose="review"
+    )
+
+    assert batch.report["seconds"]["writer"] == "direct"
+    items = _items(batch)
+    assert [item[0] for item in items] == awkward
+    expected_moments = [dt.datetime.fromisoformat(m.replace("Z", "+00:00")) if m else None for m in observed]
+    assert [item[5] for item in items] == expected_moments
+    for external_id, values, _, content_hash, _, observed_at in items:
+        row = next(r for r in rows if r["external_id"] == external_id)
+        assert content_hash == item_content_hash(
+            external_id=external_id, values=values, observed_at=observed_at, label=row["label"]
+        )
+    assert dict(dataset_counts(dataset_ids=[dataset.pk])[dataset.pk]) == counts_recount(dataset_id=dataset.pk)

@@ -210,29 +210,50 @@ class _PolicyState:
     threshold: int  # the policy's new_gold_labels
     run_queued: bool
     last_requested_at: Any  # the newest run's request time; None before the first run
+    # Review gold labels newer than that run, counted up to the threshold; None where the statement could
+    # not count them (SQLite: no LIMIT taken from the row), so the caller counts.
+    new_labels_up_to_threshold: int | None
 
 
 def _policy_state(dataset_id: int) -> _PolicyState | None:
     """The dataset's enabled policy and its runs, in one fixed statement (it runs after every answer: the
-    ORM's query building for it cost more CPU than the database's answer); None without an enabled policy."""
-    runs = connection.ops.quote_name(TrainingRun._meta.db_table)
+    ORM's query building for it cost more CPU than the database's answer); None without an enabled policy.
+
+    On PostgreSQL the same statement counts the new review labels up to the threshold (gold_new_since walks
+    just those rows), so an answer's check is one round trip, not two.
+    """
+    q = connection.ops.quote_name
+    runs, policies, gold = (q(m._meta.db_table) for m in (TrainingRun, RetrainingPolicy, GoldLabel))
+    queued, review = TrainingRun.Status.QUEUED.value, GoldLabel.Origin.REVIEW.value
     with prepared_cursor() as cursor:
-        cursor.execute(
-            f"SELECT p.new_gold_labels,"
-            f" EXISTS(SELECT 1 FROM {runs} r WHERE r.dataset_id = p.dataset_id AND r.status = %s),"
-            f" (SELECT MAX(r.requested_at) FROM {runs} r WHERE r.dataset_id = p.dataset_id)"
-            f" FROM {connection.ops.quote_name(RetrainingPolicy._meta.db_table)} p"
-            " WHERE p.dataset_id = %s AND p.enabled",
-            [TrainingRun.Status.QUEUED.value, dataset_id],
-        )
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT p.new_gold_labels, EXISTS(SELECT 1 FROM {runs} r WHERE r.dataset_id = p.dataset_id"
+                f" AND r.status = %s), last.requested_at, (SELECT count(*) FROM (SELECT 1 FROM {gold} g"
+                " WHERE g.dataset_id = p.dataset_id AND g.origin = %s"
+                " AND (last.requested_at IS NULL OR g.updated_at > last.requested_at) LIMIT p.new_gold_labels) n)"
+                f" FROM {policies} p LEFT JOIN LATERAL (SELECT MAX(r.requested_at) AS requested_at FROM {runs} r"
+                " WHERE r.dataset_id = p.dataset_id) last ON true WHERE p.dataset_id = %s AND p.enabled",
+                [queued, review, dataset_id],
+            )
+        else:
+            cursor.execute(
+                f"SELECT p.new_gold_labels,"
+                f" EXISTS(SELECT 1 FROM {runs} r WHERE r.dataset_id = p.dataset_id AND r.status = %s),"
+                f" (SELECT MAX(r.requested_at) FROM {runs} r WHERE r.dataset_id = p.dataset_id), NULL"
+                f" FROM {policies} p WHERE p.dataset_id = %s AND p.enabled",
+                [queued, dataset_id],
+            )
         row = cursor.fetchone()
     if row is None:
         return None
-    threshold, run_queued, last = row
+    threshold, run_queued, last, new_labels = row
     requested_at = TrainingRun._meta.get_field("requested_at").get_col(TrainingRun._meta.db_table)
     for convert in connection.ops.get_db_converters(requested_at):  # SQLite gives the MAX back as text
         last = convert(last, requested_at, connection)
-    return _PolicyState(threshold=threshold, run_queued=bool(run_queued), last_requested_at=last)
+    return _PolicyState(
+        threshold=threshold, run_queued=bool(run_queued), last_requested_at=last, new_labels_up_to_threshold=new_labels
+    )
 
 
 def retraining_policy_check(*, dataset_id: int) -> TrainingRun | None:
@@ -252,7 +273,10 @@ def retraining_policy_check(*, dataset_id: int) -> TrainingRun | None:
     if state.last_requested_at is not None:
         new_labels = new_labels.filter(updated_at__gt=state.last_requested_at)
     # Counted up to the threshold only (gold_new_since walks just those rows), then exactly once it is met.
-    if new_labels[: state.threshold].count() < state.threshold:
+    reached = state.new_labels_up_to_threshold
+    if reached is None:
+        reached = new_labels[: state.threshold].count()
+    if reached < state.threshold:
         return None
     count = new_labels.count()
     dataset = Dataset.objects.get(pk=dataset_id)

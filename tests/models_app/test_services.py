@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -92,6 +93,18 @@ def test_fifth_review_queues_exactly_one_policy_training_run(
         review_next(trained_dataset, reviewer)
     assert _policy_runs(trained_dataset).count() == 1
     broker.assert_called_once()
+
+
+def test_a_policy_check_not_yet_met_is_one_statement_on_postgresql(
+    trained_dataset, reviewer, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    from models_app.services import retraining_policy_check
+
+    with django_capture_on_commit_callbacks(execute=True):
+        review_next(trained_dataset, reviewer)  # one new label of the five the policy asks for
+    # PostgreSQL counts the new labels in the policy's own statement; SQLite cannot take a LIMIT from a row.
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):
+        assert retraining_policy_check(dataset_id=trained_dataset.pk) is None
 
 
 def test_skips_do_not_count_towards_the_policy(trained_dataset, reviewer, django_capture_on_commit_callbacks, broker):

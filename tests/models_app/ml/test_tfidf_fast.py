@@ -164,3 +164,22 @@ def test_sparse_explanations_of_very_long_rows_take_the_sort_everything_path_and
     expected_names, expected_values = _top_k_reference(matrix, weights, predicted, 5)
     assert np.array_equal(explanation.names, expected_names)
     assert np.allclose(explanation.values, expected_values, equal_nan=True)
+
+
+def test_ascii_texts_never_reach_scikit_learns_per_text_analyser(monkeypatch) -> None:
+    vectorizer = _vectorizer(ASCII_TEXTS, ngram_range=(1, 2))
+    expected = vectorizer.transform(ASCII_TEXTS)
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the per-text analyser ran")
+
+    monkeypatch.setattr(vectorizer, "build_analyzer", refuse)
+    _assert_same(tfidf_fast.tfidf_transform(vectorizer, ASCII_TEXTS), expected)
+
+
+def test_only_each_rows_few_candidates_are_sorted() -> None:
+    rows = np.repeat(np.arange(3), 10)  # three rows of ten entries
+    magnitude = np.tile(np.arange(10, dtype=float), 3)
+    candidates = sklearn_explain._top_k_candidates(rows, magnitude, 3, 2)
+    assert candidates is not None and len(candidates) == 6  # the two largest of each row
+    assert set(magnitude[candidates]) == {8.0, 9.0}

@@ -8,8 +8,15 @@
   leaf, scaled like the leaves) goes to the split's feature. The contributions
   add up exactly to the model's margin less its bias (the baseline and the
   roots' values), so they explain the logit the probability comes from, before
-  calibration. All trees walk together, one numpy step per depth level, for a
-  chunk of rows at a time: no loop over rows or trees. It reads the fitted
+  calibration. Each leaf's path adds the same amounts whatever the row, so
+  they are tabulated once per model (a leaf × column table, built one depth
+  level at a time); scikit-learn's own compiled predictor, run on a copy of
+  each tree whose leaves hold their leaf number, says which leaf every row
+  reaches (its rules for missing values and categories, not ours), and the
+  rows' leaves' table rows are added up: one predictor call and one gather per
+  tree. A model too large for that table (over 8M cells) walks all trees
+  together instead, one numpy step per depth level for a chunk of rows at a
+  time (a test checks that both give the same numbers). It reads the fitted
   trees' node arrays (`_predictors`, `_bin_mapper`, the same private
   attributes `features_used` reads); a test checks the exact sum against
   `decision_function` on every row, so a change inside scikit-learn shows.
@@ -54,6 +61,8 @@ def explain_linear(pipeline: Any, frame: pd.DataFrame, class_names: list[str], p
 TREE_PATH = "tree-path"
 # Row × tree walks advanced together per depth level (~50 MB of working arrays at this size).
 _PATH_BATCH = 1_000_000
+# The most cells of the per-node path table `_TreeTable.leaf_paths` builds (8M floats, 64 MB); beyond it, walk.
+_LEAF_PATH_CELLS_MAX = 8_000_000
 
 
 def explain_trees(
@@ -80,10 +89,17 @@ def tree_path_contributions(classifier: Any, prepared: np.ndarray) -> tuple[np.n
     trees = _TreeTable(classifier)
     bias = np.full(rows, float(np.ravel(classifier._baseline_prediction)[0]) + float(trees.value[trees.roots].sum()))
     contributions = np.zeros((rows, width))
-    chunk = max(1, _PATH_BATCH // max(1, len(trees.roots)))
-    for start in range(0, rows, chunk):
-        block = matrix[start : start + chunk]
-        contributions[start : start + len(block)] = trees.walk(block)
+    leaf_paths = trees.leaf_paths(width) if rows else None
+    if leaf_paths is not None:
+        # Each tree's leaf for every row, from scikit-learn's own predictor (its missing-value and category
+        # rules, compiled), then each leaf's path contributions, computed once per model, added up.
+        for leaves in trees.leaves(classifier, matrix):
+            contributions += leaf_paths[leaves]
+    else:  # a model too large to hold every leaf's path: walk the trees level by level
+        chunk = max(1, _PATH_BATCH // max(1, len(trees.roots)))
+        for start in range(0, rows, chunk):
+            block = matrix[start : start + chunk]
+            contributions[start : start + len(block)] = trees.walk(block)
     # The trees split the matrix as the classifier's encoder laid it out (categories first): back to input order.
     in_input_order = np.zeros_like(contributions)
     in_input_order[:, _input_columns(classifier, width)] = contributions
@@ -118,6 +134,7 @@ class _TreeTable:
 
     def __init__(self, classifier: Any) -> None:
         predictors = [per_iteration[0] for per_iteration in classifier._predictors]
+        self.predictors = predictors
         sizes = np.array([len(p.nodes) for p in predictors], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         bitset_sizes = np.array([len(p.raw_left_cat_bitsets) for p in predictors], dtype=np.int64)
@@ -126,6 +143,8 @@ class _TreeTable:
         at = np.repeat(offsets, sizes)
         self.roots = offsets
         self.is_leaf = nodes["is_leaf"].astype(bool)
+        self.leaf_nodes = np.flatnonzero(self.is_leaf)
+        self.depth = nodes["depth"].astype(np.int64)
         self.feature = nodes["feature_idx"].astype(np.int64)
         self.threshold = nodes["num_threshold"].astype(np.float64)
         self.missing_left = nodes["missing_go_to_left"].astype(bool)
@@ -146,6 +165,41 @@ class _TreeTable:
         if self.any_categorical:
             known, f_idx_map = classifier._bin_mapper.make_known_categories_bitsets()
             self.known_bitsets, self.f_idx_map = known.astype(np.int64), np.asarray(f_idx_map, dtype=np.int64)
+
+    def leaf_paths(self, width: int) -> np.ndarray | None:
+        """(leaves, width): what the path from its tree's root to each leaf adds to each column's contribution,
+        leaves numbered as `leaves` gives them. None when that table would pass _LEAF_PATH_CELLS_MAX."""
+        n_nodes = len(self.is_leaf)
+        if n_nodes * width > _LEAF_PATH_CELLS_MAX:
+            return None
+        split = np.flatnonzero(~self.is_leaf)
+        parent = np.full(n_nodes, -1, dtype=np.int64)
+        parent[self.children[2 * split]] = split  # right children
+        parent[self.children[2 * split + 1]] = split  # left children
+        path = np.zeros((n_nodes, width))
+        for level in range(1, int(self.depth.max(initial=0)) + 1):  # parents before their children
+            nodes = np.flatnonzero(self.depth == level)
+            path[nodes] = path[parent[nodes]]
+            path[nodes, self.feature[parent[nodes]]] += self.step[nodes]
+        return path[self.leaf_nodes]
+
+    def leaves(self, classifier: Any, matrix: np.ndarray) -> Any:
+        """For each tree in turn, every row's leaf (a row of `leaf_paths`): scikit-learn's own predictor run on
+        a copy of the tree whose leaves hold their leaf number instead of their value."""
+        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+        known, f_idx_map = classifier._bin_mapper.make_known_categories_bitsets()
+        threads = _openmp_effective_n_threads()
+        number = np.full(len(self.is_leaf), -1.0)
+        number[self.leaf_nodes] = np.arange(len(self.leaf_nodes))
+        for root, predictor in zip(self.roots, self.predictors, strict=True):
+            nodes = predictor.nodes.copy()
+            nodes["value"] = number[root : root + len(nodes)]
+            numbered = TreePredictor(nodes, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets)
+            yield numbered.predict(matrix, known_cat_bitsets=known, f_idx_map=f_idx_map, n_threads=threads).astype(
+                np.int64
+            )
 
     def walk(self, block: np.ndarray) -> np.ndarray:
         """(len(block), width) contributions: every row down every tree, one depth level per step."""

@@ -279,6 +279,24 @@ def test_boosting_tree_paths_add_up_exactly_to_the_margin_on_every_row() -> None
     np.testing.assert_allclose(np.nansum(explanation.values, axis=1), toward, atol=1e-9)
 
 
+def test_boosting_leaf_paths_and_the_level_by_level_walk_give_the_same_contributions(monkeypatch) -> None:
+    from models_app.ml.algorithms import sklearn_explain
+
+    frame, labels, spec = _boosting_data(2)
+    model = algorithm_get("hist_gradient_boosting").fit(frame, labels, spec=spec, params={}, seed=1)
+    unseen = frame.copy()
+    unseen.loc[:40, "c"] = None  # a missing category
+    unseen.loc[41:80, "b"] = np.nan
+    unseen.loc[81:120, "c"] = "never seen"
+    matrix = model._transform(preprocess.frame_prepare(unseen, spec))
+    classifier = model.pipeline[-1]
+    by_leaf, bias = sklearn_explain.tree_path_contributions(classifier, matrix)
+    monkeypatch.setattr(sklearn_explain, "_LEAF_PATH_CELLS_MAX", 0)  # too large to tabulate: walk instead
+    walked, same_bias = sklearn_explain.tree_path_contributions(classifier, matrix)
+    np.testing.assert_allclose(by_leaf, walked, atol=1e-12)
+    np.testing.assert_array_equal(bias, same_bias)
+
+
 def test_boosting_with_three_classes_keeps_the_replacement_method() -> None:
     frame, labels, spec = _boosting_data(3)
     model = algorithm_get("hist_gradient_boosting").fit(frame, labels, spec=spec, params={}, seed=1)

@@ -21,8 +21,8 @@ from tests.worker_kill import SLOW_FIT_ENV, killable_worker_start
 pytestmark = pytest.mark.worker
 
 
-def _artifacts_of(run: TrainingRun) -> list[Path]:
-    return sorted(Path(settings.ARTIFACT_ROOT).glob(f"dataset_{run.dataset_id}/run_{run.pk}-*"))
+def _artifacts_of(run: TrainingRun) -> set[Path]:
+    return set(Path(settings.ARTIFACT_ROOT).glob(f"dataset_{run.dataset_id}/run_{run.pk}-*"))
 
 
 def test_a_running_run_cancelled_by_a_model_admin_stops_registers_nothing_and_frees_the_dataset(
@@ -41,6 +41,8 @@ def test_a_running_run_cancelled_by_a_model_admin_stops_registers_nothing_and_fr
             run = training_run_request(
                 dataset=dataset, trigger=TrainingRun.Trigger.MANUAL, requested_by=model_admin, dispatch=False
             )
+        # Files an earlier test left under the same ids (SQLite's flush reuses them; the folder is per process).
+        before = _artifacts_of(run)
         tasks.training_run_execute.apply_async(args=[run.pk], queue=queue)  # to the slowed worker only
 
         def fitting() -> TrainingRun | None:
@@ -68,7 +70,7 @@ def test_a_running_run_cancelled_by_a_model_admin_stops_registers_nothing_and_fr
     assert stopped.status == TrainingRun.Status.CANCELLED, stopped.error
     assert stopped.finished_at is not None and stopped.stage == "Cancelled"
     assert not ModelVersion.objects.filter(training_run=stopped).exists()
-    assert _artifacts_of(stopped) == []
+    assert _artifacts_of(stopped) - before == set()
     actions = list(
         AuditEvent.objects.filter(object_type="training_run", object_id=str(run.pk))
         .order_by("seq")

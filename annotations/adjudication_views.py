@@ -25,7 +25,9 @@ def _render(
 ) -> HttpResponse:
     context = _card_context(dataset, queued, error, labels, reviewer=request.user)
     if queued is not None:
-        data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.REVIEW_CARD)
+        data_access_record(
+            user=request.user, item=queued.item, purpose=ReadPurpose.REVIEW_CARD, served_by=queued.strategy
+        )
         context["answers"] = item_answers(item=queued.item)
         context["prediction_hidden"] = False
     template = "annotations/adjudication_page.html#decision" if request.htmx else "annotations/adjudication_page.html"

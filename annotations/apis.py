@@ -83,7 +83,10 @@ class NextItemApi(APIView):
     class OutputSerializer(serializers.Serializer):
         item = ItemOutputSerializer(allow_null=True)
         selection_strategy = serializers.CharField(allow_null=True)
-        selection_score = serializers.FloatField(allow_null=True)
+        selection_score = serializers.FloatField(
+            allow_null=True,
+            help_text="The strategy's score for this item; null on a blind item (it would give the prediction away).",
+        )
         blind = serializers.BooleanField(
             default=False,
             help_text="Blind review: the prediction is withheld (null) until you answer; send "
@@ -97,13 +100,16 @@ class NextItemApi(APIView):
         queued = queue_next_item(dataset=dataset, reviewer=request.user)
         if queued is None:
             return Response({"item": None, "selection_strategy": None, "selection_score": None})
-        data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.API)
+        data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.API, served_by=queued.strategy)
         data = self.OutputSerializer(
             {"item": queued.item, "selection_strategy": queued.strategy, "selection_score": queued.score}
         ).data
         if queued.blind:
             data["blind"], data["blind_prediction_id"] = True, queued.item.prediction_id
             data["item"].update(dict.fromkeys(_PREDICTION_FIELDS))
+            # The queue score is derived from the prediction (least confidence is
+            # 1 - its confidence): the card hides it on a blind item, and so must the API.
+            data["selection_score"] = None
         return Response(data)
 
 

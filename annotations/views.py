@@ -160,7 +160,9 @@ def _render_card(
 ) -> HttpResponse:
     """Render a card; the item shown is logged as read by this reviewer."""
     if queued is not None:
-        data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.REVIEW_CARD)
+        data_access_record(
+            user=request.user, item=queued.item, purpose=ReadPurpose.REVIEW_CARD, served_by=queued.strategy
+        )
     if label_classes is None:
         label_classes = _label_classes(dataset)
     context = _card_context(dataset, queued, error, label_classes, reviewer=request.user)

@@ -177,8 +177,11 @@ def _append_in_one_statement(event: AuditEvent, connection: BaseDatabaseWrapper)
 ReadPurpose = DataAccess.Purpose
 
 
-def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: ReadPurpose) -> None:
+def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: ReadPurpose, served_by: str = "") -> None:
     """Log that `user` was shown `item`'s data (21 CFR Part 11 / EU AI Act: who read what).
+
+    `served_by` is the queue strategy that picked the item for a card, so the
+    audit slice's serves are on record even when the lease expires unanswered.
 
     One fixed INSERT, not `DataAccess.objects.create`: every card runs it, and the
     ORM's statement building cost more CPU than the database's insert.
@@ -187,13 +190,15 @@ def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: ReadPurpos
     with prepared_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(DataAccess._meta.db_table)}"
-            " (accessed_at, user_id, item_id, dataset_id, purpose, request_id) VALUES (%s, %s, %s, %s, %s, %s)",
+            " (accessed_at, user_id, item_id, dataset_id, purpose, served_by, request_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
             [
                 connection.ops.adapt_datetimefield_value(timezone.now()),
                 user.pk,
                 item.pk,
                 item.dataset_id,
                 str(purpose),
+                served_by,
                 current_request_id(),
             ],
         )

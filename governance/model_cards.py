@@ -24,7 +24,7 @@ from typing import Any
 
 from annotations.models import GoldLabel, ImportBatch, Review
 from governance.envelope import NO_ENVELOPE, envelope_active
-from governance.models import DocumentNarrative, EnvelopeAssessment, PromotionRequest
+from governance.models import DataAccess, DocumentNarrative, EnvelopeAssessment, PromotionRequest
 from governance.narratives import narrative_document
 from governance.promotions import model_version_record_hash
 from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel
@@ -166,6 +166,13 @@ def _snapshot_summary(snapshot: DatasetSnapshot) -> dict[str, Any]:
         # The random audit slice is the unbiased part: items picked by the model's own uncertainty are not.
         "reviewed_items_picked_by": dict(sorted(picked.items())),
         "from_random_audit_slice": picked.get("audit_slice", 0),
+        # Served, answered or not, before the freeze: the slice's labels over this are its response rate.
+        "audit_slice_items_served": DataAccess.objects.filter(
+            dataset_id=snapshot.dataset_id, served_by="audit_slice", accessed_at__lte=snapshot.created_at
+        )
+        .values("item_id")
+        .distinct()
+        .count(),
         "reviewers": answered.values("reviewer_id").distinct().count(),
         "guideline_versions": sorted(set(answered.values_list("guideline_version", flat=True)) - {""}),
         "agreement_behind_labels": {

@@ -311,11 +311,24 @@ class DataAccess(models.Model):
     item_id = models.BigIntegerField(help_text="The item whose data was shown.")
     dataset_id = models.BigIntegerField()
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    served_by = models.CharField(
+        max_length=32,
+        blank=True,
+        db_default="",  # a database default: raw INSERTs (and older writers mid-deploy) leave it blank
+        help_text="The queue strategy that served this item to the reader (a review card or the next-item API); "
+        "blank for other reads. The audit slice's serves are the base of unbiased estimates, answered or not.",
+    )
     request_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-accessed_at"]
         indexes = [
+            # datasheets: which items the random audit slice served (10% of serves, so a small partial index)
+            models.Index(
+                fields=["dataset_id", "accessed_at"],
+                condition=Q(served_by="audit_slice"),
+                name="access_audit_slice_served",
+            ),
             # item history: who read this item
             models.Index(fields=["item_id", "accessed_at"], name="access_item_time"),
             # "what did this person read?"

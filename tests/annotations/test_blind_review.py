@@ -128,6 +128,9 @@ def test_the_api_withholds_the_prediction_of_a_blind_item_and_reveals_it_with_th
 
     assert data["blind"] is True
     assert data["item"]["predicted_label"] is None and data["item"]["predicted_probabilities"] is None
+    assert data["item"]["predicted_confidence"] is None and data["item"]["explanation"] is None
+    # Under least confidence the score is 1 - the model's confidence: withheld too.
+    assert data["selection_strategy"] and data["selection_score"] is None
     item = Item.objects.get(pk=data["item"]["id"])
     answer = client.post(
         reverse("api_review_create", args=[item.pk]),

@@ -256,3 +256,33 @@ def test_rescoring_from_score_columns_goes_a_chunk_at_a_time_each_its_own_transa
             assert (item.queue_priority, item.priority_strategy) == (0.75, "disagreement")
         else:
             assert (item.queue_priority, item.priority_strategy) == (None, "")
+
+
+def test_every_item_the_audit_slice_serves_is_on_record_even_when_it_is_never_answered(
+    trained_dataset, reviewer, model_admin, queue_draws
+):
+    from governance.models import DataAccess
+    from tests.helpers import candidate_train
+
+    queue_draws.return_value = 0.0  # the slice serves every card, and blind is off
+    Dataset.objects.filter(pk=trained_dataset.pk).update(blind_percent=0)
+    client = login(reviewer)
+
+    served = client.get(reverse("api_next_item", args=[trained_dataset.pk])).json()
+    # The lease runs out unanswered: the item goes back to the pool with no review at all.
+    Item.objects.filter(pk=served["item"]["id"]).update(lease_expires_at=None, leased_to=None)
+
+    assert served["selection_strategy"] == STRATEGY_AUDIT_SLICE
+    assert not Review.objects.filter(item_id=served["item"]["id"]).exists()
+    record = DataAccess.objects.get(item_id=served["item"]["id"], user=reviewer)
+    assert (record.served_by, record.purpose) == (STRATEGY_AUDIT_SLICE, "api")
+    # The card records the strategy that served it, whatever it is.
+    queue_draws.return_value = 1.0
+    login(reviewer).get(reverse("annotations:review", args=[trained_dataset.pk]))
+    card = DataAccess.objects.filter(user=reviewer, purpose="review_card").latest("id")
+    assert card.served_by == trained_dataset.queue_strategy
+
+    version = candidate_train(trained_dataset, requested_by=model_admin, reason="after the slice served one")
+    sheet = login(model_admin).get(reverse("governance:datasheet", args=[version.snapshot_id]) + "?format=json")
+    composition = sheet.json()["composition"]
+    assert composition["audit_slice_items_served"] == 1 and composition["from_random_audit_slice"] == 0

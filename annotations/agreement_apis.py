@@ -47,16 +47,21 @@ class ClassAgreementSerializer(serializers.Serializer):
 
 class ReferenceAgreementSerializer(serializers.Serializer):
     reviewer = serializers.IntegerField(source="rater")
-    accuracy = AgreementFigureSerializer(help_text="Share of the reviewer's items where they match the gold label.")
-    kappa = AgreementFigureSerializer(help_text="Cohen's kappa between the reviewer and the gold label.")
-    n_agree = serializers.IntegerField()
+    accuracy = AgreementFigureSerializer(
+        help_text="Share of the reviewer's items with this reference where their answer in force matches it "
+        "(n_items: those items; an uncertain answer never matches)."
+    )
+    kappa = AgreementFigureSerializer(help_text="Cohen's kappa between the reviewer and the reference, same items.")
+    n_agree = serializers.IntegerField(help_text="Items where the reviewer's answer matches the reference.")
 
 
 class AgreementApi(APIView):
     """GET (model admins of the dataset, auditors): agreement over the reviewers' answers in force.
 
     An answer in force is a reviewer's latest non-skip review of an item; the figures are those of
-    annotations/agreement_metrics.py, with the page's bootstrap (annotations/agreement.py).
+    annotations/agreement_metrics.py, with the page's bootstrap (annotations/agreement.py). Each
+    reviewer is compared with two references: gold of any origin (`reference`) and adjudicated gold
+    only (`reference_adjudicated`).
     """
 
     class InputSerializer(serializers.Serializer):
@@ -88,10 +93,23 @@ class AgreementApi(APIView):
         per_class = ClassAgreementSerializer(source="report.per_class", many=True)
         reference_origins = serializers.DictField(
             child=serializers.IntegerField(),
-            help_text=f"Answered items with a gold label, by its origin ({', '.join(GoldLabel.Origin.values)}). "
-            "Adjudication does not exist yet: the reference is the gold label as it stands.",
+            help_text=f"Answered items with a gold label, by its origin ({', '.join(GoldLabel.Origin.values)}): "
+            "the items behind `reference`; those of origin `adjudication` are the items behind "
+            "`reference_adjudicated`.",
         )
-        reference = ReferenceAgreementSerializer(source="report.reference", many=True)
+        reference = ReferenceAgreementSerializer(
+            source="report.reference",
+            many=True,
+            help_text="Each reviewer against the item's gold label as it stands, whatever its origin. Optimistic "
+            "where the gold label was derived from reviews: it may be the reviewer's own answer.",
+        )
+        reference_adjudicated = ReferenceAgreementSerializer(
+            many=True,
+            help_text="Each reviewer against adjudicated gold only: the answered items whose gold label an "
+            "adjudicator decided (an adjudicator never decides an item they answered). Those items went to "
+            "adjudication because their answers disagreed or one was uncertain, so this describes the hard "
+            "items. Empty when no answered item has been adjudicated.",
+        )
 
     @extend_schema(
         operation_id="agreement_read",

@@ -1,11 +1,25 @@
-"""Agreement figures against oracles: scikit-learn's cohen_kappa_score, statsmodels' fleiss_kappa.
+"""Agreement figures against oracles: scikit-learn's cohen_kappa_score, statsmodels' fleiss_kappa, NLTK.
 
-Krippendorff's alpha has no oracle package here: the `krippendorff` package is GPL-3.0-or-later,
-so it is not a dependency, even a test-only one. Alpha is checked instead against the textbook
-example worked by hand in Krippendorff (2011), "Computing Krippendorff's alpha-reliability"
-(nominal data with missing values), against statsmodels through the identity that holds on complete
-data (alpha = 1 - (1 - Fleiss' kappa) * (nm - 1) / nm for N items with m ratings each, n = Nm),
-and against a direct implementation of the definition (every ordered pair of values in a unit).
+Krippendorff's alpha: the `krippendorff` package is GPL-3.0-or-later, so it is not a dependency,
+even a test-only one. NLTK (Apache-2.0, test-only) is the independent oracle instead:
+`nltk.metrics.agreement.AnnotationTask(...).alpha()` with its default binary distance is nominal
+alpha, and it treats missing ratings as Krippendorff does (an absent triple; units with fewer than
+two values dropped; each unit's disagreement weighted by m_u / (m_u - 1) over n pairable values).
+It departs from the definition only where the definition divides by zero, and those cases are
+checked separately (test_where_nltk_departs_from_the_definition_our_figure_is_undefined_and_says_why):
+- one category among the pairable values (expected disagreement 0): NLTK returns 1 by convention;
+- no unit with two values: NLTK divides by zero (ZeroDivisionError).
+Alpha is also checked against the textbook example worked by hand in Krippendorff (2011),
+"Computing Krippendorff's alpha-reliability" (nominal data with missing values), against statsmodels
+through the identity that holds on complete data (alpha = 1 - (1 - Fleiss' kappa) * (nm - 1) / nm for
+N items with m ratings each, n = Nm), and against a direct implementation of the definition.
+
+NLTK also checks the kappas where its definitions are ours: `kappa_pairwise` is Cohen's kappa for two
+coders who rated every item (so it gets the pair's shared items only), and `pi` is multi-pi (Siegel
+and Castellan's K), which is Fleiss' kappa when every item has the same m ratings (coders are
+numbered by position within the item: Fleiss' kappa does not depend on who gave which rating). With
+one category only NLTK returns 1 where ours is undefined, as for alpha. `multi_kappa` (Davies and
+Fleiss) is a different figure and is not used.
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ from itertools import combinations, permutations
 
 import numpy as np
 import pytest
+from nltk.metrics.agreement import AnnotationTask
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
@@ -116,6 +131,25 @@ def alpha_by_definition(ratings: dict[tuple[int, int], str]) -> float:
     return 1 - observed / expected if expected else math.nan
 
 
+def nltk_task(ratings: dict[tuple[int, int], str]) -> AnnotationTask:
+    """NLTK's triples are (coder, item, label); a missing rating is an absent triple."""
+    return AnnotationTask(data=[(rater, item, category) for (item, rater), category in ratings.items()])
+
+
+def pairable_categories(ratings: dict[tuple[int, int], str]) -> set[str]:
+    """The categories among the values of units with two or more: alpha is defined when there are two."""
+    per_item = Counter(item for item, _ in ratings)
+    return {category for (item, _), category in ratings.items() if per_item[item] >= 2}
+
+
+def assert_alpha_matches_nltk(figure: Agreement, ratings: dict[tuple[int, int], str]) -> None:
+    """Where the definition is defined, NLTK's alpha; elsewhere ours is undefined (NLTK's conventions differ)."""
+    if len(pairable_categories(ratings)) >= 2:
+        assert_matches(figure, nltk_task(ratings).alpha())
+    else:
+        assert figure.value is None and figure.reason in (ONE_CATEGORY, NO_PAIRABLE_ITEM)
+
+
 def _pairwise_kappa_equals_scikit_learn_over_the_items_both_rated(seed: int) -> None:
     ratings = random_ratings(seed)
     pairs = pairwise_cohen_kappa(as_list(ratings), bootstrap=EXACT)
@@ -161,6 +195,77 @@ def _alpha_with_missing_ratings_equals_the_definition(seed: int) -> None:
     assert_matches(alpha, alpha_by_definition(ratings))
 
 
+def _alpha_equals_nltk_with_and_without_missing_ratings(seed: int) -> None:
+    for missing in (0.0, 0.25, 0.6):
+        ratings = random_ratings(seed, missing=missing)
+        assert_alpha_matches_nltk(krippendorff_alpha(as_list(ratings), bootstrap=EXACT), ratings)
+
+
+def _per_class_alpha_equals_nltk_on_the_category_against_the_rest(seed: int) -> None:
+    ratings = random_ratings(seed, missing=0.4)
+    for figure in per_class_agreement(as_list(ratings), bootstrap=EXACT):
+        binary = {key: str(value == figure.category) for key, value in ratings.items()}
+        assert_alpha_matches_nltk(figure.alpha, binary)
+
+
+def _pairwise_kappa_equals_nltk_over_the_items_both_rated(seed: int) -> None:
+    ratings = random_ratings(seed)
+    for pair in pairwise_cohen_kappa(as_list(ratings), bootstrap=EXACT):
+        a, b = pair.rater_a, pair.rater_b
+        shared = {i for i, r in ratings if r == a} & {i for i, r in ratings if r == b}
+        if not shared:  # NLTK divides by the number of items; ours says the raters share none
+            assert pair.kappa.value is None
+            continue
+        # kappa_pairwise assumes both coders rated every item of the task: give it the shared ones only.
+        task = AnnotationTask(data=[(r, i, ratings[i, r]) for i in shared for r in (a, b)])
+        expected = task.kappa_pairwise(a, b)
+        if pair.kappa.value is None:  # one category only: NLTK's convention is 1
+            assert (pair.kappa.reason, expected) == (ONE_CATEGORY, 1.0)
+        else:
+            assert_matches(pair.kappa, expected)
+
+
+def _fleiss_kappa_equals_nltk_multi_pi_on_the_items_with_the_common_count(seed: int) -> None:
+    ratings = random_ratings(seed)
+    result = fleiss_kappa(as_list(ratings), bootstrap=EXACT)
+    by_item: dict[int, list[str]] = {}
+    for (item, _), category in ratings.items():
+        by_item.setdefault(item, []).append(category)
+    m = result.ratings_per_item
+    rows = [values for values in by_item.values() if len(values) == m]
+    task = AnnotationTask(data=[(k, item, c) for item, values in enumerate(rows) for k, c in enumerate(values)])
+    if result.kappa.value is None:
+        assert (result.kappa.reason, task.pi()) == (ONE_CATEGORY, 1.0)
+    else:
+        assert_matches(result.kappa, task.pi())
+
+
+def test_where_nltk_departs_from_the_definition_our_figure_is_undefined_and_says_why():
+    # Krippendorff's alpha is 1 - D_o / D_e; with a single category among the pairable values D_e = 0.
+    one_category = {(item, rater): "benign" for item in range(4) for rater in range(3)}
+    assert nltk_task(one_category).alpha() == 1
+    # A second category on a unit with one value only: still nothing to pair it with.
+    lone_other = {**one_category, (4, 0): "malignant"}
+    assert nltk_task(lone_other).alpha() == 1
+    for ratings in (one_category, lone_other):
+        alpha = krippendorff_alpha(as_list(ratings), bootstrap=EXACT)
+        assert (alpha.value, alpha.n_items, alpha.reason) == (None, 4, ONE_CATEGORY)
+    # No unit with two values: nothing is pairable, n = 0.
+    single = {(0, 0): "benign", (1, 1): "malignant", (2, 0): "malignant"}
+    with pytest.raises(ZeroDivisionError):
+        nltk_task(single).alpha()
+    alpha = krippendorff_alpha(as_list(single), bootstrap=EXACT)
+    assert (alpha.value, alpha.n_items, alpha.reason) == (None, 0, NO_PAIRABLE_ITEM)
+    # Cohen's kappa and Fleiss' kappa with one category: NLTK says 1, the definition 0 / 0.
+    pair = AnnotationTask(data=[(r, i, "benign") for i in range(4) for r in (0, 1)])
+    assert pair.kappa_pairwise(0, 1) == 1.0 and pair.pi() == 1.0
+    report = agreement_report(as_list(one_category), bootstrap=EXACT)
+    assert {p.kappa.reason for p in report.pairs} == {ONE_CATEGORY} == {report.fleiss.kappa.reason}
+    # Where both are defined they agree, perfect agreement included.
+    perfect = {(item, rater): ["benign", "malignant"][item % 2] for item in range(6) for rater in range(3)}
+    assert krippendorff_alpha(as_list(perfect), bootstrap=EXACT).value == nltk_task(perfect).alpha() == 1.0
+
+
 def test_alpha_equals_krippendorffs_worked_example_with_missing_values():
     # Krippendorff (2011), section C: 4 observers, 12 units, values 1-5, "." = missing.
     rows = ["1 2 3 3 2 1 4 1 2 . . .", "1 2 3 3 2 2 4 1 2 5 . 3", ". 3 3 3 2 3 4 2 2 5 1 .", "1 2 3 3 2 4 4 1 2 5 1 ."]
@@ -177,6 +282,8 @@ def test_alpha_equals_krippendorffs_worked_example_with_missing_values():
     assert alpha.n_items == 11
     assert alpha.value == pytest.approx(1 - 39 * 8 / 1216, abs=TOLERANCE)
     assert round(alpha.value, 3) == 0.743
+    nltk = AnnotationTask(data=[(observer, unit, value) for unit, observer, value in ratings]).alpha()
+    assert alpha.value == pytest.approx(nltk, abs=TOLERANCE)
 
 
 def _agreement_with_the_reference_is_accuracy_and_scikit_learn_kappa(seed: int) -> None:
@@ -345,3 +452,19 @@ def test_alpha_with_missing_ratings_equals_the_definition() -> None:
 
 def test_agreement_with_the_reference_is_accuracy_and_scikit_learn_kappa() -> None:
     _each_seed(_agreement_with_the_reference_is_accuracy_and_scikit_learn_kappa)
+
+
+def test_alpha_equals_nltk_with_and_without_missing_ratings() -> None:
+    _each_seed(_alpha_equals_nltk_with_and_without_missing_ratings)
+
+
+def test_per_class_alpha_equals_nltk_on_the_category_against_the_rest() -> None:
+    _each_seed(_per_class_alpha_equals_nltk_on_the_category_against_the_rest)
+
+
+def test_pairwise_kappa_equals_nltk_over_the_items_both_rated() -> None:
+    _each_seed(_pairwise_kappa_equals_nltk_over_the_items_both_rated)
+
+
+def test_fleiss_kappa_equals_nltk_multi_pi_on_the_items_with_the_common_count() -> None:
+    _each_seed(_fleiss_kappa_equals_nltk_multi_pi_on_the_items_with_the_common_count)

@@ -3,16 +3,23 @@ for each reviewer's answers in force, with a guideline-version filter, to model 
 
 from __future__ import annotations
 
+from typing import Any
+
+import jsonschema_rs
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from drf_spectacular.generators import SchemaGenerator
 
+from annotations.adjudication import adjudication_submit
 from annotations.agreement import BOOTSTRAP, NO_OVERLAP
-from annotations.agreement_metrics import agreement_report
+from annotations.agreement_metrics import agreement_report, reference_agreement
 from annotations.models import Dataset, GoldLabel, Item, LabelClass, Review
+from annotations.queue import adjudication_next_item
 from tests.conftest import login, make_user, synthetic_rows
+from tests.helpers import other_label, review_next
 from workflow_site.access import Role
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +41,20 @@ def _answer(item: Item, reviewer: User, label: str | None, version: str = "1") -
         selection_strategy="test",
         guideline_version=version,
     )
+
+
+def _adjudicate(item: Item, adjudicator: User, label: str) -> None:
+    """What adjudication_submit leaves: an "adjudicate" review whose label becomes the gold label."""
+    review = Review.objects.create(
+        item=item,
+        reviewer=adjudicator,
+        decision=Review.Decision.ADJUDICATE,
+        label=LabelClass.objects.get(dataset_id=item.dataset_id, name=label),
+        reason="settled",
+        selection_strategy="adjudication",
+        guideline_version="1",
+    )
+    GoldLabel.objects.filter(item=item).update(label=review.label, origin=GoldLabel.Origin.ADJUDICATION, review=review)
 
 
 def _api(user: User, dataset: Dataset, **params: str) -> dict:
@@ -241,10 +262,122 @@ def test_the_gold_label_origin_is_named(dataset, import_rows, reviewer, reviewer
     _answer(items[0], reviewer2, M)
     _answer(items[1], reviewer, B)
 
-    assert _api(model_admin, dataset)["reference_origins"] == {"import": 1, "review": 1}
+    data = _api(model_admin, dataset)
+    assert data["reference_origins"] == {"import": 1, "review": 1}
+    assert data["reference_adjudicated"] == []
     page = _page(model_admin, dataset)
     assert "1 imported with the data, 1 from a review" in page
-    assert "not adjudicated gold" in page
+    assert "None of the answered items has been adjudicated yet." in page
+    assert "does not exist yet" not in page
+
+
+# (reviewer, reviewer2) answers to 12 items whose imported gold alternates malignant, benign.
+ANSWERS = [(M, M), (B, M), (M, B), (B, B), (M, M), (B, M), (M, M), (B, B), (M, B), (B, B), (M, M), (B, B)]
+# Item index -> the adjudicator's decision: reviewer matches it on 8, 9, 11; reviewer2 on all but 8.
+SETTLED = {1: M, 2: B, 5: M, 8: M, 9: B, 11: B}
+
+
+@pytest.fixture
+def half_adjudicated(dataset, import_rows, reviewer, reviewer2, adjudicator) -> list[Item]:
+    """The 12 items answered as ANSWERS says; SETTLED's 6 adjudicated, the others keep their imported gold."""
+    items = _items(import_rows, 12)
+    for item, row in zip(items, ANSWERS, strict=True):
+        for who, label in zip((reviewer, reviewer2), row, strict=True):
+            _answer(item, who, label)
+    for i, label in SETTLED.items():
+        _adjudicate(items[i], adjudicator, label)
+    return items
+
+
+def test_agreement_with_adjudicated_gold_is_over_the_adjudicated_items_only(
+    dataset, half_adjudicated, reviewer, reviewer2, auditor
+):
+    items = half_adjudicated
+    ratings = sorted(
+        (item.pk, who.pk, label)
+        for item, row in zip(items, ANSWERS, strict=True)
+        for who, label in zip((reviewer, reviewer2), row, strict=True)
+    )
+    adjudicated = {items[i].pk: label for i, label in SETTLED.items()}
+    any_origin = {item.pk: item.gold_label.label.name for item in Item.objects.filter(pk__in=[i.pk for i in items])}
+    expected = reference_agreement(ratings, adjudicated, bootstrap=BOOTSTRAP)
+    expected_any = reference_agreement(ratings, any_origin, bootstrap=BOOTSTRAP)
+
+    data = _api(auditor, dataset)
+
+    assert data["reference_origins"] == {"import": 6, "adjudication": 6}
+    # The adjudicator's decision is the reference, never a rating.
+    assert [r["id"] for r in data["reviewers"]] == sorted([reviewer.pk, reviewer2.pk])
+    assert data["reference_adjudicated"] == [
+        {"reviewer": r.rater, "accuracy": _figure(r.accuracy), "kappa": _figure(r.kappa), "n_agree": r.n_agree}
+        for r in expected
+    ]
+    counts = {r["reviewer"]: (r["accuracy"]["n_items"], r["n_agree"]) for r in data["reference_adjudicated"]}
+    assert counts == {reviewer.pk: (6, 3), reviewer2.pk: (6, 5)}
+    assert data["reference"] == [
+        {"reviewer": r.rater, "accuracy": _figure(r.accuracy), "kappa": _figure(r.kappa), "n_agree": r.n_agree}
+        for r in expected_any
+    ]
+    assert [r["accuracy"]["n_items"] for r in data["reference"]] == [12, 12]
+    assert all(r["accuracy"]["low"] is not None for r in data["reference_adjudicated"])  # with an interval
+
+    page = _page(auditor, dataset)
+    assert "Each reviewer against adjudicated gold" in page
+    assert "answered items whose gold label came from adjudication (6 items)" in page
+    assert "6 from an adjudicator&#x27;s decision, 6 imported with the data" in page
+    for r in expected:
+        assert f"<strong>{r.accuracy.value:.3f}</strong>" in page
+
+
+def _json_schema(node: Any) -> Any:
+    """OpenAPI 3.0's `nullable: true` as JSON Schema's type list, which jsonschema_rs understands."""
+    if isinstance(node, list):
+        return [_json_schema(each) for each in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _json_schema(value) for key, value in node.items() if key != "nullable"}
+    if node.get("nullable") and "type" in node:
+        out["type"] = [node["type"], "null"]
+    return out
+
+
+def test_the_schema_documents_both_references_and_a_real_answer_matches_it(dataset, half_adjudicated, auditor):
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/api/datasets/{dataset_id}/agreement/"]["get"]
+    ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    properties = schema["components"]["schemas"][ref.rpartition("/")[2]]["properties"]
+
+    assert "against adjudicated gold only" in properties["reference_adjudicated"]["description"]
+    assert "whatever its origin" in properties["reference"]["description"]
+    assert "does not exist yet" not in properties["reference_origins"]["description"]
+    answer = _api(auditor, dataset)
+    assert answer["reference_adjudicated"]  # a real, non-empty answer is what gets validated
+    validator = jsonschema_rs.validator_for({"$ref": ref, "components": _json_schema(schema["components"])})
+    validator.validate(answer)
+    del answer["reference_adjudicated"][0]["accuracy"]["n_items"]
+    assert not validator.is_valid(answer)  # the validator does check the figures' fields
+
+
+def test_an_adjudicators_decision_becomes_the_reference_of_the_adjudicated_figure(
+    trained_dataset, reviewer, reviewer2, adjudicator, model_admin
+):
+    Dataset.objects.filter(pk=trained_dataset.pk).update(overlap=2)
+    dataset = Dataset.objects.get(pk=trained_dataset.pk)
+    accepted = review_next(dataset, reviewer, accept=True)
+    review_next(dataset, reviewer2, accept=False)  # they disagree: the item goes to adjudication
+    queued = adjudication_next_item(dataset=dataset, adjudicator=adjudicator)
+    assert queued is not None and queued.item.pk == accepted.item_id
+    # The adjudicator sides with reviewer2's correction.
+    adjudication_submit(item_id=accepted.item_id, adjudicator=adjudicator, label=other_label(queued.item), reason="r")
+
+    data = _api(model_admin, dataset)
+
+    assert data["reference_origins"].get("adjudication") == 1
+    by_reviewer = {r["reviewer"]: r for r in data["reference_adjudicated"]}
+    assert (by_reviewer[reviewer.pk]["accuracy"]["value"], by_reviewer[reviewer.pk]["n_agree"]) == (0.0, 0)
+    assert (by_reviewer[reviewer2.pk]["accuracy"]["value"], by_reviewer[reviewer2.pk]["n_agree"]) == (1.0, 1)
+    assert by_reviewer[reviewer2.pk]["accuracy"]["n_items"] == 1
+    assert adjudicator.pk not in by_reviewer
 
 
 @pytest.mark.parametrize("persona", ["reviewer", "adjudicator", "outsider", "non_member_reviewer"])

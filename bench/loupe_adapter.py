@@ -6,11 +6,12 @@ API tokens, governance/api_auth.py); the tokens come from bench/loupe_setup.py.
 What the workload's items become in Loupe (printed by `describe()`):
 
 - The workload item is {text, label, score}: a short text and a 2-class model
-  prediction (benign/malignant) with its score in [0.5, 1). Loupe has no text
-  feature type, so:
+  prediction (benign/malignant) with its score in [0.5, 1). Loupe has a `text`
+  feature type, but the bench keeps the champion a small logistic model on two
+  numbers, so that the loop is measured and not a text model's prediction cost:
   - `text` -> the item's `external_id` (unique: every text starts with "case <i>:");
-    the review card shows it as the item's id. Nothing else of the text is kept
-    except one numeric feature derived from it:
+    the review card shows it as the item's id, so the text is stored and shown as
+    in Label Studio. The model sees one numeric feature derived from it:
   - `suspicious_words` (integer) = how many of the words irregular, suspicious,
     malignant, asymmetric, growth, mass the text holds;
   - `p_malignant` (float, 0..1) = the workload model's probability of "malignant"
@@ -58,7 +59,8 @@ LOW_SCORE = 0.59999  # the workload's "score < 0.6" as Loupe's "confidence at mo
 
 def describe() -> str:
     return (
-        "Loupe mapping: text -> item external_id (Loupe has no text type) + suspicious_words (int, from the text); "
+        "Loupe mapping: text -> item external_id (stored and shown; not a `text` feature, so the champion stays a "
+        "logistic model on two numbers) + suspicious_words (int, from the text); "
         "prediction+score -> p_malignant (float feature); Loupe's own champion (logistic, trained through the API "
         f"on {SEED_LABELLED} seed labels drawn from p_malignant, {SEED_HOLDOUT} holdout, promoted by a second admin) "
         "predicts each import in the worker and orders the queue; score<0.6 filter -> max_confidence=0.59999 "

@@ -42,6 +42,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -257,6 +258,7 @@ def loupe_start(procs: Procs, workdir: Path, port: int, workers: int, n_reviewer
 class App:
     def __init__(self, name: str, adapter: w.Adapter, admin: str, reviewers: list, server_pid: int, extra_pids=()):  # type: ignore[no-untyped-def]
         self.name, self.adapter, self.reviewers = name, adapter, reviewers
+        self.admin_token = admin
         self.admin_s = adapter.session(admin)
         self.rev_s = adapter.session(reviewers[0])
         self.server_pid, self.extra_pids = server_pid, list(extra_pids)
@@ -342,6 +344,97 @@ def loupe_wait_predictions(dataset_id: int, timeout: float = 3600) -> float:
             return round(time.perf_counter() - t0, 2)
         time.sleep(0.5)
     raise RuntimeError("predictions did not finish")
+
+
+def _loupe_sql_count(q: str) -> int:
+    return int(sh(f'{PG} -tAc "{q}" {LOUPE_DB}').strip())
+
+
+def loupe_prepare_shadow(app: App, timeout: float = 3600) -> float:
+    """Give the disagreement strategy something to order by: train a second version on the labels the loops
+    made, run it in shadow, and wait until it has scored every open item. Seconds taken."""
+    t0 = time.perf_counter()
+    base, s = app.adapter.base, app.admin_s
+    r = s.post(f"{base}/api/datasets/{app.project}/training-runs/", json={"reason": "bench: a shadow to disagree"})
+    r.raise_for_status()
+    run_id = r.json()["id"]
+    while True:
+        run = s.get(f"{base}/api/training-runs/{run_id}/", timeout=60).json()
+        if run["status"] in ("succeeded", "failed"):
+            break
+        if time.perf_counter() - t0 > timeout:
+            raise RuntimeError(f"training run {run_id} did not finish: {run}")
+        time.sleep(1)
+    if not run.get("model_version"):
+        raise RuntimeError(f"training run {run_id} gave no model: {run}")
+    r = s.post(
+        f"{base}/api/model-versions/{run['model_version']}/shadow/",
+        json={"action": "start", "reason": "bench: disagreement strategy"},
+        timeout=60,
+    )
+    r.raise_for_status()
+    q = (
+        f"SELECT count(*) FROM annotations_item WHERE dataset_id={app.project} AND queue_state='open' "
+        "AND prediction_id IS NOT NULL AND disagreement_score IS NULL"
+    )
+    while _loupe_sql_count(q):
+        if time.perf_counter() - t0 > timeout:
+            raise RuntimeError("the shadow did not score every open item")
+        time.sleep(1)
+    return round(time.perf_counter() - t0, 2)
+
+
+def loupe_reopen_label_issues(app: App, limit: int, timeout: float = 1800) -> tuple[float, int]:
+    """Give the label-issue strategy something to order by: confident learning over the done items' gold
+    labels reopens the `limit` likeliest errors with their scores. (seconds, items reopened)."""
+    t0 = time.perf_counter()
+    q = (
+        f"SELECT count(*) FROM annotations_item WHERE dataset_id={app.project} AND queue_state='open' "
+        "AND priority_strategy = 'label_issue'"
+    )
+    before = _loupe_sql_count(q)
+    events = "SELECT count(*) FROM governance_auditevent WHERE action LIKE 'label_issues.%'"
+    events_before = _loupe_sql_count(events)
+    r = app.admin_s.post(
+        f"{app.adapter.base}/api/datasets/{app.project}/label-issues/", json={"limit": limit}, timeout=120
+    )
+    r.raise_for_status()
+    while _loupe_sql_count(events) == events_before:  # the job records its result as an audit event
+        if time.perf_counter() - t0 > timeout:
+            raise RuntimeError("the label-issue job did not finish")
+        time.sleep(1)
+    return round(time.perf_counter() - t0, 2), _loupe_sql_count(q) - before
+
+
+def list_loop(app: App, clients: int, seconds: float, pages: int) -> dict:
+    """`clients` threads, each with its own session, GET filtered 100-row pages (score < 0.6, pages 1..`pages`
+    cycled) for `seconds`: latency percentiles, lists/s and errors."""
+    lat: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def worker(k: int) -> None:
+        s = app.adapter.session(app.admin_token)
+        i = k
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            try:
+                app.adapter.list_tasks(s, app.project, 1 + i % pages, 100, True)
+            except Exception:  # noqa: BLE001 - counted, the loop goes on
+                with lock:
+                    errors[0] += 1
+            else:
+                with lock:
+                    lat.append(time.perf_counter() - t0)
+            i += 1
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {**w.summarize(lat), "lists_per_s": round(len(lat) / seconds, 1), "errors": errors[0]}
 
 
 def loupe_set_strategy(app: App, strategy: str, timeout: float = 3600) -> float:
@@ -557,7 +650,14 @@ def run(a: argparse.Namespace) -> dict:
         result["strategy_loops"] = []
         for strategy in strategies:
             lo = next(x for x in apps if x.name == "loupe")
+            prepared: dict = {}
+            if strategy == "disagreement":
+                prepared["shadow_scored_s"] = loupe_prepare_shadow(lo)
+                log(f"   a shadow scored every open item in {prepared['shadow_scored_s']} s")
             seconds = loupe_set_strategy(lo, strategy)
+            if strategy == "label_issue":
+                prepared["label_issue_s"], prepared["reopened"] = loupe_reopen_label_issues(lo, a.label_issues)
+                log(f"   label issues: {prepared['reopened']} items reopened in {prepared['label_issue_s']} s")
             for c in [int(x) for x in a.concurrency.split(",")]:
                 log(f"-- g. Loupe strategy={strategy} clients={c} (rescored in {seconds} s)")
                 cpu0 = lo.cpu(True)
@@ -567,12 +667,16 @@ def run(a: argparse.Namespace) -> dict:
                     strategy=strategy,
                     rescore_s=seconds,
                     server_cpu_ms_per_answer=round(cpu / max(1, r["loops"]) * 1000, 1),
+                    **prepared,
                 )
+                # The filtered item list under the same strategy, at the same concurrency.
+                r["list_filtered"] = list_loop(lo, c, min(a.loop_seconds, 15), list_pages(lo, True))
                 result["strategy_loops"].append(r)
                 log(
                     f"   {strategy} c={c}: {r['loops_per_s']} answers/s, next p50/p95 {r['next']['p50_ms']}/"
                     f"{r['next'].get('p95_ms')} ms, submit p50/p95 {r['submit']['p50_ms']}/"
-                    f"{r['submit'].get('p95_ms')} ms, errors {r['errors']}"
+                    f"{r['submit'].get('p95_ms')} ms, errors {r['errors']}; list p50/p95/p99 "
+                    f"{r['list_filtered']['p50_ms']}/{r['list_filtered']['p95_ms']}/{r['list_filtered']['p99_ms']} ms"
                 )
 
         for app in apps:
@@ -709,7 +813,7 @@ def table(r: dict) -> str:
             "",
             "Loupe per queue strategy (next + submit, ms; server CPU per answer)",
             f"{'strategy':<18} {'clients':>7} {'answers/s':>9} {'next p50/p95/p99':>20} {'submit p50/p95/p99':>20} "
-            f"{'cpu ms':>7} {'errors':>6} {'rescore s':>9}",
+            f"{'cpu ms':>7} {'errors':>6} {'rescore s':>9} {'list p50/p95/p99':>20} {'lists/s':>7}",
         ]
         for x in r["strategy_loops"]:
 
@@ -718,8 +822,14 @@ def table(r: dict) -> str:
 
             out.append(
                 f"{x['strategy']:<18} {x['clients']:>7} {x['loops_per_s']:>9} {trio(x['next']):>20} "
-                f"{trio(x['submit']):>20} {x['server_cpu_ms_per_answer']:>7} {x['errors']:>6} {x['rescore_s']:>9}"
+                f"{trio(x['submit']):>20} {x['server_cpu_ms_per_answer']:>7} {x['errors']:>6} {x['rescore_s']:>9} "
+                f"{trio(x.get('list_filtered', {})):>20} {x.get('list_filtered', {}).get('lists_per_s', '-'):>7}"
             )
+            if x.get("reopened") is not None or x.get("shadow_scored_s") is not None:
+                out.append(
+                    f"{'':<18} (shadow scored every open item in {x.get('shadow_scored_s', '-')} s; "
+                    f"label issues reopened: {x.get('reopened', '-')})"
+                )
     return "\n".join(out)
 
 
@@ -736,6 +846,9 @@ def main() -> None:
         default="",
         help="after the side-by-side loops, Loupe alone under each queue strategy, e.g. "
         "margin,entropy,disagreement,label_issue,audit_slice,least_confidence",
+    )
+    ap.add_argument(
+        "--label-issues", type=int, default=1000, help="label_issue strategy: how many likeliest errors to reopen"
     )
     ap.add_argument("--reviewers", type=int, default=16)
     ap.add_argument("--workers", type=int, default=4)

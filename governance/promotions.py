@@ -442,13 +442,66 @@ def _decide(
     dataset_id, version_id = PromotionRequest.objects.values_list("model_version__dataset_id", "model_version_id").get(
         pk=request_id
     )
-    # The gates may predict the holdout with two models: judged before the locks are taken, against the champion
-    # of that moment, and judged again under the lock only if the champion has moved in between (rare).
-    judged_against = current_champion(dataset_id)
-    candidate = ModelVersion.objects.get(pk=version_id)
-    gates = gates_evaluate(candidate, champion=judged_against)
-    # The change envelope likewise (stored in its own transaction, so a refused approval keeps its assessment).
-    assessment = envelope_check(model_version=candidate, actor=user, champion=judged_against)
+    # The gates may predict the holdout with two models, and the change envelope too: both are judged
+    # before the locks are taken, against the champion and envelope of that moment. If either moved by
+    # the time the lock is held (rare: another decision landed in between), the locked part gives up
+    # (nothing written) and the judging starts again outside the lock, so no holdout is predicted while
+    # the dataset is locked. Only the last attempt judges under the lock, so a dataset whose champion
+    # keeps moving still gets a decision.
+    for attempt in range(1, _JUDGE_ATTEMPTS + 1):
+        judged_against = current_champion(dataset_id)
+        candidate = ModelVersion.objects.get(pk=version_id)
+        gates = gates_evaluate(candidate, champion=judged_against)
+        # Stored in its own transaction, so a refused approval keeps its assessment.
+        assessment = envelope_check(model_version=candidate, actor=user, champion=judged_against)
+        try:
+            return _decide_locked(
+                dataset_id=dataset_id,
+                request_id=request_id,
+                user=user,
+                approve=approve,
+                password=password,
+                reason=reason,
+                acknowledge_regressions=acknowledge_regressions,
+                override_reason=override_reason,
+                judged_against=judged_against,
+                gates=gates,
+                assessment=assessment,
+                rejudge_under_lock=attempt == _JUDGE_ATTEMPTS,
+            )
+        except _JudgedAgainstOld:
+            continue
+    raise AssertionError("unreachable: the last attempt judges under the lock")
+
+
+# How often a decision judges again outside the lock when the champion or envelope moved meanwhile.
+_JUDGE_ATTEMPTS = 3
+
+
+class _JudgedAgainstOld(Exception):
+    """The champion or the envelope moved between judging and locking: judge again, outside the lock."""
+
+
+def _decide_locked(
+    *,
+    dataset_id: int,
+    request_id: int,
+    user: AbstractBaseUser,
+    approve: bool,
+    password: str,
+    reason: str,
+    acknowledge_regressions: bool,
+    override_reason: str,
+    judged_against: ModelVersion | None,
+    gates: list[dict[str, Any]],
+    assessment: EnvelopeAssessment,
+    rejudge_under_lock: bool,
+) -> PromotionRequest:
+    """The decision under the locks, on gates and an assessment judged against `judged_against`.
+
+    Raises _JudgedAgainstOld (inside the transaction: nothing is written) when the champion or the
+    active envelope is no longer what they were judged against, unless `rejudge_under_lock`.
+    """
     with transaction.atomic():
         Dataset.objects.select_for_update(no_key=True).get(pk=dataset_id)
         request = (
@@ -463,12 +516,14 @@ def _decide(
         warnings = request_warnings(request.model_version, kind=request.kind)
         rollback = request.kind == PromotionRequest.Kind.ROLLBACK
         champion_now = current_champion(dataset_id)
-        if (champion_now and champion_now.pk) != (judged_against and judged_against.pk):
-            gates = gates_evaluate(request.model_version, champion=champion_now)
         envelope_now = envelope_active(dataset_id)
-        if (champion_now and champion_now.pk) != (judged_against and judged_against.pk) or (
-            envelope_now and envelope_now.pk
-        ) != assessment.envelope_version_id:
+        champion_moved = (champion_now and champion_now.pk) != (judged_against and judged_against.pk)
+        envelope_moved = (envelope_now and envelope_now.pk) != assessment.envelope_version_id
+        if (champion_moved or envelope_moved) and not rejudge_under_lock:
+            raise _JudgedAgainstOld
+        if champion_moved:
+            gates = gates_evaluate(request.model_version, champion=champion_now)
+        if champion_moved or envelope_moved:
             assessment = envelope_check(model_version=request.model_version, actor=user, champion=champion_now)
         failed = gates_failed(gates)
         # A rollback puts back a version that was live before: never blocked by the envelope (it is shown).

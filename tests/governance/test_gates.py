@@ -97,3 +97,46 @@ def test_the_pages_show_and_set_the_gates_for_model_admins_only(trained_dataset,
 
     bad = login(model_admin).post(url, {**form, "max_ece": "2"})
     assert bad.status_code == 302 and PromotionGates.objects.get(dataset=trained_dataset).max_ece == 0.0
+
+
+def test_a_champion_that_moves_before_the_lock_is_judged_again_outside_it(
+    trained_dataset, pending, model_admin, model_admin2, monkeypatch
+):
+    """The gates predict the holdout: never while the dataset is locked, unless the champion keeps moving."""
+    from django.db import transaction
+
+    from governance import promotions
+    from models_app.services import champion_set
+
+    other = candidate_train(trained_dataset, requested_by=model_admin, reason="lands while the decision is judged")
+    calls: list[tuple[int | None, bool]] = []
+    locked = [False]
+    real_gates, real_locked = promotions.gates_evaluate, promotions._decide_locked
+
+    def gates_spy(version, *, champion):  # type: ignore[no-untyped-def]
+        calls.append((champion and champion.pk, locked[0]))
+        if len(calls) == 1:  # another decision lands between this judging and the lock
+            with transaction.atomic():
+                champion_set(model_version=other, actor=model_admin, reason="landed meanwhile")
+        return real_gates(version, champion=champion)
+
+    def locked_spy(**kwargs):  # type: ignore[no-untyped-def]
+        locked[0] = True
+        try:
+            return real_locked(**kwargs)
+        finally:
+            locked[0] = False
+
+    monkeypatch.setattr(promotions, "gates_evaluate", gates_spy)
+    monkeypatch.setattr(promotions, "_decide_locked", locked_spy)
+    first_champion = promotions.current_champion(trained_dataset.pk)
+
+    decided = promotion_decide(
+        request_id=pending.pk, user=model_admin2, approve=False, password=PASSWORD, reason="judged on the new one"
+    )
+
+    assert calls == [(first_champion.pk, False), (other.pk, False)]
+    assert decided.status == "rejected"
+    assert decided.gate_results == real_gates(pending.model_version, champion=other)
+    # The first, abandoned attempt wrote nothing: one decision, one signature.
+    assert AuditEvent.objects.filter(action="promotion.rejected", object_id=str(pending.pk)).count() == 1

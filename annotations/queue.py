@@ -216,16 +216,22 @@ def _candidates(
     With `skips_return_after`, an item `reviewer` skipped before that moment counts as not answered.
     """
     adapt = connection.ops.adapt_datetimefield_value
+    item, review = connection.ops.quote_name(Item._meta.db_table), connection.ops.quote_name(Review._meta.db_table)
     answered, answered_params = "", []
     if skips_return_after is not None:
+        # Only an answer in force keeps an item from its reviewer: not one a later review replaced (a
+        # revision counts in its place) and not a withdrawal. An undone answer is no answer (the undo
+        # leases the item back to them), so undo-then-skip comes back like any skip. The inner probe
+        # runs only for the rare candidate this reviewer has a review of (review_item_reviewer).
         answered, answered_params = (
-            " AND (r.decision <> %s OR r.created_at > %s)",
+            " AND (r.decision <> %s OR r.created_at > %s) AND r.decision <> %s"
+            f" AND NOT EXISTS (SELECT 1 FROM {review} w WHERE w.supersedes_id = r.id)",
             [
                 Review.Decision.SKIP.value,
                 adapt(skips_return_after),
+                Review.Decision.WITHDRAWN.value,
             ],
         )
-    item, review = connection.ops.quote_name(Item._meta.db_table), connection.ops.quote_name(Review._meta.db_table)
     return _Candidates(
         sql=f"SELECT i.id FROM {item} i WHERE i.dataset_id = %s AND i.queue_state = %s AND i.purged_at IS NULL"
         " AND (i.leased_to_id IS NULL OR i.lease_expires_at <= %s OR i.leased_to_id = %s)"

@@ -251,3 +251,22 @@ def test_a_skipped_item_comes_back_to_the_same_reviewer_later_and_can_then_be_an
     answered = review_submit(item_id=item.pk, reviewer=reviewer, answer=answer_for(back))
     assert answered.decision != Review.Decision.SKIP
     assert queue_next_item(dataset=trained_dataset, reviewer=reviewer).item.pk != item.pk  # answered: never again
+
+
+def test_an_item_undone_and_then_skipped_comes_back_to_the_same_reviewer_later(
+    trained_dataset, reviewer, broker, monkeypatch
+):
+    from annotations.services import review_revise
+
+    item = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    answer = review_submit(item_id=item.pk, reviewer=reviewer, answer=answer_for(item))
+    review_revise(review_id=answer.pk, reviewer=reviewer, answer=None)  # undo: the item is theirs again
+    assert queue_next_item(dataset=trained_dataset, reviewer=reviewer).item.pk == item.pk
+    review_submit(
+        item_id=item.pk, reviewer=reviewer, answer=ReviewAnswer(label=None, shown_prediction_id=item.prediction_id)
+    )
+    assert queue_next_item(dataset=trained_dataset, reviewer=reviewer).item.pk != item.pk  # a skip: not now
+
+    monkeypatch.setattr(queue, "SKIP_RETURN_SECONDS", 0)
+    Item.objects.filter(leased_to=reviewer).update(leased_to=None, lease_expires_at=None)
+    assert queue_next_item(dataset=trained_dataset, reviewer=reviewer).item.pk == item.pk  # later: theirs again

@@ -20,16 +20,15 @@ from annotations.item_search import (
     SORTS,
     ItemFilters,
     ItemSearchInvalid,
+    item_list_scope_for_user,
     items_search_for_user,
 )
-from annotations.models import Feature, Item
+from annotations.models import Feature, GoldLabel, Item
 from governance.audit import ReadPurpose, data_accesses_record
 from workflow_site.access import Role, require_role
 from workflow_site.api_schema import error_responses
 
 ITEM_PAGE_MAX = ITEM_LIST_MAX
-# The API lists every item of a dataset; reviewers list their own answers on the items page.
-ITEM_API_ROLES = (Role.MODEL_ADMIN, Role.ADJUDICATOR, Role.AUDITOR)
 
 
 class FeatureSerializer(serializers.Serializer):
@@ -136,10 +135,31 @@ def _flat_errors(errors: object, where: str) -> list[tuple[str, list[str]]]:
     return [(where, [str(errors)])]
 
 
+class ItemListRowSerializer(ItemOutputSerializer):
+    """An item as the review API gives it, plus what the items page's row shows."""
+
+    queue_state = serializers.ChoiceField(choices=Item.QueueState.choices, help_text="Where it is in the queue.")
+    gold_label = serializers.CharField(
+        source="gold_label_name", allow_null=True, help_text="The label class it has for training; null: none."
+    )
+    gold_origin = serializers.ChoiceField(
+        choices=GoldLabel.Origin.choices, allow_null=True, help_text="Where the gold label came from; null: none."
+    )
+    answers_count = serializers.IntegerField(
+        help_text="Reviewers whose answer currently counts toward the dataset's overlap."
+    )
+    last_reviewed_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When it was last reviewed; for a reviewer, when they last answered it. Null: never.",
+    )
+
+
 class ItemListApi(APIView):
     """A dataset's items, filtered and sorted, paged by key (annotations/item_search.py, as the items page).
 
-    For model admins, adjudicators and auditors. Every read is logged (purpose "api").
+    Whom the page serves, as it serves them: model admins, adjudicators and auditors see every
+    item; a reviewer sees only the items they answered themselves, and a `reviewer` filter
+    naming someone else is a 400 (the selector's rule). Every read is logged (purpose "api").
     """
 
     # The API's parameter names for the selector's (only the queue state differs, for compatibility).
@@ -158,7 +178,11 @@ class ItemListApi(APIView):
         strategy = serializers.ChoiceField(
             choices=SELECTION_STRATEGIES, required=False, help_text="Only items with a review the queue picked so."
         )
-        reviewer = serializers.IntegerField(required=False, min_value=1, help_text="Only items this user reviewed.")
+        reviewer = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            help_text="Only items this user reviewed. A reviewer may give only their own id (they see no others).",
+        )
         disagreement = serializers.BooleanField(
             required=False, default=False, help_text="Only items awaiting adjudication or adjudicated."
         )
@@ -179,7 +203,7 @@ class ItemListApi(APIView):
         limit = serializers.IntegerField(required=False, min_value=1, max_value=ITEM_PAGE_MAX, default=100)
 
     class OutputSerializer(serializers.Serializer):
-        items = ItemOutputSerializer(many=True)
+        items = ItemListRowSerializer(many=True)
         next_after = serializers.JSONField(
             allow_null=True,
             help_text="Pass as `after` for the next page (a whole number when sorting by id); null on the last page.",
@@ -193,8 +217,8 @@ class ItemListApi(APIView):
         responses={200: OutputSerializer, **error_responses(400, 401, 403, 404)},
     )
     def get(self, request: Request, dataset_id: int) -> Response:
-        # The role first, so a reviewer (who may list their own answers on the page) is a 403 here too.
-        require_role(request.user, *ITEM_API_ROLES)
+        # Access first (as the page), so someone outside the dataset gets a 403 whatever they ask for.
+        scope = item_list_scope_for_user(user=request.user, dataset_id=dataset_id)
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         wanted = params.validated_data
@@ -222,8 +246,8 @@ class ItemListApi(APIView):
                 after=wanted.get("after"),
                 before=wanted.get("before"),
                 limit=wanted["limit"],
-                roles=ITEM_API_ROLES,
                 full_rows=True,
+                scope=scope,
             )
         except ItemSearchInvalid as problem:
             raise serializers.ValidationError(
@@ -235,7 +259,7 @@ class ItemListApi(APIView):
             next_after = int(next_after)  # as before the other sorts existed
         return Response(
             {
-                "items": ItemOutputSerializer(page.items, many=True).data,
+                "items": ItemListRowSerializer(page.items, many=True).data,
                 "next_after": next_after,
                 "previous_before": page.previous_before,
             }

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
@@ -180,7 +179,7 @@ class ItemListScope:
 @dataclass
 class ItemPage:
     scope: ItemListScope
-    items: list[Any]  # ItemRow for the page, Item (with its values) for the API
+    items: list[Any]  # ItemRow for the page, Item (with its values and the row's lookups) for the API
     sort: str
     next_after: str | None  # pass as `after` for the next page
     previous_before: str | None  # pass as `before` for the previous page
@@ -212,9 +211,10 @@ def items_search_for_user(
 ) -> ItemPage:
     """One page of a dataset's items. `after`/`before` are cursors from an earlier page (not both).
 
-    Raises PermissionDenied (not a member, or a reviewer asking for someone else's answers),
-    Http404 (no such dataset, for an auditor) or ItemSearchInvalid (a parameter, named).
-    `full_rows` reads the item's values and prediction details too (the API); the page
+    Raises PermissionDenied (not a member), Http404 (no such dataset, for an auditor) or
+    ItemSearchInvalid (a parameter, named; a reviewer asking for someone else's answers too).
+    `full_rows` reads whole items (the API): their values and prediction details, and what the
+    page's row shows besides (`gold_label_name`, `gold_origin`, `last_reviewed_at`); the page
     reads only what its table shows. `scope`: what item_list_scope_for_user already returned for
     this user and dataset in this request (the page needs it for its form), so it is not read twice.
     """
@@ -231,22 +231,28 @@ def items_search_for_user(
         wanted = getattr(filters, name)
         if wanted and wanted not in scope.labels:
             errors[name] = f"“{wanted}” is not a label class of this dataset."
+    if scope.own_only and filters.reviewer_id not in (None, user.pk):
+        # As on the page, whose reviewer filter offers a reviewer only themselves: a bad value, not a 403.
+        errors["reviewer"] = "A reviewer lists only the items they answered themselves: give your own id, or none."
     if errors:
         raise ItemSearchInvalid(errors)
-    if scope.own_only and filters.reviewer_id not in (None, user.pk):
-        raise PermissionDenied("A reviewer lists only the items they answered themselves.")
     key, descending = SORTS[sort]
     cursor_name, cursor = ("before", before) if before else ("after", after)
     position = _cursor_parse(cursor, key, cursor_name) if cursor else None
 
     items = _filtered(scope, filters, by_id=key is None)
+    names = {label.pk: label.name for label in scope.labels.values()}
     if full_rows:
-        found, more = _walk(items.select_related("predicted_label"), key, descending, position, bool(before), limit)
+        # The same lookups as the page's rows, in the same query: the API's rows say what the page's say.
+        whole = items.select_related("predicted_label").annotate(**_row_lookups(scope))
+        found, more = _walk(whole, key, descending, position, bool(before), limit)
+        for item in found:
+            # Not `gold_label`: that is the reverse one-to-one, which would read the row again.
+            item.gold_label_name = names.get(item.gold_label_id)
         rows: list[Any] = found
     else:
         values = items.annotate(**_row_lookups(scope)).values(*_ROW_COLUMNS.values())
         found, more = _walk(values, key, descending, position, bool(before), limit)
-        names = {label.pk: label.name for label in scope.labels.values()}
         rows = []
         for row in found:
             row["predicted_label_id"] = names.get(row["predicted_label_id"])

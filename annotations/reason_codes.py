@@ -4,6 +4,11 @@ Configured per dataset (Dataset.reason_codes: code + text, in display order),
 picked on the card apart from the free-text note, stored on the review and in
 its audit event, so corrections can be counted by reason. When a dataset has
 codes, a correction must give one; accepting the model or skipping needs none.
+
+Model admins change the list on the queue settings page or its API
+(annotations/workbench.py, audited as dataset.reason_codes_changed). A review
+keeps the code it recorded: removing or renaming a code changes no review, it
+only stops new answers from picking it.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ def reason_codes_check(codes: Any) -> None:
         if not isinstance(entry, dict) or set(entry) != {"code", "text"}:
             raise ValidationError({where: 'Each reason code is {"code": ..., "text": ...}.'})
         code, text = entry["code"], entry["text"]
+        # Each message names the entry it refuses, so a long list can be fixed without counting positions.
         if not isinstance(code, str) or not _CODE.match(code):
-            raise ValidationError({where: "A code is 1-40 lower-case letters, digits, - or _, starting with one."})
+            raise ValidationError(
+                {where: f"{code!r} is not a code: use 1-40 lower-case letters, digits, - or _, starting with one."}
+            )
         if not isinstance(text, str) or not text.strip() or len(text) > 200:
-            raise ValidationError({where: "Each code needs a text of 1-200 characters."})
+            raise ValidationError({where: f"The code {code!r} needs a text of 1-200 characters."})
         if code in seen:
             raise ValidationError({where: f"The code {code!r} appears twice."})
         seen.add(code)

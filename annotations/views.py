@@ -31,7 +31,7 @@ from annotations.selectors import (
     item_get_for_user,
     reviewer_agreement_so_far,
     reviewer_answers_today,
-    reviewer_open_answered_count,
+    reviewer_left_count,
 )
 from annotations.services import ReviewAnswer, review_revise, review_submit
 from governance.audit import ReadPurpose, data_access_record
@@ -184,8 +184,9 @@ def _card_context(
         "left_for_you": None,
     }
     if dataset.overlap > 1:  # open items this reviewer already answered are not left for them
-        answered = reviewer_open_answered_count(dataset=dataset, reviewer=reviewer)
-        context["left_for_you"] = max(0, context["open_count"] - answered)
+        context["left_for_you"] = reviewer_left_count(
+            dataset=dataset, reviewer=reviewer, open_count=context["open_count"]
+        )
     if queued is not None:
         item: Item = queued.item
         context.update(_item_data_context(dataset, item))
@@ -333,10 +334,12 @@ def review_revise_view(request: HttpRequest, dataset_id: int, review_id: int) ->
             review = original  # kept as it was: the next card still offers to undo it
         else:
             answer = _parse_answer(request, label_classes)
-            unchanged = (answer.uncertain and original.decision == Review.Decision.UNCERTAIN) or (
-                answer.label is not None and answer.label.pk == original.label_id
+            unchanged = answer.flagged == original.flagged and (
+                (answer.uncertain and original.decision == Review.Decision.UNCERTAIN)
+                or (answer.label is not None and answer.label.pk == original.label_id)
             )
-            # The same answer again is a keep, not a revision.
+            # The same answer again is a keep, not a revision; the same label with the follow-up flag
+            # set or cleared is a revision (a review is never edited, so the new flag needs a new review).
             review = (
                 original if unchanged else review_revise(review_id=original.pk, reviewer=request.user, answer=answer)
             )

@@ -1,4 +1,4 @@
-"""A dataset's queue settings: strategy, random audit slice, overlap, blind share (issue 8).
+"""A dataset's queue settings: strategy, random audit slice, overlap, blind share, reason codes (issue 8).
 
 Changing them is a model admin's act, audited with before and after. Turning
 the audit slice off needs a recorded reason: the slice is what keeps later
@@ -7,12 +7,18 @@ strategy reorders the open items in a worker (`queue_priorities_recompute`),
 a chunk at a time, because at a million items that is a million rows to write;
 until it finishes, items not yet rescored keep their old place and their old
 strategy name, so every review still records the reason that really picked it.
+
+The reason codes (why a reviewer corrects the model, annotations/reason_codes.py)
+are edited with the rest and saved in the same transaction, under their own
+audit action (dataset.reason_codes_changed) so they can be traced apart from
+the queue's settings. Reviews already given keep the code they recorded.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
@@ -21,6 +27,7 @@ from django.db import connection, transaction
 
 from annotations.models import Dataset, Item, QueueStrategy
 from annotations.queue_scores import PROBABILITY_STRATEGIES, priorities_from_scores, strategy_scores
+from annotations.reason_codes import reason_codes_check
 from governance.audit import audit_record
 
 logger = logging.getLogger(__name__)
@@ -35,6 +42,9 @@ class QueueSettings:
     audit_slice_off_reason: str
     overlap: int
     blind_percent: int
+    # [{"code": ..., "text": ...}] in display order; None: leave the dataset's list as it is (a caller that
+    # only sets the queue, such as the loop simulation or an API client that predates the codes).
+    reason_codes: list[dict[str, str]] | None = None
 
     @classmethod
     def of(cls, dataset: Dataset) -> QueueSettings:
@@ -44,11 +54,16 @@ class QueueSettings:
             audit_slice_off_reason=dataset.audit_slice_off_reason,
             overlap=dataset.overlap,
             blind_percent=dataset.blind_percent,
+            reason_codes=list(dataset.reason_codes),
         )
+
+    def queue_part(self) -> dict[str, Any]:
+        """The settings without the reason codes: the before and after of dataset.queue_settings_changed."""
+        return {name: value for name, value in self.__dict__.items() if name != "reason_codes"}
 
 
 def _check(wanted: QueueSettings) -> QueueSettings:
-    """The settings, cleaned; ValidationError naming each bad field."""
+    """The settings, cleaned; ValidationError naming each bad field (and the bad reason-code entry)."""
     errors: dict[str, str] = {}
     if wanted.strategy not in QueueStrategy.values:
         errors["strategy"] = f"Unknown strategy {wanted.strategy!r}; choose one of {', '.join(QueueStrategy.values)}."
@@ -64,6 +79,14 @@ def _check(wanted: QueueSettings) -> QueueSettings:
         errors["overlap"] = f"Overlap is the number of reviewers per item: 1 to {MAX_OVERLAP}."
     if not 0 <= wanted.blind_percent <= 100:
         errors["blind_percent"] = "The blind share is a share of served items: 0 to 100 (%)."
+    codes = wanted.reason_codes
+    if codes is not None:
+        try:
+            reason_codes_check(codes)
+        except ValidationError as exc:
+            errors.update({field: " ".join(messages) for field, messages in exc.message_dict.items()})
+        else:
+            codes = [{"code": entry["code"], "text": entry["text"].strip()} for entry in codes]
     if errors:
         raise ValidationError(errors)
     return QueueSettings(
@@ -72,6 +95,7 @@ def _check(wanted: QueueSettings) -> QueueSettings:
         audit_slice_off_reason=reason if wanted.audit_slice_percent == 0 else "",
         overlap=wanted.overlap,
         blind_percent=wanted.blind_percent,
+        reason_codes=codes,
     )
 
 
@@ -81,12 +105,16 @@ def dataset_queue_settings_set(*, dataset_id: int, user: AbstractBaseUser, wante
     Precondition: the caller has checked that `user` is a model admin of the
     dataset. Raises ValidationError, changing nothing, for a bad value. Overlap
     and blind share apply to items answered from now on; items already decided
-    keep their gold labels.
+    keep their gold labels. New reason codes apply to answers from now on;
+    reviews already given keep the code they recorded. Each kind of change
+    writes its own audit event with before and after, in the one transaction.
     """
     cleaned = _check(wanted)
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
         before = QueueSettings.of(dataset)
+        if cleaned.reason_codes is None:
+            cleaned = replace(cleaned, reason_codes=before.reason_codes)
         if before == cleaned:
             return False
         dataset.queue_strategy = cleaned.strategy
@@ -94,6 +122,7 @@ def dataset_queue_settings_set(*, dataset_id: int, user: AbstractBaseUser, wante
         dataset.audit_slice_off_reason = cleaned.audit_slice_off_reason
         dataset.overlap = cleaned.overlap
         dataset.blind_percent = cleaned.blind_percent
+        dataset.reason_codes = cleaned.reason_codes
         dataset.save(
             update_fields=[
                 "queue_strategy",
@@ -101,17 +130,28 @@ def dataset_queue_settings_set(*, dataset_id: int, user: AbstractBaseUser, wante
                 "audit_slice_off_reason",
                 "overlap",
                 "blind_percent",
+                "reason_codes",
             ]
         )
-        audit_record(
-            actor=user,
-            action="dataset.queue_settings_changed",
-            obj=dataset,
-            dataset_id=dataset.pk,
-            before=before.__dict__,
-            after=cleaned.__dict__,
-            reason=cleaned.audit_slice_off_reason,
-        )
+        if before.queue_part() != cleaned.queue_part():
+            audit_record(
+                actor=user,
+                action="dataset.queue_settings_changed",
+                obj=dataset,
+                dataset_id=dataset.pk,
+                before=before.queue_part(),
+                after=cleaned.queue_part(),
+                reason=cleaned.audit_slice_off_reason,
+            )
+        if before.reason_codes != cleaned.reason_codes:
+            audit_record(
+                actor=user,
+                action="dataset.reason_codes_changed",
+                obj=dataset,
+                dataset_id=dataset.pk,
+                before={"reason_codes": before.reason_codes},
+                after={"reason_codes": cleaned.reason_codes},
+            )
     return before.strategy != cleaned.strategy
 
 

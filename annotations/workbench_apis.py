@@ -1,4 +1,5 @@
-"""REST API for the workbench (issue 8): queue settings, revising or undoing an answer, adjudication.
+"""REST API for the workbench (issue 8): queue settings and reason codes, revising or undoing an answer,
+adjudication.
 
 The same services and role checks as the pages.
 """
@@ -37,6 +38,14 @@ class QueueSettingsApi(APIView):
         blind_percent = serializers.IntegerField(
             min_value=0, max_value=100, help_text="Share of served items shown without the prediction until answered."
         )
+        # A JSONField, not a nested list serializer: the service's check (annotations/reason_codes.py) names the
+        # bad entry (reason_codes[2]) with what is wrong with it, for any shape sent.
+        reason_codes = serializers.JSONField(
+            required=False,
+            help_text='Why reviewers correct the model: [{"code": "margin", "text": "Irregular margin"}, ...] in the '
+            "order the card lists them; [] for none. Left out: the dataset's codes stay as they are. Reviews "
+            "already given keep the code they recorded.",
+        )
 
     class OutputSerializer(SettingsSerializer):
         rescoring_queued = serializers.BooleanField(
@@ -71,12 +80,18 @@ class ReviewReviseApi(APIView):
         uncertain = serializers.BooleanField(default=False, help_text="The new answer is 'uncertain' (revise).")
         reason = serializers.CharField(required=False, allow_blank=True, default="")
         reason_code = serializers.CharField(required=False, allow_blank=True, default="")
+        flagged = serializers.BooleanField(
+            required=False,
+            help_text="Ask for this item to be followed up (revise). Left out: the answer keeps the flag it had, "
+            "as on the reveal card, whose box starts as the answer left it.",
+        )
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         item_id = serializers.IntegerField()
         decision = serializers.CharField()
         mode = serializers.CharField()
+        flagged = serializers.BooleanField()
         label = serializers.CharField(source="label.name", allow_null=True, default=None)
         supersedes = serializers.IntegerField(source="supersedes_id")
         created_at = serializers.DateTimeField()
@@ -103,6 +118,7 @@ class ReviewReviseApi(APIView):
                 shown_prediction_id=item.prediction_id,
                 reason=data.validated_data["reason"],
                 reason_code=data.validated_data["reason_code"],
+                flagged=data.validated_data.get("flagged", original.flagged),
                 uncertain=data.validated_data["uncertain"],
             )
         review = review_revise(review_id=original.pk, reviewer=request.user, answer=answer)

@@ -1,4 +1,5 @@
-"""The queue settings page: model admins change a dataset's strategy, audit slice, overlap and blind share."""
+"""The queue settings page: model admins change a dataset's strategy, audit slice, overlap, blind share and
+reason codes."""
 
 from __future__ import annotations
 
@@ -47,6 +48,39 @@ class QueueSettingsForm(forms.Form):
         max_value=100,
         help_text="Served without the model's prediction until the reviewer answers (guards against rubber-stamping).",
     )
+    reason_codes = forms.CharField(
+        label="Reason codes for corrections (one per line: code: text)",
+        required=False,
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text="In the order the review card lists them, e.g. “margin: Irregular margin missed”. A code is "
+        "lower-case letters, digits, - or _. With codes set, a correction must pick one; empty: none asked. "
+        "Reviews already given keep the code they recorded.",
+    )
+
+    def clean_reason_codes(self) -> list[dict[str, str]] | None:
+        """The lines as [{code, text}]; None when the form did not send the field at all (an older form, a
+        script), which keeps the dataset's codes. The codes themselves are checked by the service."""
+        if "reason_codes" not in self.data:
+            return None
+        codes = []
+        for number, line in enumerate(self.cleaned_data["reason_codes"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            code, colon, text = line.partition(":")
+            if not colon:
+                raise ValidationError(f"Line {number} ({line.strip()!r}): write each reason as code: text.")
+            codes.append({"code": code.strip(), "text": text.strip()})
+        return codes
+
+
+def reason_codes_lines(codes: list[dict[str, str]]) -> str:
+    """The codes as the form's text: one “code: text” per line."""
+    return "\n".join(f"{entry['code']}: {entry['text']}" for entry in codes)
+
+
+def _initial(current: QueueSettings) -> dict[str, Any]:
+    return {**current.__dict__, "reason_codes": reason_codes_lines(current.reason_codes or [])}
 
 
 @require_http_methods(["GET", "POST"])
@@ -56,16 +90,7 @@ def workbench_settings_page(request: HttpRequest, dataset_id: int) -> HttpRespon
     roles = (Role.MODEL_ADMIN, Role.AUDITOR) if request.method == "GET" else (Role.MODEL_ADMIN,)
     dataset = dataset_get_for_user(user=request.user, pk=dataset_id, roles=roles)
     current = QueueSettings.of(dataset)
-    form = QueueSettingsForm(
-        request.POST or None,
-        initial={
-            "strategy": current.strategy,
-            "audit_slice_percent": current.audit_slice_percent,
-            "audit_slice_off_reason": current.audit_slice_off_reason,
-            "overlap": current.overlap,
-            "blind_percent": current.blind_percent,
-        },
-    )
+    form = QueueSettingsForm(request.POST or None, initial=_initial(current))
     if request.method == "POST" and form.is_valid():
         try:
             rescore = dataset_queue_settings_set(
@@ -73,7 +98,9 @@ def workbench_settings_page(request: HttpRequest, dataset_id: int) -> HttpRespon
             )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+                # reason_codes[2] and the like: the service names the entry, the form has one field for all.
+                name = "reason_codes" if field.startswith("reason_codes") else field
+                form.add_error(name if name in form.fields else None, errors)
         else:
             messages.success(request, "Queue settings saved.")
             if rescore and not queue_priorities_dispatch(dataset_id=dataset.pk):
@@ -104,15 +131,7 @@ def settings_page_render(
     name, its error shown beside its field with what was typed (`posted`), answered 400."""
     current = current or QueueSettings.of(dataset)
     if form is None:
-        form = QueueSettingsForm(
-            initial={
-                "strategy": current.strategy,
-                "audit_slice_percent": current.audit_slice_percent,
-                "audit_slice_off_reason": current.audit_slice_off_reason,
-                "overlap": current.overlap,
-                "blind_percent": current.blind_percent,
-            }
-        )
+        form = QueueSettingsForm(initial=_initial(current))
     return render(
         request,
         "annotations/workbench_settings.html",

@@ -9,6 +9,7 @@ from annotations import (
     guideline_apis,
     override_rate_apis,
     oversight_apis,
+    progress_apis,
     retention_apis,
     reviewer_report_apis,
     workbench_apis,
@@ -32,6 +33,11 @@ urlpatterns = [
     path("datasets/", dataset_apis.DatasetsApi.as_view(), name="api_datasets"),
     path("datasets/<int:dataset_id>/items/", dataset_apis.ItemListApi.as_view(), name="api_items"),
     path("datasets/<int:dataset_id>/guideline/", guideline_apis.GuidelineApi.as_view(), name="api_guideline"),
+    path(
+        "datasets/<int:dataset_id>/guideline/preview/",
+        guideline_apis.GuidelinePreviewApi.as_view(),
+        name="api_guideline_preview",
+    ),
     path("datasets/<int:dataset_id>/agreement/", agreement_apis.AgreementApi.as_view(), name="api_agreement"),
     path(
         "datasets/<int:dataset_id>/reviewer-report/",
@@ -45,6 +51,7 @@ urlpatterns = [
     ),
     path("datasets/<int:dataset_id>/export/", export_apis.ExportApi.as_view(), name="api_export"),
     path("datasets/<int:dataset_id>/next-item/", annotation_apis.NextItemApi.as_view(), name="api_next_item"),
+    path("datasets/<int:dataset_id>/progress/", progress_apis.ProgressApi.as_view(), name="api_progress"),
     path("items/<int:item_id>/reviews/", annotation_apis.ReviewCreateApi.as_view(), name="api_review_create"),
     path("reviews/<int:review_id>/revise/", workbench_apis.ReviewReviseApi.as_view(), name="api_review_revise"),
     path(

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from annotations.models import Dataset, GoldLabel, Item, Review
 from annotations.queue import queue_next_item
+from governance.models import AuditEvent
 from tests.helpers import login, other_label
 
 
@@ -219,3 +220,30 @@ def test_the_adjudication_api_lists_the_answers_and_decides(trained_dataset, rev
     assert decided.status_code == 201 and decided.json()["decision"] == "adjudicate"
     assert queue_next_item  # the reviewer's queue no longer has it:
     assert Item.objects.get(pk=item.pk).queue_state == Item.QueueState.DONE
+
+
+def test_the_revise_api_takes_the_flag_and_keeps_it_when_left_out(trained_dataset, reviewer):
+    client = login(reviewer)
+    data = client.get(reverse("api_next_item", args=[trained_dataset.pk])).json()
+    item = Item.objects.get(pk=data["item"]["id"])
+    answer = client.post(
+        reverse("api_review_create", args=[item.pk]),
+        {"label": item.predicted_label.name, "shown_prediction_id": item.prediction_id, "flagged": True},
+        "application/json",
+    ).json()
+    kept = client.post(
+        reverse("api_review_revise", args=[answer["id"]]),
+        {"action": "revise", "label": other_label(item).name},
+        "application/json",
+    )
+    assert kept.status_code == 201, kept.content
+    assert kept.json()["flagged"] is True
+    cleared = client.post(
+        reverse("api_review_revise", args=[kept.json()["id"]]),
+        {"action": "revise", "label": item.predicted_label.name, "flagged": False},
+        "application/json",
+    )
+    assert cleared.json()["flagged"] is False
+    assert Review.objects.get(pk=cleared.json()["id"]).flagged is False
+    event = AuditEvent.objects.filter(action="review.revised").latest("seq")
+    assert (event.before["flagged"], event.after["flagged"]) == (True, False)

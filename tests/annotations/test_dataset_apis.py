@@ -140,8 +140,10 @@ def test_a_bad_filter_is_a_400_naming_it(trained_dataset, model_admin):
     assert "max_confidence" in response.json()
 
 
-def test_reviewers_cannot_list_items(trained_dataset, reviewer):
-    assert login(reviewer).get(f"/api/datasets/{trained_dataset.pk}/items/").status_code == 403
+def test_a_reviewer_with_no_answers_lists_no_items(trained_dataset, reviewer):
+    # As on the items page, a reviewer sees only the items they answered.
+    response = login(reviewer).get(f"/api/datasets/{trained_dataset.pk}/items/")
+    assert response.status_code == 200 and response.json()["items"] == []
 
 
 def test_export_through_the_api_is_the_same_file_and_audited(trained_dataset, model_admin):

@@ -123,7 +123,12 @@ def test_a_model_admin_previews_without_publishing_then_publishes(dataset, model
 
 def test_the_api_reads_and_publishes(dataset, model_admin, reviewer):
     url = f"/api/datasets/{dataset.pk}/guideline/"
-    assert login(reviewer).get(url).json() == {"guideline_version": "1", "current": None, "versions": []}
+    assert login(reviewer).get(url).json() == {
+        "guideline_version": "1",
+        "current": None,
+        "versions": [],
+        "shown": None,
+    }
 
     created = login(model_admin).post(url, {"text": "Rule *one*", "change_note": "n"}, content_type="application/json")
     assert created.status_code == 201
@@ -132,6 +137,44 @@ def test_the_api_reads_and_publishes(dataset, model_admin, reviewer):
 
     refused = login(model_admin).post(url, {"text": "Rule *one*"}, content_type="application/json")
     assert refused.status_code == 400 and "already in force" in refused.json()["text"][0]
+
+
+def test_the_api_reads_an_earlier_version_as_the_page_does(dataset, model_admin, reviewer):
+    guideline_publish(dataset=dataset, user=model_admin, text="# Old rules <script>x()</script>", change_note="first")
+    guideline_publish(dataset=dataset, user=model_admin, text="# New rules", change_note="second")
+    client = login(reviewer)
+    url = f"/api/datasets/{dataset.pk}/guideline/"
+
+    older = client.get(url, {"version": "1"}).json()
+    assert older["shown"]["version"] == 1 and older["shown"]["change_note"] == "first"
+    assert older["shown"]["html"] == str(guideline_render("# Old rules <script>x()</script>"))
+    assert "<script" not in older["shown"]["html"]
+    assert older["current"]["version"] == 2 and older["versions"] == [1, 2]  # the one in force is still said
+    assert client.get(url).json()["shown"]["version"] == 2  # without a version: the one in force
+
+    for bad in ("one", "0", "-1", "1.5", str(2**31)):
+        refused = client.get(url, {"version": bad})
+        assert refused.status_code == 400 and list(refused.json()) == ["version"], bad
+    missing = client.get(url, {"version": "9"})
+    assert missing.status_code == 404
+    assert "no version 9" in missing.json()["detail"] and "`version`" in missing.json()["detail"]
+
+
+def test_a_model_admin_previews_through_the_api_and_nothing_changes(dataset, model_admin, reviewer, auditor):
+    url = f"/api/datasets/{dataset.pk}/guideline/preview/"
+    changes = AuditEvent.objects.exclude(action__startswith="auth.")  # signing in is recorded; nothing else may be
+    events = changes.count()
+
+    draft = "**Bold** rule <script>x()</script> [x](javascript:alert(1))"
+    preview = login(model_admin).post(url, {"text": draft}, content_type="application/json")
+    assert preview.status_code == 200 and preview.json() == {"html": str(guideline_render(draft))}
+    assert "<strong>Bold</strong>" in preview.json()["html"] and "<script" not in preview.json()["html"]
+    blank = login(model_admin).post(url, {"text": "  \n "}, content_type="application/json")
+    assert blank.status_code == 400 and "text" in blank.json()
+    for other in (reviewer, auditor):  # the first step of publishing: model admins only, as on the page
+        assert login(other).post(url, {"text": draft}, content_type="application/json").status_code == 403
+    assert not GuidelineVersion.objects.exists() and changes.count() == events
+    assert Dataset.objects.get(pk=dataset.pk).guideline_version == "1"
 
 
 def test_the_review_page_carries_the_guideline_and_the_card_swap_does_not(trained_dataset, model_admin, reviewer):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from unittest import mock
 
 import pytest
-from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from annotations.item_search import SORTS, ItemFilters, ItemSearchInvalid, items_search_for_user
@@ -212,8 +211,9 @@ def test_reviewers_see_only_the_items_they_answered(world, reviewer, reviewer2):
     # A filter about reviews is about their own reviews: reviewer2's audit-slice answers are not theirs.
     assert _all(reviewer, world, ItemFilters(strategy="audit_slice")) == []
     assert _all(reviewer, world, ItemFilters(reviewer_id=reviewer.pk)) == sorted(_reviews(reviewer=reviewer))
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(ItemSearchInvalid) as refused:  # a bad value (as the page's form says), named
         _all(reviewer, world, ItemFilters(reviewer_id=reviewer2.pk))
+    assert "reviewer" in refused.value.errors
 
 
 def test_adjudicators_and_auditors_see_every_item(world, adjudicator, auditor):
@@ -228,6 +228,10 @@ def test_outsiders_and_reviewers_of_other_datasets_are_refused(world, outsider, 
     assert login(non_member_reviewer).get(url).status_code == 403
     api = f"/api/datasets/{world.dataset.pk}/items/"
     assert login(outsider).get(api).status_code == 403
+    assert login(non_member_reviewer).get(api).status_code == 403
+    # The role comes before the parameters: a bad one tells an outsider nothing either.
+    assert login(outsider).get(api, {"sort": "price"}).status_code == 403
+    assert not DataAccess.objects.exists()
 
 
 def test_the_page_lists_filters_and_logs_what_it_showed(world, auditor):
@@ -342,10 +346,50 @@ def test_the_api_names_a_bad_parameter(world, model_admin, params, named):
     assert named in response.json()
 
 
-def test_the_api_is_for_adjudicators_too_but_not_reviewers(world, adjudicator, reviewer):
+def test_the_api_lists_a_reviewers_own_answers_as_the_page_does(world, adjudicator, reviewer, reviewer2):
     api = f"/api/datasets/{world.dataset.pk}/items/"
     assert login(adjudicator).get(api).status_code == 200
-    assert login(reviewer).get(api).status_code == 403
+    client = login(reviewer)
+    mine = sorted(_reviews(reviewer=reviewer))
+    page = client.get(reverse("annotations:item_list", args=[world.dataset.pk]), {"limit": 200})
+    listed = client.get(api, {"limit": 500}).json()
+    assert [item["id"] for item in listed["items"]] == [row.pk for row in page.context["page"].items] == mine
+    assert client.get(api, {"reviewer": reviewer.pk}).json()["items"] == listed["items"]
+    # Asking for someone else's answers is refused by name, as the page's form refuses it, and lists nothing.
+    logged = DataAccess.objects.count()
+    widened = client.get(api, {"reviewer": reviewer2.pk})
+    assert widened.status_code == 400 and "reviewer" in widened.json()
+    on_the_page = client.get(reverse("annotations:item_list", args=[world.dataset.pk]), {"reviewer": reviewer2.pk})
+    assert on_the_page.status_code == 400 and on_the_page.context["errors"][0].startswith("Reviewer")
+    assert DataAccess.objects.count() == logged
+
+
+def test_the_api_rows_say_what_the_page_rows_say(world, model_admin, reviewer):
+    Item.objects.filter(pk__in=[w.pk for w in world.items[::5]]).update(answers_count=2)
+    columns = ("queue_state", "gold_label", "gold_origin", "answers_count", "last_reviewed_at")
+    for user in (model_admin, reviewer):  # a reviewer's "last reviewed" is their own last answer
+        client = login(user)
+        rows = client.get(reverse("annotations:item_list", args=[world.dataset.pk]), {"limit": 200})
+        expected = {row.pk: {name: getattr(row, name) for name in columns} for row in rows.context["page"].items}
+        api = client.get(f"/api/datasets/{world.dataset.pk}/items/", {"limit": 500}).json()["items"]
+        for item in api:
+            item["last_reviewed_at"] = item["last_reviewed_at"] and dt.datetime.fromisoformat(item["last_reviewed_at"])
+        assert {item["id"]: {name: item[name] for name in columns} for item in api} == expected
+    assert {e["gold_origin"] for e in expected.values()} == {"review", None}
+    assert {e["answers_count"] for e in expected.values()} == {0, 2}
+    first = next(item for item in api if item["id"] == world.items[0].pk)
+    assert first["last_reviewed_at"] == START + dt.timedelta(days=1)  # their own answer, not reviewer2's a day later
+
+
+def test_the_api_takes_the_same_queries_whatever_the_page_size(world, model_admin, django_assert_num_queries):
+    client = login(model_admin)
+    api = f"/api/datasets/{world.dataset.pk}/items/"
+    client.get(api)  # the session and the user's groups, as on any later request
+    for limit in (5, 10, 20):  # within the items with a confidence: walking on into the others is one more
+        # Session, user with roles, dataset, its labels, the page (gold label and last review in it), read log.
+        with django_assert_num_queries(6):
+            response = client.get(api, {"limit": limit, "sort": "-confidence"})
+        assert len(response.json()["items"]) == limit
 
 
 def test_a_reviewer_of_two_datasets_sees_only_this_ones_items(world, reviewer):

@@ -288,3 +288,66 @@ def test_the_review_page_shows_your_agreement_with_gold_settled_with_others(
     assert reviewer_agreement_so_far(dataset=dataset, reviewer=reviewer2) == (2, 2)
     html = login(reviewer).get(reverse("annotations:review", args=[dataset.pk])).content.decode()
     assert "you agree with settled gold on 1 of 2 (50%)" in html
+
+
+# --- under overlap, the second reviewer sees nothing of the first's answer ------------------------------------
+
+
+def test_the_second_reviewers_card_and_next_item_api_show_nothing_of_the_first_reviewers_answer(
+    trained_dataset, reviewer2
+):
+    import json
+
+    from django.urls import reverse
+
+    from tests.helpers import login
+
+    Dataset.objects.filter(pk=trained_dataset.pk).update(
+        overlap=2, reason_codes=[{"code": "zq_code", "text": "Zq irregular outline"}]
+    )
+    dataset = Dataset.objects.get(pk=trained_dataset.pk)
+    first_reviewer = make_user("ada_first_eyes", Role.REVIEWER, dataset=dataset)
+    item = queue_next_item(dataset=dataset, reviewer=first_reviewer).item
+    correction = other_label(item)
+    first = review_submit(
+        item_id=item.pk,
+        reviewer=first_reviewer,
+        answer=ReviewAnswer(
+            label=correction,
+            shown_prediction_id=item.prediction_id,
+            reason="zq-note: the outline looked spiculated",
+            reason_code="zq_code",
+            flagged=True,
+        ),
+    )
+    client = login(reviewer2)
+
+    page = client.get(reverse("annotations:review", args=[dataset.pk])).content.decode()
+    api = client.get(f"/api/datasets/{dataset.pk}/next-item/").json()
+
+    # The same item, served to the second reviewer, on the card and through the API.
+    card = page[page.index('<section id="card"') :]
+    assert f"/review/{item.pk}/" in card and api["item"]["id"] == item.pk
+    served = card + json.dumps(api)
+    for trace in ("ada_first_eyes", "zq-note", "spiculated", f"reviews/{first.pk}/", "(your answer)"):
+        assert trace not in served, trace
+    # Labels and reason codes are offered, none picked: not the first reviewer's label, code or flag.
+    assert " checked" not in card
+    assert f'value="{correction.name}"' in card and 'value="zq_code"' in card
+    # The API's answer is the item and why the queue picked it: no field about anyone's answers.
+    assert set(api) == {"item", "selection_strategy", "selection_score", "blind", "blind_prediction_id"}
+    assert set(api["item"]) == {
+        "id",
+        "external_id",
+        "values",
+        "source_file",
+        "source_row",
+        "observed_at",
+        "prediction_id",
+        "predicted_label",
+        "predicted_confidence",
+        "predicted_probabilities",
+        "explanation",
+        "lease_expires_at",
+        "purged_at",
+    }

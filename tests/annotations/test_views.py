@@ -232,3 +232,68 @@ def test_review_loop_query_count_is_exact_for_each_strategy_and_overlap(
     large = [_one_htmx_review(client, dataset, reviewer) for _ in range(2)]
 
     assert small[0] == small[1] == large[0] == large[1] == REVIEW_LOOP_QUERIES + extra
+
+
+# --- the follow-up flag on a revision -----------------------------------------------------------------------
+
+
+def _first_label(dataset: Dataset) -> str:
+    return dataset.label_classes.order_by("position").first().name
+
+
+def _answer_blind(client, dataset: Dataset, reviewer, queue_draws, **data) -> tuple[Item, Review, str]:
+    """Serve every item blind and answer one on the card; the item, the blind review and the reveal card."""
+    Dataset.objects.filter(pk=dataset.pk).update(blind_percent=100, audit_slice_percent=0, audit_slice_off_reason="t")
+    queue_draws.return_value = 0.5  # below 100% (blind), above 0% (no slice)
+    client.get(reverse("annotations:review", args=[dataset.pk]), HTTP_HX_REQUEST="true")
+    item = Item.objects.get(leased_to=reviewer)
+    reveal = client.post(
+        reverse("annotations:review_submit", args=[dataset.pk, item.pk]),
+        {"shown_prediction": item.prediction_id, "action": "submit", **data},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    return item, Review.objects.get(item=item), reveal
+
+
+def test_a_reviewer_can_flag_an_item_for_follow_up_when_revising_and_the_audit_records_it(
+    trained_dataset, reviewer, queue_draws, broker
+):
+    client = login(reviewer)
+    item, blind, reveal = _answer_blind(
+        client, trained_dataset, reviewer, queue_draws, label=_first_label(trained_dataset)
+    )
+    assert 'name="flagged" id="flagged">' in reveal  # offered on the reveal card, unticked as the answer was
+
+    # The same label with the flag set is a revision: reviews are never edited, so the flag needs a new one.
+    client.post(
+        reverse("annotations:review_revise", args=[trained_dataset.pk, blind.pk]),
+        {"action": "submit", "label": blind.label.name, "flagged": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    revision = Review.objects.get(item=item, supersedes=blind)
+    assert (revision.flagged, revision.label_id) == (True, blind.label_id)
+    event = AuditEvent.objects.filter(action="review.revised").latest("seq")
+    assert (event.before["flagged"], event.after["flagged"]) == (False, True)
+
+
+def test_a_revision_keeps_the_blind_answers_flag_unless_it_is_unticked(trained_dataset, reviewer, queue_draws, broker):
+    client = login(reviewer)
+    item, blind, reveal = _answer_blind(
+        client, trained_dataset, reviewer, queue_draws, label=_first_label(trained_dataset), flagged="on"
+    )
+    assert 'name="flagged" id="flagged" checked>' in reveal
+    changed = trained_dataset.label_classes.exclude(pk=blind.label_id).first()
+    revise_url = reverse("annotations:review_revise", args=[trained_dataset.pk, blind.pk])
+
+    # A browser sends the box, still ticked, along with the new label.
+    client.post(revise_url, {"action": "submit", "label": changed.name, "flagged": "on"}, HTTP_HX_REQUEST="true")
+    revision = Review.objects.get(item=item, supersedes=blind)
+    assert (revision.flagged, revision.label_id) == (True, changed.pk)
+    # Unticked (and the label kept): a revision that clears the flag.
+    client.post(
+        reverse("annotations:review_revise", args=[trained_dataset.pk, revision.pk]),
+        {"action": "submit", "label": changed.name},
+        HTTP_HX_REQUEST="true",
+    )
+    assert Review.objects.get(item=item, supersedes=revision).flagged is False

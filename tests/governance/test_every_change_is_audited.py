@@ -221,6 +221,13 @@ WRITES: dict[tuple[str, str], Write] = {
         _ds("/models/datasets/{d}/policy/"),
         data=lambda w, c: {"enabled": "on", "new_gold_labels": "7"},
     ),
+    # Confirmed: the job runs (in-process in tests) and reopens; the unconfirmed first post only renders.
+    ("models/datasets/<int:dataset_id>/label-issues/", "POST"): Write(
+        "model_admin",
+        (302,),
+        _ds("/models/datasets/{d}/label-issues/"),
+        data=lambda w, c: {"limit": "3", "confirm": "yes"},
+    ),
     # The world's run has finished: the admin is told so and nothing changes (no queued run can be
     # made without also dispatching it; the API twin below cancels one that is).
     ("models/runs/<int:run_id>/cancel/", "POST"): Write(
@@ -323,6 +330,15 @@ WRITES: dict[tuple[str, str], Write] = {
     ),
     ("api/datasets/<int:dataset_id>/guideline/", "POST"): Write(
         "model_admin", (201,), _ds("/api/datasets/{d}/guideline/"), data=lambda w, c: {"text": "# Rules"}, body="json"
+    ),
+    # A preview renders a draft and changes nothing: nothing to audit, but it is a POST, so it is listed.
+    ("api/datasets/<int:dataset_id>/guideline/preview/", "POST"): Write(
+        "model_admin",
+        (200,),
+        _ds("/api/datasets/{d}/guideline/preview/"),
+        data=lambda w, c: {"text": "# Rules"},
+        body="json",
+        changes=False,
     ),
     ("api/items/<int:item_id>/reviews/", "POST"): Write(
         "reviewer",

@@ -243,6 +243,18 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"enabled": "on", "new_gold_labels": "7"},
         effect="retraining_policy.updated",
     ),
+    # The label-issue re-review: a first post only shows what it would do; the confirmed one runs it.
+    "label_issues_check": Endpoint(
+        "post", lambda w: reverse("models_app:label_issues", args=[w.dataset_id]), ADMINS, data=lambda w: {"limit": "2"}
+    ),
+    "label_issues_reopen": Endpoint(
+        "post",
+        lambda w: reverse("models_app:label_issues", args=[w.dataset_id]),
+        ADMINS,
+        ok=302,
+        data=lambda w: {"limit": "2", "confirm": "yes"},
+        effect="label_issues.reopened",
+    ),
     "run_detail": Endpoint("get", lambda w: reverse("models_app:run_detail", args=[w.run_id]), ADMIN_READERS),
     # The world's run has finished: an admin is let through and told so (a message), nobody else gets that far.
     "run_cancel": Endpoint("post", lambda w: reverse("models_app:run_cancel", args=[w.run_id]), ADMINS, ok=302),
@@ -379,6 +391,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     # API
     "api_datasets": Endpoint("get", lambda w: "/api/datasets/", SIGNED_IN, api=True),
     "api_next_item": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/next-item/", REVIEWERS, api=True),
+    "api_progress": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/progress/", REVIEWERS, api=True),
     "api_review_create": Endpoint(
         "post",
         lambda w: f"/api/items/{w.open_item_id}/reviews/",
@@ -487,6 +500,15 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "api_audit_events": Endpoint("get", lambda w: "/api/audit-events/", AUDITOR, api=True),
     "api_guideline": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/guideline/", DATASET_READERS, api=True),
+    "api_guideline_preview": Endpoint(
+        "post",
+        lambda w: f"/api/datasets/{w.dataset_id}/guideline/preview/",
+        ADMINS,
+        api=True,
+        data=lambda w: {"text": "# Rules\n\nA draft."},
+    ),
+    # Reviewers too, as on the items page: the selector limits them to the items they answered.
+    "api_items": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/items/", DATASET_READERS, api=True),
     "api_agreement": Endpoint("get", lambda w: f"/api/datasets/{w.dataset_id}/agreement/", ADMIN_READERS, api=True),
     "api_queue_settings": Endpoint(
         "get", lambda w: f"/api/datasets/{w.dataset_id}/queue-settings/", ADMIN_READERS, api=True

@@ -13,13 +13,13 @@ from annotations.models import Dataset, Feature, GoldLabel, Item
 from models_app.ml.baseline import FeatureSpec, frame_from_rows
 
 
-def feature_specs(dataset: Dataset) -> list[FeatureSpec]:
-    """The model's inputs: numbers, yes/no and categories. Free-text features are shown to
-    reviewers but not used by today's models (text models are issue 9's)."""
-    return [
-        FeatureSpec(name=f.name, dtype=f.dtype, categories=tuple(f.categories or ()))
-        for f in dataset.features.exclude(dtype=Feature.Dtype.TEXT).order_by("position")
-    ]
+def feature_specs(dataset: Dataset, *, with_text: bool = False) -> list[FeatureSpec]:
+    """The model's inputs: numbers, yes/no and categories, and free text too for a caller whose pipeline
+    reads it (`with_text`: label-issue scoring; text model families take theirs from model_runtime.model_spec)."""
+    features = dataset.features.order_by("position")
+    if not with_text:
+        features = features.exclude(dtype=Feature.Dtype.TEXT)
+    return [FeatureSpec(name=f.name, dtype=f.dtype, categories=tuple(f.categories or ())) for f in features]
 
 
 def class_names(dataset: Dataset) -> list[str]:

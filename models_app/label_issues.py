@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 MAX_LIMIT = 10_000
 _LOCK_CHUNK = 1_000  # candidate rows locked per statement while reopening
-_NO_FEATURES = "The dataset has no feature today's models can use (free-text features are not learned from yet)."
+_NO_FEATURES = "The dataset has no feature to learn from (numbers, yes/no, categories or free text)."
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,13 @@ def label_issues_check(*, dataset: Dataset) -> int:
         classes_check(counts, class_names(dataset), DEFAULT_FOLDS)
     except LabelIssueDataError as exc:
         raise ValidationError(str(exc)) from exc
-    if not feature_specs(dataset):
+    if not feature_specs(dataset, with_text=True):
         raise ValidationError(_NO_FEATURES)
     return sum(counts.values())
 
 
 def _scores(dataset: Dataset, golds: list[tuple[int, int, str, str]], *, seed: int):  # type: ignore[no-untyped-def]
-    specs = feature_specs(dataset)
+    specs = feature_specs(dataset, with_text=True)
     if not specs:
         raise ValidationError(_NO_FEATURES)
     frame = frame_for_items([item_id for item_id, *_ in golds], specs)

@@ -19,7 +19,7 @@ ALGORITHM = "logistic-regression+sigmoid-calibration (scikit-learn)"
 @dataclass(frozen=True)
 class FeatureSpec:
     name: str
-    dtype: str  # "float" | "integer" | "boolean" | "category"
+    dtype: str  # "float" | "integer" | "boolean" | "category" | "text" (build_pipeline only)
     categories: tuple[str, ...] = ()
 
 
@@ -50,14 +50,24 @@ def build_pipeline(features: list[FeatureSpec], min_class_count: int, seed: int 
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = [f.name for f in features if f.dtype != "category"]
+    numeric = [f.name for f in features if f.dtype not in ("category", "text")]
     categorical = [f.name for f in features if f.dtype == "category"]
-    transformers: list[tuple[str, Any, list[str]]] = []
+    transformers: list[tuple[str, Any, Any]] = []
     if numeric:
         transformers.append(("numeric", StandardScaler(), numeric))
     if categorical:
         cats = [list(f.categories) for f in features if f.dtype == "category"]
         transformers.append(("category", OneHotEncoder(categories=cats, handle_unknown="ignore"), categorical))
+    # Free text (label-issue scoring reads it; the baseline's own callers pass no text): TF-IDF of words and
+    # word pairs per column, named by a scalar so the vectoriser gets the column's strings. Empty, not
+    # missing: the caller fills missing text with "".
+    if any(f.dtype == "text" for f in features):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        for f in features:
+            if f.dtype == "text":
+                vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=50_000)
+                transformers.append((f"text:{f.name}", vectorizer, f.name))
     logistic = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
     # Calibration needs at least two examples of every class in each fold.
     folds = min(5, min_class_count)

@@ -106,7 +106,17 @@ def out_of_fold_probabilities(
     smallest_in_training = smallest - -(-smallest // folds)
     pipeline = build_pipeline(features, smallest_in_training, seed=seed)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    probabilities: Any = cross_val_predict(pipeline, frame, encoded, cv=splitter, method="predict_proba")
+    text = [f.name for f in features if f.dtype == "text"]
+    if text:  # a missing note is an empty one to the vectoriser
+        frame = frame.assign(**{name: frame[name].fillna("").astype(str) for name in text})
+    try:
+        probabilities: Any = cross_val_predict(pipeline, frame, encoded, cv=splitter, method="predict_proba")
+    except ValueError as error:
+        if "vocabulary" in str(error) or "no terms remain" in str(error):  # TfidfVectorizer on a fold
+            raise LabelIssueDataError(
+                "The free-text features hold no words to learn from in some fold; add other features or text."
+            ) from error
+        raise
     return np.asarray(probabilities, dtype=float)
 
 

@@ -338,3 +338,35 @@ def test_the_management_command_reopens_and_refuses_clearly(labelled, capsys):
         call_command("label_issues_reopen", str(labelled.pk + 999), "--limit", "2")
     with pytest.raises(CommandError, match="from 1 to 10,000"):
         call_command("label_issues_reopen", str(labelled.pk), "--limit", "0")
+
+
+def test_free_text_is_learned_from_and_its_flipped_labels_rank_lowest():
+    rng = np.random.default_rng(11)
+    n = 200
+    truth = np.where(np.arange(n) % 2 == 0, "malignant", "benign")
+    words = {
+        "malignant": ["irregular", "spiculated", "mass", "growth"],
+        "benign": ["smooth", "round", "stable", "cyst"],
+    }
+    filler = ["the", "scan", "shows", "a", "lesion", "left", "breast"]
+    notes = [
+        " ".join(rng.choice(filler, 5).tolist() + rng.choice(words[label], 2).tolist()) if i % 17 else None
+        for i, label in enumerate(truth)
+    ]  # every 17th note is missing: an empty note, not an error
+    frame = pd.DataFrame({"note": pd.Series(notes, dtype="object")})
+    flipped = [2, 33, 64, 95, 120]
+    labels = list(truth)
+    for i in flipped:
+        labels[i] = "benign" if truth[i] == "malignant" else "malignant"
+
+    scores = label_issue_scores(frame, labels, [FeatureSpec("note", "text")], ["malignant", "benign"], seed=0)
+
+    assert set(scores.worst_first()[:5].tolist()) == set(flipped)
+
+
+def test_text_with_no_words_is_refused_clearly():
+    frame = pd.DataFrame({"note": pd.Series(["", None] * 10, dtype="object")})
+    labels = ["a", "b"] * 10
+
+    with pytest.raises(LabelIssueDataError, match="free-text features hold no words"):
+        label_issue_scores(frame, labels, [FeatureSpec("note", "text")], ["a", "b"], seed=0)

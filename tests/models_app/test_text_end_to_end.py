@@ -104,3 +104,19 @@ def test_a_text_model_learns_from_the_notes_and_the_card_shows_the_words_that_we
     review = Review.objects.get(item=served)
     assert review.shown_prediction_id == served.prediction_id and review.decision == "accept"
     assert ModelVersion.objects.get(pk=version.pk).fit_info["label"]
+
+
+def test_a_notes_only_dataset_gets_its_likeliest_wrong_labels_back_for_re_review(reports, model_admin):
+    """Label-issue scoring learns from the notes (TF-IDF), so a dataset whose only feature is text can use it."""
+    from models_app.label_issues import label_issues_check, label_issues_reopen
+
+    wrong = Item.objects.get(dataset=reports, external_id="n4")  # a benign note labelled malignant by mistake
+    malignant = LabelClass.objects.get(dataset=reports, name="malignant")
+    wrong.gold_label.label = malignant
+    wrong.gold_label.save(update_fields=["label"])
+
+    assert label_issues_check(dataset=reports) == 60
+    result = label_issues_reopen(dataset_id=reports.pk, user=model_admin, limit=3)
+
+    assert wrong.pk in [pk for pk, _ in result.reopened]
+    assert Item.objects.get(pk=wrong.pk).queue_state == Item.QueueState.OPEN

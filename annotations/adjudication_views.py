@@ -29,7 +29,8 @@ def _render(
             user=request.user, item=queued.item, purpose=ReadPurpose.REVIEW_CARD, served_by=queued.strategy
         )
         context["answers"] = item_answers(item=queued.item)
-        context["prediction_hidden"] = False
+        # Adjudicators review too: the stop switch hides the model's output from them as well.
+        context["prediction_hidden"] = dataset.model_output_off
     template = "annotations/adjudication_page.html#decision" if request.htmx else "annotations/adjudication_page.html"
     return render(request, template, context, status=400 if error and not request.htmx else 200)
 

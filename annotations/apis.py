@@ -69,8 +69,9 @@ class ItemOutputSerializer(serializers.Serializer):
     )
 
 
-# What a blind card hides until the reviewer has answered (the API hides the same).
-_PREDICTION_FIELDS = (
+# What a blind card hides until the reviewer has answered (the API hides the same), and what the stop
+# switch hides from reviewers everywhere.
+PREDICTION_FIELDS = (
     "prediction_id",
     "predicted_label",
     "predicted_confidence",
@@ -106,7 +107,7 @@ class NextItemApi(APIView):
         ).data
         if queued.blind:
             data["blind"], data["blind_prediction_id"] = True, queued.item.prediction_id
-            data["item"].update(dict.fromkeys(_PREDICTION_FIELDS))
+            data["item"].update(dict.fromkeys(PREDICTION_FIELDS))
             # The queue score is derived from the prediction (least confidence is
             # 1 - its confidence): the card hides it on a blind item, and so must the API.
             data["selection_score"] = None

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.apis import DatasetListApi, ItemOutputSerializer
+from annotations.apis import PREDICTION_FIELDS, DatasetListApi, ItemOutputSerializer
 from annotations.datasets import FeatureInput, LabelInput, dataset_create
 from annotations.item_search import (
     ITEM_LIST_MAX,
@@ -257,9 +257,13 @@ class ItemListApi(APIView):
         next_after: str | int | None = page.next_after
         if next_after is not None and page.sort == "id":
             next_after = int(next_after)  # as before the other sorts existed
+        rows = ItemListRowSerializer(page.items, many=True).data
+        if page.scope.model_hidden:  # the stop switch: a reviewer sees no prediction here either
+            for row in rows:
+                row.update(dict.fromkeys(PREDICTION_FIELDS))
         return Response(
             {
-                "items": ItemListRowSerializer(page.items, many=True).data,
+                "items": rows,
                 "next_after": next_after,
                 "previous_before": page.previous_before,
             }

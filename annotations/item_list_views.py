@@ -78,15 +78,21 @@ class ItemListForm(forms.Form):
         self.fields["reviewer"].choices = [("", "anyone"), *((u.pk, u.get_username()) for u in scope.reviewers())]
         if scope.own_only:
             self.fields["reviewer"].choices = self.fields["reviewer"].choices[1:]
+        if scope.model_hidden:  # the stop switch: no filter or sort by what the model said
+            for name in ("predicted_label", "min_confidence", "max_confidence"):
+                del self.fields[name]
+            self.fields["sort"].choices = [
+                (s, label) for s, label in self.fields["sort"].choices if "confidence" not in s
+            ]
 
     def filters(self) -> ItemFilters:
         data = self.cleaned_data
         return ItemFilters(
             state=data["state"],
             gold_label=data["gold_label"],
-            predicted_label=data["predicted_label"],
-            min_confidence=data["min_confidence"],
-            max_confidence=data["max_confidence"],
+            predicted_label=data.get("predicted_label", ""),
+            min_confidence=data.get("min_confidence"),
+            max_confidence=data.get("max_confidence"),
             strategy=data["strategy"],
             reviewer_id=data["reviewer"],
             disagreement=data["disagreement"],
@@ -157,6 +163,7 @@ def item_list(request: HttpRequest, dataset_id: int) -> HttpResponse:
         "errors": form.error_list(),
         "headers": sort_headers(page.sort if page else "id"),
         "own_only": scope.own_only,
+        "model_hidden": scope.model_hidden,
         # The history page is the auditor's (governance.item_history): others see the item's id only.
         "links_history": has_role(request.user, Role.AUDITOR),
     }

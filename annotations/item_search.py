@@ -49,6 +49,11 @@ from workflow_site.access import DATASET_READ_ROLES, AnyUser, Role, has_role
 ITEM_LIST_MAX = 500
 # The roles that see every item of a dataset they may read; a reviewer sees their own answers only.
 SEES_ALL_ITEMS = (Role.ADJUDICATOR, Role.MODEL_ADMIN, Role.AUDITOR)
+# Who still sees the model's output when a model admin has switched it off for the dataset.
+SEES_MODEL_WHEN_OFF = (Role.MODEL_ADMIN, Role.AUDITOR)
+MODEL_HIDDEN = (
+    "The model's output is switched off for this dataset: its predictions are not shown, filtered or sorted by."
+)
 # What a review's selection_strategy may say (annotations/queue.py).
 SELECTION_STRATEGIES = (
     *QueueStrategy.values,
@@ -164,6 +169,9 @@ class ItemListScope:
     user: AnyUser
     own_only: bool  # a reviewer: only items they answered themselves
     labels: dict[str, LabelClass]
+    # The stop switch is on and this user reviews (annotations/oversight.py): no prediction is shown to
+    # them, nor can they filter or sort by one. Model admins and auditors still see it.
+    model_hidden: bool = False
 
     def reviewers(self) -> list[Any]:
         """Whom the reviewer filter offers: the dataset's members with a reviewing role (yourself, for a reviewer)."""
@@ -193,7 +201,8 @@ def item_list_scope_for_user(
     dataset = dataset_get_for_user(user=user, pk=dataset_id, roles=roles)
     own_only = not has_role(user, *SEES_ALL_ITEMS)
     labels = {label.name: label for label in dataset.label_classes.all()}
-    return ItemListScope(dataset=dataset, user=user, own_only=own_only, labels=labels)
+    model_hidden = dataset.model_output_off and not has_role(user, *SEES_MODEL_WHEN_OFF)
+    return ItemListScope(dataset=dataset, user=user, own_only=own_only, labels=labels, model_hidden=model_hidden)
 
 
 def items_search_for_user(
@@ -231,6 +240,12 @@ def items_search_for_user(
         wanted = getattr(filters, name)
         if wanted and wanted not in scope.labels:
             errors[name] = f"“{wanted}” is not a label class of this dataset."
+    if scope.model_hidden:  # a filter or sort by the prediction would show it as surely as the column
+        for name in ("predicted_label", "min_confidence", "max_confidence"):
+            if getattr(filters, name) not in ("", None):
+                errors[name] = MODEL_HIDDEN
+        if SORTS.get(sort, (None,))[0] == "predicted_confidence":
+            errors["sort"] = MODEL_HIDDEN
     if scope.own_only and filters.reviewer_id not in (None, user.pk):
         # As on the page, whose reviewer filter offers a reviewer only themselves: a bad value, not a 403.
         errors["reviewer"] = "A reviewer lists only the items they answered themselves: give your own id, or none."
@@ -257,6 +272,8 @@ def items_search_for_user(
         for row in found:
             row["predicted_label_id"] = names.get(row["predicted_label_id"])
             row["gold_label_id"] = names.get(row["gold_label_id"])
+            if scope.model_hidden:
+                row["predicted_label_id"] = row["predicted_confidence"] = None
             rows.append(ItemRow(*(row[column] for column in _ROW_COLUMNS.values())))
     if before:
         next_after = _cursor(rows[-1], key) if rows else None

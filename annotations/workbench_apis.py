@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.adjudication import adjudication_submit, item_answers
-from annotations.apis import ItemOutputSerializer
+from annotations.apis import PREDICTION_FIELDS, ItemOutputSerializer
 from annotations.models import LabelClass, QueueStrategy, Review
 from annotations.queue import adjudication_next_item
 from annotations.selectors import dataset_get_for_user, item_get_for_user
@@ -153,8 +153,11 @@ class AdjudicationNextApi(APIView):
         queued = adjudication_next_item(dataset=dataset, adjudicator=request.user)
         if queued is None:
             return Response({"item": None, "answers": []})
-        data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.API)
-        return Response(self.OutputSerializer({"item": queued.item, "answers": item_answers(item=queued.item)}).data)
+        data_access_record(user=request.user, item=queued.item, purpose=ReadPurpose.API, served_by=queued.strategy)
+        data = self.OutputSerializer({"item": queued.item, "answers": item_answers(item=queued.item)}).data
+        if dataset.model_output_off:  # the stop switch hides the model's output from adjudicators too
+            data["item"].update(dict.fromkeys(PREDICTION_FIELDS))
+        return Response(data)
 
 
 class AdjudicationSubmitApi(APIView):

@@ -91,3 +91,53 @@ def test_only_model_admins_flip_the_switch_in_the_page_and_the_api(trained_datas
         content_type="application/json",
     )
     assert back.status_code == 200 and back.json()["off"] is False
+
+
+def test_with_the_model_off_a_reviewer_finds_no_prediction_in_the_item_list_nor_by_filtering(
+    trained_dataset, model_admin, reviewer, auditor
+):
+    from annotations.queue import queue_next_item
+    from annotations.services import review_submit
+    from tests.helpers import answer_for
+
+    queued = queue_next_item(dataset=trained_dataset, reviewer=reviewer)
+    review_submit(item_id=queued.item.pk, reviewer=reviewer, answer=answer_for(queued.item))
+    _off(trained_dataset, model_admin)
+    client = login(reviewer)
+
+    rows = client.get(f"/api/datasets/{trained_dataset.pk}/items/").json()["items"]
+    assert rows and all(r["predicted_label"] is None and r["predicted_confidence"] is None for r in rows)
+    assert all(r["predicted_probabilities"] is None and r["explanation"] is None for r in rows)
+    for query in ({"max_confidence": 0.6}, {"predicted_label": "benign"}, {"sort": "confidence"}):
+        refused = client.get(f"/api/datasets/{trained_dataset.pk}/items/", query)
+        assert refused.status_code == 400 and "switched off" in str(refused.json()), query
+    page = client.get(reverse("annotations:item_list", args=[trained_dataset.pk])).content.decode()
+    assert "hidden (model output off)" in page and 'name="max_confidence"' not in page
+    assert "Confidence, lowest first" not in page
+    # A model admin and an auditor still see what the model said.
+    for person in (model_admin, auditor):
+        seen = login(person).get(f"/api/datasets/{trained_dataset.pk}/items/", {"max_confidence": 1}).json()
+        assert any(r["predicted_label"] for r in seen["items"])
+
+
+def test_with_the_model_off_an_adjudicator_sees_no_prediction_on_the_page_or_in_the_api(
+    trained_dataset, model_admin, reviewer, reviewer2, adjudicator
+):
+    from annotations.models import Dataset
+    from annotations.queue import queue_next_item
+    from annotations.services import review_submit
+    from tests.helpers import answer_for
+
+    Dataset.objects.filter(pk=trained_dataset.pk).update(overlap=2)
+    dataset = Dataset.objects.get(pk=trained_dataset.pk)
+    for person, accept in ((reviewer, True), (reviewer2, False)):  # they disagree: the item goes to adjudication
+        queued = queue_next_item(dataset=dataset, reviewer=person)
+        review_submit(item_id=queued.item.pk, reviewer=person, answer=answer_for(queued.item, accept=accept))
+    _off(dataset, model_admin)
+    client = login(adjudicator)
+
+    page = client.get(reverse("annotations:adjudicate", args=[dataset.pk])).content.decode()
+    assert "(model)" not in page
+    served = client.get(f"/api/datasets/{dataset.pk}/adjudication/next-item/").json()
+    assert served["item"] is not None
+    assert all(served["item"][field] is None for field in ("predicted_label", "predicted_confidence", "explanation"))

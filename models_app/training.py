@@ -31,6 +31,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from annotations.models import Dataset, GoldLabel, Item
+from annotations.signals import send_after_commit
 from governance.audit import audit_record
 from models_app.data import frame_for_items, labels_hash
 from models_app.holdout_evaluation import HoldoutComparison, holdout_compare
@@ -60,6 +61,7 @@ from models_app.run_states import (
     training_run_claim,
     training_run_fail,
 )
+from models_app.signals import candidate_registered
 from workflow_site.heartbeat import Heartbeat
 from workflow_site.versions import code_version
 
@@ -362,4 +364,6 @@ def _register(trained: TrainedCandidate) -> ModelVersion:
             before={"status": "running"},
             after={"status": "succeeded", "model_version": version.version},
         )
+        # Governance judges every candidate against the change envelope, once this commits.
+        send_after_commit(candidate_registered, sender=ModelVersion, model_version_id=version.pk)
     return version

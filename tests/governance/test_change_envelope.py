@@ -522,8 +522,9 @@ def test_the_database_refuses_edits_and_a_tampered_version_fails_its_signature_c
 def test_a_refusal_judged_under_the_lock_names_an_assessment_that_exists(
     trained_dataset, candidate, model_admin, model_admin2, monkeypatch
 ):
-    # The champion seems to move between the judgement before the locks and the one under them: the envelope is
-    # judged again inside the decision's transaction, which the refusal rolls back, that assessment with it.
+    # The champion seems to move between the judgement before the locks and the one under them, on every attempt:
+    # the first attempts give up and judge again outside the lock; the last judges the envelope inside the
+    # decision's transaction, which the refusal rolls back, that assessment with it.
     from governance import promotions
 
     _active(trained_dataset, model_admin, model_admin2, PERMISSIVE)
@@ -535,7 +536,7 @@ def test_a_refusal_judged_under_the_lock_names_an_assessment_that_exists(
 
     def moving(dataset_id):  # type: ignore[no-untyped-def]
         calls.append(dataset_id)
-        return None if len(calls) == 1 else real(dataset_id)
+        return None if len(calls) % 2 == 1 else real(dataset_id)  # judged against none, locked with the real one
 
     monkeypatch.setattr(promotions, "current_champion", moving)
     with pytest.raises(EnvelopeRefused):
@@ -549,8 +550,24 @@ def test_a_refusal_judged_under_the_lock_names_an_assessment_that_exists(
             override_reason="gates aside",
         )
 
+    assert len(calls) == 2 * promotions._JUDGE_ATTEMPTS  # each attempt: once judging, once under the lock
     event = AuditEvent.objects.get(action="promotion.substantial_change_refused")
     assert EnvelopeAssessment.objects.filter(pk=event.after["assessment"], substantial_change=True).exists()
+
+
+def test_every_registered_candidate_is_judged_against_the_envelope_without_a_promotion_request(
+    trained_dataset, model_admin, model_admin2, django_capture_on_commit_callbacks
+):
+    _active(trained_dataset, model_admin, model_admin2, _with(algorithms={"torch_mlp": {}}), "torch only")
+
+    with django_capture_on_commit_callbacks(execute=True):  # the judgement follows the registration's commit
+        version = candidate_train(trained_dataset, requested_by=model_admin, reason="nobody will ask to promote it")
+
+    stored = EnvelopeAssessment.objects.get(model_version=version)
+    assert stored.substantial_change and stored.checked_by is None
+    assert "algorithm" in " ".join(c["clause"] for c in stored.clauses if not c["passed"])
+    assert AuditEvent.objects.filter(action="change_envelope.assessed", object_id=str(stored.pk)).exists()
+    assert not PromotionRequest.objects.filter(model_version=version).exists()
 
 
 def test_the_api_drafts_signs_approves_and_reads_the_envelope_as_the_page_does(dataset, model_admin, model_admin2):

@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 
 from governance import merkle
 from governance.audit import audit_record
@@ -387,6 +388,30 @@ def test_the_item_history_page_shows_the_integrity_line(trained_dataset, auditor
 
     html = login(auditor).get(reverse("governance:item_history", args=[item.pk])).content.decode()
     assert "Last checkpoint:" in html and "signature OK" in html
+    assert html.count('aria-label="Audit trail integrity"') == 1  # once, from the base template
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        lambda d: reverse("home"),
+        lambda d: reverse("annotations:agreement", args=[d.pk]),
+        lambda d: reverse("annotations:workbench_settings", args=[d.pk]),
+        lambda d: reverse("models_app:overview", args=[d.pk]),
+        lambda d: reverse("governance:audit_list"),
+    ],
+)
+def test_every_page_an_auditor_opens_shows_the_integrity_line_and_a_reviewers_does_not(
+    trained_dataset, auditor, reviewer, page
+):
+    from tests.conftest import login
+
+    audit_checkpoint_create()
+
+    html = login(auditor).get(page(trained_dataset)).content.decode()
+    assert html.count('aria-label="Audit trail integrity"') == 1 and "Last checkpoint:" in html
+    if "audit" not in page(trained_dataset):
+        assert 'aria-label="Audit trail integrity"' not in login(reviewer).get(page(trained_dataset)).content.decode()
 
 
 def test_in_debug_a_key_is_generated_once_under_var_and_kept(settings, tmp_path):

@@ -267,8 +267,8 @@ def _root_problem(
         if chain_broken:
             return "not checked: the chain breaks before its last event"
         return (
-            f"it covers {size} events but the trail has only {verified_up_to}: events it signed were deleted"
-            " (and the chain head moved back)"
+            f"it covers {size} events but the trail has only {verified_up_to}: events it signed were deleted,"
+            f" the first of them event #{verified_up_to + 1} (and the chain head moved back)"
         )
     if roots[size] != root_hash:
         since = f" after event #{previous.tree_size} (the checkpoint before still matches)" if previous else ""

@@ -190,6 +190,49 @@ def test_an_exported_checkpoint_catches_a_rewrite_that_also_deleted_every_stored
     assert "the events 1..6 no longer give its signed root" in message
 
 
+def _export_then_erase_checkpoints(tmp_path) -> str:
+    """Export the last checkpoint (kept elsewhere), then, as a database admin, delete every stored one."""
+    export = tmp_path / "kept-elsewhere.json"
+    call_command("audit_checkpoint", "--no-create", "--export", str(export), stdout=io.StringIO())
+    _as_database_admin()
+    _sql(f"DELETE FROM {CHECKPOINT_TABLE}")
+    return str(export)
+
+
+def test_against_an_exported_checkpoint_deleting_the_tail_and_moving_the_head_back_is_detected(checkpointed, tmp_path):
+    export = _export_then_erase_checkpoints(tmp_path)
+    _sql(f"DELETE FROM {EVENT_TABLE} WHERE seq > 4")
+    _move_head(4)
+
+    message = _verify("--checkpoint", export)
+
+    assert message.startswith("FAILED") and "exported checkpoint (6 events" in message
+    assert "the trail has only 4" in message and "event #5" in message
+
+
+def test_against_an_exported_checkpoint_emptying_the_table_and_resetting_the_head_is_detected(checkpointed, tmp_path):
+    export = _export_then_erase_checkpoints(tmp_path)
+    _sql(f"DELETE FROM {EVENT_TABLE}")
+    _move_head(0)
+
+    message = _verify("--checkpoint", export)
+
+    assert message.startswith("FAILED") and "the trail has only 0" in message and "event #1" in message
+
+
+def test_against_an_exported_checkpoint_an_edit_with_every_later_hash_recomputed_is_detected(checkpointed, tmp_path):
+    export = _export_then_erase_checkpoints(tmp_path)
+    _rewrite_from(5, "nobody did this")
+
+    message = _verify("--checkpoint", export)
+
+    # The checkpoint-created event still in the trail names the deleted row; the export catches the rewrite.
+    assert message.startswith("FAILED") and "recorded by event #7 is missing from the checkpoint table" in message
+    assert (
+        "Also: exported checkpoint (6 events" in message and "the events 1..6 no longer give its signed root" in message
+    )
+
+
 def test_deleting_a_checkpoint_row_is_detected_from_the_event_that_recorded_it(checkpointed):
     _as_database_admin()
     _sql(f"DELETE FROM {CHECKPOINT_TABLE}")

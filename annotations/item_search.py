@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from annotations.models import Dataset, GoldLabel, Item, LabelClass, QueueStrategy, Review
@@ -333,7 +333,16 @@ def _row_lookups(scope: ItemListScope) -> dict[str, Subquery]:
     page deep in the list (96 ms at 1M items, against 1 ms)."""
     gold = GoldLabel.objects.filter(item=OuterRef("pk"))
     mine = Q(reviewer=scope.user) if scope.own_only else Q()  # a reviewer sees when they last answered
-    latest = Review.objects.filter(mine, item=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
+    # MAX, not ORDER BY created_at DESC LIMIT 1: the latter tempted the planner into walking review_created_item
+    # backwards for every row (0.07 ms a row at 30k reviews, growing with them); MAX probes the item's few
+    # reviews through review_item_reviewer.
+    latest = (
+        Review.objects.filter(mine, item=OuterRef("pk"))
+        .order_by()
+        .values("item")
+        .annotate(last=Max("created_at"))
+        .values("last")
+    )
     return {
         "gold_label_id": Subquery(gold.values("label_id")[:1]),
         "gold_origin": Subquery(gold.values("origin")[:1]),

@@ -205,11 +205,19 @@ def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: ReadPurpos
 
 
 def data_accesses_record(*, user: AbstractBaseUser, items: list[Any], purpose: ReadPurpose) -> None:
-    """Log that `user` was shown the data of each of `items` (a list page): one bulk insert."""
-    request_id = current_request_id()
-    DataAccess.objects.bulk_create(
-        [
-            DataAccess(user=user, item_id=item.pk, dataset_id=item.dataset_id, purpose=purpose, request_id=request_id)
-            for item in items
-        ]
-    )
+    """Log that `user` was shown the data of each of `items` (a list page): one multi-row INSERT.
+
+    Not `bulk_create`: building a model instance per row cost 12 ms for a 100-row page at a million
+    items, a quarter of the list's server time; the statement itself is well under a millisecond.
+    """
+    if not items:
+        return
+    now, request_id = connection.ops.adapt_datetimefield_value(timezone.now()), current_request_id()
+    values = [v for item in items for v in (now, user.pk, item.pk, item.dataset_id, str(purpose), request_id)]
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(items))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(DataAccess._meta.db_table)}"
+            f" (accessed_at, user_id, item_id, dataset_id, purpose, request_id) VALUES {rows}",
+            values,
+        )

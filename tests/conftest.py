@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.test.utils import override_settings
 
 from annotations.models import Dataset, ImportBatch
-from tests import world
+from tests import db_template, world
 
 # Re-exported: test modules import these helpers from here as well as from tests.helpers.
 from tests.helpers import (  # noqa: F401
@@ -30,6 +30,10 @@ from tests.helpers import (  # noqa: F401
 # them once for the whole session (one worker process, not one per module).
 from tests.worker import celery_worker_process, live_worker  # noqa: E402,F401
 from workflow_site.access import Role
+
+# xdist workers clone one migrated database instead of each migrating its own (tests/db_template.py);
+# bound here so that it overrides pytest-django's fixture of the same name.
+django_db_setup = db_template.django_db_setup
 
 
 @pytest.hookimpl(trylast=True)

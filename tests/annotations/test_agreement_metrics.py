@@ -29,13 +29,16 @@ import warnings
 from collections import Counter
 from dataclasses import fields, is_dataclass
 from itertools import combinations, permutations
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from nltk.metrics.agreement import AnnotationTask
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
+
+if TYPE_CHECKING:
+    from nltk.metrics.agreement import AnnotationTask
 
 from annotations.agreement_metrics import (
     NO_PAIRABLE_ITEM,
@@ -131,9 +134,16 @@ def alpha_by_definition(ratings: dict[tuple[int, int], str]) -> float:
     return 1 - observed / expected if expected else math.nan
 
 
+def _annotation_task() -> type[AnnotationTask]:
+    # Imported when first used: importing nltk costs every test process about 1.7 s at collection.
+    from nltk.metrics.agreement import AnnotationTask
+
+    return AnnotationTask
+
+
 def nltk_task(ratings: dict[tuple[int, int], str]) -> AnnotationTask:
     """NLTK's triples are (coder, item, label); a missing rating is an absent triple."""
-    return AnnotationTask(data=[(rater, item, category) for (item, rater), category in ratings.items()])
+    return _annotation_task()(data=[(rater, item, category) for (item, rater), category in ratings.items()])
 
 
 def pairable_categories(ratings: dict[tuple[int, int], str]) -> set[str]:
@@ -217,7 +227,7 @@ def _pairwise_kappa_equals_nltk_over_the_items_both_rated(seed: int) -> None:
             assert pair.kappa.value is None
             continue
         # kappa_pairwise assumes both coders rated every item of the task: give it the shared ones only.
-        task = AnnotationTask(data=[(r, i, ratings[i, r]) for i in shared for r in (a, b)])
+        task = _annotation_task()(data=[(r, i, ratings[i, r]) for i in shared for r in (a, b)])
         expected = task.kappa_pairwise(a, b)
         if pair.kappa.value is None:  # one category only: NLTK's convention is 1
             assert (pair.kappa.reason, expected) == (ONE_CATEGORY, 1.0)
@@ -233,7 +243,7 @@ def _fleiss_kappa_equals_nltk_multi_pi_on_the_items_with_the_common_count(seed: 
         by_item.setdefault(item, []).append(category)
     m = result.ratings_per_item
     rows = [values for values in by_item.values() if len(values) == m]
-    task = AnnotationTask(data=[(k, item, c) for item, values in enumerate(rows) for k, c in enumerate(values)])
+    task = _annotation_task()(data=[(k, item, c) for item, values in enumerate(rows) for k, c in enumerate(values)])
     if result.kappa.value is None:
         assert (result.kappa.reason, task.pi()) == (ONE_CATEGORY, 1.0)
     else:
@@ -257,7 +267,7 @@ def test_where_nltk_departs_from_the_definition_our_figure_is_undefined_and_says
     alpha = krippendorff_alpha(as_list(single), bootstrap=EXACT)
     assert (alpha.value, alpha.n_items, alpha.reason) == (None, 0, NO_PAIRABLE_ITEM)
     # Cohen's kappa and Fleiss' kappa with one category: NLTK says 1, the definition 0 / 0.
-    pair = AnnotationTask(data=[(r, i, "benign") for i in range(4) for r in (0, 1)])
+    pair = _annotation_task()(data=[(r, i, "benign") for i in range(4) for r in (0, 1)])
     assert pair.kappa_pairwise(0, 1) == 1.0 and pair.pi() == 1.0
     report = agreement_report(as_list(one_category), bootstrap=EXACT)
     assert {p.kappa.reason for p in report.pairs} == {ONE_CATEGORY} == {report.fleiss.kappa.reason}
@@ -282,7 +292,7 @@ def test_alpha_equals_krippendorffs_worked_example_with_missing_values():
     assert alpha.n_items == 11
     assert alpha.value == pytest.approx(1 - 39 * 8 / 1216, abs=TOLERANCE)
     assert round(alpha.value, 3) == 0.743
-    nltk = AnnotationTask(data=[(observer, unit, value) for unit, observer, value in ratings]).alpha()
+    nltk = _annotation_task()(data=[(observer, unit, value) for unit, observer, value in ratings]).alpha()
     assert alpha.value == pytest.approx(nltk, abs=TOLERANCE)
 
 

@@ -8,6 +8,16 @@ judged by the bootstrap interval, not the point estimate: a gate fails only when
 worse with 95% confidence by more than the tolerance, which is what "no regression beyond
 tolerance" can honestly mean on a holdout of a few hundred rows.
 
+Overall and per subgroup the rule is the same: the paired bootstrap interval of the accuracy
+difference, candidate − champion, on the same holdout rows (a subgroup's rows alone), fails when
+the whole interval lies below −tolerance. One model's interval set against the other's point
+estimate would ignore both the champion's own noise and the pairing. A subgroup smaller than the
+evaluation's minimum (models_app/ml/evaluation.py) is listed as not judged, and does not block. An
+evaluation stored before the paired subgroup intervals were (a candidate trained before then whose
+champion is still live; a new champion is compared afresh) cannot judge a subgroup: that gate fails,
+saying so, like a champion that could not be evaluated, so only a signed override lets such a
+candidate through unjudged.
+
 A failed gate blocks an ordinary approval; the approver may override it only by signing an
 approval whose meaning is "override", with a reason (governance/promotions.py).
 """
@@ -29,6 +39,7 @@ class GateResult:
     gate: str
     passed: bool
     detail: str
+    judged: bool = True  # False: the figures to judge it by are missing (a failed gate says why)
 
 
 def gates_for(dataset: Dataset) -> PromotionGates:
@@ -52,7 +63,7 @@ def gates_evaluate(version: ModelVersion, *, champion: Any = _NOW) -> list[dict[
     gates = gates_for(version.dataset)
     if champion is _NOW:
         champion = current_champion(version.dataset_id)
-    candidate, paired, champion_metrics = _figures(version, champion)
+    candidate, paired, _ = _figures(version, champion)
     results = []
     accuracy = candidate.get("accuracy")
     if gates.min_holdout_accuracy is not None:
@@ -65,7 +76,7 @@ def gates_evaluate(version: ModelVersion, *, champion: Any = _NOW) -> list[dict[
             )
         )
     if champion is not None and champion.pk != version.pk:
-        results += _regression_gates(gates, candidate, paired, champion_metrics)
+        results += _regression_gates(gates, candidate, paired)
     if gates.max_ece is not None:
         ece = candidate.get("ece")
         passed = ece is not None and ece <= gates.max_ece
@@ -99,9 +110,7 @@ def holdout_figures(version: ModelVersion, champion: ModelVersion | None) -> tup
     return _figures(version, champion)
 
 
-def _regression_gates(
-    gates: PromotionGates, candidate: dict, paired: dict | None, champion: dict | None
-) -> list[GateResult]:
+def _regression_gates(gates: PromotionGates, candidate: dict, paired: dict | None) -> list[GateResult]:
     out = []
     if paired is None:
         return [GateResult("no regression", False, "the champion could not be evaluated on the holdout")]
@@ -120,24 +129,58 @@ def _regression_gates(
         out.append(
             GateResult("paired test", paired.get("verdict") != "worse", paired.get("verdict_words", "no verdict"))
         )
-    sub_limit = gates.max_subgroup_regression_points / 100
-    theirs = (champion or {}).get("subgroups") or {}
-    for feature, groups in (candidate.get("subgroups") or {}).items():
+    return out + _subgroup_gates(gates, candidate, paired)
+
+
+def _subgroup_gates(gates: PromotionGates, candidate: dict, paired: dict) -> list[GateResult]:
+    """One gate per value of each sensitive feature, judged by the paired interval on that subgroup's rows."""
+    tolerance = gates.max_subgroup_regression_points
+    if "subgroups" not in paired:
+        return _subgroup_gates_unjudgeable(candidate)
+    out = []
+    for feature, groups in paired["subgroups"].items():
         for value, figures in groups.items():
-            reference = ((theirs.get(feature) or {}).get(value) or {}).get("accuracy")
-            interval = figures.get("accuracy_ci")
-            if figures.get("accuracy") is None or reference is None or not interval:
-                continue  # too small to judge: said on the report, not a gate
-            passed = interval[1] >= reference - sub_limit
+            name = f"subgroup {feature} = {value}"
+            low, high = figures.get("accuracy_difference_ci") or (None, None)
+            if low is None or high is None:
+                why = figures.get("reason") or "no interval"
+                out.append(GateResult(name, True, f"not judged: {why} on the holdout", judged=False))
+                continue
             out.append(
                 GateResult(
-                    f"subgroup {feature} = {value}",
-                    passed,
-                    f"{_pct(figures['accuracy'])} (95% interval {_pct(interval[0])}–{_pct(interval[1])}) against "
-                    f"the champion's {_pct(reference)} on {figures.get('n')} rows; tolerance "
-                    f"{gates.max_subgroup_regression_points:g} points",
+                    name,
+                    high >= -tolerance / 100,
+                    f"candidate {_pct(figures.get('accuracy_candidate'))} against the champion's "
+                    f"{_pct(figures.get('accuracy_champion'))} on the same {figures.get('n')} holdout rows: "
+                    f"accuracy difference {_points(figures.get('accuracy_difference'))} (95% interval "
+                    f"{_points(low)} to {_points(high)}); fails when the whole interval is below "
+                    f"−{tolerance:g} points",
                 )
             )
+    return out
+
+
+def _subgroup_gates_unjudgeable(candidate: dict) -> list[GateResult]:
+    """The stored comparison predates the paired subgroup intervals: no subgroup large enough to judge can be
+    judged from it (failed, so only a signed override passes it); smaller ones were never judged."""
+    out = []
+    for feature, groups in (candidate.get("subgroups") or {}).items():
+        for value, figures in groups.items():
+            name = f"subgroup {feature} = {value}"
+            if figures.get("accuracy") is None:
+                why = figures.get("reason") or "no figures"
+                out.append(GateResult(name, True, f"not judged: {why} on the holdout", judged=False))
+            else:
+                out.append(
+                    GateResult(
+                        name,
+                        False,
+                        f"cannot be judged from the stored evaluation: it has no paired interval of the accuracy "
+                        f"difference on this subgroup's {figures.get('n')} holdout rows (it was stored before "
+                        "those were); retrain to judge it, or approve only as a signed override",
+                        judged=False,
+                    )
+                )
     return out
 
 

@@ -4,8 +4,8 @@ Both are judged by models_app/ml/evaluation.py (every figure of the report,
 subgroups of the dataset's sensitive features with bootstrap intervals and
 suppression of small groups), and the difference by models_app/ml/paired.py
 (exact McNemar and a paired bootstrap on the very same rows, with the smallest
-difference this holdout could detect), so "+0.006" is never read as "better"
-on its own.
+difference this holdout could detect, and the paired interval per subgroup),
+so "+0.006" is never read as "better" on its own.
 """
 
 from __future__ import annotations
@@ -99,8 +99,9 @@ def holdout_compare(
     champion_metrics = None
     if champion_proba is not None:
         champion_metrics = _evaluate(champion_proba, holdout, classes, seed)
+        # Subgroups as in _evaluate (same features, same size rule): the subgroup gates judge these intervals.
         candidate_metrics["paired"] = compare_paired(
-            holdout.labels, champion_proba, candidate_proba, classes, seed=seed
+            holdout.labels, champion_proba, candidate_proba, classes, groups=holdout.groups or None, seed=seed
         )
     return HoldoutComparison(
         size=len(rows),

@@ -38,7 +38,7 @@ recompute every figure:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,9 +77,9 @@ def evaluate(
     truth, proba = encode_inputs(y_true, proba, class_names)
     check_n_boot(n_boot)
     check_seed(seed)
-    _check_positive_int("min_group_size", min_group_size)
-    _check_positive_int("n_bins", n_bins)
-    group_labels = _group_labels(groups, len(truth))
+    check_positive_int("min_group_size", min_group_size)
+    check_positive_int("n_bins", n_bins)
+    group_labels = encode_groups(groups, len(truth))
     names = [str(name) for name in class_names]
     k, n = len(names), len(truth)
     settings = {
@@ -268,7 +268,9 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _group_labels(groups: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarray]:
+def encode_groups(groups: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarray]:
+    """Each sensitive feature's value per row, as strings ("(missing)" for a missing one); a ValueError naming the
+    feature when its column does not have one value per row."""
     if groups is None:
         return {}
     if not isinstance(groups, Mapping):
@@ -289,6 +291,21 @@ def _missing(value: Any) -> bool:
     return isinstance(value, float | np.floating) and math.isnan(value)
 
 
+def subgroup_rows(
+    group_labels: dict[str, np.ndarray], *, min_group_size: int
+) -> Iterator[tuple[str, str, np.ndarray, str | None]]:
+    """(feature, value, row mask, why it is not judged or None) for every value of every feature, values sorted.
+
+    The one rule for "large enough to judge", shared by one model's subgroups here and the paired subgroups
+    (`paired.compare_paired`): a group with fewer than `min_group_size` rows is not judged.
+    """
+    for feature, labels in group_labels.items():
+        for value in sorted(set(labels.tolist())):
+            mask = labels == value
+            size = int(mask.sum())
+            yield feature, value, mask, f"fewer than {min_group_size} rows" if size < min_group_size else None
+
+
 def _subgroups(
     truth: np.ndarray,
     correct: np.ndarray,
@@ -299,39 +316,35 @@ def _subgroups(
     n_boot: int,
     seed: int,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for feature, labels in group_labels.items():
-        entries = {}
-        for value in sorted(set(labels.tolist())):
-            mask = labels == value
-            size = int(mask.sum())
-            if size < min_group_size:
-                entries[value] = _suppressed(size, min_group_size)
-                continue
-            codes = truth[mask] * 2 + correct[mask]
-            point_acc, point_bal = accuracy_from_counts(np.bincount(codes, minlength=2 * k)[None, :])
-            counts = resampled_code_counts(codes, 2 * k, n_boot=n_boot, rng=rng_for(seed, feature, value))
-            boot_acc, boot_bal = accuracy_from_counts(counts)
-            entries[value] = {
-                "n": size,
-                "accuracy": float(point_acc[0]),
-                "accuracy_ci": percentile_interval(boot_acc, level=INTERVAL_LEVEL),
-                "balanced_accuracy": float(point_bal[0]),
-                "balanced_accuracy_ci": percentile_interval(boot_bal, level=INTERVAL_LEVEL),
-                "reason": None,
-            }
-        out[feature] = entries
+    out: dict[str, dict[str, dict[str, Any]]] = {feature: {} for feature in group_labels}
+    for feature, value, mask, reason in subgroup_rows(group_labels, min_group_size=min_group_size):
+        size = int(mask.sum())
+        if reason is not None:
+            out[feature][value] = _suppressed(size, reason)
+            continue
+        codes = truth[mask] * 2 + correct[mask]
+        point_acc, point_bal = accuracy_from_counts(np.bincount(codes, minlength=2 * k)[None, :])
+        counts = resampled_code_counts(codes, 2 * k, n_boot=n_boot, rng=rng_for(seed, feature, value))
+        boot_acc, boot_bal = accuracy_from_counts(counts)
+        out[feature][value] = {
+            "n": size,
+            "accuracy": float(point_acc[0]),
+            "accuracy_ci": percentile_interval(boot_acc, level=INTERVAL_LEVEL),
+            "balanced_accuracy": float(point_bal[0]),
+            "balanced_accuracy_ci": percentile_interval(boot_bal, level=INTERVAL_LEVEL),
+            "reason": None,
+        }
     return out
 
 
-def _suppressed(size: int, min_group_size: int) -> dict[str, Any]:
+def _suppressed(size: int, reason: str) -> dict[str, Any]:
     return {
         "n": size,
         "accuracy": None,
         "accuracy_ci": None,
         "balanced_accuracy": None,
         "balanced_accuracy_ci": None,
-        "reason": f"fewer than {min_group_size} rows",
+        "reason": reason,
     }
 
 
@@ -355,6 +368,6 @@ def _empty(
     }
 
 
-def _check_positive_int(name: str, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -18,6 +18,15 @@ check. Both models predicted the *same* rows, so the comparison is paired:
   discordance rate. ψ is the observed rate, but never below δ itself (a
   difference of δ needs at least that share of rows to disagree), so two
   models that agree on every row still get a finite, honest MDE rather than 0.
+- Subgroups (given `groups`, as `evaluation.evaluate` takes them): the same
+  paired bootstrap of the accuracy difference on each subgroup's rows alone,
+  for every subgroup large enough to judge by `evaluation`'s rule (at least
+  `min_group_size` rows; smaller ones keep their `n` and say why they are not
+  judged). Each subgroup draws from its own stream (seed, feature, value), so
+  its interval does not move with the other subgroups. This is what a
+  subgroup promotion gate reads (governance/gates.py): an interval of the
+  difference on the same rows, not one model's interval against the other's
+  point estimate.
 - Verdict: "better" (or "worse") only when McNemar rejects at `alpha` *and*
   the bootstrap interval lies wholly on that side of 0; when the two disagree
   the evidence is borderline, and for a promotion gate the safe reading is
@@ -31,12 +40,20 @@ negative log-loss difference favour the candidate.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from models_app.ml.evaluation import DEFAULT_N_BOOT, encode_inputs, row_log_loss
+from models_app.ml.evaluation import (
+    DEFAULT_MIN_GROUP_SIZE,
+    DEFAULT_N_BOOT,
+    check_positive_int,
+    encode_groups,
+    encode_inputs,
+    row_log_loss,
+    subgroup_rows,
+)
 from models_app.ml.resampling import (
     check_n_boot,
     check_seed,
@@ -57,6 +74,8 @@ def compare_paired(
     proba_candidate: np.ndarray,
     class_names: Sequence[str],
     *,
+    groups: Mapping[str, Sequence[Any] | np.ndarray] | None = None,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     alpha: float = 0.05,
@@ -65,7 +84,9 @@ def compare_paired(
     """The paired comparison of two models' probabilities on the same labelled rows, JSON-serialisable.
 
     Preconditions as `evaluation.evaluate` for each probability matrix (same
-    rows, same class order). Deterministic for a given `seed`.
+    rows, same class order) and for `groups` and `min_group_size`, which give
+    the per-subgroup differences under "subgroups" (empty without `groups`).
+    Deterministic for a given `seed`.
     """
     from scipy.stats import binomtest
 
@@ -73,6 +94,8 @@ def compare_paired(
     _, candidate = encode_inputs(y_true, proba_candidate, class_names, proba_name="proba_candidate")
     check_n_boot(n_boot)
     check_seed(seed)
+    check_positive_int("min_group_size", min_group_size)
+    group_labels = encode_groups(groups, len(truth))
     for name, value in (("alpha", alpha), ("power", power)):
         if not 0 < value < 1:
             raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
@@ -83,9 +106,10 @@ def compare_paired(
         "interval_level": 1 - float(alpha),
         "n_bootstrap": int(n_boot),
         "seed": int(seed),
+        "min_group_size": int(min_group_size),
     }
     if n == 0:
-        return _empty(settings)
+        return _empty(settings, features=list(group_labels))
 
     champion_right = champion.argmax(axis=1) == truth
     candidate_right = candidate.argmax(axis=1) == truth
@@ -96,11 +120,9 @@ def compare_paired(
 
     champion_loss = row_log_loss(truth, champion)
     candidate_loss = row_log_loss(truth, candidate)
-    # Code 2·champion right + candidate right: the difference is (code 1 − code 2) / n in each resample.
-    pairs = resampled_code_counts(
-        champion_right * 2 + candidate_right, 4, n_boot=n_boot, rng=rng_for(seed, "paired accuracy")
+    accuracy_ci = _accuracy_difference_ci(
+        champion_right, candidate_right, n_boot=n_boot, rng=rng_for(seed, "paired accuracy"), level=1 - alpha
     )
-    accuracy_ci = percentile_interval((pairs[:, 1] - pairs[:, 2]) / n, level=1 - alpha)
     boot_loss = resampled_means(candidate_loss - champion_loss, n_boot=n_boot, rng=rng_for(seed, "paired log loss"))
     log_loss_ci = percentile_interval(boot_loss, level=1 - alpha)
 
@@ -135,8 +157,59 @@ def compare_paired(
         "verdict_words": _words(
             verdict, n=n, difference=difference, ci=accuracy_ci, p_value=p_value, mde=mde, level=1 - alpha
         ),
+        "subgroups": _subgroups(
+            champion_right,
+            candidate_right,
+            group_labels,
+            min_group_size=min_group_size,
+            n_boot=n_boot,
+            seed=seed,
+            level=1 - alpha,
+        ),
         **settings,
     }
+
+
+def _accuracy_difference_ci(
+    champion_right: np.ndarray, candidate_right: np.ndarray, *, n_boot: int, rng: np.random.Generator, level: float
+) -> list[float]:
+    """Percentile interval of candidate − champion accuracy over paired resamples of these rows (n ≥ 1)."""
+    # Code 2·champion right + candidate right: the difference is (code 1 − code 2) / n in each resample.
+    pairs = resampled_code_counts(champion_right * 2 + candidate_right, 4, n_boot=n_boot, rng=rng)
+    return percentile_interval((pairs[:, 1] - pairs[:, 2]) / len(champion_right), level=level)
+
+
+def _subgroups(
+    champion_right: np.ndarray,
+    candidate_right: np.ndarray,
+    group_labels: dict[str, np.ndarray],
+    *,
+    min_group_size: int,
+    n_boot: int,
+    seed: int,
+    level: float,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per value of each sensitive feature: both accuracies, their difference and its paired interval."""
+    out: dict[str, dict[str, dict[str, Any]]] = {feature: {} for feature in group_labels}
+    for feature, value, mask, reason in subgroup_rows(group_labels, min_group_size=min_group_size):
+        entry: dict[str, Any] = {"n": int(mask.sum()), **dict.fromkeys(_SUBGROUP_FIGURES), "reason": reason}
+        if reason is None:
+            champion, candidate = champion_right[mask], candidate_right[mask]
+            rng = rng_for(seed, "paired accuracy", feature, value)
+            entry |= {
+                "accuracy_champion": float(champion.mean()),
+                "accuracy_candidate": float(candidate.mean()),
+                "accuracy_difference": float((candidate & ~champion).sum() - (champion & ~candidate).sum())
+                / len(champion),
+                "accuracy_difference_ci": _accuracy_difference_ci(
+                    champion, candidate, n_boot=n_boot, rng=rng, level=level
+                ),
+            }
+        out[feature][value] = entry
+    return out
+
+
+_SUBGROUP_FIGURES = ("accuracy_champion", "accuracy_candidate", "accuracy_difference", "accuracy_difference_ci")
 
 
 def minimum_detectable_effect(*, n: int, discordance_rate: float, alpha: float, power: float) -> float | None:
@@ -184,7 +257,7 @@ def _points(fraction: float) -> str:
     return f"{points:.1f}" if points >= 1 else f"{points:.2g}"
 
 
-def _empty(settings: dict[str, Any]) -> dict[str, Any]:
+def _empty(settings: dict[str, Any], *, features: list[str]) -> dict[str, Any]:
     """The same keys as a real comparison: nothing to compare on."""
     return {
         "n": 0,
@@ -207,5 +280,6 @@ def _empty(settings: dict[str, Any]) -> dict[str, Any]:
         "minimum_detectable_effect": None,
         "verdict": NOT_DISTINGUISHABLE,
         "verdict_words": "not distinguishable on 0 rows (no labelled rows to compare on)",
+        "subgroups": {feature: {} for feature in features},
         **settings,
     }

@@ -3,14 +3,18 @@ gate blocks an ordinary approval and can only be overridden by a signed approval
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from annotations.models import Feature
 from governance.gates import gates_evaluate, promotion_gates_update
 from governance.models import AuditEvent, PromotionGates, PromotionRequest, Signature
 from governance.promotions import promotion_decide, promotion_request_create
-from models_app.models import ModelVersion
+from models_app.ml.evaluation import evaluate
+from models_app.ml.paired import compare_paired
+from models_app.models import Evaluation, ModelVersion
 from tests.conftest import PASSWORD, login
 from tests.helpers import candidate_train
 
@@ -140,3 +144,120 @@ def test_a_champion_that_moves_before_the_lock_is_judged_again_outside_it(
     assert decided.gate_results == real_gates(pending.model_version, champion=other)
     # The first, abandoned attempt wrote nothing: one decision, one signature.
     assert AuditEvent.objects.filter(action="promotion.rejected", object_id=str(pending.pk)).count() == 1
+
+
+# --- subgroup gates: the paired interval of the difference on the subgroup's rows ----------------------------------
+
+
+def _stored_evaluations(version: ModelVersion, **sites: tuple[int, int, int, int]) -> dict:
+    """Store real evaluations of two binary models on a holdout split by site as `version`'s run's (its champion,
+    still live, unchanged), so the gates judge them. Per site: rows both models get right, only the champion, only
+    the candidate, neither. Returns the candidate's and the champion's figures."""
+    y, champion, candidate, site = [], [], [], []
+    for name, counts in sites.items():
+        for (champion_right, candidate_right), count in zip(((1, 1), (1, 0), (0, 1), (0, 0)), counts, strict=True):
+            for _ in range(count):
+                yes = len(y) % 2 == 1
+                y.append("yes" if yes else "no")
+                champion.append([0.2, 0.8] if yes == bool(champion_right) else [0.8, 0.2])
+                candidate.append([0.3, 0.7] if yes == bool(candidate_right) else [0.7, 0.3])
+                site.append(name)
+    groups, classes = {"site": site}, ["no", "yes"]
+    figures = {
+        "candidate": evaluate(y, np.array(candidate), classes, groups=groups, seed=0),
+        "champion": evaluate(y, np.array(champion), classes, groups=groups, seed=0),
+    }
+    figures["candidate"]["paired"] = compare_paired(
+        y, np.array(champion), np.array(candidate), classes, groups=groups, seed=0
+    )
+    for role, metrics in figures.items():
+        assert Evaluation.objects.filter(training_run=version.training_run, role=role).update(metrics=metrics) == 1
+    return figures
+
+
+def _subgroup_gate(version: ModelVersion, value: str) -> dict:
+    return next(r for r in gates_evaluate(version) if r["gate"] == f"subgroup site = {value}")
+
+
+def _gates_with_subgroup_tolerance(dataset, user, points: float) -> None:
+    promotion_gates_update(
+        dataset=dataset,
+        user=user,
+        values={"max_regression_points": 2.0, "max_subgroup_regression_points": points, "paired_test_not_worse": True},
+    )
+
+
+def test_a_subgroup_fails_when_the_paired_interval_is_wholly_below_the_tolerance_though_its_own_reaches_the_champion(
+    trained_dataset, pending, model_admin
+):
+    _gates_with_subgroup_tolerance(trained_dataset, model_admin, 1.0)
+    # Site B: the candidate loses 16 of the champion's 220 right rows and gains none (55% -> 51% on 400 rows).
+    figures = _stored_evaluations(pending.model_version, A=(50, 0, 0, 10), B=(204, 16, 0, 180))
+    own = figures["candidate"]["subgroups"]["site"]["B"]["accuracy_ci"]
+    champions = figures["champion"]["subgroups"]["site"]["B"]["accuracy"]
+    assert own[1] >= champions - 0.01  # the candidate's own interval reaches the champion's point estimate, less 1
+
+    gate = _subgroup_gate(pending.model_version, "B")
+
+    low, high = figures["candidate"]["paired"]["subgroups"]["site"]["B"]["accuracy_difference_ci"]
+    assert high < -0.01 and gate["passed"] is False and gate["judged"] is True
+    assert gate["detail"] == (
+        f"candidate 51.0% against the champion's 55.0% on the same 400 holdout rows: accuracy difference "
+        f"-4.0 points (95% interval {low * 100:+.1f} points to {high * 100:+.1f} points); fails when the whole "
+        "interval is below −1 points"
+    )
+    assert _subgroup_gate(pending.model_version, "A")["passed"] is True
+
+
+def test_a_subgroup_passes_when_the_paired_interval_reaches_above_the_tolerance_though_its_own_falls_short(
+    trained_dataset, pending, model_admin
+):
+    _gates_with_subgroup_tolerance(trained_dataset, model_admin, 2.0)
+    # Site B: the two models disagree on 210 of 300 rows, the candidate right on 90 of them, the champion on 120.
+    figures = _stored_evaluations(pending.model_version, B=(60, 120, 90, 30))
+    own = figures["candidate"]["subgroups"]["site"]["B"]["accuracy_ci"]
+    champions = figures["champion"]["subgroups"]["site"]["B"]["accuracy"]
+    assert own[1] < champions - 0.02  # the old rule (own interval against the champion's point) would have failed
+
+    gate = _subgroup_gate(pending.model_version, "B")
+
+    low, high = figures["candidate"]["paired"]["subgroups"]["site"]["B"]["accuracy_difference_ci"]
+    assert low < -0.02 <= high and gate["passed"] is True and gate["judged"] is True
+    assert "accuracy difference -10.0 points" in gate["detail"] and "on the same 300 holdout rows" in gate["detail"]
+
+
+def test_a_subgroup_too_small_to_judge_is_listed_as_not_judged_and_blocks_nothing(trained_dataset, model_admin):
+    Feature.objects.filter(dataset=trained_dataset, name="lobes").update(is_sensitive=True)
+    version = candidate_train(trained_dataset, requested_by=model_admin, reason="small subgroups")
+    stored = Evaluation.objects.get(training_run=version.training_run, role="candidate").metrics
+    lobes = stored["paired"]["subgroups"]["lobes"]  # 20 holdout rows: every group is under the minimum size
+    assert lobes and all(g["accuracy_difference_ci"] is None for g in lobes.values())
+
+    results = gates_evaluate(version)
+
+    subgroups = [r for r in results if r["gate"].startswith("subgroup lobes = ")]
+    assert [r["gate"] for r in subgroups] == [f"subgroup lobes = {value}" for value in lobes]
+    for result in subgroups:
+        assert result["passed"] is True and result["judged"] is False
+        assert result["detail"] == "not judged: fewer than 30 rows on the holdout"
+
+
+def test_a_stored_evaluation_without_paired_subgroup_intervals_cannot_judge_a_subgroup_and_says_so(
+    trained_dataset, pending, model_admin, auditor
+):
+    _gates_with_subgroup_tolerance(trained_dataset, model_admin, 5.0)
+    figures = _stored_evaluations(pending.model_version, A=(50, 0, 0, 10), C=(8, 1, 0, 1))
+    old = figures["candidate"]
+    del old["paired"]["subgroups"]  # as stored before the paired subgroup intervals were
+    Evaluation.objects.filter(training_run=pending.model_version.training_run, role="candidate").update(metrics=old)
+
+    a, c = _subgroup_gate(pending.model_version, "A"), _subgroup_gate(pending.model_version, "C")
+
+    assert (a["passed"], a["judged"]) == (False, False)
+    assert a["detail"].startswith("cannot be judged from the stored evaluation: it has no paired interval")
+    assert "this subgroup's 60 holdout rows" in a["detail"]
+    assert (c["passed"], c["judged"]) == (True, False) and c[
+        "detail"
+    ] == "not judged: fewer than 30 rows on the holdout"
+    page = login(auditor).get(reverse("governance:promotion_detail", args=[pending.pk])).content.decode()
+    assert "cannot be judged from the stored evaluation" in page and ">not judged</td>" in page

@@ -386,3 +386,77 @@ def test_a_candidate_matrix_of_the_wrong_shape_is_refused_by_name():
     y, champion, _, names = _paired(both_right=5, champion_only=1, candidate_only=1, both_wrong=1)
     with pytest.raises(ValueError, match=r"proba_candidate has shape \(7, 2\); expected \(8, 2\)"):
         compare_paired(y, champion, champion[:7], names, n_boot=10, seed=0)
+
+
+# --- compare_paired per subgroup ---------------------------------------------------------------
+
+
+def _paired_sites(**sites: tuple[int, int, int, int]):
+    """Two binary models and a site per row: per site, rows both get right, only the champion, only the candidate,
+    neither (in that order)."""
+    y, champion, candidate, site = [], [], [], []
+    for name, counts in sites.items():
+        for (champion_right, candidate_right), count in zip(((1, 1), (1, 0), (0, 1), (0, 0)), counts, strict=True):
+            for _ in range(count):
+                yes = len(y) % 2 == 1
+                y.append("yes" if yes else "no")
+                champion.append([0.2, 0.8] if yes == bool(champion_right) else [0.8, 0.2])
+                candidate.append([0.3, 0.7] if yes == bool(candidate_right) else [0.7, 0.3])
+                site.append(name)
+    return y, np.array(champion), np.array(candidate), ["no", "yes"], np.array(site, dtype=object)
+
+
+def test_each_subgroup_gets_its_paired_difference_and_small_ones_are_not_judged():
+    y, champion, candidate, names, site = _paired_sites(A=(50, 2, 8, 10), B=(204, 16, 0, 180), C=(8, 1, 0, 1))
+    result = _as_json(compare_paired(y, champion, candidate, names, groups={"site": site}, n_boot=500, seed=0))
+    groups = result["subgroups"]["site"]
+
+    assert set(groups) == {"A", "B", "C"} and result["min_group_size"] == 30
+    for value in ("A", "B"):
+        mask = site == value
+        entry = groups[value]
+        on_rows = [names[i] for i in candidate[mask].argmax(axis=1)], [names[i] for i in champion[mask].argmax(axis=1)]
+        expected = accuracy_score(np.array(y)[mask], on_rows[0]) - accuracy_score(np.array(y)[mask], on_rows[1])
+        assert entry["n"] == mask.sum() and entry["reason"] is None
+        assert entry["accuracy_difference"] == pytest.approx(expected, abs=TOL)
+        assert entry["accuracy_candidate"] - entry["accuracy_champion"] == pytest.approx(expected, abs=TOL)
+        low, high = entry["accuracy_difference_ci"]
+        assert low <= entry["accuracy_difference"] <= high
+    # B: the candidate is wrong on 16 rows the champion got, right on none it missed: every resample is below 0.
+    assert groups["B"]["accuracy_difference"] == pytest.approx(-0.04, abs=TOL)
+    assert groups["B"]["accuracy_difference_ci"][1] < 0
+    assert groups["C"] == {
+        "n": 10,
+        "accuracy_champion": None,
+        "accuracy_candidate": None,
+        "accuracy_difference": None,
+        "accuracy_difference_ci": None,
+        "reason": "fewer than 30 rows",
+    }
+
+
+def test_subgroups_leave_the_overall_comparison_as_it_was_and_each_interval_draws_on_its_own():
+    y, champion, candidate, names, site = _paired_sites(A=(60, 5, 9, 6), B=(40, 9, 3, 8))
+    age = np.array(["young", "old"] * (len(y) // 2), dtype=object)
+    plain = compare_paired(y, champion, candidate, names, n_boot=300, seed=2)
+    alone = compare_paired(y, champion, candidate, names, groups={"site": site}, n_boot=300, seed=2)
+    both = compare_paired(y, champion, candidate, names, groups={"age": age, "site": site}, n_boot=300, seed=2)
+
+    assert plain["subgroups"] == {}
+    assert {k: v for k, v in alone.items() if k != "subgroups"} == {k: v for k, v in plain.items() if k != "subgroups"}
+    assert both["subgroups"]["site"] == alone["subgroups"]["site"]
+    other_seed = compare_paired(y, champion, candidate, names, groups={"site": site}, n_boot=300, seed=3)
+    assert (
+        other_seed["subgroups"]["site"]["A"]["accuracy_difference_ci"]
+        != alone["subgroups"]["site"]["A"]["accuracy_difference_ci"]
+    )
+
+
+def test_zero_rows_compare_with_empty_subgroups_and_bad_groups_are_refused_by_name():
+    empty = compare_paired([], np.zeros((0, 2)), np.zeros((0, 2)), ["no", "yes"], groups={"site": []}, n_boot=10)
+    assert empty["subgroups"] == {"site": {}}
+    y, champion, candidate, names = _paired(both_right=5, champion_only=1, candidate_only=1, both_wrong=1)
+    with pytest.raises(ValueError, match=r"groups\['site'\] has 3 values for 8 rows"):
+        compare_paired(y, champion, candidate, names, groups={"site": ["a", "b", "c"]}, n_boot=10, seed=0)
+    with pytest.raises(ValueError, match="min_group_size must be a positive integer"):
+        compare_paired(y, champion, candidate, names, groups={"site": ["a"] * 8}, min_group_size=0, n_boot=10)

@@ -11,6 +11,7 @@ rewritten (or deleted) before the next one; checkpoint often, and export.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,8 +21,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance.audit import audit_record
-from governance.audit_chain import ChainBreak, format_timestamp, verify_chain
-from governance.chain_scan import audit_event_rows
+from governance.audit_chain import ChainBreak, format_timestamp
+from governance.chain_walk import chain_walk
 from governance.checkpoint_signing import (
     ExportedCheckpoint,
     checkpoint_statement,
@@ -150,8 +151,7 @@ def _checkpoint_create(key: Any, *, actor: AbstractBaseUser | None, only_if_new:
 
 def _check_links_since(previous: AuditCheckpoint | None, size: int, last_hash: str) -> None:
     start = (previous.last_seq, previous.last_event_hash) if previous is not None else (0, "0" * 64)
-    events = audit_event_rows(after_seq=start[0], up_to_seq=size)
-    _, broken = verify_chain(events, head=(size, last_hash), start=start)
+    _, broken = chain_walk(after_seq=start[0], up_to_seq=size, head=(size, last_hash), start=start)
     if broken is not None:
         raise CheckpointRefused(f"Audit chain broken at event #{broken.seq}: {broken.reason}. Run verify_audit.")
 
@@ -188,19 +188,17 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> T
     recorded: dict[int, int] = {}  # tree_size -> seq of the event that recorded a checkpoint
     builder = TreeBuilder()
 
-    def stream() -> Any:
-        for event in audit_event_rows():
-            builder.append(_stored_hash(event.hash))
-            if builder.size in wanted:
-                roots[builder.size] = builder.root().hex()
-            if event.action == CHECKPOINT_ACTION and isinstance(event.after, dict):
-                recorded[event.after.get("tree_size")] = event.seq
-            if event.tombstoned_at is not None:
-                result.tombstones += 1
-            yield event
+    def observe(seq: int, event_hash: str, action: str, after: Callable[[], Any], tombstoned: bool) -> None:
+        builder.append(_stored_hash(event_hash))
+        if builder.size in wanted:
+            roots[builder.size] = builder.root().hex()
+        if action == CHECKPOINT_ACTION and isinstance(document := after(), dict):
+            recorded[document.get("tree_size")] = seq
+        if tombstoned:
+            result.tombstones += 1
 
     result = TrailVerification()
-    result.events_checked, result.chain_break = verify_chain(stream(), head=chain_head())
+    result.events_checked, result.chain_break = chain_walk(head=chain_head(), observe=observe)
     verified_up_to = result.events_checked  # roots beyond a chain break are not judged
     broken = result.chain_break is not None
     trusted = trusted_public_keys()

@@ -246,10 +246,9 @@ def item_history_for_user(*, user: AnyUser, item_id: int) -> dict[str, Any]:
 
 def audit_chain_verify() -> tuple[int, Any]:
     """Walk the whole chain in order: (events checked, the first broken link or None)."""
-    from governance.audit_chain import verify_chain
-    from governance.chain_scan import audit_event_rows
+    from governance.chain_walk import chain_walk
 
-    return verify_chain(audit_event_rows(), head=chain_head())
+    return chain_walk(head=chain_head())
 
 
 def chain_head() -> tuple[int, str]:

@@ -150,17 +150,28 @@ def exported_checkpoint_read(path: Path) -> ExportedCheckpoint:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot read a checkpoint document ({exc}).") from exc
+    try:
+        return exported_checkpoint_parse(document)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def exported_checkpoint_parse(document: Any) -> ExportedCheckpoint:
+    """An exported checkpoint document (parsed JSON) as the verifier takes it; ValueError says what is wrong.
+
+    Only what the walk needs to read it is checked here: the signature and the root are the verification's.
+    """
     if not isinstance(document, dict):
-        raise ValueError(f"{path}: a checkpoint document is a JSON object.")
+        raise ValueError("a checkpoint document is a JSON object.")
     missing = [k for k in ("statement", "signature", "public_key") if k not in document]
     statement = document.get("statement")
     if missing or not isinstance(statement, dict):
-        raise ValueError(f"{path}: not a checkpoint document (missing {', '.join(missing) or 'a statement object'}).")
+        raise ValueError(f"not a checkpoint document (missing {', '.join(missing) or 'a statement object'}).")
     if statement.get("type") != STATEMENT_TYPE:
-        raise ValueError(f"{path}: statement type {statement.get('type')!r} is not {STATEMENT_TYPE!r}.")
+        raise ValueError(f"statement type {statement.get('type')!r} is not {STATEMENT_TYPE!r}.")
     size = statement.get("tree_size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ValueError(f"{path}: statement.tree_size {size!r} is not a whole number of events.")
+        raise ValueError(f"statement.tree_size {size!r} is not a whole number of events.")
     return ExportedCheckpoint(
         statement=statement, signature=str(document["signature"]), public_key=str(document["public_key"])
     )

@@ -16,7 +16,15 @@ from annotations import (
 )
 from annotations import apis as annotation_apis
 from governance import apis as governance_apis
-from governance import envelope_apis, lineage_apis
+from governance import (
+    audit_export_apis,
+    audit_integrity_apis,
+    document_apis,
+    envelope_apis,
+    item_history_apis,
+    lineage_apis,
+    promotion_apis,
+)
 from models_app import apis as model_apis
 from models_app import export_apis, label_issue_apis, shadow_apis
 
@@ -126,8 +134,73 @@ urlpatterns = [
         governance_apis.PromotionWithdrawApi.as_view(),
         name="api_promotion_withdraw",
     ),
+    path(
+        "promotion-requests/<int:pk>/edit/",
+        promotion_apis.PromotionDraftEditApi.as_view(),
+        name="api_promotion_edit",
+    ),
+    path(
+        "datasets/<int:dataset_id>/promotion-requests/",
+        promotion_apis.PromotionListApi.as_view(),
+        name="api_promotion_list",
+    ),
+    path(
+        "datasets/<int:dataset_id>/promotion-gates/",
+        promotion_apis.PromotionGatesApi.as_view(),
+        name="api_promotion_gates",
+    ),
     path("audit-events/", governance_apis.AuditEventListApi.as_view(), name="api_audit_events"),
+    # The trail's integrity (governance/audit_integrity_apis.py) and the auditor's downloads.
+    path("audit/integrity/", audit_integrity_apis.IntegrityStatusApi.as_view(), name="api_audit_integrity"),
+    path("audit/verification/", audit_integrity_apis.AuditVerificationApi.as_view(), name="api_audit_verification"),
+    path("audit/checkpoints/", audit_integrity_apis.CheckpointListApi.as_view(), name="api_audit_checkpoints"),
+    path(
+        "audit/checkpoints/<int:pk>/",
+        audit_integrity_apis.CheckpointDetailApi.as_view(),
+        name="api_audit_checkpoint",
+    ),
+    path(
+        "audit/checkpoints/<int:pk>/document/",
+        audit_integrity_apis.CheckpointDocumentApi.as_view(),
+        name="api_audit_checkpoint_document",
+    ),
+    path(
+        "audit/proofs/inclusion/",
+        audit_integrity_apis.InclusionProofApi.as_view(),
+        name="api_audit_inclusion_proof",
+    ),
+    path(
+        "audit/proofs/consistency/",
+        audit_integrity_apis.ConsistencyProofApi.as_view(),
+        name="api_audit_consistency_proof",
+    ),
+    path("audit/proofs/verify/", audit_integrity_apis.ProofVerifyApi.as_view(), name="api_audit_proof_verify"),
+    path("audit/exports/", audit_export_apis.AuditExportApi.as_view(), name="api_audit_export"),
+    path("items/<int:item_id>/history/", item_history_apis.ItemHistoryApi.as_view(), name="api_item_history"),
     path("lineage/<slug:kind>/<int:pk>/", lineage_apis.LineageApi.as_view(), name="api_lineage"),
+    path(
+        "lineage/<slug:kind>/<int:pk>/export/",
+        audit_export_apis.LineageExportApi.as_view(),
+        name="api_lineage_export",
+    ),
+    # Model cards, datasheets and their narratives (governance/document_apis.py).
+    path(
+        "model-versions/<int:model_version_id>/model-card/",
+        document_apis.ModelCardApi.as_view(),
+        name="api_model_card",
+    ),
+    path("snapshots/<int:snapshot_id>/datasheet/", document_apis.DatasheetApi.as_view(), name="api_datasheet"),
+    path(
+        "model-versions/<int:subject_id>/model-card/narrative/",
+        document_apis.ModelCardNarrativeApi.as_view(),
+        name="api_model_card_narrative",
+    ),
+    path(
+        "snapshots/<int:subject_id>/datasheet/narrative/",
+        document_apis.DatasheetNarrativeApi.as_view(),
+        name="api_datasheet_narrative",
+    ),
+    path("narratives/<int:pk>/sign/", document_apis.NarrativeSignApi.as_view(), name="api_narrative_sign"),
     path("datasets/<int:dataset_id>/change-envelope/", envelope_apis.EnvelopeApi.as_view(), name="api_envelope"),
     path(
         "change-envelope-versions/<int:pk>/sign/",

@@ -477,6 +477,62 @@ WRITES: dict[tuple[str, str], Write] = {
         data=lambda w, c: DECIDE,
         body="json",
     ),
+    # Governance pages' API counterparts (issue 10): governance/*_apis.py.
+    ("api/promotion-requests/<int:pk>/edit/", "POST"): Write(
+        "model_admin",
+        (200,),
+        lambda w, c: f"/api/promotion-requests/{w.draft_promotion_id}/edit/",
+        data=lambda w, c: {"reason": "v3, reworded"},
+        body="json",
+    ),
+    ("api/datasets/<int:dataset_id>/promotion-gates/", "PUT"): Write(
+        "model_admin",
+        (200,),
+        _ds("/api/datasets/{d}/promotion-gates/"),
+        data=lambda w, c: {
+            "min_holdout_accuracy": None,
+            "max_regression_points": 3,
+            "max_subgroup_regression_points": 5,
+            "max_ece": None,
+            "paired_test_not_worse": True,
+        },
+        body="json",
+    ),
+    ("api/model-versions/<int:subject_id>/model-card/narrative/", "POST"): Write(
+        "model_admin",
+        (201,),
+        _ds("/api/model-versions/{v}/model-card/narrative/"),
+        data=lambda w, c: {"intended_use": "Second reader.", "sign": True, "password": PASSWORD},
+        body="json",
+    ),
+    ("api/snapshots/<int:subject_id>/datasheet/narrative/", "POST"): Write(
+        "model_admin",
+        (201,),
+        lambda w, c: f"/api/snapshots/{_snapshot_id(w)}/datasheet/narrative/",
+        data=lambda w, c: {"motivation": "Screening research."},
+        body="json",
+    ),
+    ("api/narratives/<int:pk>/sign/", "POST"): Write(
+        "model_admin",
+        (200,),
+        lambda w, c: f"/api/narratives/{c['narrative_id']}/sign/",
+        data=lambda w, c: {"meaning": "authored", "password": PASSWORD},
+        setup=_narrative_draft,
+        body="json",
+    ),
+    # A verification records itself in the trail (audit.verified) and changes nothing else.
+    ("api/audit/verification/", "POST"): Write(
+        "auditor", (200,), _ds("/api/audit/verification/"), body="json", changes=False
+    ),
+    # A proof is checked with the document alone: nothing is read or written.
+    ("api/audit/proofs/verify/", "POST"): Write(
+        "auditor",
+        (200,),
+        _ds("/api/audit/proofs/verify/"),
+        data=lambda w, c: {"kind": "inclusion", "proof": []},
+        body="json",
+        changes=False,
+    ),
 }
 
 

@@ -528,7 +528,89 @@ ENDPOINTS: dict[str, Endpoint] = {
         data=lambda w: {"text": "# Rules\n\nCall it benign when sure."},
         effect="guideline.published",
     ),
+    # Governance pages' API counterparts (issue 10): governance/*_apis.py.
+    "api_promotion_list": Endpoint(
+        "get", lambda w: f"/api/datasets/{w.dataset_id}/promotion-requests/", ADMIN_READERS, api=True
+    ),
+    "api_promotion_gates": Endpoint(
+        "get", lambda w: f"/api/datasets/{w.dataset_id}/promotion-gates/", ADMIN_READERS, api=True
+    ),
+    "api_promotion_gates_set": Endpoint(
+        "put",
+        lambda w: f"/api/datasets/{w.dataset_id}/promotion-gates/",
+        ADMINS,
+        api=True,
+        data=lambda w: {
+            "min_holdout_accuracy": None,
+            "max_regression_points": 3,
+            "max_subgroup_regression_points": 5,
+            "max_ece": None,
+            "paired_test_not_worse": True,
+        },
+        effect="promotion_gates.updated",
+    ),
+    "api_model_card": Endpoint(
+        "get", lambda w: f"/api/model-versions/{w.unrequested_version_id}/model-card/", ADMIN_READERS, api=True
+    ),
+    "api_datasheet": Endpoint("get", lambda w: f"/api/snapshots/{_snapshot_id(w)}/datasheet/", ADMIN_READERS, api=True),
+    # The writing form is the model admins' (auditors read the narrative on the card, above).
+    "api_model_card_narrative": Endpoint(
+        "get", lambda w: f"/api/model-versions/{w.unrequested_version_id}/model-card/narrative/", ADMINS, api=True
+    ),
+    "api_model_card_narrative_write": Endpoint(
+        "post",
+        lambda w: f"/api/model-versions/{w.unrequested_version_id}/model-card/narrative/",
+        ADMINS,
+        ok=201,
+        api=True,
+        data=lambda w: {"intended_use": "Second reader for biopsies."},
+        effect="narrative.written",
+    ),
+    "api_datasheet_narrative_write": Endpoint(
+        "post",
+        lambda w: f"/api/snapshots/{_snapshot_id(w)}/datasheet/narrative/",
+        ADMINS,
+        ok=201,
+        api=True,
+        data=lambda w: {"motivation": "Screening research."},
+        effect="narrative.written",
+    ),
+    "api_item_history": Endpoint("get", lambda w: f"/api/items/{w.open_item_id}/history/", AUDITOR, api=True),
+    "api_lineage_export": Endpoint(
+        "get",
+        lambda w: f"/api/lineage/item/{w.open_item_id}/export/?file_format=jsonl",
+        ADMIN_READERS,
+        api=True,
+        effect="audit.exported",
+    ),
+    "api_audit_export": Endpoint(
+        "get", lambda w: "/api/audit/exports/?kind=events", AUDITOR, api=True, effect="audit.exported"
+    ),
+    "api_audit_integrity": Endpoint("get", lambda w: "/api/audit/integrity/", AUDITOR, api=True),
+    "api_audit_checkpoints": Endpoint("get", lambda w: "/api/audit/checkpoints/", AUDITOR, api=True),
+    "api_audit_last_verification": Endpoint("get", lambda w: "/api/audit/verification/", AUDITOR, api=True),
+    # Like the audit page's button: the verification records itself.
+    "api_audit_verify": Endpoint(
+        "post", lambda w: "/api/audit/verification/", AUDITOR, api=True, effect="audit.verified"
+    ),
+    "api_audit_inclusion_proof": Endpoint(
+        "get", lambda w: "/api/audit/proofs/inclusion/?seq=1&tree_size=2", AUDITOR, api=True
+    ),
+    "api_audit_consistency_proof": Endpoint(
+        "get", lambda w: "/api/audit/proofs/consistency/?first_size=1&second_size=2", AUDITOR, api=True
+    ),
+    "api_audit_proof_verify": Endpoint(
+        "post",
+        lambda w: "/api/audit/proofs/verify/",
+        AUDITOR,
+        api=True,
+        data=lambda w: {"kind": "inclusion", "proof": []},
+    ),
 }
+
+
+def _snapshot_id(world: World) -> int:
+    return ModelVersion.objects.get(pk=world.unrequested_version_id).snapshot_id
 
 
 def _client_for(persona: str) -> Client:
@@ -568,8 +650,8 @@ def test_each_persona_gets_the_status_the_rules_allow_on_each_endpoint(
     with django_capture_on_commit_callbacks(execute=True):
         if endpoint.method == "get":
             response = client.get(url)
-        elif endpoint.api:
-            response = client.post(url, endpoint.data(world), content_type="application/json")
+        elif endpoint.api:  # post or put, with a JSON body
+            response = getattr(client, endpoint.method)(url, endpoint.data(world), content_type="application/json")
         else:
             response = client.post(url, endpoint.data(world))
 
@@ -694,6 +776,18 @@ ROLE_GATED_MISSING = {
     "api_envelope": ("get", f"/api/datasets/{MISSING}/change-envelope/"),
     "api_envelope_sign": ("post", f"/api/change-envelope-versions/{MISSING}/sign/"),
     "api_envelope_approve": ("post", f"/api/change-envelope-versions/{MISSING}/approve/"),
+    "api_promotion_list": ("get", f"/api/datasets/{MISSING}/promotion-requests/"),
+    "api_promotion_gates": ("get", f"/api/datasets/{MISSING}/promotion-gates/"),
+    "api_promotion_edit": ("post", f"/api/promotion-requests/{MISSING}/edit/"),
+    "api_model_card": ("get", f"/api/model-versions/{MISSING}/model-card/"),
+    "api_datasheet": ("get", f"/api/snapshots/{MISSING}/datasheet/"),
+    "api_model_card_narrative": ("post", f"/api/model-versions/{MISSING}/model-card/narrative/"),
+    "api_datasheet_narrative": ("post", f"/api/snapshots/{MISSING}/datasheet/narrative/"),
+    "api_narrative_sign": ("post", f"/api/narratives/{MISSING}/sign/"),
+    "api_item_history": ("get", f"/api/items/{MISSING}/history/"),
+    "api_lineage_export": ("get", f"/api/lineage/item/{MISSING}/export/"),
+    "api_audit_checkpoint": ("get", f"/api/audit/checkpoints/{MISSING}/"),
+    "api_audit_checkpoint_document": ("get", f"/api/audit/checkpoints/{MISSING}/document/"),
 }
 
 
@@ -717,6 +811,11 @@ def test_without_the_role_a_missing_id_is_a_403_like_an_existing_one(world, db, 
         f"/governance/audit/items/{MISSING}/",
         f"/governance/lineage/gold-label/{MISSING}/",
         f"/api/training-runs/{MISSING}/",
+        f"/api/datasets/{MISSING}/promotion-requests/",
+        f"/api/model-versions/{MISSING}/model-card/",
+        f"/api/items/{MISSING}/history/",
+        f"/api/lineage/item/{MISSING}/export/",
+        f"/api/audit/checkpoints/{MISSING}/document/",
     ],
 )
 def test_the_auditor_gets_a_404_for_a_missing_id(world, db, url):

@@ -152,6 +152,11 @@ class ExportedCheckpointInputSerializer(serializers.Serializer):
     signature = serializers.CharField()
     public_key = serializers.CharField()
     how_to_verify = serializers.CharField(required=False, help_text="Ignored.")
+    leaf_hashes = serializers.CharField(
+        required=False,
+        help_text="Optional (audit_checkpoint --export --with-leaves): every covered event's hash, so that a"
+        " rewrite is located at its first event.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:

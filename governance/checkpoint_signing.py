@@ -115,6 +115,9 @@ class ExportedCheckpoint:
     statement: dict[str, Any]
     signature: str
     public_key: str
+    # Optional: the raw 32-byte hashes of events 1..tree_size (the Merkle leaves), so that a verification
+    # against this document alone can name the first event that differs (governance/checkpoints.py).
+    leaves: bytes | None = None
 
     @property
     def tree_size(self) -> int:
@@ -126,7 +129,7 @@ class ExportedCheckpoint:
 
     def document(self) -> dict[str, Any]:
         """The JSON a third party keeps: the statement, its signature and the key, with how to check them."""
-        return {
+        document = {
             "statement": self.statement,
             "signature": self.signature,
             "public_key": self.public_key,
@@ -135,8 +138,12 @@ class ExportedCheckpoint:
                 " as canonical JSON: keys sorted, no whitespace, UTF-8. root_hash is the RFC 9162 Merkle tree head"
                 " (SHA-256, leaf = H(0x00 || entry), node = H(0x01 || left || right)) whose entries are the raw"
                 " 32-byte hashes of audit events 1..tree_size in seq order."
+                + (" leaf_hashes (base64) are those entries, concatenated." if self.leaves is not None else "")
             ),
         }
+        if self.leaves is not None:
+            document["leaf_hashes"] = base64.b64encode(self.leaves).decode("ascii")
+        return document
 
     def signature_ok(self) -> bool:
         return key_fingerprint(self.public_key) == self.statement.get("key_fingerprint") and signature_valid(
@@ -172,6 +179,14 @@ def exported_checkpoint_parse(document: Any) -> ExportedCheckpoint:
     size = statement.get("tree_size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"statement.tree_size {size!r} is not a whole number of events.")
+    leaves = None
+    if document.get("leaf_hashes") is not None:
+        try:
+            leaves = base64.b64decode(str(document["leaf_hashes"]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"leaf_hashes is not base64 ({exc}).") from exc
+        if len(leaves) != 32 * size:
+            raise ValueError(f"leaf_hashes holds {len(leaves)} bytes, not 32 for each of the {size} events.")
     return ExportedCheckpoint(
-        statement=statement, signature=str(document["signature"]), public_key=str(document["public_key"])
+        statement=statement, signature=str(document["signature"]), public_key=str(document["public_key"]), leaves=leaves
     )

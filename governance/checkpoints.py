@@ -66,11 +66,80 @@ def checkpoint_statement_of(checkpoint: AuditCheckpoint) -> dict[str, Any]:
     )
 
 
-def checkpoint_export(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+def checkpoint_export(checkpoint: AuditCheckpoint, *, with_leaves: bool = False) -> dict[str, Any]:
+    """The document to keep outside Loupe; `with_leaves` adds the hash of every event it covers (32 bytes each).
+
+    With the leaves, verifying against the document names the first event that differs even if every
+    checkpoint in the database was deleted too; without them it says only that one of 1..tree_size does.
+    The leaves come from the checkpoint rows and must give the signed root, or the export is refused.
+    """
+    leaves = None
+    if with_leaves:
+        leaves = _signed_leaves(AuditCheckpoint.objects.filter(tree_size__lte=checkpoint.tree_size), checkpoint)
+        if leaves is None:
+            raise CheckpointRefused(
+                f"The checkpoint rows up to {checkpoint.tree_size} events do not hold every event's hash (made before"
+                " they did) or no longer give its signed root: export it without the leaves."
+            )
     exported = ExportedCheckpoint(
-        statement=checkpoint_statement_of(checkpoint), signature=checkpoint.signature, public_key=checkpoint.public_key
+        statement=checkpoint_statement_of(checkpoint),
+        signature=checkpoint.signature,
+        public_key=checkpoint.public_key,
+        leaves=leaves,
     )
     return exported.document()
+
+
+def _signed_leaves(checkpoints: Any, target: Any) -> bytes | None:
+    """The event hashes 1..target.tree_size as the stored checkpoints signed them, or None if they cannot say.
+
+    The checkpoints' leaf_hashes, joined in order, must cover every event without a gap and give
+    `target`'s root: then they are what was signed (whoever can write the table cannot forge a root).
+    `target` is a stored checkpoint or an exported one (anything with tree_size and root_hash).
+    """
+    leaves, covered = bytearray(), 0
+    for checkpoint in checkpoints.order_by("tree_size").values_list("tree_size", "leaf_hashes"):
+        size, added = checkpoint
+        if covered >= target.tree_size:
+            break
+        added = bytes(added or b"")
+        if len(added) != 32 * (size - covered):
+            return None  # made before checkpoints kept their leaves, or altered
+        leaves += added
+        covered = size
+    if covered < target.tree_size:
+        return None
+    leaves = bytes(leaves[: 32 * target.tree_size])
+    return leaves if _leaves_root(leaves) == target.root_hash else None
+
+
+def _leaves_root(leaves: bytes) -> str:
+    builder = TreeBuilder()
+    for start in range(0, len(leaves), 32):
+        builder.append(leaves[start : start + 32])
+    return builder.root().hex()
+
+
+def _first_difference(signed: bytes) -> str | None:
+    """Compare the signed event hashes with the events now: name the first event that differs."""
+    count = len(signed) // 32
+    position = 0
+    for seq, stored in (
+        AuditEvent.objects.filter(seq__lte=count).order_by("seq").values_list("seq", "hash").iterator(chunk_size=10_000)
+    ):
+        position += 1
+        expected = signed[32 * (position - 1) : 32 * position].hex()
+        if seq != position:
+            return f"event #{position} is missing (it was signed with hash {expected[:16]}…)"
+        if stored != expected:
+            return (
+                f"the first event that differs from what was signed is #{seq}: signed with hash {expected[:16]}…,"
+                f" now {stored[:16]}…"
+            )
+    if position < count:
+        expected = signed[32 * position : 32 * position + 8].hex()
+        return f"event #{position + 1} is missing (it was signed with hash {expected}…)"
+    return None
 
 
 def audit_checkpoint_create(
@@ -104,11 +173,15 @@ def _checkpoint_create(key: Any, *, actor: AbstractBaseUser | None, only_if_new:
                 f"The chain head is at event #{size}, behind the last checkpoint's #{previous.tree_size}:"
                 " events were deleted. Run verify_audit."
             )
-        builder = TreeBuilder()
+        builder, new_leaves = TreeBuilder(), bytearray()
+        since = previous.tree_size if previous is not None else 0
         for seq, stored in AuditEvent.objects.filter(seq__lte=size).order_by("seq").values_list("seq", "hash"):
             if seq != builder.size + 1:
                 raise CheckpointRefused(f"Event #{builder.size + 1} is missing. Run verify_audit.")
-            builder.append(_stored_hash(stored))
+            leaf = _stored_hash(stored)
+            builder.append(leaf)
+            if seq > since:
+                new_leaves += leaf
             if previous is not None and builder.size == previous.tree_size:
                 if builder.root().hex() != previous.root_hash:
                     raise CheckpointRefused(
@@ -138,6 +211,7 @@ def _checkpoint_create(key: Any, *, actor: AbstractBaseUser | None, only_if_new:
             public_key=public_key,
             key_fingerprint=fingerprint,
             signature=statement_sign(statement, key),
+            leaf_hashes=bytes(new_leaves),
         )
         audit_record(
             actor=actor,
@@ -197,6 +271,22 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> T
         if tombstoned:
             result.tombstones += 1
 
+    located: list[str] = []  # the first rewritten event is named once, at the oldest checkpoint that shows it
+
+    def locate(checkpoint: Any) -> Callable[[], bytes | None]:
+        """The signed event hashes behind a checkpoint whose root no longer matches (asked only then)."""
+
+        def signed() -> bytes | None:
+            if located:
+                return None
+            located.append(str(checkpoint.tree_size))
+            leaves = getattr(checkpoint, "leaves", None)  # an exported document may carry its own
+            if leaves is not None and _leaves_root(leaves) == checkpoint.root_hash:
+                return leaves
+            return _signed_leaves(AuditCheckpoint.objects.all(), checkpoint)
+
+        return signed
+
     result = TrailVerification()
     result.events_checked, result.chain_break = chain_walk(head=chain_head(), observe=observe)
     verified_up_to = result.events_checked  # roots beyond a chain break are not judged
@@ -213,7 +303,13 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> T
             problem = f"it is dated before checkpoint #{previous.pk}, which covers fewer events"
         if problem is None:
             problem = _root_problem(
-                checkpoint.tree_size, checkpoint.root_hash, roots, verified_up_to, previous, chain_broken=broken
+                checkpoint.tree_size,
+                checkpoint.root_hash,
+                roots,
+                verified_up_to,
+                previous,
+                chain_broken=broken,
+                signed_leaves=locate(checkpoint),
             )
         if problem is not None:
             result.problems.append(f"{name}: {problem}")
@@ -234,7 +330,13 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> T
         problem = _signature_problem(document.statement, document.signature, document.public_key, trusted)
         if problem is None:
             problem = _root_problem(
-                document.tree_size, document.root_hash, roots, verified_up_to, None, chain_broken=broken
+                document.tree_size,
+                document.root_hash,
+                roots,
+                verified_up_to,
+                None,
+                chain_broken=broken,
+                signed_leaves=locate(document),
             )
         if problem is not None:
             result.problems.append(f"{name}: {problem}")
@@ -260,6 +362,7 @@ def _root_problem(
     previous: AuditCheckpoint | None,
     *,
     chain_broken: bool,
+    signed_leaves: Callable[[], bytes | None] | None = None,
 ) -> str | None:
     if size > verified_up_to:
         if chain_broken:
@@ -270,9 +373,11 @@ def _root_problem(
         )
     if roots[size] != root_hash:
         since = f" after event #{previous.tree_size} (the checkpoint before still matches)" if previous else ""
+        leaves = signed_leaves() if signed_leaves is not None else None
+        located = f"; {difference}" if leaves and (difference := _first_difference(leaves)) else ""
         return (
             f"the events 1..{size} no longer give its signed root: an event{since} up to #{size} was rewritten"
-            " and the later hashes recomputed"
+            f" and the later hashes recomputed{located}"
         )
     return None
 

@@ -434,6 +434,16 @@ class AuditCheckpoint(AppendOnlyModel):
     public_key = models.CharField(max_length=64, help_text="The Ed25519 public key that signed it (base64, raw).")
     key_fingerprint = models.CharField(max_length=64, help_text="sha256 of the raw public key (hex).")
     signature = models.CharField(max_length=128, help_text="Ed25519 signature over the canonical statement (base64).")
+    # Nullable with no default, so that adding it was ALTER TABLE ADD COLUMN on SQLite too (a default would
+    # have rebuilt the table and dropped its append-only triggers). Empty on checkpoints made before it.
+    leaf_hashes = models.BinaryField(
+        null=True,
+        editable=False,
+        help_text="The raw 32-byte hashes of the events this checkpoint added to the previous one's (seq previous"
+        " tree_size+1 .. tree_size), in order. They are the Merkle leaves the signed root covers, so they cannot be"
+        " altered without the root showing it; after an edit with every later hash recomputed, comparing them with"
+        " the events names the first event that differs.",
+    )
 
     class Meta:
         ordering = ["-tree_size"]

@@ -172,6 +172,67 @@ def test_editing_an_event_and_recomputing_every_later_hash_is_detected_and_locat
 
     assert f"checkpoint #{second.pk} (9 events" in message
     assert "an event after event #6 (the checkpoint before still matches) up to #9 was rewritten" in message
+    # The leaves the checkpoints keep (signed, through the root) name the edited event itself.
+    signed = AuditCheckpoint.objects.get(pk=second.pk).leaf_hashes
+    assert len(signed) == 32 * 3  # events 7..9, the ones it added to the checkpoint at 6
+    assert "the first event that differs from what was signed is #8: signed with hash" in message
+
+
+def test_a_checkpoint_keeps_the_hashes_of_the_events_it_added(checkpointed):
+    second = audit_checkpoint_create()
+    hashes = list(AuditEvent.objects.order_by("seq").values_list("hash", flat=True))
+
+    assert bytes(checkpointed.leaf_hashes) == b"".join(bytes.fromhex(h) for h in hashes[:6])
+    assert bytes(AuditCheckpoint.objects.get(pk=second.pk).leaf_hashes) == b"".join(
+        bytes.fromhex(h) for h in hashes[6:9]
+    )
+
+
+def test_altered_stored_leaves_are_not_believed(checkpointed):
+    # A database admin who rewrites events and the stored leaves to match cannot re-sign the root:
+    # the leaves then no longer give it, and the report falls back to the range.
+    _as_database_admin()
+    _rewrite_from(3, "nobody did this")
+    forged = b"".join(bytes.fromhex(h) for h in AuditEvent.objects.order_by("seq").values_list("hash", flat=True)[:6])
+    _sql(f"UPDATE {CHECKPOINT_TABLE} SET leaf_hashes = %s", [forged])
+
+    message = _verify()
+
+    assert "the events 1..6 no longer give its signed root" in message
+    assert "first event that differs" not in message
+
+
+def test_an_export_with_its_leaves_names_the_rewritten_event_even_with_every_checkpoint_row_deleted(
+    checkpointed, tmp_path
+):
+    export = tmp_path / "with-leaves.json"
+    call_command("audit_checkpoint", "--no-create", "--export", str(export), "--with-leaves", stdout=io.StringIO())
+    _as_database_admin()
+    _sql(f"DELETE FROM {CHECKPOINT_TABLE}")
+    _rewrite_from(5, "nobody did this")
+
+    message = _verify("--checkpoint", str(export))
+
+    assert "exported checkpoint (6 events" in message
+    assert "the first event that differs from what was signed is #5" in message
+
+
+def test_an_export_whose_leaves_were_altered_still_fails_and_names_nothing_false(checkpointed, tmp_path):
+    export = tmp_path / "with-leaves.json"
+    call_command("audit_checkpoint", "--no-create", "--export", str(export), "--with-leaves", stdout=io.StringIO())
+    document = json.loads(export.read_text())
+    leaves = bytearray(base64.b64decode(document["leaf_hashes"]))
+    leaves[0] ^= 1
+    document["leaf_hashes"] = base64.b64encode(bytes(leaves)).decode()
+    export.write_text(json.dumps(document))
+    _as_database_admin()
+    _sql(f"DELETE FROM {CHECKPOINT_TABLE}")
+    _rewrite_from(5, "nobody did this")
+
+    message = _verify("--checkpoint", str(export))
+
+    assert "the events 1..6 no longer give its signed root" in message
+    assert "first event that differs" not in message
 
 
 def test_an_exported_checkpoint_catches_a_rewrite_that_also_deleted_every_stored_checkpoint(checkpointed, tmp_path):

@@ -23,6 +23,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--export", type=Path, help="Write the newest checkpoint to this file (- for stdout).")
         parser.add_argument("--no-create", action="store_true", help="Do not make a new checkpoint first.")
+        parser.add_argument(
+            "--with-leaves",
+            action="store_true",
+            help="Put every covered event's hash in the export (32 bytes an event), so that verifying against it"
+            " alone names the first rewritten event even if the checkpoint rows were deleted too.",
+        )
         parser.add_argument("--new-key", action="store_true", help="Print a new base64 Ed25519 private key and stop.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -42,7 +48,11 @@ class Command(BaseCommand):
             newest = AuditCheckpoint.objects.order_by("-tree_size").first()
             if newest is None:
                 raise CommandError("There is no checkpoint to export yet.")
-            text = json.dumps(checkpoint_export(newest), indent=2, sort_keys=True) + "\n"
+            try:
+                document = checkpoint_export(newest, with_leaves=options["with_leaves"])
+            except CheckpointRefused as exc:
+                raise CommandError(str(exc)) from exc
+            text = json.dumps(document, indent=2, sort_keys=True) + "\n"
             if str(options["export"]) == "-":
                 self.stdout.write(text)
             else:

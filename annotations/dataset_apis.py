@@ -136,7 +136,9 @@ def _flat_errors(errors: object, where: str) -> list[tuple[str, list[str]]]:
 
 
 class ItemListRowSerializer(ItemOutputSerializer):
-    """An item as the review API gives it, plus what the items page's row shows."""
+    """An item as the review API gives it, plus what the items page's row shows (read from an ItemApiRow)."""
+
+    predicted_label = serializers.CharField(source="predicted_label_name", allow_null=True)
 
     queue_state = serializers.ChoiceField(choices=Item.QueueState.choices, help_text="Where it is in the queue.")
     gold_label = serializers.CharField(

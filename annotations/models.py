@@ -289,6 +289,14 @@ class ImportBatch(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, help_text="Why the import failed (not a problem in the file).")
+    # Retention (annotations/retention.py): the row-level report quotes the file's values and ids, and the error
+    # text may quote a row too; both go (with the report CSV and any upload left on disk), the counts stay.
+    purged_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When retention removed this batch's row-level report, error text and files (its counts, file "
+        "name and sha256 stay); empty: they are here.",
+    )
 
     class Meta:
         ordering = ["-uploaded_at"]
@@ -555,6 +563,13 @@ class Review(models.Model):
         null=True, blank=True, help_text="From the card being served to this answer, measured by the server."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Retention (annotations/retention.py): the one change a review ever sees, allowed by its database trigger
+    # (migration 0026): the free text goes, every other column (the answer, its selection reason) stays.
+    reason_removed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When retention removed this review's free-text reason; empty: the text is here.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -573,13 +588,19 @@ class Review(models.Model):
             models.Index(fields=["selection_strategy", "item"], name="review_strategy_item"),
             # the item list: items reviewed in a date range, whoever reviewed them
             models.Index(fields=["created_at", "item"], name="review_created_item"),
+            # retention: reviews still holding free text, oldest first (only those, so it stays small)
+            models.Index(fields=["created_at"], name="review_reason_kept", condition=~Q(reason="")),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(decision__in=("accept", "correct", "label", "adjudicate"), label__isnull=False)
                 | (Q(decision__in=("skip", "uncertain", "withdrawn")) & Q(label__isnull=True)),
                 name="review_label_iff_labelled_decision",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(reason_removed_at__isnull=True) | Q(reason=""),
+                name="review_reason_removed_is_empty",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,17 +7,42 @@ the period, until it is lifted. Both are changed by model admins only, each
 change audited with its before and after (and the hold with its reason).
 
 Expiry itself is driven by governance/retention.py, which also tombstones the
-audit payloads; this module owns what it does to items: `items_purge` empties
-an item's data (feature values, the prediction's explanation, which quotes
-them) and keeps its content_hash and feature_hash, so lineage, snapshots'
-content hashes and the leakage checks still match. A purged item is never
-served for review (annotations/queue.py).
+audit payloads; this module owns what it does to annotations' own rows, which
+are everywhere else item data or what a person typed about an item can sit:
+
+- `items_purge` empties an item's data (feature values, the prediction's
+  explanation, which quotes them) and keeps its content_hash and feature_hash,
+  so lineage, snapshots' content hashes and the leakage checks still match. A
+  purged item is never served for review (annotations/queue.py).
+- `review_reasons_remove` empties a review's free-text reason (a reviewer may
+  quote the item, or write about a person) and marks it `reason_removed_at`:
+  the one change a review's database trigger allows (migration 0026). The
+  answer stays (decision, label, reason code from the dataset's list, the
+  selection reason, the guideline version): gold labels, snapshots, agreement
+  and the feedback-loop measures are built on it, and none of it is typed.
+- `import_batches_purge` removes an import's row-level report (its errors and
+  warnings quote the file's values and ids), the failure text (an exception
+  may quote a row), the full report CSV beside the upload, and any upload or
+  staged rows a crash left behind. The counts, file name, size and sha256 stay:
+  lineage and the datasheet's collection section name the file by them.
+
+Kept on purpose: an item's external_id, source file and line, and observed_at.
+They are lineage (the item's way back to the source system's record, which
+that system keeps or deletes under its own policy), the per-dataset unique
+external_id is what refuses a second import of the same row, and content_hash
+covers them. None of them is a feature value or typed text.
+
+Each period is measured from when the data was recorded: an item's and a
+batch's from the upload, a review's from its creation.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -27,8 +52,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from annotations.counters import PURGED, WAITING_STATES, counts_add
-from annotations.models import Dataset, Item
+from annotations.models import Dataset, ImportBatch, ImportStagedRow, Item, Review
 from governance.audit import audit_record
+
+logger = logging.getLogger(__name__)
 
 MAX_RETENTION_DAYS = 36_500  # a hundred years: beyond that, leave it empty (the default, or forever)
 
@@ -139,3 +166,110 @@ def items_purge(*, item_ids: list[int], now: datetime) -> int:
     for dataset_id, counted in deltas.items():
         counts_add(dataset_id=dataset_id, deltas=counted)
     return changed
+
+
+def reviews_expired_ids(*, dataset_id: int, cutoff: datetime, limit: int, after_id: int = 0) -> list[int]:
+    """Up to `limit` ids (above `after_id`) of the dataset's reviews made before `cutoff` that still hold free
+    text, in id order. Read through the partial index review_reason_kept (only reviews with text are in it).
+
+    Not locked: nobody else ever updates a review, and review_reasons_remove's UPDATE re-checks the text is
+    there, so two overlapping runs remove each text once."""
+    return list(
+        Review.objects.filter(item__dataset_id=dataset_id, created_at__lt=cutoff, id__gt=after_id)
+        .exclude(reason="")
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def review_reasons_remove(*, review_ids: list[int], now: datetime) -> int:
+    """Empty these reviews' free-text reason and mark when; returns how many changed.
+
+    Precondition: inside the caller's transaction (governance/retention.py). The review's trigger lets
+    exactly this UPDATE through, once; `reason_code` is a code from the dataset's list, not text, and stays."""
+    return (
+        Review.objects.filter(pk__in=review_ids, reason_removed_at__isnull=True)
+        .exclude(reason="")
+        .update(reason="", reason_removed_at=now)
+    )
+
+
+def import_batches_expired_ids(*, dataset_id: int, cutoff: datetime, limit: int, after_id: int = 0) -> list[int]:
+    """Up to `limit` ids (above `after_id`) of the dataset's finished import batches uploaded before `cutoff`
+    whose report and files are still here, in id order. A batch still queued or in a worker's hands is left
+    alone: its upload is what the worker reads (the import sweep finishes or fails it first)."""
+    return list(
+        ImportBatch.objects.filter(
+            dataset_id=dataset_id,
+            uploaded_at__lt=cutoff,
+            status__in=ImportBatch.FINISHED,
+            purged_at__isnull=True,
+            id__gt=after_id,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+# What a report keeps once purged: counts and timings, none of them a value from the file.
+REPORT_KEPT_KEYS = ("error_count", "warning_count", "labelled_rows", "full_report_errors", "seconds")
+
+
+def _report_counts(report: dict[str, Any]) -> dict[str, Any]:
+    kept = {key: report[key] for key in REPORT_KEPT_KEYS if key in report}
+    # The lists stay, empty, so a reader of the report's shape (the API, the batch page) needs no special case.
+    return {**kept, "errors": [], "warnings": []}
+
+
+def _batch_files(batch_id: int, stored_file: str) -> list[Path]:
+    """The files of a batch under LOUPE_UPLOAD_DIR: the upload if still there, the full report CSV and any
+    partial one a crash left (annotations/imports.py writes it under a name of its own, then renames)."""
+    from annotations.imports import full_report_path  # imports pandas: only when there is something to remove
+
+    report = full_report_path(batch_id)
+    files = [report, *report.parent.glob(f"{report.name}.*.partial")]
+    if stored_file:
+        files.append(Path(settings.LOUPE_UPLOAD_DIR) / stored_file)
+    return files
+
+
+def import_batches_purge(*, batch_ids: list[int], now: datetime) -> tuple[list[int], int]:
+    """Remove these finished batches' files, staged rows, row-level reports and error text; mark them purged.
+    Returns (the ids of the batches purged, files deleted).
+
+    Precondition: inside the caller's transaction, which holds the dataset row. The files go first, inside
+    the transaction: should it roll back, a file is gone and the next run purges the row (a removal that
+    comes early is what retention is for). A file that cannot be deleted (not a missing one) leaves its
+    batch unpurged, logged, for the next run, rather than marked purged with the file still there. The
+    row's UPDATE is conditional (still not purged), so of two overlapping runs one purges it."""
+    purged: list[int] = []
+    files_deleted = 0
+    batches = ImportBatch.objects.filter(pk__in=batch_ids, purged_at__isnull=True, status__in=ImportBatch.FINISHED)
+    for batch_id, report, stored_file in batches.order_by("pk").values_list("pk", "report", "stored_file"):
+        try:
+            deleted = _files_delete(_batch_files(batch_id, stored_file))
+        except OSError:
+            logger.exception(
+                "Retention could not delete a file of import batch %s; it is tried again next run.", batch_id
+            )
+            continue
+        # A finished batch has none left unless a crash came between its end and its clean-up.
+        ImportStagedRow.objects.filter(batch_id=batch_id).delete()
+        updated = ImportBatch.objects.filter(pk=batch_id, purged_at__isnull=True).update(
+            report=_report_counts(report or {}), error="", stored_file="", purged_at=now
+        )
+        if updated:
+            purged.append(batch_id)
+            files_deleted += deleted
+    return purged, files_deleted
+
+
+def _files_delete(paths: list[Path]) -> int:
+    deleted = 0
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        deleted += 1
+    return deleted

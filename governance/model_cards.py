@@ -22,7 +22,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django.db.models import Count, QuerySet
+
 from annotations.models import GoldLabel, ImportBatch, Review
+from governance.datasheet_labelling import datasheet_labelling
 from governance.envelope import NO_ENVELOPE, envelope_active
 from governance.models import DataAccess, DocumentNarrative, EnvelopeAssessment, PromotionRequest
 from governance.narratives import narrative_document
@@ -135,6 +138,8 @@ def datasheet(snapshot: DatasetSnapshot) -> dict[str, Any]:
             "files": [{**b, "id": b.pop("pk")} for b in batches],
             "note": "Every item keeps its file, line and the file's sha256 (item history pages).",
         },
+        # How the labels were made, which came from the random audit slice, and the agreement behind each part.
+        "labelling": datasheet_labelling(snapshot),
         "uses": {
             "model_versions": list(
                 ModelVersion.objects.filter(snapshot=snapshot).order_by("version").values_list("version", flat=True)
@@ -152,10 +157,11 @@ def datasheet(snapshot: DatasetSnapshot) -> dict[str, Any]:
 def _snapshot_summary(snapshot: DatasetSnapshot) -> dict[str, Any]:
     """Where the snapshot's labels came from: origins, how the reviewed items were picked, reviewers, guidelines."""
     labels = SnapshotLabel.objects.filter(snapshot=snapshot)
-    origins = Counter(labels.values_list("gold_label__origin", flat=True))
-    reviews = Review.objects.filter(pk__in=labels.exclude(review__isnull=True).values("review_id"))
-    picked = Counter(reviews.values_list("selection_strategy", flat=True))
-    by_class = Counter(labels.values_list("label__name", flat=True))
+    origins = _counts(labels, "gold_label__origin")
+    picked = _counts(
+        Review.objects.filter(pk__in=labels.exclude(review__isnull=True).values("review_id")), "selection_strategy"
+    )
+    by_class = _counts(labels, "label__name")
     answered = Review.objects.filter(item_id__in=labels.values("item_id")).exclude(decision=Review.Decision.SKIP)
     return {
         "snapshot_id": snapshot.pk,
@@ -182,6 +188,11 @@ def _snapshot_summary(snapshot: DatasetSnapshot) -> dict[str, Any]:
             "imported_unreviewed": origins.get(GoldLabel.Origin.IMPORT, 0),
         },
     }
+
+
+def _counts(rows: QuerySet[Any], key: str) -> Counter[str]:
+    """How many rows have each value of `key`, counted by the database (one GROUP BY, a row per value)."""
+    return Counter(dict(rows.values_list(key).annotate(n=Count("pk")).order_by()))
 
 
 def _ethical_facts(sensitive: list[str], metrics: dict[str, Any]) -> list[str]:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workflow_site.settings")
 
@@ -33,6 +33,17 @@ def _make_broker_folders(sender: Celery, **_: object) -> None:
 # slower than with one thread (measured on boosting, issue 9). One thread per worker process by default; the
 # worker's concurrency is how a machine's cores are used. LOUPE_ML_THREADS raises it on a worker with spare cores.
 os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("LOUPE_ML_THREADS", "1"))
+
+
+@worker_init.connect
+@beat_init.connect
+def _database_checks_at_first_connection(**_: object) -> None:
+    """The privileged-role warnings (loupe.W004, W005) when the worker (each pool process, which inherits the
+    receiver) or beat first connects to the database: never at import, so `manage.py` commands that load this
+    app (migrate, makemigrations) are untouched (workflow_site/checks.py)."""
+    from workflow_site.checks import database_checks_at_first_connection
+
+    database_checks_at_first_connection()
 
 
 @worker_process_init.connect

@@ -1,14 +1,40 @@
-"""System checks for deployment mistakes, with stable ids (run by `manage.py check` and at start-up)."""
+"""System checks for deployment mistakes, with stable ids (run by `manage.py check` and at start-up).
+
+Database checks at start-up. Django runs a check tagged `database` only when a
+command asks for a database (`check --database default`, `migrate`): the plain
+`check` and runserver's start-up checks must work with no database reachable,
+and `makemigrations` must not need one. So the privileged-role warning
+(loupe.W004, W005) would be read only by someone who thinks to ask. The
+processes that serve (gunicorn through wsgi.py or asgi.py, the Celery worker
+and beat through workflow_site/celery.py) call
+`database_checks_at_first_connection()` as they start: it only connects a
+`connection_created` receiver, so nothing touches the database at import time
+and a database that is down at start-up delays the check rather than failing
+the start. The process's first connection to the default database then runs
+the database-tagged checks once (one query on PostgreSQL) and logs each
+finding as a WARNING naming its id and hint; the receiver disconnects itself
+first, so a process logs once (every gunicorn worker and pool process is a
+process: a few identical lines per start). A check silenced in
+SILENCED_SYSTEM_CHECKS stays silent, and a failing check is logged, never
+raised into the request that happened to connect first. `manage.py` commands
+(migrate, makemigrations, the tests) never register it.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
-from django.db import DatabaseError, connections
+from django.core.checks import Error, Tags, Warning, register, run_checks
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+
+logger = logging.getLogger(__name__)
+_AT_FIRST_CONNECTION = "loupe_database_checks_at_first_connection"
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 
@@ -76,8 +102,9 @@ def audit_signing_key_missing(app_configs: Any = None, **kwargs: Any) -> list[Wa
 def database_role_privileged(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Warning]:
     """The app's own database role must not be able to switch the append-only triggers off (README).
 
-    A database check: it runs only when asked for a database (`manage.py check
-    --database default`, and `migrate`), never in the plain `check` that CI runs.
+    A database check: it runs when asked for a database (`manage.py check
+    --database default`, and `migrate`), never in the plain `check` that CI runs,
+    and in every serving process at its first connection (module docstring).
     """
     if not databases or "default" not in databases or connections["default"].vendor != "postgresql":
         return []
@@ -110,3 +137,29 @@ def database_role_privileged(app_configs: Any = None, databases: Any = None, **k
             )
         ]
     return []
+
+
+def database_checks_at_first_connection() -> None:
+    """Run the database checks when this process first connects to the default database (module docstring).
+
+    For the serving processes' entry points only (wsgi.py, asgi.py, the Celery worker and beat). Touches no
+    database itself; calling it again changes nothing (one receiver per process, by its dispatch uid)."""
+    connection_created.connect(_check_at_first_connection, dispatch_uid=_AT_FIRST_CONNECTION)
+
+
+def _check_at_first_connection(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    if connection.alias != DEFAULT_DB_ALIAS:
+        return
+    # Disconnect first: once per process, and of two threads connecting at once only one gets True here.
+    if not connection_created.disconnect(dispatch_uid=_AT_FIRST_CONNECTION):
+        return
+    try:
+        found = run_checks(tags=[Tags.database], databases=[connection.alias])
+    except Exception:  # a check that fails must not fail the request or task that connected first
+        logger.exception("The database system checks could not run at start-up.")
+        return
+    for message in found:
+        if message.id in settings.SILENCED_SYSTEM_CHECKS:
+            continue
+        level = logging.ERROR if message.is_serious() else logging.WARNING
+        logger.log(level, "%s: %s%s", message.id, message.msg, f" Hint: {message.hint}" if message.hint else "")

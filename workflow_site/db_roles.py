@@ -11,8 +11,10 @@ it). So Loupe runs as two roles:
 - the **application** role (web, workers, beat) is neither superuser nor a
   member of the owner: SELECT, INSERT, UPDATE, DELETE on ordinary tables,
   SELECT and INSERT only on the append-only ones (plus UPDATE on the chain
-  head, which the trigger lets move forward only), USAGE on sequences, and no
-  TRUNCATE, REFERENCES or TRIGGER anywhere.
+  head, which the trigger lets move forward only, and on the columns
+  retention empties in an audit event or a review, which their triggers hold
+  to that one change), USAGE on sequences, and no TRUNCATE, REFERENCES or
+  TRIGGER anywhere.
 
 ``role_setup_sql`` writes that as idempotent SQL for the tables that exist now;
 default privileges give tables that later migrations create (as the owner) the
@@ -48,6 +50,10 @@ APPEND_ONLY_TABLES = (
 # The one UPDATE retention makes of an audit event (a tombstone, governance/retention.py): these columns only,
 # and the event's trigger still refuses anything but emptying an expired payload.
 AUDIT_TOMBSTONE_COLUMNS = ("before", "after", "reason", "tombstoned_at")
+# The one UPDATE retention makes of a review (annotations/retention.py): its free text removed, and the review's
+# trigger (annotations migration 0026) refuses anything else.
+REVIEW_RETENTION_COLUMNS = ("reason", "reason_removed_at")
+REVIEW_TABLE = "annotations_review"
 # One row, moved forward by every append (UPDATE), never deleted.
 HEAD_TABLE = "governance_auditchainhead"
 AUDIT_TABLE = "governance_auditevent"
@@ -127,6 +133,9 @@ def role_setup_sql(
     if AUDIT_TABLE in existing:
         columns = ", ".join(_ident(c) for c in AUDIT_TOMBSTONE_COLUMNS)
         sql.append(f"GRANT UPDATE ({columns}) ON {s}.{_ident(AUDIT_TABLE)} TO {a};")
+    if REVIEW_TABLE in existing:
+        columns = ", ".join(_ident(c) for c in REVIEW_RETENTION_COLUMNS)
+        sql.append(f"GRANT UPDATE ({columns}) ON {s}.{_ident(REVIEW_TABLE)} TO {a};")
     if HEAD_TABLE in existing:
         sql.append(f"REVOKE DELETE ON {s}.{_ident(HEAD_TABLE)} FROM {a};")
     sql += [

@@ -162,6 +162,17 @@ def test_the_app_role_reads_and_inserts_the_append_only_tables_and_writes_ordina
 
 
 @postgres_only
+def test_the_app_role_may_update_only_the_columns_retention_empties_in_a_review(as_app):
+    """Retention removes a review's free text (annotations/retention.py); the trigger holds it to that change."""
+    columns = ("reason", "reason_removed_at", "decision", "label_id", "selection_strategy", "created_at")
+    granted = tuple(
+        as_app.execute("SELECT has_column_privilege('annotations_review', %s, 'UPDATE')", [c]).fetchone()[0]
+        for c in columns
+    )
+    assert granted == (True, True, False, False, False, False)
+
+
+@postgres_only
 def test_the_setup_is_idempotent_and_later_tables_get_the_ordinary_grants(db, roles, as_app):
     owner, app = roles
     statements = role_setup_sql(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -18,9 +19,11 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from annotations.models import Dataset, Item
+from annotations.imports import full_report_path
+from annotations.models import Dataset, ImportBatch, Item, LabelClass, Review
 from annotations.queue import queue_next_item
 from annotations.retention import dataset_legal_hold_set, dataset_retention_set
+from annotations.services import ImportRejected, ReviewAnswer, import_batch_create, review_submit
 from governance.audit import audit_record
 from governance.audit_chain import (
     GENESIS_HASH,
@@ -36,7 +39,7 @@ from governance.checkpoints import audit_checkpoint_create, audit_trail_verify
 from governance.models import AuditChainHead, AuditEvent
 from governance.retention import APPLIED_ACTION, retention_apply
 from governance.tasks import retention_apply_task
-from tests.conftest import login, synthetic_rows
+from tests.conftest import csv_bytes, login, synthetic_rows
 from workflow_site.env import env_optional_days
 
 ON_POSTGRES = connection.vendor == "postgresql"
@@ -325,6 +328,81 @@ def test_a_tombstone_made_outside_retention_fails_verification_naming_it(kept_30
 
     assert result.chain_break is None and not result.ok
     assert any(f"event #{fresh.seq} (promotion.approved)" in p for p in result.problems)
+
+
+# --- reviews' free text and import reports -----------------------------------------------------------------
+
+TYPED = "Mr K. Example, bed 4, NHS 485 777 3456"
+
+
+def _typed_review(dataset: Dataset, reviewer) -> Review:  # type: ignore[no-untyped-def]
+    item = queue_next_item(dataset=dataset, reviewer=reviewer).item
+    label = LabelClass.objects.filter(dataset=dataset).first()
+    return review_submit(
+        item_id=item.pk, reviewer=reviewer, answer=ReviewAnswer(label=label, shown_prediction_id=None, reason=TYPED)
+    )
+
+
+def _rejected_import(dataset: Dataset, model_admin) -> ImportBatch:  # type: ignore[no-untyped-def]
+    rows = synthetic_rows(2, labelled=False, prefix="bad")
+    rows[0]["radius"] = TYPED.replace(",", "")
+    with pytest.raises(ImportRejected) as rejected:
+        import_batch_create(
+            dataset=dataset, user=model_admin, file_name="bad.csv", data=csv_bytes(rows), purpose="review"
+        )
+    return rejected.value.batch
+
+
+def test_review_texts_and_import_reports_expire_too_each_batch_audited_and_the_trail_verifies(
+    kept_30_days, reviewer, model_admin
+):
+    review = _typed_review(kept_30_days, reviewer)
+    rejected = _rejected_import(kept_30_days, model_admin)
+    imported = ImportBatch.objects.get(dataset=kept_30_days, status=ImportBatch.Status.IMPORTED)
+    assert retention_apply(now=timezone.now() + timedelta(days=29)) == []
+
+    batches = retention_apply(now=timezone.now() + LATER)
+
+    assert sum(b.review_reasons_removed for b in batches) == 1
+    assert sum(b.import_reports_removed for b in batches) == 2 and sum(b.files_deleted for b in batches) == 1
+    review.refresh_from_db()
+    assert review.reason == "" and review.reason_removed_at is not None and review.label_id is not None
+    for batch in (rejected, imported):
+        batch.refresh_from_db()
+        assert batch.purged_at is not None and batch.report["errors"] == [] and batch.report["warnings"] == []
+    assert rejected.report["error_count"] == 1 and not full_report_path(rejected.pk).exists()
+    [applied] = AuditEvent.objects.filter(action=APPLIED_ACTION)
+    assert applied.after["review_reasons_removed"] == 1
+    assert applied.after["first_review_id"] == applied.after["last_review_id"] == review.pk
+    assert applied.after["import_batches_purged"] == [imported.pk, rejected.pk]
+    assert applied.after["files_deleted"] == 1
+    # Nothing of what was typed or uploaded is left in the database, the audit trail included.
+    assert not Review.objects.filter(reason__contains="NHS").exists()
+    assert not AuditEvent.objects.filter(reason__contains="NHS").exists()
+    assert TYPED.replace(",", "") not in str(list(ImportBatch.objects.values_list("report", "error")))
+    assert audit_trail_verify().ok
+    assert retention_apply(now=timezone.now() + LATER) == []  # a second run finds nothing left
+
+
+def test_a_legal_hold_keeps_review_texts_and_import_reports(kept_30_days, reviewer, model_admin):
+    review = _typed_review(kept_30_days, reviewer)
+    rejected = _rejected_import(kept_30_days, model_admin)
+    dataset_legal_hold_set(dataset_id=kept_30_days.pk, user=model_admin, hold=True, reason="Litigation 2026-18")
+
+    assert retention_apply(now=timezone.now() + LATER) == []
+
+    assert Review.objects.get(pk=review.pk).reason == TYPED
+    rejected.refresh_from_db()
+    assert rejected.purged_at is None and rejected.report["errors"] and full_report_path(rejected.pk).exists()
+
+
+def test_the_command_counts_review_texts_and_import_reports(kept_30_days, reviewer):
+    _typed_review(kept_30_days, reviewer)
+    out = io.StringIO()
+    with mock.patch("governance.management.commands.apply_retention.retention_apply") as apply:
+        apply.side_effect = lambda **kw: retention_apply(**kw, now=timezone.now() + LATER)
+        call_command("apply_retention", "--dataset", kept_30_days.slug, stdout=out)
+    assert "6 items purged, 1 review reasons and 1 import reports removed" in out.getvalue()
 
 
 # --- items ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`manage.py apply_retention`: tombstone expired item data and audit payloads now (the beat task does it too)."""
+"""`manage.py apply_retention`: remove what has expired now (the beat task does it too): governance/retention.py."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from governance.retention import retention_apply
 
 class Command(BaseCommand):
     help = (
-        "Apply each dataset's retention period: expired item data is emptied and expired audit payloads removed,"
-        " their hashes kept (the chain still verifies); datasets on legal hold are skipped. One transaction and"
-        " one retention.applied event per batch; safe to run again."
+        "Apply each dataset's retention period: expired item data, reviews' free text, import reports and files"
+        " and audit payloads are removed, their hashes kept (the chain still verifies); datasets on legal hold are"
+        " skipped. One transaction and one retention.applied event per batch; safe to run again."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -34,9 +34,11 @@ class Command(BaseCommand):
         batches = retention_apply(dataset_ids=dataset_ids, batch_size=options["batch_size"])
         items = sum(b.items_purged for b in batches)
         events = sum(b.events_tombstoned for b in batches)
+        reasons = sum(b.review_reasons_removed for b in batches)
+        reports = sum(b.import_reports_removed for b in batches)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Retention applied: {items} items purged and {events} audit payloads removed"
-                f" in {len(batches)} batches."
+                f"Retention applied: {items} items purged, {reasons} review reasons and {reports} import reports"
+                f" removed and {events} audit payloads removed in {len(batches)} batches."
             )
         )

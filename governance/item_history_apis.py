@@ -57,6 +57,9 @@ class ItemHistoryReviewSerializer(serializers.Serializer):
     decision = serializers.CharField()
     label = serializers.CharField(source="label.name", allow_null=True, default=None)
     reason = serializers.CharField(allow_blank=True)
+    reason_removed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When retention emptied the free-text reason; null: it is as written."
+    )
     reason_code = serializers.CharField(allow_blank=True)
     mode = serializers.CharField(help_text="open, or blind (the prediction hidden until the reviewer answered).")
     shown_label = serializers.CharField(source="shown_label.name", allow_null=True, default=None)

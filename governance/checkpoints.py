@@ -36,7 +36,7 @@ from governance.checkpoint_signing import (
 from governance.merkle import EMPTY_ROOT, TreeBuilder
 from governance.models import AuditCheckpoint, AuditEvent
 from governance.selectors import chain_head
-from governance.tombstone_audit import tombstone_problems
+from governance.tombstone_audit import retention_run_problems, tombstone_problems
 
 CHECKPOINT_ACTION = "audit.checkpoint_created"
 VERIFIED_ACTION = "audit.verified"
@@ -325,6 +325,8 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> T
     if result.tombstones:
         # The chain verifies after any payload removal (hash scheme 2): each one must be retention's own.
         result.problems += tombstone_problems(up_to_seq=verified_up_to)
+    # Every retention run, tombstones or not (one may have emptied items during a hold): justified by the trail?
+    result.problems += retention_run_problems(up_to_seq=verified_up_to)
     for document in exported:
         name = f"exported checkpoint ({document.tree_size} events, {document.statement.get('created_at')})"
         problem = _signature_problem(document.statement, document.signature, document.public_key, trusted)

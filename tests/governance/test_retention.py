@@ -37,7 +37,8 @@ from governance.audit_chain import (
 from governance.checkpoint_signing import new_private_key_b64
 from governance.checkpoints import audit_checkpoint_create, audit_trail_verify
 from governance.models import AuditChainHead, AuditEvent
-from governance.retention import APPLIED_ACTION, retention_apply
+from governance.retention import APPLIED_ACTION
+from governance.retention import retention_apply as retention_apply_now
 from governance.tasks import retention_apply_task
 from tests.conftest import csv_bytes, login, synthetic_rows
 from workflow_site.env import env_optional_days
@@ -59,6 +60,18 @@ def kept_30_days(dataset, model_admin, import_rows) -> Dataset:
     """Tumours with six open items and a 30-day retention period."""
     import_rows(synthetic_rows(6, labelled=False))
     return dataset_retention_set(dataset_id=dataset.pk, user=model_admin, retention_days=30)
+
+
+def retention_apply(*, now=None, **options):  # type: ignore[no-untyped-def]
+    """Retention run as if the clock read `now`: its audit event is dated then too, as a real run's is.
+
+    verify_audit replays every run against its own time (governance/tombstone_audit.py), so a run
+    dated today with a cutoff from next month would rightly be reported.
+    """
+    if now is None:
+        return retention_apply_now(**options)
+    with mock.patch("django.utils.timezone.now", return_value=now):
+        return retention_apply_now(now=now, **options)
 
 
 def _raw(sql: str, params: list | None = None) -> None:
@@ -557,3 +570,84 @@ def test_the_api_refuses_a_bad_period_naming_the_field(dataset, model_admin, bod
 
     assert response.status_code == 400 and field in response.content.decode()
     assert AuditEvent.objects.count() == before
+
+
+# --- each retention run is replayed against the trail before it ---------------------------------------------
+
+
+def _forged_run(dataset: Dataset, *, days: int, cutoff, first_seq: int, last_seq: int, tombstoned: int) -> None:  # type: ignore[no-untyped-def]
+    """A retention.applied event written as the application role could write one, with whatever it likes."""
+    with transaction.atomic():
+        audit_record(
+            actor=None,
+            actor_username="retention",
+            action=APPLIED_ACTION,
+            object_type="dataset",
+            object_id=dataset.pk,
+            dataset_id=dataset.pk,
+            after={
+                "retention_days": days,
+                "cutoff": cutoff,
+                "events_tombstoned": tombstoned,
+                "first_seq": first_seq,
+                "last_seq": last_seq,
+            },
+            reason="forged",
+        )
+
+
+def test_a_forged_run_with_a_cutoff_in_the_future_does_not_account_for_the_tombstones_it_claims(kept_30_days):
+    with transaction.atomic():
+        audit_record(actor=None, action="promotion.approved", dataset_id=kept_30_days.pk, reason="override: why")
+    fresh = AuditEvent.objects.order_by("-seq").first()
+    with transaction.atomic():
+        _raw(_tombstone_sql(), [timezone.now(), fresh.seq])
+    _forged_run(
+        kept_30_days, days=30, cutoff=timezone.now() + LATER, first_seq=fresh.seq, last_seq=fresh.seq, tombstoned=1
+    )
+
+    problems = audit_trail_verify().problems
+
+    run = AuditEvent.objects.order_by("-seq").first().seq
+    assert any(
+        f"retention run (event #{run}" in p and "later than its own time less its 30 days" in p for p in problems
+    )
+    # Its cutoff is what is wrong: the tombstoned event is older than that (future) cutoff.
+
+
+def test_a_run_during_a_legal_hold_or_with_a_shorter_period_is_reported(kept_30_days, model_admin):
+    dataset_legal_hold_set(dataset_id=kept_30_days.pk, user=model_admin, hold=True, reason="Litigation 2026-17")
+    hold = AuditEvent.objects.get(action="dataset.legal_hold_placed").seq
+    _forged_run(kept_30_days, days=30, cutoff=timezone.now() - LATER, first_seq=1, last_seq=1, tombstoned=0)
+    dataset_legal_hold_set(dataset_id=kept_30_days.pk, user=model_admin, hold=False, reason="Case closed")
+    _forged_run(kept_30_days, days=2, cutoff=timezone.now() - timedelta(days=3), first_seq=1, last_seq=1, tombstoned=0)
+    policy = AuditEvent.objects.get(action="dataset.retention_changed").seq
+
+    problems = audit_trail_verify().problems
+
+    assert any(f"while the legal hold placed by event #{hold} was in force" in p for p in problems)
+    assert any(f"used a period of 2 days, but the dataset's was 30 (event #{policy})" in p for p in problems)
+
+
+def test_genuine_runs_replay_cleanly_after_a_hold_is_lifted(kept_30_days, model_admin):
+    dataset_legal_hold_set(dataset_id=kept_30_days.pk, user=model_admin, hold=True, reason="Litigation 2026-17")
+    assert retention_apply(now=timezone.now() + LATER) == []
+    dataset_legal_hold_set(dataset_id=kept_30_days.pk, user=model_admin, hold=False, reason="Case closed")
+    assert retention_apply(now=timezone.now() + LATER)
+
+    assert audit_trail_verify().ok
+
+
+def test_a_forged_run_that_tombstones_an_event_younger_than_its_cutoff_is_reported(kept_30_days):
+    with transaction.atomic():
+        audit_record(actor=None, action="promotion.approved", dataset_id=kept_30_days.pk, reason="override: why")
+    fresh = AuditEvent.objects.order_by("-seq").first()
+    with transaction.atomic():
+        _raw(_tombstone_sql(), [timezone.now(), fresh.seq])
+    _forged_run(
+        kept_30_days, days=30, cutoff=timezone.now() - LATER, first_seq=fresh.seq, last_seq=fresh.seq, tombstoned=1
+    )
+
+    problems = audit_trail_verify().problems
+
+    assert any(f"removed the payload of event #{fresh.seq}, recorded after its cutoff" in p for p in problems)

@@ -279,6 +279,7 @@ def _answers(client, dataset, user, n_answers: int, capture, connection, step, p
         profiler.dump_stats("review_loop.prof")  # for snakeviz or pstats
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(profile)
+        stats.sort_stats("tottime").print_stats(profile)  # where the CPU itself goes
 
 
 if __name__ == "__main__":

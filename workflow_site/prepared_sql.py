@@ -34,7 +34,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, NamedTuple
 
-from django.db import connection as default_connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
@@ -42,7 +42,9 @@ from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 def prepared_cursor(connection: BaseDatabaseWrapper | None = None) -> CursorWrapper:
     """A cursor for a fixed-shape statement run on every request (see the module docstring), on
     `connection` (default: the default database); use it as `with prepared_cursor() as cursor:`."""
-    connection = connection if connection is not None else default_connection
+    # The default connection itself, not the proxy: every attribute read through django.db.connection
+    # goes through a thread-local lookup, and this function reads a dozen (a dozen times a review step).
+    connection = connection if connection is not None else connections[DEFAULT_DB_ALIAS]
     if connection.vendor != "postgresql":
         return connection.cursor()
     # What connection.cursor() does (its health check, connection, error wrapping, thread check and

@@ -83,7 +83,9 @@ def _people():  # type: ignore[no-untyped-def]
 # parses and writes again for every row, so the list's cost depends on it), built from g without random().
 _VALUES_SQL = (
     "('{' || "
-    + " || ',' || ".join(f"'\"f{k}\": ' || round(((g::bigint * {7919 + 104 * k}) % 100003) / 1000.0, 3)" for k in range(30))
+    + " || ',' || ".join(
+        f"'\"f{k}\": ' || round(((g::bigint * {7919 + 104 * k}) % 100003) / 1000.0, 3)" for k in range(30)
+    )
     + " || '}')::jsonb"
 )
 
@@ -232,6 +234,13 @@ def _cases(labels, reviewers, middle_id: int) -> dict[str, dict]:  # type: ignor
         "disagreement": {"filters": ItemFilters(disagreement=True)},
         "flagged": {"filters": ItemFilters(flagged=True)},
         "observed in one week": {"filters": ItemFilters(observed_from=week[0], observed_to=week[1])},
+        # Mid-year: observed time rises with id here, so a walk of the id index meets the week half-way.
+        "observed in a week mid-year": {
+            "filters": ItemFilters(observed_from=dt.date(2024, 7, 1), observed_to=dt.date(2024, 7, 7))
+        },
+        "observed in the last two months": {
+            "filters": ItemFilters(observed_from=dt.date(2024, 11, 1), observed_to=dt.date(2024, 12, 31))
+        },
         "reviewed on one day": {
             "filters": ItemFilters(reviewed_from=dt.date(2025, 1, 20), reviewed_to=dt.date(2025, 1, 20))
         },

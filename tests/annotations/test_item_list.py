@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 from django.urls import reverse
 
+from annotations import item_search
 from annotations.item_search import SORTS, ItemFilters, ItemSearchInvalid, items_search_for_user
 from annotations.models import Dataset, GoldLabel, ImportBatch, Item, LabelClass, Review
 from governance.models import DataAccess
@@ -188,6 +189,48 @@ def test_pages_by_key_forward_and_back_have_no_gaps_or_repeats(world, model_admi
         assert current.paged
     assert [pk for p in pages for pk in p] == full
     # Back again from the last page by `before`: the same pages, in reverse.
+    back = [pages[-1]]
+    while current.previous_before is not None:
+        current = page(before=current.previous_before)
+        back.append([item.pk for item in current.items])
+    assert back == pages[::-1]
+
+
+@pytest.mark.parametrize(
+    ("few", "far"),
+    [(0, 10**9), (20_000, 10**9), (0, -1)],
+    ids=["walked by id", "all read from the observed index", "sorted by the database"],
+)
+@pytest.mark.parametrize("sort", ["id", "-id"])
+def test_an_observed_range_pages_by_id_alike_whether_it_is_read_by_its_index_or_walked(
+    world, model_admin, monkeypatch, few, far, sort
+):
+    # Few items in the range: their ids are read from the observed index and the page picked from them;
+    # more, far along the walk: the database sorts the range's ids; more and near: the walk of the id
+    # index, as before. All three must page the same way.
+    monkeypatch.setattr(item_search, "FEW_OBSERVED", few)
+    monkeypatch.setattr(item_search, "FAR_IN_IDS", far)
+    days = lambda n: (START + dt.timedelta(days=n)).date()  # noqa: E731
+    filters = ItemFilters(observed_from=days(1), observed_to=days(3), state="open")
+    expected = [
+        item.pk
+        for item in world.items
+        if item.queue_state == "open" and item.observed_at and days(1) <= item.observed_at.date() <= days(3)
+    ]
+    expected.sort(reverse=sort == "-id")
+
+    def page(**cursor):  # type: ignore[no-untyped-def]
+        return items_search_for_user(
+            user=model_admin, dataset_id=world.dataset.pk, filters=filters, sort=sort, limit=2, **cursor
+        )
+
+    pages, current = [], page()
+    while True:
+        pages.append([item.pk for item in current.items])
+        if current.next_after is None:
+            break
+        current = page(after=current.next_after)
+    assert [pk for p in pages for pk in p] == expected and len(pages) > 1
     back = [pages[-1]]
     while current.previous_before is not None:
         current = page(before=current.previous_before)

@@ -504,7 +504,9 @@ class GoldLabel(models.Model):
 
     class Meta:
         indexes = [
-            # retraining policy: gold labels new since the last run
+            # a dataset's gold labels by time (the datasheet, drift by week). The retraining policy's count uses
+            # gold_reviewed_since instead, a partial index models_app 0007 makes in SQL (not in this model's
+            # state): a migration here that rebuilds this table on SQLite must make it again.
             models.Index(fields=["dataset", "updated_at"], name="gold_new_since"),
             # the item list: gold label = X, in item order (merged with the items by id)
             models.Index(fields=["label", "item"], name="gold_label_list"),

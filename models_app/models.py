@@ -14,13 +14,18 @@ class RetrainingPolicy(models.Model):
 
     dataset = models.OneToOneField("annotations.Dataset", on_delete=models.CASCADE, related_name="retraining_policy")
     enabled = models.BooleanField(default=True)
+    # What counts as new, and why an import does not: models_app/services.py, _MADE_BY_PEOPLE.
     new_gold_labels = models.PositiveIntegerField(
-        default=20, help_text="Queue a training run after this many new gold labels since the last run."
+        default=20,
+        help_text="Queue a training run after this many new gold labels since the last run was requested: "
+        "derived from one review, from agreeing reviews (overlap) or by an adjudicator, each item counted once "
+        "however often its label changed. Imported labels do not count.",
     )
     schedule_hours = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="Also retrain every this many hours when there is at least one new gold label (empty: no schedule).",
+        help_text="Also retrain every this many hours when at least one gold label is new in the same sense "
+        "(empty: no schedule).",
     )
     algorithm = models.CharField(
         max_length=64,

@@ -9,17 +9,24 @@ from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from annotations.models import Dataset, Item, Review
-from annotations.queue import queue_next_item
-from annotations.services import ReviewAnswer, review_submit
+from annotations.adjudication import adjudication_submit
+from annotations.models import Dataset, GoldLabel, ImportBatch, Item, Review
+from annotations.queue import adjudication_next_item, queue_next_item
+from annotations.services import ReviewAnswer, review_revise, review_submit
 from governance.models import AuditEvent
 from models_app.models import RetrainingPolicy, TrainingRun
-from models_app.services import PolicyChoice, retraining_policy_update, training_runs_sweep
-from tests.helpers import answer_for, review_next
+from models_app.services import (
+    PolicyChoice,
+    retraining_policy_check,
+    retraining_policy_update,
+    training_runs_sweep,
+)
+from tests.helpers import answer_for, other_label, review_next, synthetic_rows
 
 
 def _review_without_after_commit_work(dataset, reviewer, n: int) -> None:  # type: ignore[no-untyped-def]
@@ -98,8 +105,6 @@ def test_fifth_review_queues_exactly_one_policy_training_run(
 def test_a_policy_check_not_yet_met_is_one_statement_on_postgresql(
     trained_dataset, reviewer, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
-    from models_app.services import retraining_policy_check
-
     with django_capture_on_commit_callbacks(execute=True):
         review_next(trained_dataset, reviewer)  # one new label of the five the policy asks for
     # PostgreSQL counts the new labels in the policy's own statement; SQLite cannot take a LIMIT from a row.
@@ -186,3 +191,185 @@ def test_a_huge_retraining_threshold_is_refused_and_the_policy_kept(dataset, mod
             dataset=dataset, user=model_admin, choice=PolicyChoice(enabled=True, new_gold_labels=10**20)
         )
     assert RetrainingPolicy.objects.get(dataset=dataset).new_gold_labels == 5
+
+
+# --- What the policy counts: every gold label people derived, each item once --------------------------------
+
+
+def _overlap_and_threshold(dataset: Dataset, *, overlap: int, threshold: int) -> Dataset:
+    Dataset.objects.filter(pk=dataset.pk).update(overlap=overlap)
+    RetrainingPolicy.objects.filter(dataset=dataset).update(new_gold_labels=threshold)
+    return Dataset.objects.get(pk=dataset.pk)
+
+
+def _answer(dataset: Dataset, reviewer, *, accept: bool, callbacks) -> Review:  # type: ignore[no-untyped-def]
+    """Answer the reviewer's next item and run what its commit would (the policy check among it)."""
+    with callbacks(execute=True):
+        return review_next(dataset, reviewer, accept=accept)
+
+
+def _adjudicate_next(dataset: Dataset, adjudicator, callbacks) -> Review:  # type: ignore[no-untyped-def]
+    queued = adjudication_next_item(dataset=dataset, adjudicator=adjudicator)
+    assert queued is not None
+    with callbacks(execute=True):
+        return adjudication_submit(
+            item_id=queued.item.pk, adjudicator=adjudicator, label=other_label(queued.item), reason="margin"
+        )
+
+
+def test_only_an_import_is_left_out_of_what_the_policy_counts():
+    # A new origin must be placed on one side or the other (services._MADE_BY_PEOPLE and the partial index
+    # gold_reviewed_since, migration 0007, both say "every origin but import").
+    assert set(GoldLabel.Origin.values) - {GoldLabel.Origin.IMPORT} == {"review", "consensus", "adjudication"}
+
+
+def test_three_labels_by_consensus_of_two_reviewers_each_meet_a_policy_of_three(
+    trained_dataset, reviewer, reviewer2, django_capture_on_commit_callbacks, broker
+):
+    dataset = _overlap_and_threshold(trained_dataset, overlap=2, threshold=3)
+    for n in range(3):
+        first = _answer(dataset, reviewer, accept=True, callbacks=django_capture_on_commit_callbacks)
+        assert not _policy_runs(dataset).exists()  # one answer of two: no gold label yet
+        second = _answer(dataset, reviewer2, accept=True, callbacks=django_capture_on_commit_callbacks)
+        assert second.item_id == first.item_id
+        assert GoldLabel.objects.get(item_id=second.item_id).origin == GoldLabel.Origin.CONSENSUS
+        assert _policy_runs(dataset).exists() == (n == 2)
+
+    run = _policy_runs(dataset).get()
+    assert "3 new gold labels" in run.reason
+    broker.assert_called_once()
+
+
+def test_three_adjudicated_labels_meet_a_policy_of_three(
+    trained_dataset, reviewer, reviewer2, adjudicator, django_capture_on_commit_callbacks, broker
+):
+    dataset = _overlap_and_threshold(trained_dataset, overlap=2, threshold=3)
+    for _ in range(3):  # three disagreements: no gold label, nothing counted yet
+        _answer(dataset, reviewer, accept=True, callbacks=django_capture_on_commit_callbacks)
+        _answer(dataset, reviewer2, accept=False, callbacks=django_capture_on_commit_callbacks)
+    assert Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.ADJUDICATE).count() == 3
+    assert not _policy_runs(dataset).exists()
+
+    for n in range(3):
+        decision = _adjudicate_next(dataset, adjudicator, django_capture_on_commit_callbacks)
+        assert GoldLabel.objects.get(item_id=decision.item_id).origin == GoldLabel.Origin.ADJUDICATION
+        assert _policy_runs(dataset).exists() == (n == 2)
+
+    assert "3 new gold labels" in _policy_runs(dataset).get().reason
+    broker.assert_called_once()
+
+
+def test_a_label_derived_by_consensus_then_changed_by_adjudication_counts_once(
+    trained_dataset, reviewer, reviewer2, adjudicator, django_capture_on_commit_callbacks, broker
+):
+    dataset = _overlap_and_threshold(trained_dataset, overlap=2, threshold=3)
+    _answer(dataset, reviewer, accept=True, callbacks=django_capture_on_commit_callbacks)
+    agreed = _answer(dataset, reviewer2, accept=True, callbacks=django_capture_on_commit_callbacks)
+    consensus = GoldLabel.objects.get(item_id=agreed.item_id)
+    assert consensus.origin == GoldLabel.Origin.CONSENSUS
+
+    # The second reviewer changes their mind: a disagreement now, which an adjudicator settles the other way.
+    item = Item.objects.get(pk=agreed.item_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        review_revise(review_id=agreed.pk, reviewer=reviewer2, answer=answer_for(item, accept=False))
+    assert Item.objects.get(pk=item.pk).queue_state == Item.QueueState.ADJUDICATE
+    decision = _adjudicate_next(dataset, adjudicator, django_capture_on_commit_callbacks)
+    assert decision.item_id == item.pk
+    adjudicated = GoldLabel.objects.get(item_id=item.pk)
+    assert (adjudicated.pk, adjudicated.origin) == (consensus.pk, GoldLabel.Origin.ADJUDICATION)
+    assert adjudicated.label_id != consensus.label_id
+
+    # Derived twice, and by two origins: one label toward the three.
+    assert retraining_policy_check(dataset_id=dataset.pk) is None
+    assert not _policy_runs(dataset).exists()
+    for _ in range(2):
+        _answer(dataset, reviewer, accept=True, callbacks=django_capture_on_commit_callbacks)
+        _answer(dataset, reviewer2, accept=True, callbacks=django_capture_on_commit_callbacks)
+    assert "3 new gold labels" in _policy_runs(dataset).get().reason
+
+
+def test_gold_labels_imported_since_the_last_run_do_not_count(trained_dataset, reviewer, import_rows, broker):
+    dataset = _overlap_and_threshold(trained_dataset, overlap=1, threshold=3)
+    import_rows(synthetic_rows(4, start=500), name="labelled.csv")
+    import_rows(synthetic_rows(4, start=600), purpose=ImportBatch.Purpose.HOLDOUT, name="holdout2.csv")
+    last = TrainingRun.objects.filter(dataset=dataset).latest("requested_at").requested_at
+    assert GoldLabel.objects.filter(dataset=dataset, origin="import", updated_at__gt=last).count() == 8
+
+    assert retraining_policy_check(dataset_id=dataset.pk) is None
+    RetrainingPolicy.objects.filter(dataset=dataset).update(schedule_hours=1)
+    training_runs_sweep(now=timezone.now() + timedelta(hours=2))  # the schedule's hours have passed
+    assert not TrainingRun.objects.filter(dataset=dataset, status=TrainingRun.Status.QUEUED).exists()
+
+    for _ in range(3):
+        review_next(dataset, reviewer)
+    assert retraining_policy_check(dataset_id=dataset.pk) is not None
+
+
+def _people_made_new_labels(dataset: Dataset, n: int) -> None:
+    """n of the dataset's imported seed labels become labels reviewers agreed on just now (a shortcut for
+    2n answers: only the rows the count reads matter here)."""
+    seed = GoldLabel.objects.filter(dataset=dataset, origin="import", item__queue_state=Item.QueueState.DONE)
+    ids = list(seed.order_by("pk").values_list("pk", flat=True)[:n])
+    assert len(ids) == n
+    GoldLabel.objects.filter(pk__in=ids).update(origin=GoldLabel.Origin.CONSENSUS, updated_at=timezone.now())
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def _queries_of_a_check_that_queues(dataset: Dataset) -> int:
+    """The statements of a check that queues a run, rolled back after (a savepoint) so the next one can too."""
+    with CaptureQueriesContext(connection) as queries:
+        try:
+            with transaction.atomic():
+                assert retraining_policy_check(dataset_id=dataset.pk) is not None
+                raise _RolledBack
+        except _RolledBack:
+            pass
+    return len(queries)
+
+
+def test_the_policy_check_takes_as_many_statements_for_one_new_label_as_for_many(
+    trained_dataset, django_assert_num_queries, broker
+):
+    dataset = _overlap_and_threshold(trained_dataset, overlap=2, threshold=1_000)
+    one_statement_or_two = 1 if connection.vendor == "postgresql" else 2  # SQLite counts apart (no LIMIT from a row)
+    _people_made_new_labels(dataset, 1)
+    with django_assert_num_queries(one_statement_or_two):
+        assert retraining_policy_check(dataset_id=dataset.pk) is None
+    _people_made_new_labels(dataset, 15)
+    with django_assert_num_queries(one_statement_or_two):
+        assert retraining_policy_check(dataset_id=dataset.pk) is None
+
+    RetrainingPolicy.objects.filter(dataset=dataset).update(new_gold_labels=3)
+    met_by_15 = _queries_of_a_check_that_queues(dataset)
+    GoldLabel.objects.filter(dataset=dataset, origin=GoldLabel.Origin.CONSENSUS).update(origin="import")
+    _people_made_new_labels(dataset, 3)
+    assert _queries_of_a_check_that_queues(dataset) == met_by_15
+
+
+def test_the_policy_count_walks_only_the_new_labels_people_made_through_gold_reviewed_since(
+    trained_dataset, django_capture_on_commit_callbacks
+):
+    # The partial index of migration 0007: imported labels are not in it, and the time since the last run is
+    # part of the index condition, so the count reads the new labels people made and nothing else.
+    dataset = _overlap_and_threshold(trained_dataset, overlap=1, threshold=1_000)
+    _people_made_new_labels(dataset, 2)
+    with CaptureQueriesContext(connection) as queries:
+        assert retraining_policy_check(dataset_id=dataset.pk) is None
+    (count,) = [q["sql"] for q in queries.captured_queries if GoldLabel._meta.db_table in q["sql"]]
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a test-sized table would be read whole
+            cursor.execute(f"EXPLAIN {count}")
+        else:
+            cursor.execute(f"EXPLAIN QUERY PLAN {count}")
+        plan = [str(row[-1]) for row in cursor.fetchall()]
+    # PostgreSQL: "Index Only Scan using gold_reviewed_since ..." then "Index Cond: ((dataset_id = ...) AND
+    # (updated_at > ...))"; SQLite: "SEARCH ... USING INDEX gold_reviewed_since (dataset_id=? AND updated_at>?)".
+    used = next((n for n, line in enumerate(plan) if "gold_reviewed_since" in line), None)
+    assert used is not None, plan
+    condition = plan[used] if connection.vendor == "sqlite" else plan[used + 1]
+    assert "updated_at" in condition and "Filter" not in condition, plan

@@ -504,7 +504,7 @@ class GoldLabel(models.Model):
 
     class Meta:
         indexes = [
-            # a dataset's gold labels by time (the datasheet, drift by week). The retraining policy's count uses
+            # a dataset's gold labels by time. The retraining policy's count uses
             # gold_reviewed_since instead, a partial index models_app 0007 makes in SQL (not in this model's
             # state): a migration here that rebuilds this table on SQLite must make it again.
             models.Index(fields=["dataset", "updated_at"], name="gold_new_since"),

@@ -134,7 +134,9 @@ class IntegrityStatusApi(APIView):
     class OutputSerializer(serializers.Serializer):
         checkpoint = CheckpointSerializer(allow_null=True, help_text="The newest checkpoint; null: none yet.")
         signature_ok = serializers.BooleanField(
-            help_text="The newest checkpoint's signature verifies, by a trusted key (false when there is none)."
+            allow_null=True,
+            help_text="The newest checkpoint's signature verifies, by a trusted key; null: there is no checkpoint, "
+            "so there is no signature to check (not a failed check).",
         )
         verified_at = serializers.DateTimeField(allow_null=True, help_text="The last verification; null: never.")
         verified_ok = serializers.BooleanField(allow_null=True, help_text="Whether it found no problem.")
@@ -142,7 +144,18 @@ class IntegrityStatusApi(APIView):
     @extend_schema(responses={200: OutputSerializer, **error_responses(401, 403)})
     def get(self, request: Request) -> Response:
         require_role(request.user, Role.AUDITOR)
-        return Response(self.OutputSerializer(audit_integrity_status()).data)
+        integrity = audit_integrity_status()
+        # Without a checkpoint there is no signature: null, not false (false would read as a failed check).
+        return Response(
+            self.OutputSerializer(
+                {
+                    "checkpoint": integrity.checkpoint,
+                    "signature_ok": integrity.signature_ok if integrity.checkpoint is not None else None,
+                    "verified_at": integrity.verified_at,
+                    "verified_ok": integrity.verified_ok,
+                }
+            ).data
+        )
 
 
 class ExportedCheckpointInputSerializer(serializers.Serializer):

@@ -24,6 +24,10 @@ For the gold labels one snapshot froze, as they stood at the freeze:
   rating. Model-chosen items are the hard ones by construction, so their
   agreement tends to run lower: that is the comparison the section is for.
 
+The datasheet's composition and the model card's training data report the same counts from this function
+(governance/model_cards.py::_snapshot_summary): an auditor gets one answer to "how many came from the audit slice,
+and who labelled them" wherever the documents say it.
+
 "At the freeze": only reviews made up to the snapshot's creation count, and a
 label's origin is read from the review the snapshot recorded for it (a gold
 label re-derived since then no longer says how the frozen one was made).
@@ -51,13 +55,20 @@ from annotations.agreement_metrics import Agreement, Bootstrap, Rating, fleiss_k
 from annotations.consensus import AnswerRow, current_answers
 from annotations.models import GoldLabel, QueueStrategy, Review
 from annotations.queue import STRATEGY_AUDIT_SLICE
+from governance.selection_words import NOT_REVIEWED, strategy_names
 from models_app.models import DatasetSnapshot, SnapshotLabel
 
 AUDIT_SLICE = "audit_slice"
 MODEL_CHOSEN = "model_chosen"
 OTHER = "other"
-NOT_REVIEWED = "not_reviewed"
 GROUPS = (AUDIT_SLICE, MODEL_CHOSEN, OTHER, NOT_REVIEWED)
+# The groups in words, for the pages (the JSON keys stay the codes above).
+GROUP_NAMES = {
+    AUDIT_SLICE: "Random audit slice",
+    MODEL_CHOSEN: "Chosen by the model",
+    OTHER: "Other (arrival order)",
+    NOT_REVIEWED: "Not reviewed",
+}
 AGREEMENT_GROUPS = (AUDIT_SLICE, MODEL_CHOSEN, OTHER)
 MODEL_STRATEGIES = frozenset(QueueStrategy.values)
 # A reviewer's labelled answers (an adjudicator's decision is not an answer that agrees with anyone).
@@ -89,8 +100,12 @@ class _Group:
     versions: set[str] = field(default_factory=set)
 
 
-def datasheet_labelling(snapshot: DatasetSnapshot) -> dict[str, Any]:
-    """The Labelling section of `snapshot`'s datasheet (module docstring); two queries."""
+def datasheet_labelling(snapshot: DatasetSnapshot, *, agreement: bool = True) -> dict[str, Any]:
+    """The Labelling section of `snapshot`'s datasheet (module docstring); two queries.
+
+    agreement=False leaves the agreement figures (and their bootstrap) out: the model card's training data
+    reports the counts only, which must be these same counts (governance/model_cards.py::_snapshot_summary).
+    """
     frozen = snapshot.created_at
     labels = SnapshotLabel.objects.filter(snapshot=snapshot)
     before_freeze = Review.objects.filter(item_id=OuterRef("item_id"), created_at__lte=frozen)
@@ -128,7 +143,7 @@ def datasheet_labelling(snapshot: DatasetSnapshot) -> dict[str, Any]:
         .values_list("item_id", "reviewer_id", "decision", "label_id", "selection_strategy", "guideline_version")
     )
     reviewers = set().union(*(g.reviewers for g in groups.values()))
-    return {
+    out: dict[str, Any] = {
         "label_count": snapshot.label_count,
         "how_labels_were_made": [
             {
@@ -140,24 +155,38 @@ def datasheet_labelling(snapshot: DatasetSnapshot) -> dict[str, Any]:
             for value in GoldLabel.Origin.values
         ],
         "labels_by_group": {group: sum(made[o][group] for o in made) for group in GROUPS},
-        "picked_by_strategy": dict(sorted(picked_by.items())),
+        "labels_by_origin": {origin: sum(made[origin].values()) for origin in GoldLabel.Origin.values},
+        # By code, the items never reviewed last.
+        "picked_by_strategy": dict(sorted(picked_by.items(), key=lambda kv: (kv[0] == NOT_REVIEWED, kv[0]))),
+        # People with an answer in force at the freeze; adjudicators apart (a decision is not an answer).
         "reviewers": len(reviewers),
         "adjudicators": len(adjudicators),
         "guideline_versions": _versions(set().union(*(g.versions for g in groups.values()))),
-        "agreement": {group: _agreement(groups[group]) for group in AGREEMENT_GROUPS},
-        "interval_percent": round(100 * DATASHEET_BOOTSTRAP.confidence),
+        # The codes above in words, for a page: the JSON's keys stay the codes.
+        "group_names": dict(GROUP_NAMES),
+        "strategy_names": strategy_names(sorted(picked_by)),
+        "model_strategy_names": strategy_names(sorted(MODEL_STRATEGIES)),
         "definitions": {
             "group": "What first put the item in front of a reviewer: the selection reason stored with its first "
-            "review before the freeze. audit_slice: the uniform-random slice (unbiased by the model); "
-            "model_chosen: " + ", ".join(sorted(MODEL_STRATEGIES)) + "; other: arrival order before the model "
-            "scored the items; not_reviewed: no review before the freeze (the imported label).",
-            "agreement": "Over the group's items with two or more answers in force at the freeze: the share whose "
-            "answers all agreed, Fleiss' kappa (items with the most common number m of answers) and "
-            "Krippendorff's alpha (nominal), each with its n and a "
-            f"{DATASHEET_BOOTSTRAP.n_resamples}-resample bootstrap "
-            f"{DATASHEET_BOOTSTRAP.confidence:.0%} interval over items.",
+            "review before the freeze (an answer or a skip; an adjudication is not a pick). audit_slice: the "
+            "uniform-random slice (unbiased by the model); model_chosen: " + ", ".join(sorted(MODEL_STRATEGIES)) + "; "
+            "other: arrival order before the model scored the items; not_reviewed: no review before the freeze "
+            "(the imported label).",
+            "reviewers": "Reviewers: people with an answer in force at the freeze (each reviewer's newest answer; "
+            "a skip or an undone answer is none). Adjudicators: people who decided a disagreement before the "
+            "freeze, counted apart.",
         },
     }
+    if agreement:
+        out["agreement"] = {group: _agreement(groups[group]) for group in AGREEMENT_GROUPS}
+        out["interval_percent"] = round(100 * DATASHEET_BOOTSTRAP.confidence)
+        out["definitions"]["agreement"] = (
+            "Over the group's items with two or more answers in force at the freeze: the share whose answers all "
+            "agreed, Fleiss' kappa (items with the most common number m of answers) and Krippendorff's alpha "
+            f"(nominal), each with its n and a {DATASHEET_BOOTSTRAP.n_resamples}-resample bootstrap "
+            f"{DATASHEET_BOOTSTRAP.confidence:.0%} interval over items."
+        )
+    return out
 
 
 def _fold(rows: Iterable[tuple[int, int, str, int | None, str, str]]) -> tuple[dict[str, _Group], set[int]]:
@@ -216,4 +245,4 @@ def _versions(versions: set[str]) -> list[str]:
     return sorted(versions - {""}, key=lambda v: (0, int(v), "") if v.isdigit() else (1, 0, v))
 
 
-__all__ = ["DATASHEET_BOOTSTRAP", "datasheet_labelling", "picked_group"]
+__all__ = ["AUDIT_SLICE", "DATASHEET_BOOTSTRAP", "GROUP_NAMES", "MODEL_CHOSEN", "datasheet_labelling", "picked_group"]

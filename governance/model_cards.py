@@ -24,12 +24,14 @@ from typing import Any
 
 from django.db.models import Count, QuerySet
 
-from annotations.models import GoldLabel, ImportBatch, Review
-from governance.datasheet_labelling import datasheet_labelling
+from annotations.models import GoldLabel, ImportBatch
+from annotations.queue import STRATEGY_AUDIT_SLICE
+from governance.datasheet_labelling import AUDIT_SLICE, datasheet_labelling
 from governance.envelope import NO_ENVELOPE, envelope_active
 from governance.models import DataAccess, DocumentNarrative, EnvelopeAssessment, PromotionRequest
 from governance.narratives import narrative_document
 from governance.promotions import model_version_record_hash
+from governance.selection_words import NOT_REVIEWED
 from models_app.models import DatasetSnapshot, Evaluation, ModelVersion, SnapshotLabel
 
 NOT_WRITTEN = "Not written yet: a model admin adds this narrative."
@@ -92,7 +94,7 @@ def model_card(version: ModelVersion) -> dict[str, Any]:
             "description": "The sequestered holdout: labelled at import, never reviewed, never trained on.",
             "class_support": {name: c.get("support") for name, c in (metrics.get("per_class") or {}).items()},
         },
-        "training_data": _snapshot_summary(version.snapshot),
+        "training_data": _snapshot_summary(version.snapshot, datasheet_labelling(version.snapshot, agreement=False)),
         "quantitative_analyses": {
             "overall": {k: metrics.get(k) for k in ("accuracy", "accuracy_ci", "balanced_accuracy", "macro_f1")}
             | {k: metrics.get(k) for k in ("auroc", "log_loss", "brier", "ece")},
@@ -125,21 +127,19 @@ def datasheet(snapshot: DatasetSnapshot) -> dict[str, Any]:
         {"name": f.name, "type": f.dtype, "unit": f.unit, "sensitive": f.is_sensitive, "description": f.description}
         for f in dataset.features.order_by("position")
     ]
+    labelling = datasheet_labelling(snapshot)
     return {
         "kind": "datasheet",
         "snapshot": {"id": snapshot.pk, "sha256": snapshot.content_hash, "frozen_at": snapshot.created_at},
         "motivation": dataset.description or NOT_WRITTEN,
-        "composition": {
-            "labels": snapshot.label_count,
-            "features": features,
-            **_snapshot_summary(snapshot),
-        },
+        # Its counts are the Labelling section's (below), so the two parts of the page cannot disagree.
+        "composition": {"features": features, **_snapshot_summary(snapshot, labelling)},
         "collection": {
             "files": [{**b, "id": b.pop("pk")} for b in batches],
             "note": "Every item keeps its file, line and the file's sha256 (item history pages).",
         },
         # How the labels were made, which came from the random audit slice, and the agreement behind each part.
-        "labelling": datasheet_labelling(snapshot),
+        "labelling": labelling,
         "uses": {
             "model_versions": list(
                 ModelVersion.objects.filter(snapshot=snapshot).order_by("version").values_list("version", flat=True)
@@ -154,38 +154,56 @@ def datasheet(snapshot: DatasetSnapshot) -> dict[str, Any]:
     }
 
 
-def _snapshot_summary(snapshot: DatasetSnapshot) -> dict[str, Any]:
-    """Where the snapshot's labels came from: origins, how the reviewed items were picked, reviewers, guidelines."""
-    labels = SnapshotLabel.objects.filter(snapshot=snapshot)
-    origins = _counts(labels, "gold_label__origin")
-    picked = _counts(
-        Review.objects.filter(pk__in=labels.exclude(review__isnull=True).values("review_id")), "selection_strategy"
-    )
-    by_class = _counts(labels, "label__name")
-    answered = Review.objects.filter(item_id__in=labels.values("item_id")).exclude(decision=Review.Decision.SKIP)
+def _snapshot_summary(snapshot: DatasetSnapshot, labelling: dict[str, Any]) -> dict[str, Any]:
+    """Where the snapshot's labels came from, for the model card's training data and the datasheet's composition.
+
+    Every count is the Labelling section's (governance/datasheet_labelling.py), read from `labelling`, never
+    counted again another way: how each label was made as it stood at the freeze, what first put each item in
+    front of a reviewer (its first review's selection reason), reviewers and adjudicators apart, the guideline
+    versions their answers recorded. The keys are the ones this summary always had, so a program reading them
+    keeps working; each now carries the number the Labelling section gives ("definitions" says what it counts).
+    """
+    made = labelling["labels_by_origin"]
+    picked = labelling["picked_by_strategy"]
     return {
         "snapshot_id": snapshot.pk,
         "snapshot_sha256": snapshot.content_hash,
         "label_count": snapshot.label_count,
-        "by_class": dict(sorted(by_class.items())),
-        "label_origins": {origin: origins.get(origin, 0) for origin in GoldLabel.Origin.values},
+        "by_class": dict(sorted(_counts(SnapshotLabel.objects.filter(snapshot=snapshot), "label__name").items())),
+        "label_origins": dict(made),
         # The random audit slice is the unbiased part: items picked by the model's own uncertainty are not.
-        "reviewed_items_picked_by": dict(sorted(picked.items())),
-        "from_random_audit_slice": picked.get("audit_slice", 0),
+        "reviewed_items_picked_by": {code: n for code, n in picked.items() if code != NOT_REVIEWED},
+        "from_random_audit_slice": labelling["labels_by_group"][AUDIT_SLICE],
+        "items_by_group": labelling["labels_by_group"],
         # Served, answered or not, before the freeze: the slice's labels over this are its response rate.
         "audit_slice_items_served": DataAccess.objects.filter(
-            dataset_id=snapshot.dataset_id, served_by="audit_slice", accessed_at__lte=snapshot.created_at
+            dataset_id=snapshot.dataset_id, served_by=STRATEGY_AUDIT_SLICE, accessed_at__lte=snapshot.created_at
         )
         .values("item_id")
         .distinct()
         .count(),
-        "reviewers": answered.values("reviewer_id").distinct().count(),
-        "guideline_versions": sorted(set(answered.values_list("guideline_version", flat=True)) - {""}),
+        "reviewers": labelling["reviewers"],
+        "adjudicators": labelling["adjudicators"],
+        "guideline_versions": labelling["guideline_versions"],
         "agreement_behind_labels": {
-            "consensus_of_several_reviewers": origins.get(GoldLabel.Origin.CONSENSUS, 0),
-            "adjudicated_disagreements": origins.get(GoldLabel.Origin.ADJUDICATION, 0),
-            "single_review": origins.get(GoldLabel.Origin.REVIEW, 0),
-            "imported_unreviewed": origins.get(GoldLabel.Origin.IMPORT, 0),
+            "consensus_of_several_reviewers": made[GoldLabel.Origin.CONSENSUS],
+            "adjudicated_disagreements": made[GoldLabel.Origin.ADJUDICATION],
+            "single_review": made[GoldLabel.Origin.REVIEW],
+            "imported_unreviewed": made[GoldLabel.Origin.IMPORT],
+        },
+        # For the page: the codes above in words.
+        "group_names": labelling["group_names"],
+        "strategy_names": labelling["strategy_names"],
+        "definitions": {
+            "label_origins": "How each label was made as it stood at the freeze (the review the snapshot recorded "
+            "for it), as the datasheet's labelling.how_labels_were_made; agreement_behind_labels says the same.",
+            "reviewed_items_picked_by": "Items a reviewer saw before the freeze, by what first put each in front "
+            "of one: the selection reason of the item's first review (an answer or a skip; an adjudication is "
+            "not a pick), as the datasheet's labelling.picked_by_strategy without not_reviewed. "
+            "from_random_audit_slice is its audit_slice count; items_by_group counts every label's item by group, "
+            "as labelling.labels_by_group.",
+            "audit_slice_items_served": "Items the audit slice served before the freeze, answered or not.",
+            "reviewers": labelling["definitions"]["reviewers"],
         },
     }
 

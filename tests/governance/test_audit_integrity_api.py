@@ -13,6 +13,7 @@ import pytest
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from drf_spectacular.generators import SchemaGenerator
 
 from governance.audit import audit_record
 from governance.audit_proofs import audit_consistency_proof, audit_inclusion_proof, proof_document_verify
@@ -148,7 +149,8 @@ def test_a_missing_checkpoint_is_a_404_for_the_auditor_and_a_403_for_anyone_else
 def test_the_integrity_line_says_when_there_is_no_checkpoint_and_no_verification(auditor):
     body = login(auditor).get(INTEGRITY).json()
 
-    assert body == {"checkpoint": None, "signature_ok": False, "verified_at": None, "verified_ok": None}
+    # No checkpoint, so no signature to check: null, not false (false would read as a failed check).
+    assert body == {"checkpoint": None, "signature_ok": None, "verified_at": None, "verified_ok": None}
 
 
 def test_the_integrity_line_gives_the_last_checkpoint_and_the_last_verification(checkpoints, auditor):
@@ -159,6 +161,24 @@ def test_the_integrity_line_gives_the_last_checkpoint_and_the_last_verification(
 
     assert body["checkpoint"]["id"] == checkpoints[1].pk and body["signature_ok"] is True
     assert body["verified_at"] is not None and body["verified_ok"] is True
+
+
+def test_the_integrity_line_says_false_when_the_newest_checkpoint_is_signed_by_a_key_no_longer_trusted(
+    checkpoints, auditor, settings
+):
+    settings.LOUPE_AUDIT_SIGNING_KEY = new_private_key_b64()  # the key rotated, the old one not kept as trusted
+
+    body = login(auditor).get(INTEGRITY).json()
+
+    assert body["checkpoint"]["id"] == checkpoints[1].pk and body["signature_ok"] is False
+
+
+def test_the_schema_says_the_signature_is_null_without_a_checkpoint(db):
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+
+    ref = schema["paths"][INTEGRITY]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    signature_ok = schema["components"]["schemas"][ref.rpartition("/")[2]]["properties"]["signature_ok"]
+    assert signature_ok.get("nullable") is True and "null: there is no checkpoint" in signature_ok["description"]
 
 
 # --- verification ----------------------------------------------------------------------------------------

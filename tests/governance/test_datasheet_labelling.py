@@ -6,6 +6,7 @@ every figure is known in advance; one goes through the queue, the review service
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from django.utils import timezone
 from annotations.agreement_metrics import fleiss_kappa, krippendorff_alpha
 from annotations.models import Dataset, GoldLabel, Item, LabelClass, Review
 from governance.datasheet_labelling import DATASHEET_BOOTSTRAP, datasheet_labelling
-from models_app.models import DatasetSnapshot, SnapshotLabel
+from models_app.models import DatasetSnapshot, ModelVersion, SnapshotLabel, TrainingRun
 from tests.conftest import login, synthetic_rows
 from tests.helpers import candidate_train, make_user, review_next
 from workflow_site.access import Role
@@ -191,11 +192,154 @@ def test_the_datasheet_page_and_json_have_the_labelling_section(overlap_two, imp
     assert sheet["labelling"]["labels_by_group"]["audit_slice"] == 4
     assert sheet["labelling"]["agreement"]["audit_slice"]["items_with_two_or_more_answers"] == 3
     assert '<h2 id="labelling-title">Labelling</h2>' in page
-    assert page.index("Collection</h2>") < page.index("labelling-title") < page.index("Uses</h2>")
+    assert page.index("Collection</h2>") < page.index('<h2 id="labelling-title">') < page.index("Uses</h2>")
     assert "Agreement behind the labels: audit-slice items and model-chosen items apart" in page
     assert '<td class="num" data-group="audit_slice">4</td>' in page
     assert '<strong>0.667</strong> <span class="muted">2 of n = 3</span>' in page
-    assert "2 reviewers and 1 adjudicator, under guideline versions 1, 2." in page
+    assert (
+        "Labelled by 2 reviewers and 1 adjudicator, under guideline versions 1, 2; "
+        "2 labels were imported with the data and never reviewed."
+    ) in page
+    # In words on the page (the JSON keeps the codes): the strategies, and "n = 0: why" however a figure is empty.
+    assert (
+        "random audit slice 4, least confident first 3, arrival order (not yet scored by the model) 1, "
+        "not reviewed before the freeze 2."
+    ) in page
+    assert '— <span class="muted">n = 0: no item has two or more answers</span>' in page
+    assert "n = 0;" not in page
+
+
+def _visible_text(page: str) -> str:
+    """The page's text as a person reads it: tags (and their attributes) out, JSON links and all."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", page))
+
+
+RAW_CODES = ("audit_slice", "least_confidence", "not_reviewed", "model_chosen", "label_issue", "unscored")
+
+
+def _version_on(snapshot: DatasetSnapshot) -> ModelVersion:
+    """A version registered on `snapshot`, as the registry's rows (the card reads them; nothing is fitted)."""
+    run = TrainingRun.objects.create(
+        dataset=snapshot.dataset,
+        trigger=TrainingRun.Trigger.MANUAL,
+        status=TrainingRun.Status.SUCCEEDED,
+        snapshot=snapshot,
+    )
+    return ModelVersion.objects.create(
+        dataset=snapshot.dataset,
+        version=1,
+        algorithm="logistic_regression",
+        training_run=run,
+        snapshot=snapshot,
+        artifact_path="unused",
+        artifact_sha256="a" * 64,
+        feature_names=[],
+        class_names=[],
+    )
+
+
+def test_the_composition_the_labelling_section_and_the_model_card_count_the_same_way(
+    overlap_two, import_rows, model_admin
+):
+    """One definition: an item counts by what first put it in front of a reviewer. By the review that made each
+    label instead, the slice would have 2 (its adjudicated item counted as "adjudication", the item it served
+    first and that was skipped counted as the model's), and the adjudicator would count as a third reviewer."""
+    built = _build(overlap_two, import_rows)
+    version = _version_on(built.snapshot)
+    client = login(model_admin)
+
+    sheet = client.get(reverse("governance:datasheet", args=[built.snapshot.pk]) + "?format=json").json()
+    card = client.get(reverse("governance:model_card", args=[version.pk]) + "?format=json").json()
+
+    labelling = sheet["labelling"]
+    for summary in (sheet["composition"], card["training_data"]):
+        assert summary["from_random_audit_slice"] == labelling["labels_by_group"]["audit_slice"] == 4
+        assert summary["reviewed_items_picked_by"] == {AUDIT: 4, MODEL: 3, UNSCORED: 1}
+        assert summary["reviewed_items_picked_by"] == {
+            code: n for code, n in labelling["picked_by_strategy"].items() if code != "not_reviewed"
+        }
+        assert summary["items_by_group"] == labelling["labels_by_group"]
+        assert summary["label_origins"] == labelling["labels_by_origin"]
+        assert summary["label_origins"] == {"import": 2, "review": 2, "consensus": 3, "adjudication": 3}
+        assert summary["agreement_behind_labels"]["adjudicated_disagreements"] == 3
+        assert (summary["reviewers"], summary["adjudicators"]) == (labelling["reviewers"], labelling["adjudicators"])
+        assert (summary["reviewers"], summary["adjudicators"]) == (2, 1)
+        assert summary["guideline_versions"] == labelling["guideline_versions"] == ["1", "2"]
+        assert summary["label_count"] == labelling["label_count"] == 10 and "labels" not in summary
+        assert "first review" in summary["definitions"]["reviewed_items_picked_by"]
+    assert sum(row["labels"] for row in labelling["how_labels_were_made"]) == labelling["label_count"]
+
+    page = client.get(reverse("governance:datasheet", args=[built.snapshot.pk])).content.decode()
+    card_page = client.get(reverse("governance:model_card", args=[version.pk])).content.decode()
+    who = (
+        "Labelled by 2 reviewers and 1 adjudicator, under guideline versions 1, 2; "
+        "2 labels were imported with the data and never reviewed."
+    )
+    # The datasheet says it once, in its Labelling section; the card's training data says the same.
+    assert page.count(who) == 1 and card_page.count(who) == 1
+    assert '<td class="num" data-group="audit_slice">4</td>' in page
+    assert (
+        '<tr data-group="audit_slice"><th scope="row">Items the random audit slice first put in front of a reviewer'
+        "</th><td>4 "
+    ) in card_page
+    assert "How the labels were made, as they stood when the snapshot was frozen" not in page
+    assert '<a href="#labelling-title">Labelling</a>, below' in page
+    for text in (_visible_text(page), _visible_text(card_page)):
+        assert not [code for code in RAW_CODES if code in text]
+        assert not re.search(r"\badjudication \d", text)  # the code, with a count after it
+
+
+def test_a_snapshot_of_imported_labels_reads_naturally(dataset, import_rows, model_admin):
+    import_rows(synthetic_rows(3, labelled=True), name="seed.csv")
+    snapshot = _freeze(dataset, list(GoldLabel.objects.filter(dataset_id=dataset.pk)))
+    version = _version_on(snapshot)
+    client = login(model_admin)
+
+    page = client.get(reverse("governance:datasheet", args=[snapshot.pk])).content.decode()
+    card_page = client.get(reverse("governance:model_card", args=[version.pk])).content.decode()
+
+    imported = "All 3 labels were imported with the data: none was reviewed before the freeze"
+    assert imported in page and imported in card_page
+    assert (
+        "No item was reviewed before the freeze, so no agreement between reviewers stands behind these labels." in page
+    )
+    assert "labels-agreement-caption" not in page  # no table of empty figures
+    assert "not reviewed before the freeze 3." in page
+    for text in (page, card_page):
+        assert "0 reviewers" not in text and "guideline versions —" not in text
+        assert not [code for code in RAW_CODES if code in _visible_text(text)]
+
+
+def test_the_printed_datasheet_carries_the_freeze_date_and_the_full_hash(overlap_two, import_rows, model_admin):
+    built = _build(overlap_two, import_rows)
+    DatasetSnapshot.objects.filter(pk=built.snapshot.pk).update(content_hash="f" * 64)
+    frozen = DatasetSnapshot.objects.get(pk=built.snapshot.pk).created_at
+
+    page = login(model_admin).get(reverse("governance:datasheet", args=[built.snapshot.pk])).content.decode()
+
+    line = re.search(r'<p class="([^"]*)">Frozen ([^;]*); sha256 <code class="wrap">([0-9a-f]+)</code>', page)
+    assert line is not None, "no freeze line"
+    assert "no-print" not in line.group(1).split()  # the paper copy keeps it
+    assert line.group(2) == frozen.strftime("%Y-%m-%d %H:%M UTC") and line.group(3) == "f" * 64
+    assert '<p class="muted no-print"><a href="?format=json">JSON</a>' in page  # only the links stay off paper
+    css = (Path(settings.BASE_DIR) / "static" / "css" / "loupe.css").read_text()
+    assert ".document code.wrap { word-break: break-all; }" in css[css.index("@media print") :]  # wraps on paper
+
+
+def test_the_labelling_tables_captions_sit_outside_their_scrolling_regions(overlap_two, import_rows, model_admin):
+    built = _build(overlap_two, import_rows)
+
+    page = login(model_admin).get(reverse("governance:datasheet", args=[built.snapshot.pk])).content.decode()
+
+    section = page[page.index('<section class="labelling"') : page.index("</section>", page.index("labelling-title"))]
+    assert "<caption" not in section
+    for caption in ("labels-made-caption", "labels-agreement-caption"):
+        figcaption = section.index(f'<figcaption id="{caption}">')
+        region = section.index(f'<div class="table-scroll" role="region" aria-labelledby="{caption}" tabindex="0">')
+        table = section.index(f'aria-labelledby="{caption}">', region + 1)  # the table is named by it too
+        assert section.rindex("<figure", 0, figcaption) < figcaption < region < table
+    css = (Path(settings.BASE_DIR) / "static" / "css" / "loupe.css").read_text()
+    assert ".table-figure > figcaption {" in css
 
 
 def test_the_print_stylesheet_lets_the_labelling_tables_wrap_on_paper():

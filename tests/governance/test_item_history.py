@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+from django.conf import settings
 from django.urls import reverse
 
-from annotations.models import Item, LabelClass
+from annotations.models import Dataset, Item, LabelClass, Review
 from annotations.services import ReviewAnswer, review_submit
+from governance.selection_words import strategy_words
 from tests.conftest import login
 
 
-def _reviewed_item(dataset, reviewer, *, reason: str = "irregular border") -> Item:  # type: ignore[no-untyped-def]
+def _reviewed_item(  # type: ignore[no-untyped-def]
+    dataset, reviewer, *, reason: str = "irregular border", reason_code: str = ""
+) -> Item:
     item = Item.objects.filter(dataset=dataset, queue_state=Item.QueueState.OPEN).order_by("pk").first()
     label = LabelClass.objects.get(dataset=dataset, name="benign")
     Item.objects.filter(pk=item.pk).update(leased_to=reviewer)  # as the queue hands it out
     review_submit(
         item_id=item.pk,
         reviewer=reviewer,
-        answer=ReviewAnswer(label=label, shown_prediction_id=item.prediction_id, reason=reason),
+        answer=ReviewAnswer(
+            label=label, shown_prediction_id=item.prediction_id, reason=reason, reason_code=reason_code
+        ),
     )
     return item
 
@@ -89,3 +98,47 @@ def test_an_item_id_with_a_right_to_left_override_is_shown_with_a_marker_on_its_
     )
     assert "scan" in html and "⟨U+200B⟩" in html
     assert html.count("⟨U+202E⟩") >= 3  # title, heading, the reason
+
+
+def _reviews_table(html: str) -> str:
+    start = html.index('id="reviews-title"')
+    return html[html.index("<table", start) : html.index("</table>", start)]
+
+
+def test_a_corrections_reason_code_has_its_own_column_in_the_datasets_words(trained_dataset, reviewer, auditor):
+    codes = [{"code": "outline", "text": "Irregular outline"}, {"code": "size", "text": "Too large"}]
+    Dataset.objects.filter(pk=trained_dataset.pk).update(reason_codes=codes)
+    item = _reviewed_item(trained_dataset, reviewer, reason_code="outline")
+    review = Review.objects.get(item=item)
+
+    html = login(auditor).get(reverse("governance:item_history", args=[item.pk])).content.decode()
+
+    table = _reviews_table(html)
+    headers = re.findall(r'<th scope="col">([^<]*)</th>', table)
+    assert headers[headers.index("Label") + 1 : headers.index("Label") + 3] == ["Reason code", "Reason"]
+    assert (
+        '<td class="reason-code"><bdi>Irregular outline</bdi> <span class="muted">(<code><bdi>outline</bdi></code>)'
+        in table
+    )
+    # Why the queue picked it, in words (the API keeps the code).
+    assert f"<td>{strategy_words(review.selection_strategy)}" in table
+    assert review.selection_strategy not in re.sub(r"<[^>]*>", " ", table)
+
+    # A code the dataset no longer lists is still shown, as the code it recorded.
+    Dataset.objects.filter(pk=trained_dataset.pk).update(reason_codes=codes[1:])
+    html = login(auditor).get(reverse("governance:item_history", args=[item.pk])).content.decode()
+    assert '<td class="reason-code"><code><bdi>outline</bdi></code></td>' in _reviews_table(html)
+
+
+def test_an_answer_without_a_reason_code_shows_a_dash_and_events_keep_their_action_whole(
+    trained_dataset, reviewer, auditor
+):
+    item = _reviewed_item(trained_dataset, reviewer)
+
+    html = login(auditor).get(reverse("governance:item_history", args=[item.pk])).content.decode()
+
+    assert '<td class="reason-code">—</td>' in _reviews_table(html)
+    # The action cell is the audit trail's (loupe.css: no break inside review.submitted; the table scrolls).
+    assert re.search(r'<td class="action"><code><bdi>review\.[a-z_]+</bdi></code></td>', html)
+    css = (Path(settings.BASE_DIR) / "static" / "css" / "loupe.css").read_text()
+    assert ".table.audit td.action code { white-space: nowrap; overflow-wrap: normal; }" in css

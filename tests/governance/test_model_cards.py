@@ -63,11 +63,13 @@ def test_the_datasheet_says_where_every_label_came_from(trained_dataset, model_a
     assert composition["label_count"] == SnapshotLabel.objects.filter(snapshot=version.snapshot).count()
     assert sum(composition["label_origins"].values()) == composition["label_count"]
     assert composition["label_origins"]["review"] >= 1 and composition["reviewers"] >= 1
-    assert sum(composition["reviewed_items_picked_by"].values()) == composition["label_origins"]["review"]
+    # Every label's item by what first put it in front of a reviewer; those never reviewed kept their imported label.
+    reviewed = composition["label_count"] - composition["items_by_group"]["not_reviewed"]
+    assert sum(composition["reviewed_items_picked_by"].values()) == reviewed == composition["label_origins"]["review"]
     assert {f["name"] for f in composition["features"]} == {"radius", "texture", "lobes"}
     assert sheet["collection"]["files"] and version.version in sheet["uses"]["model_versions"]
     page = login(model_admin).get(reverse("governance:datasheet", args=[version.snapshot_id])).content.decode()
-    assert "How the labels were made" in page and "seed.csv" in page
+    assert "Gold labels by how they were made" in page and "seed.csv" in page
     # Five columns with long descriptions are wider than a phone: the features scroll in their own region.
     assert 'class="table-scroll" role="region" aria-labelledby="features-caption"' in page
 
@@ -78,3 +80,15 @@ def test_reviewers_and_strangers_cannot_read_cards_or_datasheets(trained_dataset
         client = login(user)
         assert client.get(reverse("governance:model_card", args=[champion.pk])).status_code == 403
         assert client.get(reverse("governance:datasheet", args=[champion.snapshot_id])).status_code == 403
+
+
+def test_every_selection_reason_a_review_may_record_has_words_for_the_pages():
+    from annotations.item_search import SELECTION_STRATEGIES
+    from governance.selection_words import STRATEGY_WORDS, strategy_words
+
+    assert set(SELECTION_STRATEGIES) <= set(STRATEGY_WORDS)
+    for code in (*SELECTION_STRATEGIES, "not_reviewed"):
+        assert "_" not in strategy_words(code) and strategy_words(code) != code
+    assert strategy_words("audit_slice") == "random audit slice"
+    assert strategy_words("least_confidence") == "least confident first"
+    assert strategy_words("") == "not recorded" and strategy_words("some_old_code") == "some old code"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from annotations.models import Item
+from annotations.models import Feature, Item
 from governance.audit_chain import verify_chain
 from governance.models import AuditEvent, PromotionRequest, Signature
 from governance.promotions import model_version_record_hash, promotion_decide, promotion_request_create
@@ -366,3 +368,30 @@ def test_models_and_promotion_pages_render_a_version_without_holdout_metrics(dat
     client = login(model_admin)
     assert client.get(f"/models/datasets/{dataset.pk}/").status_code == 200
     assert client.get(f"/governance/datasets/{dataset.pk}/promotions/").status_code == 200
+
+
+def test_a_subgroup_gate_too_small_to_judge_says_so_once_with_its_n_and_that_it_does_not_block(
+    trained_dataset, champion, model_admin, auditor
+):
+    Feature.objects.filter(dataset=trained_dataset, name="lobes").update(is_sensitive=True)
+    version = candidate_train(trained_dataset, requested_by=model_admin, reason="small subgroups")
+    request = promotion_request_create(
+        password=PASSWORD, model_version=version, user=model_admin, reason="v2", acknowledge_regressions=True
+    )
+    holdout = version.metrics["holdout"]["subgroups"]["lobes"]  # every group under the minimum size
+
+    html = login(auditor).get(reverse("governance:promotion_detail", args=[request.pk])).content.decode()
+
+    for value, figures in holdout.items():
+        row = re.search(
+            rf'<tr class="" data-gate-passed="yes">\s*<th scope="row"><bdi>subgroup lobes = {re.escape(str(value))}'
+            r"</bdi></th>(.*?)</tr>",
+            html,
+            re.S,
+        )
+        assert row is not None, value
+        cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
+        assert cells[0] == "not judged"  # the result, once
+        assert "not judged" not in cells[1]  # ... not repeated in the evidence
+        assert cells[1].startswith(f"<bdi>fewer than 30 rows on the holdout</bdi> (n = {figures['n']}). ")
+        assert "does not block approval" in cells[1]

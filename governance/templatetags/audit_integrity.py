@@ -12,6 +12,9 @@ register = template.Library()
 
 
 @register.inclusion_tag("governance/includes/integrity_status.html")
-def audit_integrity() -> dict[str, Any]:
-    """The last checkpoint (size, when, signature) and the last verification: two indexed queries on any trail."""
-    return {"status": audit_integrity_status()}
+def audit_integrity(out_of_band: bool = False) -> dict[str, Any]:
+    """The last checkpoint (size, when, signature) and the last verification: two indexed queries on any trail.
+
+    `out_of_band`: rendered into an htmx response, to replace the line already on the page (hx-swap-oob).
+    """
+    return {"status": audit_integrity_status(), "out_of_band": out_of_band}

@@ -160,7 +160,7 @@ def test_every_page_of_the_loop_has_no_serious_or_critical_axe_violation(  # ~17
 
     sign_in(page, base, "auditor")
     audit.visit("audit list", f"{base}/governance/audit/")
-    page.get_by_role("link", name="Verify the hash chain").click()
+    page.get_by_role("button", name="Verify the hash chain").click()
     expect(page.locator(".ok")).to_be_visible()
     audit.check("audit list with the verify result")
     audit.visit("audit verify page", f"{base}/governance/audit/verify/")

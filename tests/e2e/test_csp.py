@@ -133,7 +133,7 @@ def test_no_page_of_the_loop_is_refused_anything_by_the_content_security_policy(
 
     sign_in(page, base, "auditor")
     csp.visit("audit list", f"{base}/governance/audit/")
-    page.get_by_role("link", name="Verify the hash chain").click()  # an htmx swap
+    page.get_by_role("button", name="Verify the hash chain").click()  # an htmx swap
     expect(page.locator(".ok")).to_be_visible()
     csp.check("audit list with the verify result")
     item = Item.objects.filter(dataset=dataset).order_by("pk").first()

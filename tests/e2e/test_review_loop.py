@@ -95,6 +95,6 @@ def test_reviewer_corrects_admin_trains_second_admin_promotes_auditor_verifies(
     ):
         page.goto(f"{base}/governance/audit/?action={action}")
         expect(table).to_contain_text(action)
-    page.get_by_role("link", name="Verify the hash chain").click()
+    page.get_by_role("button", name="Verify the hash chain").click()
     expect(page.get_by_text(re.compile(r"Chain verified: \d+ events"))).to_be_visible()
     call_command("verify_audit")

@@ -108,7 +108,7 @@ def test_the_auditor_verify_page_reports_a_good_chain(workload, auditor):
     client = login(auditor)  # the sign-in is an event too
     events = AuditEvent.objects.count()  # counted first: the verification then logs itself as one more
 
-    response = client.get(reverse("governance:audit_verify"))
+    response = client.post(reverse("governance:audit_verify"))
 
     assert response.status_code == 200
     assert response.context["broken"] is None
@@ -212,7 +212,7 @@ def test_the_auditor_verify_page_names_the_broken_event(workload, auditor):
     target = AuditEvent.objects.filter(action="review.skipped").get()
     _tamper("UPDATE governance_auditevent SET actor_username = %s WHERE seq = %s", ["someone-else", target.seq])
 
-    response = login(auditor).get(reverse("governance:audit_verify"))
+    response = login(auditor).post(reverse("governance:audit_verify"))
 
     assert response.status_code == 200
     assert response.context["broken"].seq == target.seq
@@ -553,3 +553,21 @@ def test_numbers_the_database_rewrites_still_verify():
     }
     checked, broken = verify_chain(AuditEvent.objects.order_by("seq"))
     assert broken is None, broken
+
+
+def test_opening_the_verify_page_changes_nothing_and_verifying_is_a_post_that_refreshes_the_integrity_line(
+    workload, auditor
+):
+    client = login(auditor)
+    events = AuditEvent.objects.count()
+
+    page = client.get(reverse("governance:audit_verify"))
+
+    assert page.status_code == 200 and b"Verify the hash chain and checkpoints" in page.content
+    assert AuditEvent.objects.count() == events  # a GET walks nothing and records nothing
+    swapped = client.post(reverse("governance:audit_verify"), HTTP_HX_REQUEST="true")
+    assert b"no broken link" in swapped.content
+    # The line at the top of every auditor page is replaced in the same response (htmx out-of-band swap).
+    assert b'id="audit-integrity"' in swapped.content and b'hx-swap-oob="true"' in swapped.content
+    assert b"no problem found" in swapped.content
+    assert AuditEvent.objects.filter(action="audit.verified").count() == 1

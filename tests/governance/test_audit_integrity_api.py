@@ -316,7 +316,7 @@ def test_a_proof_document_is_checked_with_nothing_but_itself(checkpoints, audito
 def test_the_audit_pages_verify_button_and_the_api_record_the_same_event(checkpoints, auditor):
     client = login(auditor)
 
-    client.get(reverse("governance:audit_verify"))
+    client.post(reverse("governance:audit_verify"))
     client.post(VERIFICATION, {}, content_type="application/json")
 
     page, api = AuditEvent.objects.filter(action=VERIFIED_ACTION).order_by("seq")

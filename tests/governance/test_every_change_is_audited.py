@@ -521,6 +521,7 @@ WRITES: dict[tuple[str, str], Write] = {
         body="json",
     ),
     # A verification records itself in the trail (audit.verified) and changes nothing else.
+    ("governance/audit/verify/", "POST"): Write("auditor", (200,), _ds("/governance/audit/verify/"), changes=False),
     ("api/audit/verification/", "POST"): Write(
         "auditor", (200,), _ds("/api/audit/verification/"), body="json", changes=False
     ),

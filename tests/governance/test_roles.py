@@ -354,7 +354,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "audit_list": Endpoint("get", lambda w: reverse("governance:audit_list"), AUDITOR),
     # A verification logs itself (who verified the trail, when, what was found): a read with a record.
-    "audit_verify": Endpoint("get", lambda w: reverse("governance:audit_verify"), AUDITOR, effect="audit.verified"),
+    "audit_verify_page": Endpoint("get", lambda w: reverse("governance:audit_verify"), AUDITOR),
+    "audit_verify": Endpoint("post", lambda w: reverse("governance:audit_verify"), AUDITOR, effect="audit.verified"),
     "item_history": Endpoint("get", lambda w: reverse("governance:item_history", args=[w.open_item_id]), AUDITOR),
     "lineage_item": Endpoint(
         "get", lambda w: reverse("governance:lineage", args=["item", w.open_item_id]), ADMIN_READERS

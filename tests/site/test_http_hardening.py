@@ -135,7 +135,7 @@ def test_the_audit_verify_page_varies_on_hx_request(db, auditor):
     client = login(auditor)
     url = reverse("governance:audit_verify")
 
-    page, partial = client.get(url), client.get(url, **HTMX)
+    page, partial = client.post(url), client.post(url, **HTMX)
 
     assert page.status_code == partial.status_code == 200
     assert _varies_on(page, "HX-Request") and _varies_on(partial, "HX-Request")

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -23,6 +24,7 @@ from annotations.guidelines import guideline_publish
 from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, LabelClass
 from annotations.services import import_batch_create
 from governance.audit import audit_record
+from governance.checkpoints import CheckpointRefused, audit_checkpoint_create
 from governance.promotions import promotion_decide, promotion_request_create
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 from models_app.prediction import open_item_ids, predictions_create
@@ -77,7 +79,19 @@ class Command(BaseCommand):
         for username, *_ in DEMO_USERS:
             if username != "auditor":
                 DatasetMembership.objects.get_or_create(dataset=dataset, user=User.objects.get(username=username))
+        self._checkpoint()
         self._print(passwords)
+
+    def _checkpoint(self) -> None:
+        """Sign the seeded trail now: beat signs hourly, and until then every auditor page of a fresh demo said
+        "No signed checkpoint yet". Skipped, with a line, where no signing key is configured."""
+        try:
+            checkpoint = audit_checkpoint_create(only_if_new=True)
+        except (CheckpointRefused, ImproperlyConfigured) as exc:
+            self.stdout.write(f"No audit checkpoint signed: {exc}")
+            return
+        if checkpoint is not None:
+            self.stdout.write(f"Audit checkpoint signed over the first {checkpoint.tree_size} events.")
 
     def _credentials_file(self) -> Path:
         return Path(settings.VAR_DIR) / "demo-credentials.json"

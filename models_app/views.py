@@ -75,7 +75,8 @@ def training_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("models_app:overview", dataset_id=dataset.pk)
-    running = TrainingRun.objects.filter(dataset=dataset, status=TrainingRun.Status.RUNNING).first()
+    # Another run: a worker may already have claimed this one by the time the message is written.
+    running = TrainingRun.objects.filter(dataset=dataset, status=TrainingRun.Status.RUNNING).exclude(pk=run.pk).first()
     if run.triggers.count() > 1:
         messages.success(request, f"Training run {run.pk} was already queued: your request is folded into it.")
     elif running is not None:

@@ -55,8 +55,12 @@
       const radio = form.querySelector('input[name="label"][data-key="' + event.key + '"]');
       if (radio) {
         radio.checked = true;
-        radio.focus();
         event.preventDefault();
+        // Where the answer needs a written reason (an adjudication), the pick moves on to it, as the
+        // page's key hint says ("then write why"): typed text then lands there, not on the radio.
+        const why = form.querySelector('[name="reason"][required]');
+        if (why && !why.value.trim()) why.focus();
+        else radio.focus();
       }
     } else if (event.key === "Enter") {
       // Enter submits the chosen label only from the card itself or a label

@@ -132,7 +132,7 @@ def test_a_reviewer_works_ten_items_by_keyboard_and_an_adjudicator_settles_a_dis
         expect(page.locator("#card table.answers tbody tr")).to_have_count(2)
         deciding = page.locator("#card h2 code").inner_text()
         page.keyboard.press("1")
-        page.locator("#reason").focus()
+        expect(page.locator("#reason")).to_be_focused()  # the pick moves on to the required reason
         page.keyboard.type("read the image again")
         page.keyboard.press("Enter")
         expect(page.locator("#card h2", has_text=deciding)).to_have_count(0)  # the next one, or none left

@@ -21,6 +21,7 @@ from annotations.counters import GOLD, STATE, counts_add
 from annotations.imports import ImportRejected, import_batch_create, item_content_hash
 from annotations.item_rows import item_lock_with_dataset
 from annotations.models import Dataset, GoldLabel, Item, LabelClass, Review
+from annotations.prediction_tie import prediction_tie
 from annotations.queue import selection_for
 from annotations.reason_codes import reason_code_for_answer
 from annotations.signals import gold_labels_changed, send_after_commit
@@ -206,7 +207,9 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
     before that the item goes back to the queue for another reviewer. On a blind
     lease the prediction was hidden: the review is in blind mode and records no
     shown label; the card then reveals the prediction, and `review_revise` keeps
-    a revision as a new review.
+    a revision as a new review. On a tie (annotations/prediction_tie.py) the card
+    names no label as the model's either: the answer is a plain label, with no
+    shown label recorded (the confidence shown is).
 
     Locks only the item row (then the audit chain head, last). Side effect,
     after commit: `gold_labels_changed` is sent, and models_app's receiver
@@ -226,7 +229,9 @@ def review_submit(*, item_id: int, reviewer: AbstractBaseUser, answer: ReviewAns
             )
         selection = selection_for(item)
         blind = item.lease_blind
-        shown_label_id = None if blind else item.predicted_label_id
+        # A tie (the card says the model is undecided) shows no label as the model's: the answer is a label.
+        tied = prediction_tie(item.predicted_probabilities) is not None
+        shown_label_id = None if blind or tied else item.predicted_label_id
         decision = _decision_for(answer, shown_label_id)
         reason_code = reason_code_for_answer(
             codes=item.dataset.reason_codes, code=answer.reason_code, correcting=decision == Review.Decision.CORRECT

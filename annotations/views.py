@@ -19,6 +19,7 @@ from annotations.forms import ImportForm
 from annotations.guidelines import guideline_current, guideline_render
 from annotations.imports import full_report_path, import_batch_upload
 from annotations.models import Dataset, Feature, Item, LabelClass, Review
+from annotations.prediction_tie import prediction_tie
 from annotations.queue import QueuedItem, queue_next_item
 from annotations.selectors import (
     batch_get,
@@ -192,7 +193,7 @@ def _card_context(
         context.update(_item_data_context(dataset, item))
         probabilities = item.predicted_probabilities or {}
         context["probabilities"] = [(label, probabilities.get(label.name)) for label in context["label_classes"]]
-        context["tie"] = _tie(context["probabilities"])
+        context["tie"] = _tie(item, context["label_classes"])
         if item.lease_expires_at is not None:
             context["lease_seconds_left"] = max(0, int((item.lease_expires_at - timezone.now()).total_seconds()))
     return context
@@ -214,16 +215,16 @@ def _item_data_context(dataset: Dataset, item: Item) -> dict[str, Any]:
     return {"rows": rows, "texts": texts, "out_of_range_count": sum(1 for row in rows if row["out_of_range"])}
 
 
-# Two top probabilities closer than this read the same on the card (whole percents): a tie.
-_TIE_MARGIN = 0.01
+def _tie(item: Item, label_classes: list[LabelClass]) -> tuple[tuple[LabelClass | str, float], ...] | None:
+    """The top two (label, probability) pairs when the model cannot choose between them, else None.
 
-
-def _tie(probabilities: list[tuple[LabelClass, float | None]]) -> tuple[tuple[LabelClass, float], ...] | None:
-    """The top two (label, probability) pairs when the model cannot choose between them, else None."""
-    ranked = sorted(((label, p) for label, p in probabilities if isinstance(p, int | float)), key=lambda lp: -lp[1])
-    if len(ranked) >= 2 and ranked[0][1] - ranked[1][1] < _TIE_MARGIN:
-        return ranked[0], ranked[1]
-    return None
+    The rule is annotations/prediction_tie.py's, on the item's stored probabilities: the same one
+    review_submit applies, so a card that names no label as the model's records no shown label."""
+    tied = prediction_tie(item.predicted_probabilities)
+    if tied is None:
+        return None
+    by_name = {label.name: label for label in label_classes}
+    return tuple((by_name.get(name, name), p) for name, p in tied)
 
 
 @require_GET

@@ -64,7 +64,11 @@ def model_card(version: ModelVersion) -> dict[str, Any]:
             "artifact_sha256": version.artifact_sha256,
             "created_at": version.created_at,
             "training_run": run.pk,
-            "triggers": [{"kind": t.kind, "reason": t.reason, "at": t.created_at} for t in run.triggers.order_by("pk")],
+            # kind as stored (for programs), kind_label in the words every other page uses ("Started by hand").
+            "triggers": [
+                {"kind": t.kind, "kind_label": t.get_kind_display(), "reason": t.reason, "at": t.created_at}
+                for t in run.triggers.order_by("pk")
+            ],
         },
         "intended_use": {
             "purpose": dataset.description or NOT_WRITTEN,

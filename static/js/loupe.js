@@ -127,6 +127,18 @@
     if (heading) heading.focus({ preventScroll: false });
   });
 
+  // Elsewhere a swap can take away the control that had focus (the audit trail's "Verify" button is
+  // replaced by its result), which drops focus to <body>: a swapped-in element marked
+  // data-focus-after-swap takes it instead (a heading with tabindex="-1"). The mark is removed once
+  // used, so a later swap elsewhere on the page does not pull focus back to it.
+  document.addEventListener("htmx:afterSwap", function () {
+    const next = document.querySelector("[data-focus-after-swap]");
+    if (next) {
+      next.removeAttribute("data-focus-after-swap");
+      next.focus({ preventScroll: false });
+    }
+  });
+
   // The lease: how long the card's item stays held for this reviewer, and a
   // spoken (aria-live), not modal, warning a minute before it runs out. The
   // server sends the seconds left, so a wrong clock here does not matter.

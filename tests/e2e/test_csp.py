@@ -215,3 +215,84 @@ def test_the_workbench_pages_are_not_refused_anything_either(
     csp.check("queue settings after a save")
 
     csp.assert_none()
+
+
+def _model_key(page: Any) -> tuple[str, str]:
+    """The number keys of the card's label marked "(model)" and of another label."""
+    keys = page.evaluate(
+        """() => [...document.querySelectorAll('#card label.choice')]
+             .filter((l) => l.querySelector('input[name=label]'))
+             .map((l) => [l.querySelector('input[name=label]').dataset.key, l.textContent.includes('(model)')])"""
+    )
+    model = next(key for key, is_model in keys if is_model)
+    other = next(key for key, is_model in keys if not is_model)
+    return model, other
+
+
+# An inline style given through the CSSOM, which the CSP allows (a script, an extension, the browser
+# itself may do it): the card then carries a style attribute. htmx's settle step copied the attributes
+# it settles ("style" among them by default) from the old card to the new one with setAttribute, which
+# the CSP refuses; base.html's htmx-config leaves "style" out.
+STYLED_BY_SCRIPT = "() => { document.getElementById('card').style.minHeight = '10px'; }"
+
+
+def test_an_error_card_and_the_next_card_after_it_are_not_refused_anything(
+    live_server, page, trained_dataset, reviewer, reviewer2
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotations.models import Dataset
+    from annotations.queue import queue_next_item
+
+    Dataset.objects.filter(pk=trained_dataset.pk).update(
+        reason_codes=[{"code": "margin", "text": "Irregular margin"}, {"code": "artefact", "text": "Artefact"}]
+    )
+    RetrainingPolicy.objects.filter(dataset=trained_dataset).update(enabled=False)
+    base, ds = live_server.url, f"{live_server.url}/datasets/{trained_dataset.pk}"
+    csp = Violations(page)
+
+    def press(key: str) -> None:
+        """Press a key that posts the card and wait until htmx has swapped and settled the answer."""
+        with page.expect_response(lambda response: response.request.method == "POST"):
+            page.keyboard.press(key)
+        page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+
+    sign_in(page, base, "reviewer")
+    csp.visit("review card", f"{ds}/review/")
+    first = page.locator("#card h2 code").inner_text()
+
+    # A correction without the required reason code: refused, the same item comes back with the error.
+    _, other = _model_key(page)
+    page.keyboard.press(other)
+    press("Enter")
+    expect(page.locator("#card .error")).to_contain_text("not saved")
+    expect(page.locator("#card h2 code")).to_have_text(first)
+    csp.check("the error card (a correction without its reason code)")
+    page.evaluate(STYLED_BY_SCRIPT)
+    # Then a good answer: the next card swaps in over the error card.
+    model, _ = _model_key(page)
+    page.keyboard.press(model)
+    press("Enter")
+    expect(page.locator("#card h2 code")).not_to_have_text(first)
+    expect(page.locator("#card .error")).to_have_count(0)
+    csp.check("the next card after an error card")
+
+    # A stale lease: the hold ended and another reviewer took the item; the error names it, then the next card.
+    held = queue_next_item(dataset=trained_dataset, reviewer=reviewer).item
+    Item.objects.filter(pk=held.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert queue_next_item(dataset=trained_dataset, reviewer=reviewer2).item.pk == held.pk
+    model, _ = _model_key(page)
+    page.keyboard.press(model)
+    press("Enter")
+    expect(page.locator("#card .error")).to_contain_text("someone else")
+    csp.check("the error card (a stale lease)")
+    page.evaluate(STYLED_BY_SCRIPT)
+    model, _ = _model_key(page)
+    page.keyboard.press(model)
+    press("Enter")
+    expect(page.locator("#card .error")).to_have_count(0)
+    csp.check("the next card after the stale-lease error card")
+
+    csp.assert_none()

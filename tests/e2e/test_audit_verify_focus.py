@@ -1,0 +1,68 @@
+"""Verifying the audit trail by keyboard (governance): the button that had focus is swapped away by htmx,
+so focus must land on the result, not fall to <body>, and the outcome must be spoken once.
+
+The result's heading takes focus (tabindex="-1", static/js/loupe.js); the outcome line is the one live
+region that says it; the integrity line at the top, swapped in out of band with the same news, is silent.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.browser import sign_in, sync_api
+
+expect = sync_api().expect
+pytestmark = pytest.mark.e2e
+
+BUTTON = "Verify the hash chain and checkpoints"
+
+# Live regions (implicit or explicit) that are not switched off, and what they say.
+LIVE_TEXTS = """() => [...document.querySelectorAll('[role=status], [role=alert], [aria-live]')]
+  .filter((el) => el.getAttribute('aria-live') !== 'off')
+  .map((el) => el.textContent.replace(/\\s+/g, ' ').trim())
+  .filter((text) => /verif/i.test(text))"""
+
+
+def _tab_to(page, name: str, limit: int = 60) -> None:  # type: ignore[no-untyped-def]
+    """Press Tab until the focused element is the button called `name` (keyboard only, as a user would)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("() => document.activeElement && document.activeElement.textContent.trim()")
+        if focused == name:
+            return
+    raise AssertionError(f"Tab never reached the {name!r} button")
+
+
+@pytest.mark.parametrize("path", ["/governance/audit/verify/", "/governance/audit/"], ids=["verify page", "audit list"])
+def test_verifying_by_keyboard_moves_focus_to_the_result_and_announces_it_once(
+    live_server, page, trained_dataset, auditor, path
+):
+    sign_in(page, live_server.url, "auditor")
+    page.goto(f"{live_server.url}{path}")
+    expect(page.locator("#audit-integrity")).to_contain_text("Never verified")
+
+    _tab_to(page, BUTTON)
+    with page.expect_response(lambda response: response.request.method == "POST"):
+        page.keyboard.press("Enter")
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+
+    expect(page.locator("#verify-result .ok")).to_contain_text("Chain verified")
+    # The out-of-band integrity line was swapped in too.
+    expect(page.locator("#audit-integrity")).to_contain_text("no problem found")
+    # Focus is on the result's heading, not on <body>.
+    expect(page.locator("#verify-result-title")).to_be_focused()
+    assert page.evaluate("() => document.activeElement.id") == "verify-result-title"
+    assert page.evaluate("() => document.activeElement.getAttribute('tabindex')") == "-1"
+    # Spoken once: one live region tells the outcome; the integrity line that repeats it is silent.
+    spoken = page.evaluate(LIVE_TEXTS)
+    assert len(spoken) == 1, spoken
+    assert spoken[0].startswith("Chain verified")
+    assert page.locator("#verify-result [role=status]").count() == 1
+    assert page.locator("#audit-integrity").get_attribute("aria-live") == "off"
+    # The heading is not itself a live region (focus reads it; the status line announces the outcome).
+    assert page.evaluate(
+        "() => !document.activeElement.closest('[role=status], [role=alert], [aria-live]:not([aria-live=off])')"
+    )
+    # Tab goes on from the result, not from the top of the page.
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement !== document.body")

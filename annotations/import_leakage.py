@@ -103,14 +103,17 @@ def _matches(*, source: str, batch_id: int, dataset_id: int, other_set: bool, ho
     A correlated subquery per imported row, so each row is one probe of item_feature_hash whatever the
     planner believes: as a JOIN, SQLite walked every holdout item (item_list_state) for each imported
     row (100,000 x 10,000: minutes), and PostgreSQL, planning with the statistics of a table not yet
-    analysed, chose a nested loop over the dataset's items. The state is tested on what the hash found
-    (`|| ''` keeps it from being looked up by an index of its own), and MIN(external_id) is not asked
+    analysed, chose a nested loop over the dataset's items. The pool's state is tested on what the hash
+    found (`|| ''` keeps it from being looked up by an index of its own), and MIN(external_id) is not asked
     for: both databases answered it by walking the dataset's ids in order.
     """
     rows, item = _rows(source), Item._meta
     q = connection.ops.quote_name
     in_holdout = holdout != other_set  # the existing items' set
-    state = f"i.{q('queue_state')} || '' {'=' if in_holdout else '<>'} %s"
+    # The holdout is probed by its own partial index (item_holdout_feature_hash), which the condition must
+    # name as written (a literal: SQLite uses a partial index only for a constant). The pool is most of
+    # the dataset, so the first item item_feature_hash finds is nearly always one.
+    state = f"i.{q('queue_state')} = '{_HOLDOUT}'" if in_holdout else f"i.{q('queue_state')} || '' <> '{_HOLDOUT}'"
     not_mine = f" AND i.{q(item.get_field('batch').column)} <> %s" if rows.is_items else ""
     probe = (
         f"SELECT i.{q('external_id')} FROM {q(item.db_table)} i WHERE i.{q('dataset_id')} = %s "
@@ -121,7 +124,7 @@ def _matches(*, source: str, batch_id: int, dataset_id: int, other_set: bool, ho
             f"SELECT line, external_id, existing FROM (SELECT n.{rows.line} AS line, "
             f"n.{rows.external_id} AS external_id, ({probe}) AS existing "
             f"FROM {rows.table} n WHERE n.{q('batch_id')} = %s) m WHERE existing IS NOT NULL ORDER BY line",
-            [dataset_id, _HOLDOUT, *([batch_id] if rows.is_items else []), batch_id],
+            [dataset_id, *([batch_id] if rows.is_items else []), batch_id],
         )
         return cursor.fetchall()
 

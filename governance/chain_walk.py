@@ -44,6 +44,7 @@ from governance.chain_scan import audit_event_rows
 from governance.models import AuditEvent
 
 Observer = Callable[[int, str, str, Callable[[], Any], bool], None]
+Progress = Callable[[int], None]
 
 # An event's fields, in this order, in each batch's JSON document: first the hashed header of a
 # scheme-2 event in its canonical (sorted) key order, so that _Header(*row[:11]) is that header.
@@ -107,29 +108,43 @@ def chain_walk(
     start: tuple[int, str] | None = None,
     head: tuple[int, str] | None = None,
     observe: Observer | None = None,
+    progress: Progress | None = None,
 ) -> tuple[int, ChainBreak | None]:
     """Verify events after_seq+1 .. up_to_seq (or the end): (events checked, first break or None).
 
     `start` is the trusted (seq, hash) the walk continues from (genesis when after_seq is 0);
-    `head`, as in `verify_chain`, catches events missing from the end.
+    `head`, as in `verify_chain`, catches events missing from the end. `progress`, when given,
+    is called with the number of events walked so far, every BATCH events.
     """
     start = start if start is not None else (after_seq, GENESIS_HASH)
     if connection.vendor != "postgresql":
-        return verify_chain(_observed(audit_event_rows(after_seq=after_seq, up_to_seq=up_to_seq), observe), head, start)
-    return _postgresql_walk(after_seq=after_seq, up_to_seq=up_to_seq, start=start, head=head, observe=observe)
+        rows = _observed(audit_event_rows(after_seq=after_seq, up_to_seq=up_to_seq), observe, progress)
+        return verify_chain(rows, head, start)
+    return _postgresql_walk(
+        after_seq=after_seq, up_to_seq=up_to_seq, start=start, head=head, observe=observe, progress=progress
+    )
 
 
-def _observed(rows: Iterator[Any], observe: Observer | None) -> Iterator[Any]:
-    if observe is None:
+def _observed(rows: Iterator[Any], observe: Observer | None, progress: Progress | None = None) -> Iterator[Any]:
+    if observe is None and progress is None:
         yield from rows
         return
-    for row in rows:
-        observe(row.seq, row.hash, row.action, lambda row=row: row.after, row.tombstoned_at is not None)
+    for walked, row in enumerate(rows, start=1):
+        if observe is not None:
+            observe(row.seq, row.hash, row.action, lambda row=row: row.after, row.tombstoned_at is not None)
+        if progress is not None and walked % BATCH == 0:
+            progress(walked)
         yield row
 
 
 def _postgresql_walk(
-    *, after_seq: int, up_to_seq: int | None, start: tuple[int, str], head: tuple[int, str] | None, observe: Any
+    *,
+    after_seq: int,
+    up_to_seq: int | None,
+    start: tuple[int, str],
+    head: tuple[int, str] | None,
+    observe: Any,
+    progress: Progress | None = None,
 ) -> tuple[int, ChainBreak | None]:
     expected_seq, expected_prev = start[0] + 1, start[1]
     checked = 0
@@ -144,6 +159,8 @@ def _postgresql_walk(
                 observe(seq, hash_, row[_ACTION], lambda after=row[_AFTER]: after, row[_TOMBSTONED])
             expected_seq, expected_prev = seq + 1, hash_
             checked += 1
+        if progress is not None:
+            progress(checked)
     if head is not None and (head[0], head[1]) != (expected_seq - 1, expected_prev):
         # The reference's own check and words, on an empty remainder.
         return checked, verify_chain(iter(()), head, (expected_seq - 1, expected_prev))[1]

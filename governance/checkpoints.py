@@ -247,13 +247,16 @@ class TrailVerification:
         return self.chain_break is None and not self.problems
 
 
-def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> TrailVerification:
+def audit_trail_verify(
+    *, exported: list[ExportedCheckpoint] | None = None, progress: Callable[[int], None] | None = None
+) -> TrailVerification:
     """Walk the chain once; recompute every checkpoint's root from the same events as they stream by.
 
     Every checkpoint (stored or exported) must carry a valid signature by a trusted key,
     and the first tree_size events must give its root. Two checkpoints whose roots both
     come out of this one stream of events are consistent (the smaller tree is a prefix
     of the larger): the walk is the consistency check, in O(n) for any number of them.
+    `progress` is called with the events walked so far, every few thousand.
     """
     exported = exported or []
     checkpoints = list(AuditCheckpoint.objects.order_by("tree_size"))
@@ -288,7 +291,7 @@ def audit_trail_verify(*, exported: list[ExportedCheckpoint] | None = None) -> T
         return signed
 
     result = TrailVerification()
-    result.events_checked, result.chain_break = chain_walk(head=chain_head(), observe=observe)
+    result.events_checked, result.chain_break = chain_walk(head=chain_head(), observe=observe, progress=progress)
     verified_up_to = result.events_checked  # roots beyond a chain break are not judged
     broken = result.chain_break is not None
     trusted = trusted_public_keys()

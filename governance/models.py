@@ -546,12 +546,14 @@ from governance.envelope_models import (  # noqa: E402
     ChangeEnvelopeVersion,
     EnvelopeAssessment,
 )
+from governance.verification_models import AuditVerificationRun  # noqa: E402
 
 __all__ = [
     "ApiToken",
     "AuditChainHead",
     "AuditCheckpoint",
     "AuditEvent",
+    "AuditVerificationRun",
     "ChangeEnvelopeSignoff",
     "ChangeEnvelopeVersion",
     "DataAccess",

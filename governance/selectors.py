@@ -17,6 +17,7 @@ from governance.envelope import envelope_active
 from governance.models import (
     AuditChainHead,
     AuditEvent,
+    AuditVerificationRun,
     ChangeEnvelopeSignoff,
     ChangeEnvelopeVersion,
     DataAccess,
@@ -26,6 +27,15 @@ from governance.signing import signature_checks_for
 from models_app.models import ModelVersion
 from models_app.selectors import ChampionComparison, champion_comparisons
 from workflow_site.access import MODEL_READ_ROLES, AnyUser, Role, missing_record, require_dataset_access, require_role
+
+
+def audit_verification_run_get_for_user(*, user: AnyUser, pk: int) -> AuditVerificationRun:
+    """A requested audit verification (any auditor's: the trail is the site's, not one person's)."""
+    require_role(user, Role.AUDITOR)  # first: a 404 must not tell others which ids exist
+    try:
+        return AuditVerificationRun.objects.get(pk=pk)
+    except AuditVerificationRun.DoesNotExist as exc:
+        raise missing_record(user, (Role.AUDITOR,), "audit verification") from exc
 
 
 def promotion_get_for_user(*, user: AnyUser, pk: int, roles: tuple[Role, ...]) -> PromotionRequest:

@@ -20,3 +20,23 @@ def retention_apply_task() -> int:
     from governance.retention import retention_apply
 
     return len(retention_apply())
+
+
+# acks_late (the site default): a worker lost mid-walk leaves the message, and the claim (queued -> running)
+# makes a redelivery that finds the run taken walk nothing; the sweep takes back a run whose worker stopped.
+@shared_task(name="governance.tasks.audit_verification_run_task")
+def audit_verification_run_task(run_id: int) -> bool:
+    """Walk the audit trail for one requested verification (governance/verification_runs.py)."""
+    from governance.verification_runs import audit_verification_execute
+    from workflow_site.request_id import set_request_id
+
+    set_request_id(f"task:audit_verification:{run_id}")
+    return audit_verification_execute(run_id=run_id) is not None
+
+
+@shared_task(name="governance.tasks.audit_verification_runs_sweep")
+def audit_verification_runs_sweep() -> int:
+    """Beat: resend verifications the broker never got; take back those whose worker stopped."""
+    from governance.verification_runs import audit_verification_runs_sweep
+
+    return audit_verification_runs_sweep()

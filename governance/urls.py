@@ -35,6 +35,7 @@ urlpatterns = [
     path("narratives/<int:pk>/sign/", narrative_views.narrative_sign_view, name="narrative_sign"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/verify/", views.audit_verify, name="audit_verify"),
+    path("audit/verify/<int:run_id>/", views.audit_verify_run, name="audit_verify_run"),
     path("audit/export/<slug:kind>.<slug:fmt>", export_views.audit_export, name="audit_export"),
     path("audit/items/<int:item_id>/", views.item_history, name="item_history"),
     path("lineage/<slug:kind>/<int:pk>/", lineage_views.lineage_view, name="lineage"),

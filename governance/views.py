@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,11 +15,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotations.selectors import dataset_get_for_user, datasets_for_user
 from governance.audit import ReadPurpose, data_access_record
 from governance.audit_labels import audit_rows
-from governance.checkpoints import audit_trail_verify, audit_verification_record
 from governance.envelope import NO_ENVELOPE, envelope_active, envelope_preview, latest_assessments
 from governance.forms import AuditFilterForm
 from governance.gates import gates_evaluate, gates_for, promotion_gates_update
-from governance.models import PromotionRequest
+from governance.models import AuditVerificationRun, PromotionRequest
 from governance.promotion_requests import promotion_draft_edit, promotion_submit, promotion_withdraw
 from governance.promotions import (
     ACKNOWLEDGE_FIELD,
@@ -34,12 +34,14 @@ from governance.selectors import (
     audit_actors,
     audit_events_for_user,
     audit_page,
+    audit_verification_run_get_for_user,
     item_history_for_user,
     promotion_get_for_user,
     promotion_requests_page,
     promotions_overview_get_for_user,
 )
 from governance.signing import signature_checks_for, signature_verify
+from governance.verification_runs import audit_verification_request
 from models_app.holdout_evaluation import out_of_time_compare
 from models_app.selectors import champion_comparison, model_version_get_for_user
 from workflow_site.access import MODEL_READ_ROLES, Role, has_role, require_role
@@ -361,29 +363,46 @@ def _page_bound(request: HttpRequest, name: str) -> int | None:
 @require_http_methods(["GET", "POST"])
 @login_required
 def audit_verify(request: HttpRequest) -> HttpResponse:
-    """GET: the page, with its button; POST: verify now.
+    """GET: the page, with its button; POST: ask a worker to verify now (governance/verification_runs.py).
 
-    Verifying writes an event (audit.verified) and walks the whole trail (seconds at a million
-    events), so it is a POST: a GET changes nothing, and no prefetch or crawler starts a walk.
+    Verifying walks the whole trail (seconds at a million events) and writes events, so it is
+    a POST, and it runs in a worker: the answer is the run's progress, which polls itself
+    (htmx) until the outcome is in. Without JavaScript the POST redirects to the run's page.
     """
     require_role(request.user, Role.AUDITOR)
-    template = "governance/audit_list.html#verify" if request.htmx else "governance/audit_verify.html"
     if request.method == "GET":
+        template = "governance/audit_list.html#verify" if request.htmx else "governance/audit_verify.html"
         return render(request, template, {"verified": False})
-    # The chain and every signed checkpoint, in one pass; logged, so every auditor page can say when.
-    result = audit_trail_verify()
-    audit_verification_record(result=result, actor=request.user)
-    context = {
-        "checked": result.events_checked,
-        "broken": result.chain_break,
-        "problems": result.problems,
-        "checkpoints": result.checkpoints_checked,
-        "tombstones": result.tombstones,
-        "verified": True,
+    run, _ = audit_verification_request(actor=request.user)
+    if not request.htmx:
+        return redirect("governance:audit_verify_run", run_id=run.pk)
+    return render(request, "governance/audit_list.html#verify", _verification_context(run, htmx=True))
+
+
+@require_GET
+@login_required
+def audit_verify_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    """One requested verification: its progress while a worker walks, then what it found."""
+    run = audit_verification_run_get_for_user(user=request.user, pk=run_id)
+    template = "governance/audit_list.html#verify" if request.htmx else "governance/audit_verify.html"
+    return render(request, template, _verification_context(run, htmx=bool(request.htmx)))
+
+
+def _verification_context(run: AuditVerificationRun, *, htmx: bool) -> dict[str, Any]:
+    result = run.result or {}
+    done = run.status == AuditVerificationRun.Status.DONE
+    return {
+        "run": run,
+        "verified": done,
+        "checked": result.get("events_checked", 0),
+        "broken": result.get("chain_break"),
+        "problems": result.get("problems", []),
+        "checkpoints": result.get("checkpoints_checked", 0),
+        "tombstones": result.get("tombstones", 0),
+        "walk_seconds": (run.finished_at - run.started_at).total_seconds() if done and run.started_at else None,
         # The integrity line at the top of the page says when the trail was last verified: swapped too.
-        "integrity_out_of_band": bool(request.htmx),
+        "integrity_out_of_band": htmx and done,
     }
-    return render(request, template, context)
 
 
 @require_GET

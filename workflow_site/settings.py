@@ -359,6 +359,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.audit_checkpoint_task",
         "schedule": env_int("LOUPE_AUDIT_CHECKPOINT_EVERY_S", 60 * 60),
     },
+    # Audit verifications asked for while the broker was down are sent; one whose worker stopped is taken back.
+    "audit-verification-sweep": {
+        "task": "governance.tasks.audit_verification_runs_sweep",
+        "schedule": env_int("LOUPE_DISPATCH_EVERY_S", 60),
+    },
     # Retention (governance/retention.py): expired item data and audit payloads become tombstones.
     "retention-apply": {
         "task": "governance.tasks.retention_apply_task",

@@ -131,11 +131,14 @@
   // replaced by its result), which drops focus to <body>: a swapped-in element marked
   // data-focus-after-swap takes it instead (a heading with tabindex="-1"). The mark is removed once
   // used, so a later swap elsewhere on the page does not pull focus back to it.
+  // Only when the swap did take focus away: a block that polls itself (the audit verification's progress)
+  // must not pull focus back from wherever the user has since moved it.
   document.addEventListener("htmx:afterSwap", function () {
     const next = document.querySelector("[data-focus-after-swap]");
     if (next) {
       next.removeAttribute("data-focus-after-swap");
-      next.focus({ preventScroll: false });
+      const active = document.activeElement;
+      if (!active || active === document.body || !active.isConnected) next.focus({ preventScroll: false });
     }
   });
 

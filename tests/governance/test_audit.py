@@ -19,7 +19,7 @@ from annotations.models import Dataset, Item, LabelClass, Review
 from annotations.services import ReviewAnswer, review_submit
 from governance.audit import audit_record
 from governance.audit_chain import GENESIS_HASH, chain_hash, event_fields, verify_chain
-from governance.models import AuditEvent
+from governance.models import AuditEvent, AuditVerificationRun
 from tests.conftest import PASSWORD, login
 
 ON_POSTGRES = connection.vendor == "postgresql"
@@ -104,12 +104,23 @@ def test_the_chain_verifies_after_a_workload(workload):
     } <= {e.action for e in events}
 
 
-def test_the_auditor_verify_page_reports_a_good_chain(workload, auditor):
+def _verify_through_the_page(client, capture, **headers):  # type: ignore[no-untyped-def]
+    """Press "Verify": the request queues a run, its after-commit dispatch runs the (eager) task; then the
+    run's own page, as the block's poll would ask for it. Returns (answer to the POST, the run's page)."""
+    with capture(execute=True):
+        asked = client.post(reverse("governance:audit_verify"), **headers)
+    run = AuditVerificationRun.objects.latest("pk")
+    return asked, client.get(reverse("governance:audit_verify_run", args=[run.pk]), **headers)
+
+
+def test_the_auditor_verify_page_reports_a_good_chain(workload, auditor, django_capture_on_commit_callbacks):
     client = login(auditor)  # the sign-in is an event too
-    events = AuditEvent.objects.count()  # counted first: the verification then logs itself as one more
+    # counted first: the request logs itself, then the verification (its walk starts after both)
+    events = AuditEvent.objects.count() + 1
 
-    response = client.post(reverse("governance:audit_verify"))
+    asked, response = _verify_through_the_page(client, django_capture_on_commit_callbacks)
 
+    assert asked.status_code == 302  # without htmx, to the run's page
     assert response.status_code == 200
     assert response.context["broken"] is None
     assert response.context["checked"] == events
@@ -208,14 +219,14 @@ def test_verify_audit_command_fails_naming_the_broken_event(workload):
         call_command("verify_audit", stdout=io.StringIO())
 
 
-def test_the_auditor_verify_page_names_the_broken_event(workload, auditor):
+def test_the_auditor_verify_page_names_the_broken_event(workload, auditor, django_capture_on_commit_callbacks):
     target = AuditEvent.objects.filter(action="review.skipped").get()
     _tamper("UPDATE governance_auditevent SET actor_username = %s WHERE seq = %s", ["someone-else", target.seq])
 
-    response = login(auditor).post(reverse("governance:audit_verify"))
+    _, response = _verify_through_the_page(login(auditor), django_capture_on_commit_callbacks)
 
     assert response.status_code == 200
-    assert response.context["broken"].seq == target.seq
+    assert response.context["broken"]["seq"] == target.seq
     assert f"Chain broken at event #{target.seq}".encode() in response.content
 
 
@@ -556,7 +567,7 @@ def test_numbers_the_database_rewrites_still_verify():
 
 
 def test_opening_the_verify_page_changes_nothing_and_verifying_is_a_post_that_refreshes_the_integrity_line(
-    workload, auditor
+    workload, auditor, django_capture_on_commit_callbacks
 ):
     client = login(auditor)
     events = AuditEvent.objects.count()
@@ -565,7 +576,10 @@ def test_opening_the_verify_page_changes_nothing_and_verifying_is_a_post_that_re
 
     assert page.status_code == 200 and b"Verify the hash chain and checkpoints" in page.content
     assert AuditEvent.objects.count() == events  # a GET walks nothing and records nothing
-    swapped = client.post(reverse("governance:audit_verify"), HTTP_HX_REQUEST="true")
+    asked, swapped = _verify_through_the_page(client, django_capture_on_commit_callbacks, HTTP_HX_REQUEST="true")
+    # The POST's answer is the queued run, polling itself; the poll after the walk has the outcome.
+    assert b"Verifying the audit trail" in asked.content and b'hx-trigger="every 1s"' in asked.content
+    assert b'hx-trigger="every 1s"' not in swapped.content
     assert b"no broken link" in swapped.content
     # The line at the top of every auditor page is replaced in the same response (htmx out-of-band swap).
     assert b'id="audit-integrity"' in swapped.content and b'hx-swap-oob="true"' in swapped.content

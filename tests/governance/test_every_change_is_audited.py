@@ -520,8 +520,8 @@ WRITES: dict[tuple[str, str], Write] = {
         setup=_narrative_draft,
         body="json",
     ),
-    # A verification records itself in the trail (audit.verified) and changes nothing else.
-    ("governance/audit/verify/", "POST"): Write("auditor", (200,), _ds("/governance/audit/verify/"), changes=False),
+    # The page asks a worker to verify: the request is a run row and its event (audit.verification_requested).
+    ("governance/audit/verify/", "POST"): Write("auditor", (302,), _ds("/governance/audit/verify/")),
     ("api/audit/verification/", "POST"): Write(
         "auditor", (200,), _ds("/api/audit/verification/"), body="json", changes=False
     ),

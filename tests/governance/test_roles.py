@@ -25,9 +25,10 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from annotations.models import Dataset, DatasetMembership, Feature, ImportBatch, Item, LabelClass
-from governance.models import AuditEvent, PromotionRequest
+from governance.models import AuditEvent, AuditVerificationRun, PromotionRequest
 from models_app.models import ModelVersion, RetrainingPolicy, TrainingRun
 from tests.conftest import PASSWORD, csv_bytes, login, make_user, synthetic_rows
 from workflow_site.access import Role
@@ -59,6 +60,7 @@ class World:
     pending_promotion_id: int
     unrequested_version_id: int
     draft_promotion_id: int  # admin1's draft for v3 (drafts do not block other requests)
+    verification_run_id: int  # a finished audit verification (governance/verification_runs.py)
 
 
 def _train(dataset: Dataset, admin: User) -> ModelVersion:
@@ -143,6 +145,9 @@ def _build_world() -> World:
         pending_promotion_id=pending.pk,
         unrequested_version_id=v3.pk,
         draft_promotion_id=draft.pk,
+        verification_run_id=AuditVerificationRun.objects.create(
+            requested_at=timezone.now(), status=AuditVerificationRun.Status.DONE, result={"ok": True}
+        ).pk,
     )
 
 
@@ -355,7 +360,13 @@ ENDPOINTS: dict[str, Endpoint] = {
     "audit_list": Endpoint("get", lambda w: reverse("governance:audit_list"), AUDITOR),
     # A verification logs itself (who verified the trail, when, what was found): a read with a record.
     "audit_verify_page": Endpoint("get", lambda w: reverse("governance:audit_verify"), AUDITOR),
-    "audit_verify": Endpoint("post", lambda w: reverse("governance:audit_verify"), AUDITOR, effect="audit.verified"),
+    # The page's button asks a worker to verify (governance/verification_runs.py): the request is recorded.
+    "audit_verify": Endpoint(
+        "post", lambda w: reverse("governance:audit_verify"), AUDITOR, ok=302, effect="audit.verification_requested"
+    ),
+    "audit_verify_run": Endpoint(
+        "get", lambda w: reverse("governance:audit_verify_run", args=[w.verification_run_id]), AUDITOR
+    ),
     "item_history": Endpoint("get", lambda w: reverse("governance:item_history", args=[w.open_item_id]), AUDITOR),
     "lineage_item": Endpoint(
         "get", lambda w: reverse("governance:lineage", args=["item", w.open_item_id]), ADMIN_READERS
@@ -789,6 +800,7 @@ ROLE_GATED_MISSING = {
     "api_lineage_export": ("get", f"/api/lineage/item/{MISSING}/export/"),
     "api_audit_checkpoint": ("get", f"/api/audit/checkpoints/{MISSING}/"),
     "api_audit_checkpoint_document": ("get", f"/api/audit/checkpoints/{MISSING}/document/"),
+    "audit_verify_run": ("get", f"/governance/audit/verify/{MISSING}/"),
 }
 
 
@@ -817,6 +829,7 @@ def test_without_the_role_a_missing_id_is_a_403_like_an_existing_one(world, db, 
         f"/api/items/{MISSING}/history/",
         f"/api/lineage/item/{MISSING}/export/",
         f"/api/audit/checkpoints/{MISSING}/document/",
+        f"/governance/audit/verify/{MISSING}/",
     ],
 )
 def test_the_auditor_gets_a_404_for_a_missing_id(world, db, url):

@@ -135,10 +135,11 @@ def test_the_audit_verify_page_varies_on_hx_request(db, auditor):
     client = login(auditor)
     url = reverse("governance:audit_verify")
 
-    page, partial = client.post(url), client.post(url, **HTMX)
+    asked, partial = client.post(url), client.post(url, **HTMX)  # the second finds the first run still queued
+    run_page, run_partial = client.get(asked["Location"]), client.get(asked["Location"], **HTMX)
 
-    assert page.status_code == partial.status_code == 200
-    assert _varies_on(page, "HX-Request") and _varies_on(partial, "HX-Request")
+    assert asked.status_code == 302 and partial.status_code == run_page.status_code == run_partial.status_code == 200
+    assert all(_varies_on(response, "HX-Request") for response in (partial, run_page, run_partial))
 
 
 # --- (b) 401 with WWW-Authenticate; CSRF still enforced for sessions ------------

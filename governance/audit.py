@@ -205,19 +205,27 @@ def data_access_record(*, user: AbstractBaseUser, item: Any, purpose: ReadPurpos
 
 
 def data_accesses_record(*, user: AbstractBaseUser, items: list[Any], purpose: ReadPurpose) -> None:
-    """Log that `user` was shown the data of each of `items` (a list page): one multi-row INSERT.
+    """Log that `user` was shown the data of each of `items` (a list page): one INSERT.
 
     Not `bulk_create`: building a model instance per row cost 12 ms for a 100-row page at a million
-    items, a quarter of the list's server time; the statement itself is well under a millisecond.
+    items, a quarter of the list's server time. On PostgreSQL the ids go as two arrays into one
+    fixed statement (prepared once per connection); a VALUES list of 600 parameters cost psycopg
+    a parse of the statement on every page, and the server a new plan.
     """
     if not items:
         return
     now, request_id = connection.ops.adapt_datetimefield_value(timezone.now()), current_request_id()
+    table = connection.ops.quote_name(DataAccess._meta.db_table)
+    columns = "(accessed_at, user_id, item_id, dataset_id, purpose, request_id)"
+    if connection.vendor == "postgresql":
+        with prepared_cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} {columns} SELECT %s, %s, u.item_id, u.dataset_id, %s, %s"
+                " FROM unnest(%s::bigint[], %s::bigint[]) AS u(item_id, dataset_id)",
+                [now, user.pk, str(purpose), request_id, [i.pk for i in items], [i.dataset_id for i in items]],
+            )
+        return
     values = [v for item in items for v in (now, user.pk, item.pk, item.dataset_id, str(purpose), request_id)]
     rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(items))
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {connection.ops.quote_name(DataAccess._meta.db_table)}"
-            f" (accessed_at, user_id, item_id, dataset_id, purpose, request_id) VALUES {rows}",
-            values,
-        )
+        cursor.execute(f"INSERT INTO {table} {columns} VALUES {rows}", values)

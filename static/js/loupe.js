@@ -138,7 +138,12 @@
     if (next) {
       next.removeAttribute("data-focus-after-swap");
       const active = document.activeElement;
-      if (!active || active === document.body || !active.isConnected) next.focus({ preventScroll: false });
+      if (!active || active === document.body || !active.isConnected) {
+        // The block the heading belongs to comes into view with it (on a phone the heading alone was
+        // scrolled to the bottom edge, its result below the fold).
+        next.focus({ preventScroll: true });
+        (next.parentElement || next).scrollIntoView({ block: "nearest" });
+      }
     }
   });
 

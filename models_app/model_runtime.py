@@ -17,12 +17,12 @@ explanation JSON has one shape (models_app/explanations.py).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 from django.conf import settings
@@ -168,8 +168,13 @@ def _explanations_json(
             "away": f"pushes toward {others[0]}" if len(others) == 1 else f"pushes away from {name}",
             "contributors": contributors,
         }
-        out.append(json.dumps(header) if contributors else None)
+        out.append(_encode(header).decode() if contributors else None)
     return out
+
+
+# msgspec, not json.dumps: 0.5 against 3.6 µs a row (a tenth of the chunk's Python time). The text differs
+# (compact, UTF-8), the JSON does not: PostgreSQL stores it as jsonb and SQLite's JSONField parses it.
+_encode = msgspec.json.Encoder().encode
 
 
 def _json_value(value: Any, dtype: str) -> Any:

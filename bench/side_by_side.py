@@ -21,6 +21,8 @@ What it does, in order (bench/side_by_side.sh is the same with defaults):
    b. GET next, c. submit, d. list (filtered, unfiltered): one request to Loupe, one
       to Label Studio, alternately, sample by sample;
    f. review loop: Loupe c=1, LS c=1, Loupe c=K, LS c=K, repeated `--rounds` times.
+   h. with `--file-import N`: Loupe alone imports N items as one file into a fresh dataset
+      (issue 7's import figure: request -> queryable), shown against Label Studio's rate from a.
    Differences from the shared script's main(), the same for both apps: b and c use
    reviewer 1's token (Loupe's next/answer need the reviewer role; its model admin
    imports and lists); each timed submit in c follows an untimed next (Loupe takes an
@@ -329,6 +331,42 @@ def phase_import(app: App, bodies: list, budget_s: float) -> dict:
         "server_peak_rss_mb": round(mon.phase_peak_kb / 1024, 1),
     }
     return out
+
+
+def phase_file_import(app: App, n: int, seed: int) -> dict:
+    """Loupe alone: `n` workload items as ONE CSV file (one upload) into a fresh dataset, request -> queryable.
+
+    Issue 7 measures an import from a file, not in 1,000-item requests; Label Studio's figure beside it
+    is its rate from step a (its own import API, the path the shared workload uses). Predictions are not
+    in the time: the worker predicts after the batch is published (status "imported")."""
+    import csv
+    import io
+
+    from loupe_adapter import item_values
+
+    rng = random.Random(seed + 1)
+    text = io.StringIO()
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(["external_id", "suspicious_words", "p_malignant"])
+    for i in range(n):
+        item = w.make_item(i, rng)
+        values = item_values(item)
+        out.writerow([item["text"], values["suspicious_words"], values["p_malignant"]])
+    body = text.getvalue().encode()
+    dataset = app.adapter.create_project(app.admin_s, f"sbs-file-{int(time.time())}")
+    app.mon.reset_phase()
+    cpu0, t0 = app.cpu(True), time.perf_counter()
+    batch = app.adapter._import(app.admin_s, dataset, body, "whole-file.csv")
+    wall = time.perf_counter() - t0
+    return {
+        "items": n,
+        "file_mb": round(len(body) / 1e6, 1),
+        "wall_s": round(wall, 2),
+        "items_per_s": round(n / wall, 1),
+        "server_cpu_s": round(app.cpu(True) - cpu0, 2),
+        "server_peak_rss_mb": round(app.mon.phase_peak_kb / 1024, 1),
+        "steps_s": (batch.get("report") or {}).get("seconds"),
+    }
 
 
 def loupe_wait_predictions(dataset_id: int, timeout: float = 3600) -> float:
@@ -679,6 +717,12 @@ def run(a: argparse.Namespace) -> dict:
                     f"{r['list_filtered']['p50_ms']}/{r['list_filtered']['p95_ms']}/{r['list_filtered']['p99_ms']} ms"
                 )
 
+        # h. Loupe alone: the same kind of items as one file (issue 7's import figure).
+        if a.file_import:
+            log(f"-- h. Loupe: {a.file_import} items as one file (one upload, request -> queryable)")
+            result["file_import"] = phase_file_import(loupe, a.file_import, a.seed)
+            log(f"   loupe: {result['file_import']}")
+
         for app in apps:
             app.mon.stop()
             result.setdefault("rss_end_mb", {})[app.name] = round(
@@ -742,6 +786,10 @@ def table(r: dict) -> str:
     add("a. import s per 1,000-item request p50", imp["loupe"]["batch_s_p50"], imp["ls"]["batch_s_p50"], "lower")
     add("a. import server CPU s (Loupe: web+worker)", imp["loupe"]["server_cpu_s"], imp["ls"]["server_cpu_s"], "lower")
     add("a. Loupe: all predicted, s after import", imp["loupe"].get("predictions_ready_after_s"), None, "")
+    if r.get("file_import"):
+        fi = r["file_import"]
+        label = f"h. Loupe: {fi['items']} items as one file, items/s (LS: a.)"
+        add(label, fi["items_per_s"], imp["ls"]["items_per_s"], "higher")
     for key, label in (
         ("next", "b. next (held item) ms"),
         ("submit", "c. submit ms"),
@@ -853,6 +901,12 @@ def main() -> None:
     ap.add_argument("--reviewers", type=int, default=16)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--import-budget-s", type=float, default=1800)
+    ap.add_argument(
+        "--file-import",
+        type=int,
+        default=0,
+        help="at the end, Loupe alone imports this many items as one file (0: skip); shown against LS's rate",
+    )
     ap.add_argument("--loupe-port", type=int, default=18190)
     ap.add_argument("--ls-port", type=int, default=18191)
     ap.add_argument("--ls-root", default="/work/.label-studio")

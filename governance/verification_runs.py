@@ -9,7 +9,7 @@ events), so the auditor's "Verify now" no longer walks inside the request:
    would tell nothing more. (The API's POST, which may carry exported
    checkpoints, still walks in its request; see audit_integrity_apis.py.)
 2. The task (`audit_verification_execute`) claims the run with a conditional
-   UPDATE (queued -> running), so a redelivered message walks nothing twice;
+   UPDATE (queued -> running, audited), so a redelivered message walks nothing twice;
    it walks with `audit_trail_verify`, writing the events walked so far and a
    heartbeat onto the run; then, in one transaction, the outcome goes onto the
    run and into the trail as audit.verified (what every auditor page shows).
@@ -38,12 +38,12 @@ from governance.audit import audit_record
 from governance.checkpoint_signing import exported_checkpoint_parse
 from governance.checkpoints import TrailVerification, audit_trail_verify, audit_verification_record
 from governance.models import AuditVerificationRun
-from governance.selectors import chain_head
 from workflow_site.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
 REQUESTED_ACTION = "audit.verification_requested"
+STARTED_ACTION = "audit.verification_started"
 REQUEUED_ACTION = "audit.verification_requeued"
 FAILED_ACTION = "audit.verification_failed"
 OBJECT_TYPE = "auditverificationrun"
@@ -112,16 +112,27 @@ def audit_verification_execute(*, run_id: int) -> AuditVerificationRun | None:
     only unseen until the end.
     """
     now = timezone.now()
-    claimed = AuditVerificationRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
-        status=Status.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        events_total=chain_head()[0],
-        events_checked=0,
-    )
-    if not claimed:
-        return None
+    with transaction.atomic():
+        claimed = AuditVerificationRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
+            status=Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            events_checked=0,
+        )
+        if not claimed:
+            return None
+        started = audit_record(
+            actor=None,
+            actor_username="system",
+            action=STARTED_ACTION,
+            object_type=OBJECT_TYPE,
+            object_id=str(run_id),
+            before={"status": Status.QUEUED},
+            after={"status": Status.RUNNING},
+        )
+        # The chain's length as the walk will find it (this event included), for the progress bar.
+        AuditVerificationRun.objects.filter(pk=run_id).update(events_total=started.seq)
     run = AuditVerificationRun.objects.select_related("requested_by").get(pk=run_id)
 
     def touch() -> None:

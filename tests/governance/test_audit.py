@@ -115,8 +115,8 @@ def _verify_through_the_page(client, capture, **headers):  # type: ignore[no-unt
 
 def test_the_auditor_verify_page_reports_a_good_chain(workload, auditor, django_capture_on_commit_callbacks):
     client = login(auditor)  # the sign-in is an event too
-    # counted first: the request logs itself, then the verification (its walk starts after both)
-    events = AuditEvent.objects.count() + 1
+    # counted first: the request and the worker's claim log themselves before the walk starts
+    events = AuditEvent.objects.count() + 2
 
     asked, response = _verify_through_the_page(client, django_capture_on_commit_callbacks)
 

@@ -17,6 +17,7 @@ from governance.verification_runs import (
     FAILED_ACTION,
     REQUESTED_ACTION,
     REQUEUED_ACTION,
+    STARTED_ACTION,
     audit_verification_execute,
     audit_verification_request,
     audit_verification_runs_sweep,
@@ -60,11 +61,12 @@ def test_the_worker_walks_the_trail_records_the_outcome_and_a_redelivered_task_w
 
     run.refresh_from_db()
     assert run.status == Status.DONE and run.attempts == 1
-    # The chain at the walk's start: the trail, the request's event (the outcome's comes after).
-    assert run.events_total == trail + 1 == run.events_checked
+    # The chain at the walk's start: the trail, the request's and the claim's events (the outcome's comes after).
+    assert run.events_total == trail + 2 == run.events_checked
     assert run.result["ok"] is True and run.result["chain_break"] is None
+    assert _actions(STARTED_ACTION) == 1
     verified = AuditEvent.objects.get(action="audit.verified")
-    assert verified.actor_id == auditor.pk and verified.after["events"] == trail + 1
+    assert verified.actor_id == auditor.pk and verified.after["events"] == trail + 2
 
     assert audit_verification_execute(run_id=run.pk) is None  # taken already: the claim refuses
     assert _actions("audit.verified") == 1

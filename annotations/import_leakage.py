@@ -100,11 +100,14 @@ def _matches(*, source: str, batch_id: int, dataset_id: int, other_set: bool, ho
     """(line, id, existing item's id) for each row whose feature hash an item of the dataset has, in the
     other set (`other_set`) or its own; one existing item per line (the first the index gives), in line order.
 
-    A correlated subquery per imported row, so each row is one probe of item_feature_hash whatever the
-    planner believes: as a JOIN, SQLite walked every holdout item (item_list_state) for each imported
-    row (100,000 x 10,000: minutes), and PostgreSQL, planning with the statistics of a table not yet
-    analysed, chose a nested loop over the dataset's items. The pool's state is tested on what the hash
-    found (`|| ''` keeps it from being looked up by an index of its own), and MIN(external_id) is not asked
+    A correlated subquery per distinct hash of the batch's rows, so each is one probe of item_feature_hash
+    whatever the planner believes: as a JOIN, SQLite walked every holdout item (item_list_state) for each
+    imported row (100,000 x 10,000: minutes), and PostgreSQL, planning with the statistics of a table not yet
+    analysed, chose a nested loop over the dataset's items. Per distinct hash, not per row: on the direct
+    path the batch's own rows are in the index too, and a probe for a hash no other batch has walks all of
+    them before it gives up, so rows that repeat made the check quadratic (20,000 rows of 20 distinct values:
+    4.1 s; 100,000 would have taken over a minute). The pool's state is tested on what the hash found
+    (`|| ''` keeps it from being looked up by an index of its own), and MIN(external_id) is not asked
     for: both databases answered it by walking the dataset's ids in order.
     """
     rows, item = _rows(source), Item._meta
@@ -115,16 +118,23 @@ def _matches(*, source: str, batch_id: int, dataset_id: int, other_set: bool, ho
     # the dataset, so the first item item_feature_hash finds is nearly always one.
     state = f"i.{q('queue_state')} = '{_HOLDOUT}'" if in_holdout else f"i.{q('queue_state')} || '' <> '{_HOLDOUT}'"
     not_mine = f" AND i.{q(item.get_field('batch').column)} <> %s" if rows.is_items else ""
+    hash_column = q("feature_hash")
     probe = (
         f"SELECT i.{q('external_id')} FROM {q(item.db_table)} i WHERE i.{q('dataset_id')} = %s "
-        f"AND i.{q('feature_hash')} = n.{q('feature_hash')} AND {state}{not_mine} LIMIT 1"
+        f"AND i.{hash_column} = h.hash AND {state}{not_mine} LIMIT 1"
     )
+    found = (
+        f"SELECT h.hash, ({probe}) AS existing FROM "
+        f"(SELECT DISTINCT {hash_column} AS hash FROM {rows.table} WHERE {q('batch_id')} = %s) h"
+    )
+    # MATERIALIZED (PostgreSQL 12+, SQLite 3.35+): inlined, PostgreSQL evaluated the probe again for every
+    # joined row, as many probes as rows once more.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT line, external_id, existing FROM (SELECT n.{rows.line} AS line, "
-            f"n.{rows.external_id} AS external_id, ({probe}) AS existing "
-            f"FROM {rows.table} n WHERE n.{q('batch_id')} = %s) m WHERE existing IS NOT NULL ORDER BY line",
-            [dataset_id, *([batch_id] if rows.is_items else []), batch_id],
+            f"WITH f AS MATERIALIZED ({found}) SELECT n.{rows.line}, n.{rows.external_id}, f.existing FROM f "
+            f"JOIN {rows.table} n ON n.{hash_column} = f.hash "
+            f"WHERE f.existing IS NOT NULL AND n.{q('batch_id')} = %s ORDER BY n.{rows.line}",
+            [dataset_id, *([batch_id] if rows.is_items else []), batch_id, batch_id],
         )
         return cursor.fetchall()
 

@@ -6,8 +6,9 @@ events), so the auditor's "Verify now" no longer walks inside the request:
 1. `audit_verification_request` saves an AuditVerificationRun (queued) with its
    audit event, and hands it to Celery after the commit. While one is queued or
    running, asking again returns that one: two walks of the same trail at once
-   would tell nothing more. (The API's POST, which may carry exported
-   checkpoints, still walks in its request; see audit_integrity_apis.py.)
+   would tell nothing more. The API asks the same way
+   (governance/verification_run_apis.py); its older `POST audit/verification/`,
+   which may carry exported checkpoints, still walks in its request.
 2. The task (`audit_verification_execute`) claims the run with a conditional
    UPDATE (queued -> running, audited), so a redelivered message walks nothing twice;
    it walks with `audit_trail_verify`, writing the events walked so far and a

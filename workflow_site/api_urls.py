@@ -24,6 +24,7 @@ from governance import (
     item_history_apis,
     lineage_apis,
     promotion_apis,
+    verification_run_apis,
 )
 from models_app import apis as model_apis
 from models_app import export_apis, label_issue_apis, shadow_apis
@@ -153,6 +154,17 @@ urlpatterns = [
     # The trail's integrity (governance/audit_integrity_apis.py) and the auditor's downloads.
     path("audit/integrity/", audit_integrity_apis.IntegrityStatusApi.as_view(), name="api_audit_integrity"),
     path("audit/verification/", audit_integrity_apis.AuditVerificationApi.as_view(), name="api_audit_verification"),
+    # The page's "Verify": a worker walks, the client follows the run (governance/verification_run_apis.py).
+    path(
+        "audit/verification-runs/",
+        verification_run_apis.VerificationRunCreateApi.as_view(),
+        name="api_audit_verification_runs",
+    ),
+    path(
+        "audit/verification-runs/<int:run_id>/",
+        verification_run_apis.VerificationRunDetailApi.as_view(),
+        name="api_audit_verification_run",
+    ),
     path("audit/checkpoints/", audit_integrity_apis.CheckpointListApi.as_view(), name="api_audit_checkpoints"),
     path(
         "audit/checkpoints/<int:pk>/",

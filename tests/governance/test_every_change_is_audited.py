@@ -522,6 +522,9 @@ WRITES: dict[tuple[str, str], Write] = {
     ),
     # The page asks a worker to verify: the request is a run row and its event (audit.verification_requested).
     ("governance/audit/verify/", "POST"): Write("auditor", (302,), _ds("/governance/audit/verify/")),
+    ("api/audit/verification-runs/", "POST"): Write(
+        "auditor", (202,), _ds("/api/audit/verification-runs/"), body="json"
+    ),
     ("api/audit/verification/", "POST"): Write(
         "auditor", (200,), _ds("/api/audit/verification/"), body="json", changes=False
     ),

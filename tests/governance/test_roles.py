@@ -605,6 +605,17 @@ ENDPOINTS: dict[str, Endpoint] = {
     "api_audit_verify": Endpoint(
         "post", lambda w: "/api/audit/verification/", AUDITOR, api=True, effect="audit.verified"
     ),
+    "api_audit_verification_run_create": Endpoint(
+        "post",
+        lambda w: "/api/audit/verification-runs/",
+        AUDITOR,
+        api=True,
+        ok=202,
+        effect="audit.verification_requested",
+    ),
+    "api_audit_verification_run": Endpoint(
+        "get", lambda w: f"/api/audit/verification-runs/{w.verification_run_id}/", AUDITOR, api=True
+    ),
     "api_audit_inclusion_proof": Endpoint(
         "get", lambda w: "/api/audit/proofs/inclusion/?seq=1&tree_size=2", AUDITOR, api=True
     ),
@@ -801,6 +812,7 @@ ROLE_GATED_MISSING = {
     "api_audit_checkpoint": ("get", f"/api/audit/checkpoints/{MISSING}/"),
     "api_audit_checkpoint_document": ("get", f"/api/audit/checkpoints/{MISSING}/document/"),
     "audit_verify_run": ("get", f"/governance/audit/verify/{MISSING}/"),
+    "api_audit_verification_run": ("get", f"/api/audit/verification-runs/{MISSING}/"),
 }
 
 
@@ -830,6 +842,7 @@ def test_without_the_role_a_missing_id_is_a_403_like_an_existing_one(world, db, 
         f"/api/lineage/item/{MISSING}/export/",
         f"/api/audit/checkpoints/{MISSING}/document/",
         f"/governance/audit/verify/{MISSING}/",
+        f"/api/audit/verification-runs/{MISSING}/",
     ],
 )
 def test_the_auditor_gets_a_404_for_a_missing_id(world, db, url):

@@ -169,3 +169,20 @@ def test_the_page_shows_a_running_walks_progress_and_polls_until_it_is_done(trai
     assert '<progress class="import-bar" max="60" value="20"' in html
     assert 'hx-trigger="every 1s"' in html and f'hx-get="/governance/audit/verify/{run.pk}/"' in html
     assert 'id="audit-integrity"' not in html  # the integrity line is swapped only with the outcome
+
+
+def test_the_api_asks_for_a_run_and_follows_it_to_the_outcome(trail, auditor, django_capture_on_commit_callbacks):
+    client = login(auditor)  # the sign-in is an event too
+    before = AuditEvent.objects.count()
+
+    with django_capture_on_commit_callbacks(execute=True):  # the (eager) worker walks after the commit
+        asked = client.post("/api/audit/verification-runs/", {}, content_type="application/json")
+
+    assert asked.status_code == 202
+    body = asked.json()
+    assert body["status"] == "queued" and body["requested_by"] == auditor.username
+    assert body["status_url"] == f"/api/audit/verification-runs/{body['id']}/"
+    done = client.get(body["status_url"]).json()
+    assert done["status"] == "done" and done["events_checked"] == done["events_total"] == before + 2
+    assert done["result"]["ok"] is True and done["result"]["chain_break"] is None
+    assert _actions("audit.verified") == 1

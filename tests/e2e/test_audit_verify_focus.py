@@ -66,3 +66,21 @@ def test_verifying_by_keyboard_moves_focus_to_the_result_and_announces_it_once(
     # Tab goes on from the result, not from the top of the page.
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement !== document.body")
+
+
+def test_the_result_offers_verify_again_by_keyboard(live_server, page, trained_dataset, auditor):
+    sign_in(page, live_server.url, "auditor")
+    page.goto(f"{live_server.url}/governance/audit/verify/")
+    _tab_to(page, BUTTON)
+    page.keyboard.press("Enter")
+    expect(page.locator("#verify-result .ok")).to_contain_text("Chain verified")
+    first = page.locator("#verify-result .ok").inner_text()
+
+    _tab_to(page, "Verify again")
+    with page.expect_response(lambda response: response.request.method == "POST"):
+        page.keyboard.press("Enter")
+
+    # A second run: the trail grew by the first one's events, and focus is on the new result.
+    expect(page.locator("#verify-result .ok")).not_to_have_text(first)
+    expect(page.locator("#verify-result .ok")).to_contain_text("Chain verified")
+    expect(page.locator("#verify-result-title")).to_be_focused()

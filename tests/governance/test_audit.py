@@ -581,6 +581,7 @@ def test_opening_the_verify_page_changes_nothing_and_verifying_is_a_post_that_re
     assert b"Verifying the audit trail" in asked.content and b'hx-trigger="every 1s"' in asked.content
     assert b'hx-trigger="every 1s"' not in swapped.content
     assert b"no broken link" in swapped.content
+    assert b"Verify again" in swapped.content  # the result offers the next verification
     # The line at the top of every auditor page is replaced in the same response (htmx out-of-band swap).
     assert b'id="audit-integrity"' in swapped.content and b'hx-swap-oob="true"' in swapped.content
     assert b"no problem found" in swapped.content

@@ -186,3 +186,18 @@ def test_the_api_asks_for_a_run_and_follows_it_to_the_outcome(trail, auditor, dj
     assert done["status"] == "done" and done["events_checked"] == done["events_total"] == before + 2
     assert done["result"]["ok"] is True and done["result"]["chain_break"] is None
     assert _actions("audit.verified") == 1
+
+
+def test_the_walk_itself_reports_its_progress_batch_by_batch(trail, monkeypatch):
+    """What the run's progress bar is fed: chain_walk calls `progress` as it goes (here every 2 events)."""
+    from governance import chain_walk
+    from governance.checkpoints import audit_trail_verify
+
+    monkeypatch.setattr(chain_walk, "BATCH", 2)
+    seen: list[int] = []
+
+    result = audit_trail_verify(progress=seen.append)
+
+    assert result.ok and result.events_checked == trail
+    assert seen and seen == sorted(seen) and seen[0] == 2 and seen[-1] <= trail
+    assert len(seen) >= trail // 2

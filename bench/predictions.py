@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=30)
     parser.add_argument("--profile", action="store_true", help="print the 15 costliest functions")
+    parser.add_argument("--keep", action="store_true", help="keep the test database afterwards (its name is printed)")
     args = parser.parse_args()
 
     import django
@@ -45,7 +46,10 @@ def main() -> None:
     try:
         run(args.items, args.features, args.profile, connection)
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        if args.keep:
+            print(f"kept database {connection.settings_dict['NAME']}")
+        else:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 def run(n_items: int, n_features: int, profile: bool, connection) -> None:  # type: ignore[no-untyped-def]
@@ -145,6 +149,13 @@ def run(n_items: int, n_features: int, profile: bool, connection) -> None:  # ty
             key = " ".join(sql.split())[:60]
             sql_time[key] = sql_time.get(key, 0.0) + time.perf_counter() - t0
 
+    if os.environ.get("BENCH_AUTO_EXPLAIN") and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # plans of slow statements to the server log
+            cursor.execute("LOAD 'auto_explain'")
+            cursor.execute("SET auto_explain.log_min_duration = 150")
+            cursor.execute("SET auto_explain.log_analyze = on")
+            cursor.execute("SET auto_explain.log_buffers = on")
+            cursor.execute("SET auto_explain.log_triggers = on")
     started = time.monotonic()
     if profiler:
         profiler.enable()

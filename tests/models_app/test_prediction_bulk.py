@@ -69,3 +69,58 @@ def test_an_answered_item_in_the_chunk_keeps_the_prediction_its_reviewer_saw(tra
 
     item = Item.objects.get(pk=answered)
     assert (item.predicted_by_version, item.prediction_id) == (None, None)
+
+
+def test_predicting_the_next_chunk_while_one_is_written_keeps_every_item_its_own_prediction(trained_dataset):
+    """Chunks of 7 on the prefetch thread: each item still shows the probabilities the model gives it alone."""
+    from unittest import mock
+
+    from models_app import prediction
+
+    champion = ModelVersion.objects.get(dataset=trained_dataset, stage=ModelVersion.Stage.CHAMPION)
+    open_items = Item.objects.filter(dataset=trained_dataset, queue_state="open").order_by("pk")
+    ids = list(open_items.values_list("pk", flat=True))
+    assert len(ids) > 3 * 7, "several chunks, so several overlap"
+    Prediction.objects.filter(model_version=champion).delete()
+    open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
+
+    with mock.patch.object(prediction, "CHUNK", 7):
+        assert predictions_create(model_version=champion, item_ids=list(reversed(ids)), update_items=True) == len(ids)
+
+    model = model_load(champion)
+    classes = list(champion.class_names)
+    for item in open_items:
+        alone = model.predict_proba(frame_for_items([item.pk], list(model.spec.features)), classes)[0]
+        assert item.predicted_by_version == champion.version
+        assert [item.predicted_probabilities[name] for name in classes] == pytest.approx(list(alone), abs=1e-6)
+        assert item.prediction_explanation is not None
+
+
+def test_a_model_failing_on_a_later_chunk_raises_and_leaves_that_chunk_unwritten(trained_dataset):
+    """An error on the prefetch thread reaches the caller; the chunks written before it stay, each whole."""
+    from unittest import mock
+
+    from models_app import prediction
+
+    champion = ModelVersion.objects.get(dataset=trained_dataset, stage=ModelVersion.Stage.CHAMPION)
+    open_items = Item.objects.filter(dataset=trained_dataset, queue_state="open").order_by("pk")
+    ids = list(open_items.values_list("pk", flat=True))
+    Prediction.objects.filter(model_version=champion).delete()
+    open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
+    real_predict = prediction._chunk_predict
+
+    def fail_on_the_third_chunk(model, chunk, *args, **kwargs):
+        if chunk[0] == ids[14]:
+            raise RuntimeError("model broke on chunk 3")
+        return real_predict(model, chunk, *args, **kwargs)
+
+    with (
+        mock.patch.object(prediction, "CHUNK", 7),
+        mock.patch.object(prediction, "_chunk_predict", fail_on_the_third_chunk),
+        pytest.raises(RuntimeError, match="chunk 3"),
+    ):
+        predictions_create(model_version=champion, item_ids=ids, update_items=True)
+
+    written = set(Prediction.objects.filter(model_version=champion).values_list("item_id", flat=True))
+    assert written == set(ids[:14])
+    assert set(open_items.filter(predicted_by_version=champion.version).values_list("pk", flat=True)) == set(ids[:14])

@@ -53,19 +53,17 @@ def test_a_champion_replaced_mid_run_stops_updating_items_at_the_next_chunk(trai
     open_ids = list(open_items.order_by("pk").values_list("pk", flat=True))
     assert len(open_ids) == 30
     open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, predicted_confidence=None)
-    real_frame = prediction.frame_for_items  # read once per chunk, before the chunk predicts
-    calls = []
+    real_copy = prediction._copy_onto_items  # runs once per chunk while v1 is still the champion
 
-    def read_then_promote_v2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # v1 finished its first chunk; now the alias moves to v2
-            ModelVersion.objects.filter(pk=v1.pk).update(stage=ModelVersion.Stage.RETIRED)
-            ModelVersion.objects.filter(pk=v2.pk).update(stage=ModelVersion.Stage.CHAMPION)
-        return real_frame(*args, **kwargs)
+    def copy_then_promote_v2(*args, **kwargs):
+        real_copy(*args, **kwargs)
+        # v1's first chunk is shown; now the alias moves to v2 (the second chunk is already being predicted)
+        ModelVersion.objects.filter(pk=v1.pk).update(stage=ModelVersion.Stage.RETIRED)
+        ModelVersion.objects.filter(pk=v2.pk).update(stage=ModelVersion.Stage.CHAMPION)
 
     with (
         mock.patch.object(prediction, "CHUNK", 10),
-        mock.patch.object(prediction, "frame_for_items", read_then_promote_v2),
+        mock.patch.object(prediction, "_copy_onto_items", copy_then_promote_v2),
     ):
         written = predictions_create(model_version=v1, item_ids=open_ids, update_items=True)
 

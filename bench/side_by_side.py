@@ -220,7 +220,11 @@ def loupe_start(procs: Procs, workdir: Path, port: int, workers: int, n_reviewer
     bin_ = REPO / ".venv" / "bin"
     web = procs.start(
         "loupe_gunicorn",
-        f"{bin_}/gunicorn workflow_site.wsgi --bind 127.0.0.1:{port} --workers {workers} --timeout 300",
+        f"{bin_}/gunicorn workflow_site.wsgi --bind 127.0.0.1:{port} --workers {workers} --timeout 300"
+        # The server's own time per request (%(D)s: microseconds from reading the request to the last
+        # byte written), so the review step's server time is read apart from the client's (issue 7's
+        # one-reviewer target is server time): see server_times().
+        f" --access-logfile {workdir}/loupe_access.log --access-logformat '%(m)s %(U)s %(s)s %(D)s'",
         env,
         cwd=str(src),
     )
@@ -511,6 +515,38 @@ def loupe_set_strategy(app: App, strategy: str, timeout: float = 3600) -> float:
     raise RuntimeError(f"rescoring under {strategy} did not finish")
 
 
+def access_log_offset(workdir: Path) -> int:
+    path = workdir / "loupe_access.log"
+    return path.stat().st_size if path.exists() else 0
+
+
+def server_times(workdir: Path, since: int, pairs: bool) -> dict:
+    """Loupe's own time for the review loop's requests logged after byte `since` of its access log.
+
+    next = GET …/next-item/, submit = POST …/reviews/; with `pairs` (one client, so its requests
+    are logged in order) also each answer + the next card together, as issue 7 states its target.
+    """
+    times: dict[str, list[float]] = {"next": [], "submit": []}
+    order: list[tuple[str, float]] = []
+    with open(workdir / "loupe_access.log", "rb") as f:
+        f.seek(since)
+        for line in f.read().decode(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) != 4 or not parts[3].isdigit():
+                continue
+            method, path, _status, micros = parts
+            kind = "next" if method == "GET" and path.endswith("/next-item/") else None
+            kind = "submit" if method == "POST" and path.endswith("/reviews/") else kind
+            if kind:
+                times[kind].append(int(micros) / 1e6)
+                order.append((kind, int(micros) / 1e6))
+    out = {kind: w.summarize(values) for kind, values in times.items()}
+    if pairs:
+        steps = [s + n for (k1, s), (k2, n) in zip(order, order[1:], strict=False) if (k1, k2) == ("submit", "next")]
+        out["answer_and_next"] = w.summarize(steps)
+    return out
+
+
 def interleaved(apps: list, n: int, step) -> dict:  # type: ignore[no-untyped-def]
     """step(app, i) -> seconds (or None = untimed failure); one call per app in turn, n rounds."""
     lat = {a.name: [] for a in apps}
@@ -660,11 +696,14 @@ def run(a: argparse.Namespace) -> dict:
                 for app in apps:
                     log(f"-- f. review loop round {rnd + 1} clients={c} {app.name}")
                     app.mon.reset_phase()
+                    logged = access_log_offset(workdir)
                     cpu0, client0 = app.cpu(True), sum(os.times()[:2])
                     r = w.review_loop(
                         app.adapter, app.reviewers, app.project, c, a.loop_seconds, 0.8, a.seed + rnd, False
                     )
                     cpu = app.cpu(True) - cpu0
+                    if app.name == "loupe":
+                        r["server_time"] = server_times(workdir, logged, pairs=c == 1)
                     r["client_cpu_s"] = round(sum(os.times()[:2]) - client0, 2)
                     r.update(
                         app=app.name,
@@ -823,6 +862,28 @@ def table(r: dict) -> str:
             f"{ls['submit']['p50_ms']} / {ls['submit']['p95_ms']}",
             "lower",
         )
+        if lo.get("server_time"):
+            st = lo["server_time"]
+            add(
+                f"{tag} Loupe server time next p50 / p95 ms",
+                f"{st['next']['p50_ms']} / {st['next']['p95_ms']}",
+                None,
+                "",
+            )
+            add(
+                f"{tag} Loupe server time submit p50 / p95 ms",
+                f"{st['submit']['p50_ms']} / {st['submit']['p95_ms']}",
+                None,
+                "",
+            )
+            if st.get("answer_and_next"):
+                both = st["answer_and_next"]
+                add(
+                    f"{tag} Loupe server time answer+next p50 / p95 / p99 ms",
+                    f"{both['p50_ms']} / {both['p95_ms']} / {both['p99_ms']}",
+                    None,
+                    "",
+                )
         add(f"{tag} server CPU ms/answer", lo["server_cpu_ms_per_answer"], ls["server_cpu_ms_per_answer"], "lower")
         add(f"{tag} server / client CPU util", _util(lo), _util(ls), "")
         add(f"{tag} errors", lo["errors"], ls["errors"], "lower")

@@ -238,9 +238,11 @@ class AuditVerificationApi(APIView):
     @extend_schema(
         request=InputSerializer,
         responses={200: VerificationSerializer, **error_responses(400, 401, 403)},
-        description="Walks the whole chain and every checkpoint (a million events take seconds) and records the "
-        "verification in the trail (audit.verified), as the audit page does. A broken trail is still a 200: "
-        "the answer says what was found.",
+        description="Walks the whole chain and every checkpoint inside this request (a million events take "
+        "seconds, so a long trail can outlast a proxy's timeout) and records the verification in the trail "
+        "(audit.verified). A broken trail is still a 200: the answer says what was found. Prefer POST "
+        "audit/verification-runs/, which takes the same exported_checkpoints, runs in a worker and reports progress.",
+        deprecated=True,
     )
     def post(self, request: Request) -> Response:
         require_role(request.user, Role.AUDITOR)

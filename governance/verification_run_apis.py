@@ -2,9 +2,11 @@
 
 POST asks for one (202, the run; while one is queued or running, that run) and GET follows it:
 status, progress (events walked of the chain's length) and, when done, what the walk found. The
-outcome is also recorded in the trail (audit.verified), like the page's. `POST audit/verification/`
-(governance/audit_integrity_apis.py) still walks in its request, for a client that sends exported
-checkpoints. Auditors only, like the page.
+outcome is also recorded in the trail (audit.verified), like the page's. A client that kept exported
+checkpoints sends them with the POST (as `verify_audit --checkpoint FILE` takes them): such a run is
+always a new one, checked against those documents. The older `POST audit/verification/`
+(governance/audit_integrity_apis.py) walks in its request and is kept for existing clients.
+Auditors only, like the page.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.audit_integrity_apis import ExportedCheckpointInputSerializer
 from governance.models import AuditVerificationRun
 from governance.selectors import audit_verification_run_get_for_user
-from governance.verification_runs import audit_verification_request
+from governance.verification_runs import MAX_EXPORTED_CHECKPOINTS, audit_verification_request
 from workflow_site.access import Role, require_role
 from workflow_site.api_schema import error_responses
 
@@ -58,16 +61,37 @@ def _data(run: AuditVerificationRun) -> dict[str, Any]:
 
 
 class VerificationRunCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        exported_checkpoints = ExportedCheckpointInputSerializer(
+            many=True,
+            required=False,
+            default=list,
+            max_length=MAX_EXPORTED_CHECKPOINTS,
+            help_text="Optional: checkpoint documents kept outside Loupe (GET audit/checkpoints/{id}/document/). "
+            "The first tree_size events must still give each one's signed root, which catches a rewrite even when "
+            f"the stored checkpoints were deleted too. At most {MAX_EXPORTED_CHECKPOINTS}.",
+        )
+
     @extend_schema(
-        request=None,
-        responses={202: VerificationRunSerializer, **error_responses(401, 403)},
+        request=InputSerializer,
+        responses={202: VerificationRunSerializer, **error_responses(400, 401, 403)},
         description="Ask a worker to verify the whole chain and every stored checkpoint, as the audit page's "
-        "button does (audit.verification_requested). While one is queued or running, that one is returned.",
+        "button does (audit.verification_requested). Without exported checkpoints, while one is queued or running, "
+        "that one is returned; with them, a new run is made. A malformed document is a 400 naming it, and asks "
+        "for nothing.",
     )
     def post(self, request: Request) -> Response:
         require_role(request.user, Role.AUDITOR)
-        run, _ = audit_verification_request(actor=request.user)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        documents = [_as_given(document) for document in data.validated_data["exported_checkpoints"]]
+        run, _ = audit_verification_request(actor=request.user, exported_documents=documents)
         return Response(_data(run), status=status.HTTP_202_ACCEPTED)
+
+
+def _as_given(document: dict[str, Any]) -> dict[str, Any]:
+    """The document as the worker parses it again (exported_checkpoint_parse): without the serializer's parse."""
+    return {key: value for key, value in document.items() if key not in ("parsed", "how_to_verify")}
 
 
 class VerificationRunDetailApi(APIView):

@@ -6,9 +6,10 @@ events), so the auditor's "Verify now" no longer walks inside the request:
 1. `audit_verification_request` saves an AuditVerificationRun (queued) with its
    audit event, and hands it to Celery after the commit. While one is queued or
    running, asking again returns that one: two walks of the same trail at once
-   would tell nothing more. The API asks the same way
-   (governance/verification_run_apis.py); its older `POST audit/verification/`,
-   which may carry exported checkpoints, still walks in its request.
+   would tell nothing more. A run may carry checkpoint documents the auditor
+   kept outside Loupe (uploaded on the page, or sent to the API): it is always
+   a new run, and the walk checks the trail against them too. The API asks
+   the same way (governance/verification_run_apis.py).
 2. The task (`audit_verification_execute`) claims the run with a conditional
    UPDATE (queued -> running, audited), so a redelivered message walks nothing twice;
    it walks with `audit_trail_verify`, writing the events walked so far and a
@@ -50,6 +51,8 @@ FAILED_ACTION = "audit.verification_failed"
 OBJECT_TYPE = "auditverificationrun"
 # A worker gets this many tries at a run (the first and one after a lost worker).
 MAX_ATTEMPTS = 2
+# Checkpoint documents one run is checked against, at most (the API's and the page's limit).
+MAX_EXPORTED_CHECKPOINTS = 100
 # A queued run this young is left to its own after-commit dispatch.
 _DISPATCH_GRACE = timedelta(seconds=5)
 Status = AuditVerificationRun.Status

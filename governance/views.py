@@ -18,6 +18,7 @@ from governance.audit_labels import audit_rows
 from governance.envelope import NO_ENVELOPE, envelope_active, envelope_preview, latest_assessments
 from governance.forms import AuditFilterForm
 from governance.gates import gates_evaluate, gates_for, promotion_gates_update
+from governance.kept_checkpoint_forms import KeptCheckpointsForm
 from governance.models import AuditVerificationRun, PromotionRequest
 from governance.promotion_requests import promotion_draft_edit, promotion_submit, promotion_withdraw
 from governance.promotions import (
@@ -372,7 +373,14 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
     require_role(request.user, Role.AUDITOR)
     if request.method == "GET":
         template = "governance/audit_list.html#verify" if request.htmx else "governance/audit_verify.html"
-        return render(request, template, {"verified": False})
+        return render(request, template, {"verified": False, "kept_form": KeptCheckpointsForm()})
+    if request.POST.get("kept"):  # the upload form: checkpoint documents kept outside Loupe (a full page POST)
+        kept_form = KeptCheckpointsForm(request.POST, request.FILES)
+        if not kept_form.is_valid():  # nothing is asked for; the page says which file is wrong and why
+            context = {"verified": False, "kept_form": kept_form}
+            return render(request, "governance/audit_verify.html", context, status=400)
+        run, _ = audit_verification_request(actor=request.user, exported_documents=kept_form.cleaned_data["documents"])
+        return redirect("governance:audit_verify_run", run_id=run.pk)
     run, _ = audit_verification_request(actor=request.user)
     if not request.htmx:
         return redirect("governance:audit_verify_run", run_id=run.pk)
@@ -385,7 +393,8 @@ def audit_verify_run(request: HttpRequest, run_id: int) -> HttpResponse:
     """One requested verification: its progress while a worker walks, then what it found."""
     run = audit_verification_run_get_for_user(user=request.user, pk=run_id)
     template = "governance/audit_list.html#verify" if request.htmx else "governance/audit_verify.html"
-    return render(request, template, _verification_context(run, htmx=bool(request.htmx)))
+    context = _verification_context(run, htmx=bool(request.htmx))
+    return render(request, template, {**context, "kept_form": KeptCheckpointsForm()})
 
 
 def _verification_context(run: AuditVerificationRun, *, htmx: bool) -> dict[str, Any]:
@@ -398,6 +407,7 @@ def _verification_context(run: AuditVerificationRun, *, htmx: bool) -> dict[str,
         "broken": result.get("chain_break"),
         "problems": result.get("problems", []),
         "checkpoints": result.get("checkpoints_checked", 0),
+        "kept": result.get("exported_checked", 0),
         "tombstones": result.get("tombstones", 0),
         "walk_seconds": (run.finished_at - run.started_at).total_seconds() if done and run.started_at else None,
         # The integrity line at the top of the page says when the trail was last verified: swapped too.

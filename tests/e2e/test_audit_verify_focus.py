@@ -84,3 +84,36 @@ def test_the_result_offers_verify_again_by_keyboard(live_server, page, trained_d
     expect(page.locator("#verify-result .ok")).not_to_have_text(first)
     expect(page.locator("#verify-result .ok")).to_contain_text("Chain verified")
     expect(page.locator("#verify-result-title")).to_be_focused()
+
+
+def test_an_auditor_uploads_kept_checkpoints_by_keyboard_and_a_bad_file_is_named(
+    live_server, page, trained_dataset, auditor, settings, tmp_path
+):
+    """The upload of checkpoint documents kept outside Loupe (governance/kept_checkpoint_forms.py)."""
+    import json
+
+    from governance.checkpoint_signing import new_private_key_b64
+    from governance.checkpoints import audit_checkpoint_create, checkpoint_export
+
+    settings.LOUPE_AUDIT_SIGNING_KEY = new_private_key_b64()
+    kept, bad = tmp_path / "kept.json", tmp_path / "not-a-checkpoint.json"
+    kept.write_text(json.dumps(checkpoint_export(audit_checkpoint_create())))
+    bad.write_text('{"statement": {"type": "x"}, "signature": "s", "public_key": "k"}')
+    sign_in(page, live_server.url, "auditor")
+    page.goto(f"{live_server.url}/governance/audit/")
+    page.get_by_role("link", name="Verify against checkpoints you kept").click()
+
+    picker = page.get_by_label("Checkpoint documents you kept")
+    picker.set_input_files([str(kept), str(bad)])
+    _tab_to(page, "Verify against these checkpoints")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#kept-errors")).to_contain_text("Nothing was verified")
+    expect(page.locator("#kept-errors")).to_contain_text("not-a-checkpoint.json: statement type 'x'")
+    expect(picker).to_have_attribute("aria-invalid", "true")
+
+    picker.set_input_files([str(kept)])
+    _tab_to(page, "Verify against these checkpoints")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#verify-result .ok")).to_contain_text("and 1 checkpoint you kept", timeout=30_000)

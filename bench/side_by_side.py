@@ -515,6 +515,50 @@ def loupe_set_strategy(app: App, strategy: str, timeout: float = 3600) -> float:
     raise RuntimeError(f"rescoring under {strategy} did not finish")
 
 
+class SnapshotWatch:
+    """While a Loupe loop runs: every half second, the Loupe database's open transactions older than
+    a second (other than this watch's own), with their state and statement. An old snapshot keeps
+    PostgreSQL from marking dead index entries (the queue's answered items) as dead, so each
+    `next` would step over more of them; this says whether one was held, and by whom."""
+
+    QUERY = (
+        "SELECT pid, coalesce(application_name, ''), state, round(extract(epoch FROM now() - xact_start)::numeric, 1),"
+        " coalesce(backend_xmin::text, ''), left(regexp_replace(query, '\\s+', ' ', 'g'), 100)"
+        " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND xact_start < now() - interval '1 second'"
+    )
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{LOUPE_DB}", autocommit=True) as conn:
+            while not self._stop.wait(0.5):
+                for pid, app_name, state, age, _xmin, query in conn.execute(self.QUERY).fetchall():
+                    key = (pid, app_name, state, query)
+                    self.seen[key] = max(self.seen.get(key, 0.0), float(age or 0))
+
+    def __enter__(self) -> SnapshotWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self) -> list[dict]:
+        rows = sorted(self.seen.items(), key=lambda kv: -kv[1])[:10]
+        return [{"pid": k[0], "app": k[1], "state": k[2], "query": k[3], "longest_s": v} for k, v in rows]
+
+
+def loupe_item_dead_tuples() -> int:
+    return _loupe_sql_count("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'annotations_item'")
+
+
 def access_log_offset(workdir: Path) -> int:
     path = workdir / "loupe_access.log"
     return path.stat().st_size if path.exists() else 0
@@ -540,7 +584,12 @@ def server_times(workdir: Path, since: int, pairs: bool) -> dict:
             if kind:
                 times[kind].append(int(micros) / 1e6)
                 order.append((kind, int(micros) / 1e6))
-    out = {kind: w.summarize(values) for kind, values in times.items()}
+    out: dict = {kind: w.summarize(values) for kind, values in times.items()}
+    # The next card's server time, median of each 50 in order: flat, or growing as the loop goes on.
+    nexts = times["next"]
+    out["next_trend_ms"] = [
+        round(sorted(nexts[i : i + 50])[len(nexts[i : i + 50]) // 2] * 1000, 1) for i in range(0, len(nexts), 50)
+    ]
     if pairs:
         steps = [s + n for (k1, s), (k2, n) in zip(order, order[1:], strict=False) if (k1, k2) == ("submit", "next")]
         out["answer_and_next"] = w.summarize(steps)
@@ -697,13 +746,24 @@ def run(a: argparse.Namespace) -> dict:
                     log(f"-- f. review loop round {rnd + 1} clients={c} {app.name}")
                     app.mon.reset_phase()
                     logged = access_log_offset(workdir)
+                    watch = SnapshotWatch() if app.name == "loupe" else None
                     cpu0, client0 = app.cpu(True), sum(os.times()[:2])
-                    r = w.review_loop(
-                        app.adapter, app.reviewers, app.project, c, a.loop_seconds, 0.8, a.seed + rnd, False
-                    )
+                    if watch:
+                        watch.__enter__()
+                    try:
+                        r = w.review_loop(
+                            app.adapter, app.reviewers, app.project, c, a.loop_seconds, 0.8, a.seed + rnd, False
+                        )
+                    finally:
+                        if watch:
+                            watch.__exit__()
                     cpu = app.cpu(True) - cpu0
-                    if app.name == "loupe":
+                    if app.name == "loupe" and watch is not None:
                         r["server_time"] = server_times(workdir, logged, pairs=c == 1)
+                        r["old_transactions"] = watch.report()
+                        r["item_dead_tuples_after"] = loupe_item_dead_tuples()
+                        for held in r["old_transactions"][:3]:
+                            log(f"   open > 1 s during the loop: {held}")
                     r["client_cpu_s"] = round(sum(os.times()[:2]) - client0, 2)
                     r.update(
                         app=app.name,

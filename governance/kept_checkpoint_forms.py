@@ -20,8 +20,10 @@ from django.core.exceptions import ValidationError
 from governance.checkpoint_signing import exported_checkpoint_parse
 from governance.verification_runs import MAX_EXPORTED_CHECKPOINTS
 
-# A document without leaf hashes is under 1 kB; with them (--with-leaves) 44 bytes per event it covers.
+# A document without leaf hashes is under 1 kB; with them (--with-leaves) about 43 bytes per event it covers.
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+# All of them together: the run keeps them in one row, and the API's JSON body has the same bound.
+MAX_TOTAL_BYTES = 5 * 1024 * 1024
 
 
 class _MultipleFileInput(forms.ClearableFileInput):
@@ -49,13 +51,17 @@ class KeptCheckpointsForm(forms.Form):
     documents = _MultipleFileField(
         label="Checkpoint documents you kept",
         help_text="JSON files exported from Loupe (audit_checkpoint --export, or the checkpoint's document in the "
-        f"API); up to {MAX_EXPORTED_CHECKPOINTS}, each under {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB.",
+        f"API); up to {MAX_EXPORTED_CHECKPOINTS}, each under {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB and "
+        f"{MAX_TOTAL_BYTES // (1024 * 1024)} MB in all.",
     )
 
     def clean_documents(self) -> list[dict[str, Any]]:
         files = self.cleaned_data["documents"]
         if len(files) > MAX_EXPORTED_CHECKPOINTS:
             raise ValidationError(f"{len(files)} files: at most {MAX_EXPORTED_CHECKPOINTS} at once.")
+        total = sum(file.size for file in files)
+        if total > MAX_TOTAL_BYTES:
+            raise ValidationError(f"{total:,} bytes in all: at most {MAX_TOTAL_BYTES:,} at once.")
         documents, errors = [], []
         for file in files:
             try:

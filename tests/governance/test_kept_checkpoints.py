@@ -184,3 +184,19 @@ def test_the_run_api_refuses_a_malformed_document_naming_it_and_asks_for_nothing
     assert any(key.startswith("exported_checkpoints[0]") for key in response.json())
     assert not AuditVerificationRun.objects.exists()
     assert AuditEvent.objects.filter(action=REQUESTED_ACTION).count() == before
+
+
+def test_too_many_bytes_in_all_are_refused_and_nothing_is_asked(checkpoint, auditor, monkeypatch):
+    from governance import kept_checkpoint_forms
+
+    document = checkpoint_export(checkpoint)
+    size = len(json.dumps(document).encode())
+    monkeypatch.setattr(kept_checkpoint_forms, "MAX_TOTAL_BYTES", size + 1)
+    files = [_file("a.json", document), _file("b.json", document)]
+
+    response = login(auditor).post(VERIFY, {"kept": "1", "documents": files})
+
+    assert (
+        response.status_code == 400 and f"{2 * size:,} bytes in all: at most {size + 1:,}" in response.content.decode()
+    )
+    assert not AuditVerificationRun.objects.exists()

@@ -381,7 +381,12 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
             return render(request, "governance/audit_verify.html", context, status=400)
         run, _ = audit_verification_request(actor=request.user, exported_documents=kept_form.cleaned_data["documents"])
         return redirect("governance:audit_verify_run", run_id=run.pk)
-    run, _ = audit_verification_request(actor=request.user)
+    # "Verify again" after a run that had kept checkpoints checks the trail against the same documents.
+    again = request.POST.get("again", "")
+    kept = []
+    if again.isascii() and again.isdigit() and 0 < int(again) < 2**63:
+        kept = audit_verification_run_get_for_user(user=request.user, pk=int(again)).exported_checkpoints
+    run, _ = audit_verification_request(actor=request.user, exported_documents=kept or None)
     if not request.htmx:
         return redirect("governance:audit_verify_run", run_id=run.pk)
     return render(request, "governance/audit_list.html#verify", _verification_context(run, htmx=True))

@@ -200,3 +200,32 @@ def test_too_many_bytes_in_all_are_refused_and_nothing_is_asked(checkpoint, audi
         response.status_code == 400 and f"{2 * size:,} bytes in all: at most {size + 1:,}" in response.content.decode()
     )
     assert not AuditVerificationRun.objects.exists()
+
+
+def test_verify_again_after_a_kept_run_checks_the_same_documents_again(
+    checkpoint, auditor, django_capture_on_commit_callbacks
+):
+    client = login(auditor)
+    kept = checkpoint_export(checkpoint)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post(VERIFY, {"kept": "1", "documents": [_file("kept.json", kept)]})
+    page = client.get(first["Location"]).content.decode()
+    run = AuditVerificationRun.objects.get()
+    assert f'name="again" value="{run.pk}"' in page and "Verify again against the 1 kept checkpoint</button>" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post(VERIFY, {"again": str(run.pk)})
+
+    second = AuditVerificationRun.objects.exclude(pk=run.pk).get()
+    assert again["Location"] == f"/governance/audit/verify/{second.pk}/"
+    assert second.exported_checkpoints == run.exported_checkpoints
+    second.refresh_from_db()
+    assert second.result["exported_checked"] == 1 and second.result["ok"] is True
+
+
+def test_verify_again_names_a_run_only_an_auditor_may_read(checkpoint, auditor, reviewer):
+    run = AuditVerificationRun.objects.create(requested_by=auditor, requested_at=checkpoint.created_at)
+
+    assert login(reviewer).post(VERIFY, {"again": str(run.pk)}).status_code == 403
+    assert login(auditor).post(VERIFY, {"again": "999999"}).status_code == 404
+    assert AuditVerificationRun.objects.count() == 1

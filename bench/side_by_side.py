@@ -739,6 +739,16 @@ def run(a: argparse.Namespace) -> dict:
             result[f"list_filtered_{flt}"]["pages_cycled"] = pages
 
         # f. review loops ----------------------------------------------------------
+        if a.analyze:
+            # Again, before the loops: phases b and c made the first reviews, answers and read-log rows,
+            # and autovacuum would analyze those tables after their first 50 rows. Without it the review
+            # table keeps the statistics of an empty table, and Loupe's claim, planned once per connection
+            # (workflow_site/prepared_sql.py), anti-joins all of the reviewer's reviews for every card
+            # instead of probing the candidate's: its next card then slowed as the loop went on.
+            t0 = time.perf_counter()
+            sh(f"{PG} -c ANALYZE {LOUPE_DB} && {PG} -c ANALYZE {LS_DB}")
+            result["analyze_before_loops_s"] = round(time.perf_counter() - t0, 2)
+            log(f"ANALYZE on both databases before the loops: {result['analyze_before_loops_s']} s")
         result["loops"] = []
         for rnd in range(a.rounds):
             for c in [int(x) for x in a.concurrency.split(",")]:

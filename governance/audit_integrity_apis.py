@@ -40,6 +40,7 @@ from governance.checkpoints import (
 )
 from governance.models import AuditCheckpoint
 from governance.selectors import AuditFilters, audit_events_for_user
+from governance.verification_runs import MAX_EXPORTED_CHECKPOINTS
 from workflow_site.access import Role, require_role
 from workflow_site.api_schema import error_responses
 
@@ -213,19 +214,24 @@ class LastVerificationSerializer(serializers.Serializer):
     tombstones = serializers.IntegerField(source="after.tombstones", allow_null=True, default=None)
 
 
+def exported_checkpoints_field() -> serializers.Field:
+    """The optional list of kept checkpoint documents a verification is checked against (both verify APIs)."""
+    return ExportedCheckpointInputSerializer(
+        many=True,
+        required=False,
+        default=list,
+        max_length=MAX_EXPORTED_CHECKPOINTS,
+        help_text="Checkpoint documents kept outside Loupe (GET audit/checkpoints/{id}/document/): the first "
+        "tree_size events must still give each one's signed root (as verify_audit --checkpoint). Catches a rewrite "
+        f"even when the stored checkpoints were deleted too. At most {MAX_EXPORTED_CHECKPOINTS}.",
+    )
+
+
 class AuditVerificationApi(APIView):
     """GET: the last verification of the trail (null: never). POST: verify it now, as the audit page does."""
 
     class InputSerializer(serializers.Serializer):
-        exported_checkpoints = ExportedCheckpointInputSerializer(
-            many=True,
-            required=False,
-            default=list,
-            max_length=100,
-            help_text="Checkpoint documents kept outside Loupe: the first tree_size events must still give each "
-            "one's signed root (as verify_audit --checkpoint). Catches a rewrite even when the stored checkpoints "
-            "were deleted too. At most 100.",
-        )
+        exported_checkpoints = exported_checkpoints_field()
 
     class OutputSerializer(serializers.Serializer):
         last = LastVerificationSerializer(allow_null=True, help_text="null: the trail was never verified.")

@@ -20,10 +20,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.audit_integrity_apis import ExportedCheckpointInputSerializer
+from governance.audit_integrity_apis import exported_checkpoints_field
 from governance.models import AuditVerificationRun
 from governance.selectors import audit_verification_run_get_for_user
-from governance.verification_runs import MAX_EXPORTED_CHECKPOINTS, audit_verification_request
+from governance.verification_runs import audit_verification_request
 from workflow_site.access import Role, require_role
 from workflow_site.api_schema import error_responses
 
@@ -62,15 +62,7 @@ def _data(run: AuditVerificationRun) -> dict[str, Any]:
 
 class VerificationRunCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
-        exported_checkpoints = ExportedCheckpointInputSerializer(
-            many=True,
-            required=False,
-            default=list,
-            max_length=MAX_EXPORTED_CHECKPOINTS,
-            help_text="Optional: checkpoint documents kept outside Loupe (GET audit/checkpoints/{id}/document/). "
-            "The first tree_size events must still give each one's signed root, which catches a rewrite even when "
-            f"the stored checkpoints were deleted too. At most {MAX_EXPORTED_CHECKPOINTS}.",
-        )
+        exported_checkpoints = exported_checkpoints_field()
 
     @extend_schema(
         request=InputSerializer,

@@ -357,7 +357,11 @@ def _page_bound(request: HttpRequest, name: str) -> int | None:
     """A keyset page bound (?before= / ?after=, a seq or an id); anything but a whole number from 1 (seqs and
     ids start at 1) within the column's range is ignored, giving the first page. ASCII digits only:
     str.isdigit() also accepts "²", which int() refuses."""
-    value = request.GET.get(name, "")
+    return _record_id(request.GET.get(name, ""))
+
+
+def _record_id(value: str) -> int | None:
+    """A whole number from 1 within a bigint's range, or None (ASCII digits only, as _page_bound says)."""
     return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 2**63 else None
 
 
@@ -382,10 +386,10 @@ def audit_verify(request: HttpRequest) -> HttpResponse:
         run, _ = audit_verification_request(actor=request.user, exported_documents=kept_form.cleaned_data["documents"])
         return redirect("governance:audit_verify_run", run_id=run.pk)
     # "Verify again" after a run that had kept checkpoints checks the trail against the same documents.
-    again = request.POST.get("again", "")
+    again = _record_id(request.POST.get("again", ""))
     kept = []
-    if again.isascii() and again.isdigit() and 0 < int(again) < 2**63:
-        kept = audit_verification_run_get_for_user(user=request.user, pk=int(again)).exported_checkpoints
+    if again is not None:
+        kept = audit_verification_run_get_for_user(user=request.user, pk=again).exported_checkpoints
     run, _ = audit_verification_request(actor=request.user, exported_documents=kept or None)
     if not request.htmx:
         return redirect("governance:audit_verify_run", run_id=run.pk)

@@ -29,12 +29,17 @@ def test_the_column_wise_frame_equals_the_row_by_row_frame_in_the_order_asked(tr
             assert np.allclose(frame[spec.name].to_numpy(), expected[spec.name].to_numpy(), equal_nan=True)
 
 
-def test_every_open_item_shows_exactly_the_champions_probabilities(trained_dataset):
-    champion = ModelVersion.objects.get(dataset=trained_dataset, stage=ModelVersion.Stage.CHAMPION)
-    open_items = Item.objects.filter(dataset=trained_dataset, queue_state="open").order_by("pk")
-    ids = list(open_items.values_list("pk", flat=True))
+def _unpredicted(dataset):  # type: ignore[no-untyped-def]
+    """The champion, and the dataset's open items (in id order) with its predictions removed."""
+    champion = ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION)
+    open_items = Item.objects.filter(dataset=dataset, queue_state="open").order_by("pk")
     Prediction.objects.filter(model_version=champion).delete()
     open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
+    return champion, open_items, list(open_items.values_list("pk", flat=True))
+
+
+def test_every_open_item_shows_exactly_the_champions_probabilities(trained_dataset):
+    champion, open_items, ids = _unpredicted(trained_dataset)
 
     assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
 
@@ -77,12 +82,8 @@ def test_predicting_the_next_chunk_while_one_is_written_keeps_every_item_its_own
 
     from models_app import prediction
 
-    champion = ModelVersion.objects.get(dataset=trained_dataset, stage=ModelVersion.Stage.CHAMPION)
-    open_items = Item.objects.filter(dataset=trained_dataset, queue_state="open").order_by("pk")
-    ids = list(open_items.values_list("pk", flat=True))
+    champion, open_items, ids = _unpredicted(trained_dataset)
     assert len(ids) > 3 * 7, "several chunks, so several overlap"
-    Prediction.objects.filter(model_version=champion).delete()
-    open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
 
     with mock.patch.object(prediction, "CHUNK", 7):
         assert predictions_create(model_version=champion, item_ids=list(reversed(ids)), update_items=True) == len(ids)
@@ -102,11 +103,7 @@ def test_a_model_failing_on_a_later_chunk_raises_and_leaves_that_chunk_unwritten
 
     from models_app import prediction
 
-    champion = ModelVersion.objects.get(dataset=trained_dataset, stage=ModelVersion.Stage.CHAMPION)
-    open_items = Item.objects.filter(dataset=trained_dataset, queue_state="open").order_by("pk")
-    ids = list(open_items.values_list("pk", flat=True))
-    Prediction.objects.filter(model_version=champion).delete()
-    open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
+    champion, open_items, ids = _unpredicted(trained_dataset)
     real_predict = prediction._chunk_predict
 
     def fail_on_the_third_chunk(model, chunk, *args, **kwargs):

@@ -116,6 +116,7 @@ from annotations.import_reading import (
     scan_file,
 )
 from annotations.import_staging import staged_clashes, staged_duplicates, staged_rows, staged_rows_write
+from annotations.import_statistics import item_statistics_refresh
 from annotations.import_validation import CheckedChunk, FeatureRule, ParseResult, check_chunk, check_header
 from annotations.label_studio import LabelStudioFormatError, tasks_to_csv
 from annotations.models import Dataset, GoldLabel, ImportBatch, ImportStagedRow, Item
@@ -451,6 +452,10 @@ def _check_and_write(batch: ImportBatch, *, direct: bool) -> tuple[ParseResult, 
 
         def check() -> float:  # in the writer's transaction, once its last chunk is in
             began = time.monotonic()
+            # Statistics that count the rows just written, before the queries about them are planned.
+            if item_statistics_refresh(dataset_id=batch.dataset_id, rows_written=result.rows_total):
+                timings["statistics"] = round(time.monotonic() - began, 3)
+                began = time.monotonic()
             leakage_check(source="items", batch=batch, result=leaks, warnings=stager.warnings, in_file=stager.in_file)
             return time.monotonic() - began
 

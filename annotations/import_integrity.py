@@ -27,15 +27,14 @@ import leaves NULL, or any trigger of another kind on those tables, which
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection
 from django.db.models import Model
 
 from annotations.models import Dataset, GoldLabel, ImportBatch, Item, LabelClass, Review
-from workflow_site.db_roles import connection_role
+from workflow_site.row_triggers import foreign_keys_and_triggers, replica_allowed
 
 
 def _expected() -> dict[type[Model], dict[str, tuple[type[Model], bool]]]:
@@ -72,56 +71,12 @@ def _models_as_expected() -> bool:
     return True
 
 
-def _may_set_replica() -> bool:
-    """Whether this connection's role may set session_replication_role, asked once per database connection.
-
-    Under least privilege (README, `manage.py db_roles`) the application role may
-    not: replica mode would switch the append-only triggers off too. The import
-    then keeps the per-row foreign-key triggers, slower but the same checks. The
-    answer is kept on the connection wrapper with the DB-API connection it was
-    asked on, so a reconnect (CONN_MAX_AGE, a worker's fresh connection) asks again.
-    """
-    connection.ensure_connection()
-    raw = connection.connection
-    asked = getattr(connection, "_loupe_may_set_replica", None)
-    if asked is not None and asked[0] is raw:
-        return asked[1]
-    allowed = connection_role(connection).may_set_replica
-    connection._loupe_may_set_replica = (raw, allowed)  # type: ignore[attr-defined]
-    return allowed
-
-
 def bypass_possible() -> bool:
     """Whether this connection may skip the import's per-row foreign-key triggers (see the module docstring)."""
-    if connection.vendor != "postgresql" or not _models_as_expected() or not _may_set_replica():
+    if connection.vendor != "postgresql" or not _models_as_expected() or not replica_allowed():
         return False
-    tables = [Item._meta.db_table, GoldLabel._meta.db_table]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT (SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(%s::regclass[])), "
-            "(SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = ANY(%s::regclass[]))",
-            [tables, tables],
-        )
-        foreign_keys, other_triggers = cursor.fetchone()
+    foreign_keys, other_triggers = foreign_keys_and_triggers([Item._meta.db_table, GoldLabel._meta.db_table])
     return foreign_keys == sum(map(len, _expected().values())) and other_triggers == 0
-
-
-@contextmanager
-def row_triggers_skipped(skip: bool) -> Iterator[None]:
-    """Inside: this transaction's writes fire no per-row triggers (when `skip`). The caller must then call
-    references_check before COMMIT. On an error the setting is left to the rollback, which undoes it."""
-    if not skip:
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
-    yield
-    row_triggers_restored()
-
-
-def row_triggers_restored() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = origin")
 
 
 def references_check(*, dataset_id: int, batch_id: int, label_ids: Iterable[int]) -> None:

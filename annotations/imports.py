@@ -82,12 +82,7 @@ from annotations.import_formats import (
     parquet_to_csv,
     report_in_source_terms,
 )
-from annotations.import_integrity import (
-    bypass_possible,
-    references_check,
-    row_triggers_restored,
-    row_triggers_skipped,
-)
+from annotations.import_integrity import bypass_possible, references_check
 from annotations.import_leakage import (
     FileDuplicates,
     ImportWarnings,
@@ -124,6 +119,7 @@ from annotations.signals import items_imported, send_after_commit
 from governance.audit import audit_record
 from workflow_site.csv_safety import neutralise_formula
 from workflow_site.deferred_checks import deferred_checks_run_now
+from workflow_site.row_triggers import row_triggers_restored, row_triggers_skipped
 
 logger = logging.getLogger(__name__)
 

@@ -957,8 +957,10 @@ def table(r: dict) -> str:
         add(f"{tag} server CPU ms/answer", lo["server_cpu_ms_per_answer"], ls["server_cpu_ms_per_answer"], "lower")
         add(f"{tag} server / client CPU util", _util(lo), _util(ls), "")
         add(f"{tag} errors", lo["errors"], ls["errors"], "lower")
-    add("RSS web tree peak MB (4 workers+master)", r["rss_peak_mb"]["loupe"], r["rss_peak_mb"]["ls"], "lower")
-    add("RSS web tree end MB", r["rss_end_mb"]["loupe"], r["rss_end_mb"]["ls"], "lower")
+    # Absent from a run that stopped before its end (its results rescued from the process).
+    if "rss_peak_mb" in r:
+        add("RSS web tree peak MB (4 workers+master)", r["rss_peak_mb"]["loupe"], r["rss_peak_mb"]["ls"], "lower")
+        add("RSS web tree end MB", r["rss_end_mb"]["loupe"], r["rss_end_mb"]["ls"], "lower")
     add("Loupe Celery worker peak RSS MB", r.get("loupe_celery_peak_rss_mb"), None, "")
 
     def ratio(lo, ls) -> str:  # type: ignore[no-untyped-def]

@@ -25,7 +25,9 @@ from governance.audit import audit_record
 from models_app.data import frame_for_items
 from models_app.model_runtime import LoadedModel, model_load
 from models_app.models import ModelVersion, Prediction
+from models_app.prediction_integrity import prediction_bypass_possible, prediction_references_check
 from workflow_site.deferred_checks import deferred_checks_run_now
+from workflow_site.row_triggers import row_triggers_skipped
 
 CHUNK = 5000
 logger = logging.getLogger(__name__)
@@ -129,6 +131,8 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
         return _chunk_predict(model, chunk, frame, classes, label_ids, explain=explain, strategy=dataset.queue_strategy)
 
     written = 0
+    # Where the role allows, each chunk's keys are checked set-based instead of per row (prediction_integrity.py).
+    skip_row_triggers = prediction_bypass_possible()
     for predicted in _chunks_predicted(model, chunks, predict):
         with transaction.atomic():
             # Two predictors of one version (a champion's refresh task racing a direct call, or two
@@ -138,19 +142,27 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
             ModelVersion.objects.select_for_update(no_key=True).filter(pk=model_version.pk).values_list(
                 "pk", flat=True
             ).first()
-            new = _predictions_insert(model_version, predicted)
-            written += new
+            updated: list[int] = []
             if update_items:
                 # Only the champion's predictions are shown to reviewers; if a
                 # promotion happened while this ran, stop copying (the new
                 # champion's own task takes over).
-                still_champion = ModelVersion.objects.filter(
+                update_items = ModelVersion.objects.filter(
                     pk=model_version.pk, stage=ModelVersion.Stage.CHAMPION
                 ).exists()
-                if not still_champion:
-                    update_items = False
-                else:
-                    _copy_onto_items(model_version, predicted, strategy=dataset.queue_strategy)
+            with row_triggers_skipped(skip_row_triggers):
+                inserted = _predictions_insert(model_version, predicted)
+                if update_items:
+                    updated = _copy_onto_items(model_version, predicted, strategy=dataset.queue_strategy)
+            if skip_row_triggers:  # what the skipped foreign-key triggers would have checked (prediction_integrity.py)
+                prediction_references_check(
+                    model_version_id=model_version.pk,
+                    label_ids={int(label) for label in predicted.label_ids.tolist()},
+                    inserted_item_ids=inserted,
+                    updated_item_ids=updated,
+                )
+            new = len(inserted)
+            written += new
             deferred_checks_run_now()  # before the audit event takes the chain head (workflow_site/deferred_checks.py)
             audit_record(
                 actor=None,
@@ -174,8 +186,8 @@ _SEPARATOR = "\x1e"
 _PREDICTION_COLUMNS = ("item_id", "model_version_id", "label_id", "confidence", "probabilities", "created_at")
 
 
-def _predictions_insert(model_version: ModelVersion, predicted: _ChunkPredictions) -> int:
-    """Insert the chunk's predictions that this version does not have yet; returns how many.
+def _predictions_insert(model_version: ModelVersion, predicted: _ChunkPredictions) -> list[int]:
+    """Insert the chunk's predictions that this version does not have yet; returns their items' ids.
 
     Precondition: inside the chunk's transaction. Two refreshes of the same
     version racing on one chunk: the unique (item, model_version) constraint
@@ -197,7 +209,7 @@ def _predictions_insert(model_version: ModelVersion, predicted: _ChunkPrediction
         if item_id not in existing
     ]
     if not rows:
-        return 0
+        return []
     table = Prediction._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -208,7 +220,7 @@ def _predictions_insert(model_version: ModelVersion, predicted: _ChunkPrediction
         else:
             placeholders = ", ".join(["%s"] * len(_PREDICTION_COLUMNS))
             cursor.executemany(f"INSERT INTO {table} ({', '.join(_PREDICTION_COLUMNS)}) VALUES ({placeholders})", rows)
-    return len(rows)
+    return [row[0] for row in rows]
 
 
 def _priority_sql(strategy: str, priority: str) -> tuple[str, str]:
@@ -229,8 +241,9 @@ def _priority_sql(strategy: str, priority: str) -> tuple[str, str]:
     return "item.queue_priority", "item.priority_strategy"
 
 
-def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions, *, strategy: str) -> None:
+def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions, *, strategy: str) -> list[int]:
     """Show this version's predictions, and their explanations, on the chunk's open items: one UPDATE … FROM.
+    Returns the ids of the items it changed.
 
     The queue priority under the dataset's strategy is written in the same statement.
 
@@ -266,6 +279,8 @@ def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions, 
         priority = "json_extract(e.value, '$[2]')"
         source_params = [json.dumps([list(row) for row in zip(item_ids, explanations, priorities, strict=True)])]
     queue_priority, priority_strategy = _priority_sql(strategy, priority)
+    # SQLite's RETURNING names only the updated table's own columns, unqualified (an alias is "no such column").
+    returning = "item.id" if connection.vendor == "postgresql" else "id"
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -285,6 +300,7 @@ def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions, 
               AND {item_id} = item.id
               AND item.id BETWEEN %s AND %s
               AND item.queue_state = %s
+            RETURNING {returning}
             """,
             [
                 model_version.version,
@@ -297,6 +313,7 @@ def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions, 
                 Item.QueueState.OPEN,
             ],
         )
+        return [item_id for (item_id,) in cursor.fetchall()]
 
 
 def predictions_refresh(*, dataset_id: int, model_version_id: int | None = None, batch_id: int | None = None) -> int:

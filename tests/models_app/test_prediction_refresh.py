@@ -56,10 +56,11 @@ def test_a_champion_replaced_mid_run_stops_updating_items_at_the_next_chunk(trai
     real_copy = prediction._copy_onto_items  # runs once per chunk while v1 is still the champion
 
     def copy_then_promote_v2(*args, **kwargs):
-        real_copy(*args, **kwargs)
+        changed = real_copy(*args, **kwargs)
         # v1's first chunk is shown; now the alias moves to v2 (the second chunk is already being predicted)
         ModelVersion.objects.filter(pk=v1.pk).update(stage=ModelVersion.Stage.RETIRED)
         ModelVersion.objects.filter(pk=v2.pk).update(stage=ModelVersion.Stage.CHAMPION)
+        return changed
 
     with (
         mock.patch.object(prediction, "CHUNK", 10),

@@ -263,3 +263,51 @@ def test_rows_that_repeat_are_probed_once_per_distinct_value_not_once_per_row(da
             plan = "\n".join(row[0] for row in cursor.fetchall())
         probes = [line for line in plan.splitlines() if "annotations_item i" in line and "loops=" in line]
         assert probes and all(line.rstrip().endswith("loops=2)") for line in probes), plan
+
+
+def test_a_batch_larger_than_the_others_together_is_matched_from_their_side_with_the_same_result(dataset, model_admin):
+    """A million-row file of repeated values spent 5 of its 28 s probing its own rows per hash; a batch larger
+    than every other batch of the dataset together is matched from the others' hashes instead (by batch)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from annotations.import_leakage import _matches
+
+    _import(dataset, model_admin, _csv(HOLDOUT), "holdout", "holdout.csv")
+    _import(dataset, model_admin, _csv([{"external_id": "P-0", "radius": 1.0, "texture": 2.0, "lobes": 1}]), "review")
+    repeated = [
+        {"external_id": f"R-{n}", "radius": 1.0 if n % 2 else 5.0, "texture": 2.0, "lobes": 1} for n in range(40)
+    ]
+    batch = _import(dataset, model_admin, _csv(repeated), "review", "repeated.csv")
+    assert batch.rows_total == 40
+
+    for other_set in (False, True):
+        ask = {"source": "items", "batch_id": batch.pk, "dataset_id": dataset.pk, "other_set": other_set}
+        probed = _matches(**ask, holdout=False)  # rows_total unknown: the probe per hash of this batch
+        with CaptureQueriesContext(connection) as queries:
+            from_the_others = _matches(**ask, holdout=False, rows_total=batch.rows_total)
+        assert "MIN(" in queries.captured_queries[-1]["sql"]
+        assert from_the_others == probed
+        if not other_set:
+            assert [(line, existing) for line, _, existing in probed] == [(n + 2, "P-0") for n in range(1, 40, 2)]
+        else:
+            assert probed == []  # no row of the pool has a holdout row's values
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the direct COPY path is PostgreSQL's")
+def test_on_the_direct_path_a_file_larger_than_the_dataset_is_checked_from_the_others_side(dataset, model_admin):
+    _import(dataset, model_admin, _csv(HOLDOUT), "holdout", "holdout.csv")
+    _import(dataset, model_admin, _csv([{"external_id": "P-0", "radius": 1.0, "texture": 2.0, "lobes": 1}]), "review")
+    rows = [
+        {"external_id": f"R-{n}", "radius": 1.0 if n % 3 == 0 else 5.0 + n, "texture": 2.0, "lobes": 1}
+        for n in range(9)
+    ]
+
+    # 7 rows against the 5 already imported: checked from the others' side, then staged for the full report.
+    [error] = _refused(dataset, model_admin, _csv([*rows[:6], {**HOLDOUT[1], "external_id": "R-leak"}]), "review")
+    assert (error["line"], error["value"]) == (8, "R-leak") and "item H-2" in error["reason"]
+    batch = _import(dataset, model_admin, _csv(rows), "review", "large.csv")
+
+    assert batch.report["seconds"]["writer"] == "direct"
+    found = [(w["line"], w["value"]) for w in batch.report["warnings"] if "item P-0" in w["reason"]]
+    assert found == [(2, "R-0"), (5, "R-3"), (8, "R-6")]

@@ -54,6 +54,9 @@ NEAR_DUPLICATE_RMS = 0.01
 # skips the check, with a warning saying so, rather than grow the worker without bound.
 NEAR_HOLDOUT_MAX_ROWS = 100_000
 _NUMERIC = ("float", "integer")
+# Matching a batch from the other batches' side names them in an IN list; past this many (a dataset fed by
+# thousands of small imports) the probe per hash is used, as for a batch smaller than the others.
+MAX_OTHER_BATCHES = 1_000
 _HOLDOUT = Item.QueueState.HOLDOUT
 
 
@@ -122,7 +125,7 @@ def _matches(
     state = f"i.{q('queue_state')} = '{_HOLDOUT}'" if in_holdout else f"i.{q('queue_state')} || '' <> '{_HOLDOUT}'"
     if rows.is_items:
         others = _other_batches(dataset_id=dataset_id, batch_id=batch_id)
-        if sum(others.values()) < rows_total:
+        if len(others) <= MAX_OTHER_BATCHES and sum(others.values()) < rows_total:
             return _matches_from_the_others(
                 rows=rows, batch_id=batch_id, dataset_id=dataset_id, state=state, other_batch_ids=list(others)
             )

@@ -311,3 +311,23 @@ def test_on_the_direct_path_a_file_larger_than_the_dataset_is_checked_from_the_o
     assert batch.report["seconds"]["writer"] == "direct"
     found = [(w["line"], w["value"]) for w in batch.report["warnings"] if "item P-0" in w["reason"]]
     assert found == [(2, "R-0"), (5, "R-3"), (8, "R-6")]
+
+
+def test_past_so_many_other_batches_the_probe_per_hash_is_used(dataset, model_admin, monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    from annotations import import_leakage
+
+    for n in range(3):
+        row = {"external_id": f"P-{n}", "radius": 1.0 + n, "texture": 2.0, "lobes": 1}
+        _import(dataset, model_admin, _csv([row]), "review", f"p{n}.csv")
+    rows = [{"external_id": f"R-{n}", "radius": 1.0 + n % 3, "texture": 2.0, "lobes": 1} for n in range(9)]
+    batch = _import(dataset, model_admin, _csv(rows), "review", "large.csv")
+    ask = {"source": "items", "batch_id": batch.pk, "dataset_id": dataset.pk, "other_set": False, "holdout": False}
+
+    monkeypatch.setattr(import_leakage, "MAX_OTHER_BATCHES", 2)
+    with CaptureQueriesContext(connection) as queries:
+        probed = import_leakage._matches(**ask, rows_total=9)
+
+    assert "MIN(" not in queries.captured_queries[-1]["sql"]
+    assert [(line, existing) for line, _, existing in probed] == [(n + 2, f"P-{n % 3}") for n in range(9)]

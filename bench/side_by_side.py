@@ -639,6 +639,10 @@ def timed(fn):  # type: ignore[no-untyped-def]
     return time.perf_counter() - t0
 
 
+def results_path(a: argparse.Namespace) -> Path:
+    return Path(a.out or Path(a.workdir) / "side_by_side.json")
+
+
 def run(a: argparse.Namespace) -> dict:
     workdir = Path(a.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -647,6 +651,13 @@ def run(a: argparse.Namespace) -> dict:
     procs = Procs(workdir)
     result: dict = {"args": vars(a), "machine": machine(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     result["versions"] = versions(ls_root)
+    # What is done so far, written again as each phase ends: a run that stalls or fails late keeps its
+    # earlier figures (a 1M run once lost half an hour's loops to a stalled last phase).
+    partial = results_path(a).with_suffix(".partial.json")
+
+    def save_partial() -> None:
+        partial.write_text(json.dumps(result, indent=1, default=str))
+
     try:
         src = loupe_source(workdir, a.loupe_tree)
         result["versions"]["loupe_code"] = "working tree" if a.loupe_tree else f"clean export of HEAD in {src}"
@@ -689,6 +700,7 @@ def run(a: argparse.Namespace) -> dict:
                 bodies.append((len(items), app.adapter.import_payload(items)))
             log(f"-- a. import {n} into {app.name}")
             result["import"][app.name] = phase_import(app, bodies, a.import_budget_s)
+            save_partial()
             if app is loupe:
                 wait = loupe_wait_predictions(loupe.project)
                 result["import"]["loupe"]["predictions_ready_after_s"] = wait
@@ -749,6 +761,7 @@ def run(a: argparse.Namespace) -> dict:
             sh(f"{PG} -c ANALYZE {LOUPE_DB} && {PG} -c ANALYZE {LS_DB}")
             result["analyze_before_loops_s"] = round(time.perf_counter() - t0, 2)
             log(f"ANALYZE on both databases before the loops: {result['analyze_before_loops_s']} s")
+        save_partial()
         result["loops"] = []
         for rnd in range(a.rounds):
             for c in [int(x) for x in a.concurrency.split(",")]:
@@ -783,6 +796,7 @@ def run(a: argparse.Namespace) -> dict:
                         server_peak_rss_mb=round(app.mon.phase_peak_kb / 1024, 1),
                     )
                     result["loops"].append(r)
+                    save_partial()
                     log(
                         f"   {app.name} c={c}: {r['loops_per_s']} answers/s, next p50 {r['next']['p50_ms']} ms, "
                         f"submit p50 {r['submit']['p50_ms']} ms, errors {r['errors']}"
@@ -826,6 +840,7 @@ def run(a: argparse.Namespace) -> dict:
                     f"{r['list_filtered']['p50_ms']}/{r['list_filtered']['p95_ms']}/{r['list_filtered']['p99_ms']} ms"
                 )
 
+        save_partial()
         # h. Loupe alone: the same kind of items as one file (issue 7's import figure).
         if a.file_import:
             log(f"-- h. Loupe: {a.file_import} items as one file (one upload, request -> queryable)")
@@ -1061,8 +1076,9 @@ def main() -> None:
         print(table(json.load(open(a.table_from))))
         return
     result = run(a)
-    out = Path(a.out or Path(a.workdir) / "side_by_side.json")
+    out = results_path(a)
     out.write_text(json.dumps(result, indent=1))
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
     print()
     print(table(result))
     print(f"\nresults: {out}")

@@ -146,6 +146,11 @@ def role_setup_sql(
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {a};",
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} GRANT USAGE ON SEQUENCES TO {a};",
     ]
+    sql.append("-- The owner's ANALYZE of the items, for a large import's own statistics (annotations migration 0029).")
+    sql.append(
+        f"DO $$ BEGIN IF to_regprocedure('{s}.loupe_items_analyze()') IS NOT NULL THEN"
+        f" EXECUTE 'GRANT EXECUTE ON FUNCTION {s}.loupe_items_analyze() TO {a}'; END IF; END $$;"
+    )
     if server_version >= 150000:
         # Replica mode switches every ordinary trigger off: never the application's to set.
         sql.append(f"REVOKE SET ON PARAMETER session_replication_role FROM {a};")

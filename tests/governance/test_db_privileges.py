@@ -248,6 +248,32 @@ def test_an_import_as_the_app_role_keeps_the_row_triggers_and_succeeds(roles, da
 
 
 @postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_large_import_as_the_app_role_refreshes_the_statistics_through_the_owners_function(
+    roles, as_app, dataset, model_admin, monkeypatch
+):
+    from annotations import import_statistics
+    from annotations.services import import_batch_create
+
+    # Its own ANALYZE is skipped, with a warning: only the owner may (annotations migration 0029).
+    notices: list[str] = []
+    as_app.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary))
+    as_app.execute(f"ANALYZE {Item._meta.db_table}")
+    assert any("permission denied" in notice or "skipping" in notice for notice in notices), notices
+    monkeypatch.setattr(import_statistics, "MIN_ROWS", 3)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Item._meta.db_table}")  # as the superuser: nothing of this dataset yet
+
+    with _django_connected_as(roles[1]):
+        batch = import_batch_create(
+            dataset=dataset, user=model_admin, file_name="rows.csv", data=csv_bytes(synthetic_rows(6)), purpose="review"
+        )
+        assert batch.status == "imported", batch.report
+        assert "statistics" in batch.report["seconds"], batch.report["seconds"]
+        assert import_statistics.planner_item_estimate(dataset.pk) >= 3
+
+
+@postgres_only
 @pytest.mark.django_db
 @pytest.mark.parametrize("table", TRUNCATE_REFUSED)
 def test_truncate_is_refused_by_the_trigger_even_to_a_superuser(table):

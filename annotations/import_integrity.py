@@ -34,7 +34,7 @@ from django.db import IntegrityError, connection
 from django.db.models import Model
 
 from annotations.models import Dataset, GoldLabel, ImportBatch, Item, LabelClass, Review
-from workflow_site.row_triggers import foreign_keys_and_triggers, replica_allowed
+from workflow_site.row_triggers import row_triggers_skippable
 
 
 def _expected() -> dict[type[Model], dict[str, tuple[type[Model], bool]]]:
@@ -55,15 +55,9 @@ def _expected() -> dict[type[Model], dict[str, tuple[type[Model], bool]]]:
     }
 
 
-def _models_as_expected() -> bool:
+def _unwritten_keys_null() -> bool:
+    """The keys an import leaves unwritten are NULL in its rows: nullable, with no database default."""
     for model, keys in _expected().items():
-        found = {
-            field.name: field.related_model
-            for field in model._meta.concrete_fields
-            if field.is_relation and getattr(field, "db_constraint", False)
-        }
-        if found != {name: target for name, (target, _) in keys.items()}:
-            return False
         for name, (_, written) in keys.items():
             field = model._meta.get_field(name)
             if not written and not (field.null and not field.has_db_default()):
@@ -73,10 +67,8 @@ def _models_as_expected() -> bool:
 
 def bypass_possible() -> bool:
     """Whether this connection may skip the import's per-row foreign-key triggers (see the module docstring)."""
-    if connection.vendor != "postgresql" or not _models_as_expected() or not replica_allowed():
-        return False
-    foreign_keys, other_triggers = foreign_keys_and_triggers([Item._meta.db_table, GoldLabel._meta.db_table])
-    return foreign_keys == sum(map(len, _expected().values())) and other_triggers == 0
+    expected = {model: {name: target for name, (target, _) in keys.items()} for model, keys in _expected().items()}
+    return _unwritten_keys_null() and row_triggers_skippable(expected)
 
 
 def references_check(*, dataset_id: int, batch_id: int, label_ids: Iterable[int]) -> None:

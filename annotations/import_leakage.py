@@ -151,6 +151,19 @@ def _matches(
         return cursor.fetchall()
 
 
+def _batch_matches(*, source: str, batch: ImportBatch, other_set: bool) -> list[tuple]:
+    """`_matches` for an import batch's rows."""
+    holdout = batch.purpose == ImportBatch.Purpose.HOLDOUT
+    return _matches(
+        source=source,
+        batch_id=batch.pk,
+        dataset_id=batch.dataset_id,
+        other_set=other_set,
+        holdout=holdout,
+        rows_total=batch.rows_total,
+    )
+
+
 def _other_batches(*, dataset_id: int, batch_id: int) -> dict[int, int]:
     """The dataset's other import batches and the rows each imported (the batches table is small)."""
     batches = ImportBatch.objects.filter(dataset_id=dataset_id).exclude(pk=batch_id)
@@ -202,16 +215,7 @@ def cross_set_exists(*, source: str, batch: ImportBatch) -> bool:
     holdout = batch.purpose == ImportBatch.Purpose.HOLDOUT
     if not _set_has_items(dataset_id=batch.dataset_id, holdout=not holdout):
         return False
-    return bool(
-        _matches(
-            source=source,
-            batch_id=batch.pk,
-            dataset_id=batch.dataset_id,
-            other_set=True,
-            holdout=holdout,
-            rows_total=batch.rows_total,
-        )
-    )
+    return bool(_batch_matches(source=source, batch=batch, other_set=True))
 
 
 def leakage_check(
@@ -234,14 +238,7 @@ def leakage_check(
     dataset_id = batch.dataset_id
     mine, other = _set_name(holdout), _set_name(not holdout)
     if _set_has_items(dataset_id=dataset_id, holdout=not holdout):
-        for line, external_id, existing in _matches(
-            source=source,
-            batch_id=batch.pk,
-            dataset_id=dataset_id,
-            other_set=True,
-            holdout=holdout,
-            rows_total=batch.rows_total,
-        ):
+        for line, external_id, existing in _batch_matches(source=source, batch=batch, other_set=True):
             result.add(
                 line,
                 "external_id",
@@ -257,14 +254,7 @@ def leakage_check(
         dataset_id=dataset_id, purpose=batch.purpose, status=ImportBatch.Status.IMPORTED
     )
     if same_set.exclude(pk=batch.pk).exists():
-        for line, external_id, existing in _matches(
-            source=source,
-            batch_id=batch.pk,
-            dataset_id=dataset_id,
-            other_set=False,
-            holdout=holdout,
-            rows_total=batch.rows_total,
-        ):
+        for line, external_id, existing in _batch_matches(source=source, batch=batch, other_set=False):
             warnings.add(
                 line,
                 "external_id",

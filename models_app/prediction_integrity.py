@@ -34,7 +34,7 @@ from django.db.models import Model
 
 from annotations.models import Dataset, ImportBatch, Item, LabelClass
 from models_app.models import ModelVersion, Prediction
-from workflow_site.row_triggers import foreign_keys_and_triggers, replica_allowed
+from workflow_site.row_triggers import row_triggers_skippable
 
 
 def _expected() -> dict[type[Model], dict[str, type[Model]]]:
@@ -51,24 +51,9 @@ def _expected() -> dict[type[Model], dict[str, type[Model]]]:
     }
 
 
-def _models_as_expected() -> bool:
-    for model, keys in _expected().items():
-        found = {
-            field.name: field.related_model
-            for field in model._meta.concrete_fields
-            if field.is_relation and getattr(field, "db_constraint", False)
-        }
-        if found != keys:
-            return False
-    return True
-
-
 def prediction_bypass_possible() -> bool:
     """Whether this connection may skip the chunk's per-row foreign-key triggers (see the module docstring)."""
-    if connection.vendor != "postgresql" or not _models_as_expected() or not replica_allowed():
-        return False
-    foreign_keys, other_triggers = foreign_keys_and_triggers([Prediction._meta.db_table, Item._meta.db_table])
-    return foreign_keys == sum(map(len, _expected().values())) and other_triggers == 0
+    return row_triggers_skippable(_expected())
 
 
 def prediction_references_check(

@@ -125,3 +125,20 @@ def candidate_train(dataset: Dataset, *, requested_by: User | None = None, reaso
     version = training_run_execute(run_id=run.pk)
     assert version is not None, TrainingRun.objects.get(pk=run.pk).error
     return version
+
+
+def database_connect(*, user: str | None = None, autocommit: bool = False):  # type: ignore[no-untyped-def]
+    """A second psycopg connection to the test database (PostgreSQL), as the test's own role or as `user`:
+    for what another session sees, or which locks it meets."""
+    import psycopg
+    from django.db import connection
+
+    settings = connection.settings_dict
+    return psycopg.connect(
+        dbname=settings["NAME"],
+        user=user or settings["USER"],
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        password=None if user else settings["PASSWORD"] or None,
+        autocommit=autocommit,
+    )

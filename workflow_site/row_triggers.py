@@ -9,7 +9,7 @@ per-row trigger, and then checks the references itself, set-based and with the l
 (annotations/import_integrity.py, models_app/prediction_integrity.py). No constraint is dropped or disabled:
 unique and check constraints are indexes and expressions, not triggers, and every other write is checked as
 before. Each caller also verifies that its tables hold only the foreign keys it checks and no trigger of
-another kind (`foreign_keys_and_triggers`), since `replica` would skip that too.
+another kind (`row_triggers_skippable`), since `replica` would skip that too.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import connection
+from django.db.models import Model
 
 from workflow_site.db_roles import connection_role
 
@@ -43,7 +44,28 @@ def replica_allowed() -> bool:
     return allowed
 
 
-def foreign_keys_and_triggers(tables: list[str]) -> tuple[int, int]:
+def declared_foreign_keys(model: type[Model]) -> dict[str, type[Model]]:
+    """The model's foreign keys that the database enforces: field name -> the model referenced."""
+    return {
+        field.name: field.related_model
+        for field in model._meta.concrete_fields
+        if field.is_relation and getattr(field, "db_constraint", False)
+    }
+
+
+def row_triggers_skippable(expected: dict[type[Model], dict[str, type[Model]]]) -> bool:
+    """Whether this connection may skip the per-row triggers of a write to `expected`'s tables: the role may
+    set replica mode, each model declares exactly the foreign keys listed for it, and the database holds
+    those and no trigger of another kind on its tables (which replica mode would skip too)."""
+    if connection.vendor != "postgresql":
+        return False
+    if any(declared_foreign_keys(model) != keys for model, keys in expected.items()) or not replica_allowed():
+        return False
+    foreign_keys, other_triggers = _foreign_keys_and_triggers([model._meta.db_table for model in expected])
+    return foreign_keys == sum(map(len, expected.values())) and other_triggers == 0
+
+
+def _foreign_keys_and_triggers(tables: list[str]) -> tuple[int, int]:
     """(foreign keys, triggers other than PostgreSQL's own) declared on `tables` (PostgreSQL)."""
     with connection.cursor() as cursor:
         cursor.execute(

@@ -10,7 +10,6 @@ that the direct path does it before its checks.
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from django.db import connection
 
@@ -18,7 +17,7 @@ from annotations import import_statistics, imports
 from annotations.import_statistics import item_statistics_refresh, planner_item_estimate
 from annotations.imports import import_batch_create
 from annotations.models import Item
-from tests.helpers import csv_bytes, synthetic_rows
+from tests.helpers import csv_bytes, database_connect, synthetic_rows
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner statistics")
 
@@ -90,14 +89,7 @@ def test_a_held_analyze_lock_skips_the_refresh_and_leaves_the_transaction_usable
     _import(dataset, model_admin, ROWS)
     assert planner_item_estimate(dataset.pk) * 2 < ROWS  # a new dataset: the statistics know none of its items
     timeout_before = _lock_timeout()
-    settings = connection.settings_dict
-    holder = psycopg.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        host=settings["HOST"] or None,
-        port=settings["PORT"] or None,
-        password=settings["PASSWORD"] or None,
-    )
+    holder = database_connect()
     try:
         # What another import's ANALYZE holds until it commits (lock_timeout: never wait on this test).
         holder.execute("SET lock_timeout = '5s'")

@@ -23,7 +23,7 @@ from annotations.import_integrity import bypass_possible
 from annotations.models import Item
 from governance.audit import audit_record
 from governance.models import AuditChainHead, AuditEvent
-from tests.helpers import csv_bytes, synthetic_rows
+from tests.helpers import csv_bytes, database_connect, synthetic_rows
 from workflow_site.checks import database_role_privileged
 from workflow_site.db_roles import APPEND_ONLY_TABLES, HEAD_TABLE, role_setup_sql, schema_tables
 
@@ -47,18 +47,6 @@ TRUNCATE_REFUSED = (
 )
 
 
-def _superuser_connect() -> psycopg.Connection:
-    settings = connection.settings_dict
-    return psycopg.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        host=settings["HOST"] or None,
-        port=settings["PORT"] or None,
-        password=settings["PASSWORD"] or None,
-        autocommit=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def roles(django_db_setup, django_db_blocker) -> Iterator[tuple[str, str]]:
     """An owner and an application role, set up as `db_roles --apply` would, dropped at the end."""
@@ -74,7 +62,7 @@ def roles(django_db_setup, django_db_blocker) -> Iterator[tuple[str, str]]:
             existing_tables=schema_tables(connection),
             server_version=connection.pg_version,
         )
-    admin = _superuser_connect()
+    admin = database_connect(autocommit=True)
     try:
         admin.execute("SET lock_timeout = '20s'")
         with admin.transaction():
@@ -97,11 +85,7 @@ def roles(django_db_setup, django_db_blocker) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def as_app(roles) -> Iterator[psycopg.Connection]:
-    settings = connection.settings_dict
-    app_connection = psycopg.connect(
-        dbname=settings["NAME"], user=roles[1], host=settings["HOST"] or None, port=settings["PORT"] or None
-    )
-    app_connection.autocommit = True
+    app_connection = database_connect(user=roles[1], autocommit=True)
     yield app_connection
     app_connection.close()
 
@@ -182,7 +166,7 @@ def test_the_setup_is_idempotent_and_later_tables_get_the_ordinary_grants(db, ro
         existing_tables=schema_tables(connection),
         server_version=connection.pg_version,
     )
-    admin = _superuser_connect()
+    admin = database_connect(autocommit=True)
     try:
         with admin.transaction():
             for statement in statements:

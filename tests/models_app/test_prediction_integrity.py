@@ -13,7 +13,7 @@ from models_app import prediction, prediction_integrity
 from models_app.models import ModelVersion, Prediction
 from models_app.prediction import predictions_create
 from models_app.prediction_integrity import prediction_bypass_possible, prediction_references_check
-from tests.helpers import csv_bytes, synthetic_rows
+from tests.helpers import csv_bytes, database_connect, synthetic_rows
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's row triggers")
 
@@ -36,17 +36,6 @@ def _outcome(champion, ids):  # type: ignore[no-untyped-def]
     return (
         list(predictions.values_list("item_id", "label_id", "confidence", "probabilities")),
         [(pk, by_id.get(prediction_id), *rest) for pk, prediction_id, *rest in shown],
-    )
-
-
-def _other_connection() -> psycopg.Connection:
-    settings = connection.settings_dict
-    return psycopg.connect(
-        dbname=settings["NAME"],
-        user=settings["USER"],
-        host=settings["HOST"] or None,
-        port=settings["PORT"] or None,
-        password=settings["PASSWORD"] or None,
     )
 
 
@@ -111,7 +100,7 @@ def test_the_checked_items_and_labels_are_locked_until_commit_as_the_triggers_wo
     )
     item = Item.objects.filter(dataset=dataset).first()
     label = dataset.label_classes.first()
-    other = _other_connection()
+    other = database_connect()
     try:
         with transaction.atomic():
             with pytest.raises(IntegrityError, match="model version 999999999"):

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -46,11 +46,25 @@ class _ChunkPredictions:
     # Only for the champion: each item's queue priority under the dataset's strategy (annotations/queue_scores.py),
     # or None when that strategy's score does not come from these probabilities.
     priorities: list[float] | None = None
+    # On PostgreSQL: each prediction row as a line of COPY text, built here on the prefetch thread so
+    # that the writing connection only sends them (`_predictions_insert`).
+    copy_lines: list[str] | None = None
 
 
 def _priorities(strategy: str, proba: np.ndarray) -> list[float] | None:
     scores = strategy_scores(strategy, proba)
     return None if scores is None else priorities_from_scores(scores).tolist()
+
+
+def _probabilities_template(classes: list[str]) -> str:
+    """A %-format for one row's probabilities as JSON: the text json.dumps would give for {class: round(p, 6)}."""
+    # A class name's own '%' must not be read as a format.
+    return "{" + ", ".join(f"{json.dumps(name).replace('%', '%%')}: %.6f" for name in classes) + "}"
+
+
+def _copy_text(text: str) -> str:
+    """`text` as a field of COPY's text format (a JSON text holds no raw tab or newline, only backslashes)."""
+    return text.replace("\\", "\\\\")
 
 
 def _chunk_predict(
@@ -62,48 +76,82 @@ def _chunk_predict(
     *,
     explain: bool,
     strategy: str = QueueStrategy.LEAST_CONFIDENCE,
+    copy_prefix: str | None = None,
 ) -> _ChunkPredictions:
-    """The model's work on one chunk: arrays and texts only, no database (it runs on the prefetch thread)."""
+    """The model's work on one chunk: arrays and texts only, no database (it runs on the prefetch thread).
+
+    `copy_prefix`, on PostgreSQL, is the model version's id as COPY text: then each
+    prediction row is also made ready as a line of COPY text.
+    """
     if explain:  # both from one pass over the inputs (for text models the vectoriser is most of the cost)
         proba, explanations = model.predict_with_explanations(frame, classes)
     else:
         proba, explanations = model.predict_proba(frame, classes), None
     best = proba.argmax(axis=1)
-    # One JSON object per row from a format string: the same text json.dumps
-    # would give for {class: round(p, 6)}, without a dict per row.
-    template = "{" + ", ".join(f"{json.dumps(name)}: %.6f" for name in classes) + "}"
+    # One JSON object per row from a format string, without a dict per row.
+    template = _probabilities_template(classes)
+    probabilities_json = [template % tuple(row) for row in proba.tolist()]
+    chosen_labels = np.asarray(label_ids)[best]
+    confidences = proba[np.arange(len(item_ids)), best]
+    copy_lines = None
+    if copy_prefix is not None:
+        created_at = timezone.now().isoformat()
+        copy_lines = [
+            f"{item_id}\t{copy_prefix}\t{label}\t{confidence!r}\t{_copy_text(text)}\t{created_at}\n"
+            for item_id, label, confidence, text in zip(
+                item_ids, chosen_labels.tolist(), confidences.tolist(), probabilities_json, strict=True
+            )
+        ]
     return _ChunkPredictions(
         item_ids=item_ids,
-        label_ids=np.asarray(label_ids)[best],
-        confidences=proba[np.arange(len(item_ids)), best],
-        probabilities_json=[template % tuple(row) for row in proba.tolist()],
+        label_ids=chosen_labels,
+        confidences=confidences,
+        probabilities_json=probabilities_json,
         explanations_json=explanations,
         priorities=_priorities(strategy, proba) if explain else None,
+        copy_lines=copy_lines,
     )
 
 
 def _chunks_predicted(
     model: LoadedModel, chunks: list[list[int]], predict: Callable[..., _ChunkPredictions]
 ) -> Iterator[_ChunkPredictions]:
-    """Each chunk's predictions, in order; the model works on chunk k+1 while the caller writes chunk k.
+    """Each chunk's predictions, in order; chunk k+1 is read and predicted while the caller writes chunk k.
 
     Writing a chunk is mostly the database's time (the item UPDATE and its index
     entries), predicting it mostly this process's (the model, the explanations,
     the JSON texts): on two threads the two overlap, and a refresh takes about
-    as long as the longer of the two instead of their sum. Only the model's
-    work moves to the thread; every query stays on the caller's connection,
-    which also sees the caller's own transaction.
+    as long as the longer of the two instead of their sum.
+
+    Reading a chunk's features is the database's time too. On PostgreSQL, when the
+    caller is not inside a transaction, the prefetch thread reads them on its own
+    connection, so that the reads overlap the writes as well (a fifth of a million
+    items' refresh). Inside a transaction every read stays on the caller's
+    connection: only it sees the caller's uncommitted rows.
     """
     features = list(model.spec.features)
+    read_ahead = connection.vendor == "postgresql" and not connection.in_atomic_block
+
+    def read_and_predict(chunk: list[int]) -> _ChunkPredictions:
+        return predict(chunk, frame_for_items(chunk, features))
+
+    def submit(worker: ThreadPoolExecutor, chunk: list[int]) -> Future[_ChunkPredictions]:
+        if read_ahead:
+            return worker.submit(read_and_predict, chunk)
+        return worker.submit(predict, chunk, frame_for_items(chunk, features))
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict") as worker:
-        ahead = worker.submit(predict, chunks[0], frame_for_items(chunks[0], features)) if chunks else None
-        for position in range(len(chunks)):
-            assert ahead is not None
-            predicted = ahead.result()
-            if position + 1 < len(chunks):
-                following = chunks[position + 1]
-                ahead = worker.submit(predict, following, frame_for_items(following, features))
-            yield predicted
+        try:
+            ahead = submit(worker, chunks[0]) if chunks else None
+            for position in range(len(chunks)):
+                assert ahead is not None
+                predicted = ahead.result()
+                if position + 1 < len(chunks):
+                    ahead = submit(worker, chunks[position + 1])
+                yield predicted
+        finally:
+            if read_ahead:  # the thread's own connection (Django's are per thread) ends with it
+                worker.submit(connections.close_all).result()
 
 
 def predictions_create(*, model_version: ModelVersion, item_ids: list[int], update_items: bool) -> int:
@@ -127,8 +175,19 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
     chunks = [ordered[start : start + CHUNK] for start in range(0, len(ordered), CHUNK)]
     explain = update_items  # the explanations are for reviewers: only the champion's are shown
 
+    copy_prefix = str(model_version.pk) if connection.vendor == "postgresql" else None
+
     def predict(chunk: list[int], frame: pd.DataFrame) -> _ChunkPredictions:
-        return _chunk_predict(model, chunk, frame, classes, label_ids, explain=explain, strategy=dataset.queue_strategy)
+        return _chunk_predict(
+            model,
+            chunk,
+            frame,
+            classes,
+            label_ids,
+            explain=explain,
+            strategy=dataset.queue_strategy,
+            copy_prefix=copy_prefix,
+        )
 
     written = 0
     # Where the role allows, each chunk's keys are checked set-based instead of per row (prediction_integrity.py).
@@ -200,6 +259,14 @@ def _predictions_insert(model_version: ModelVersion, predicted: _ChunkPrediction
             model_version=model_version, item_id__gte=predicted.item_ids[0], item_id__lte=predicted.item_ids[-1]
         ).values_list("item_id", flat=True)
     )
+    table, columns = Prediction._meta.db_table, ", ".join(_PREDICTION_COLUMNS)
+    if predicted.copy_lines is not None:  # PostgreSQL: COPY, the fastest way in, of lines the prefetch thread made
+        new = [(item_id, line) for item_id, line in zip(predicted.item_ids, predicted.copy_lines, strict=True)]
+        new = [(item_id, line) for item_id, line in new if item_id not in existing]
+        if new:
+            with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                copy.write("".join(line for _, line in new))
+        return [item_id for item_id, _ in new]
     now = timezone.now()
     rows = [
         (item_id, model_version.pk, int(label_id), float(confidence), probabilities, now)
@@ -208,18 +275,10 @@ def _predictions_insert(model_version: ModelVersion, predicted: _ChunkPrediction
         )
         if item_id not in existing
     ]
-    if not rows:
-        return []
-    table = Prediction._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # COPY is the fastest way into PostgreSQL (psycopg 3 adapts each value).
-            with cursor.copy(f"COPY {table} ({', '.join(_PREDICTION_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            placeholders = ", ".join(["%s"] * len(_PREDICTION_COLUMNS))
-            cursor.executemany(f"INSERT INTO {table} ({', '.join(_PREDICTION_COLUMNS)}) VALUES ({placeholders})", rows)
+    if rows:
+        placeholders = ", ".join(["%s"] * len(_PREDICTION_COLUMNS))
+        with connection.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
     return [row[0] for row in rows]
 
 
@@ -239,6 +298,12 @@ def _priority_sql(strategy: str, priority: str) -> tuple[str, str]:
             f"CASE WHEN item.disagreement_score IS NULL THEN '' ELSE '{strategy}' END",
         )
     return "item.queue_priority", "item.priority_strategy"
+
+
+def _array_literal(values: list[int] | list[float] | list[None]) -> str:
+    """A PostgreSQL array literal ('{1,2,NULL}') of numbers: psycopg adapts a list element by element in
+    Python, which cost a refresh of a million items 4 s on the writing thread."""
+    return "{" + ",".join("NULL" if value is None else repr(value) for value in values) + "}"
 
 
 def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions, *, strategy: str) -> list[int]:
@@ -271,7 +336,11 @@ def _copy_onto_items(model_version: ModelVersion, predicted: _ChunkPredictions, 
             " AS e(item_id, explanation, priority)"
         )
         item_id, explanation, priority = "e.item_id", "NULLIF(e.explanation, '')::jsonb", "e.priority"  # '': none
-        source_params: list[object] = [item_ids, _SEPARATOR.join(text or "" for text in explanations), priorities]
+        source_params: list[object] = [
+            _array_literal(item_ids),
+            _SEPARATOR.join(text or "" for text in explanations),
+            _array_literal(priorities),
+        ]
     else:
         # e.value is [item id, explanation text, priority]; then item by rowid, then p by (item, version).
         source = f"json_each(%s) AS e CROSS JOIN {prediction_table} AS p"

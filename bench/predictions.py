@@ -33,6 +33,13 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=30)
     parser.add_argument("--profile", action="store_true", help="print the 15 costliest functions")
     parser.add_argument("--keep", action="store_true", help="keep the test database afterwards (its name is printed)")
+    parser.add_argument(
+        "--reuse",
+        metavar="DATABASE",
+        help="time again on a database kept by --keep: its champion's predictions are removed first (the table"
+        " then holds the dead rows of the earlier run, as after a real re-prediction; VACUUM runs before timing)",
+    )
+    parser.add_argument("--artifacts", metavar="DIR", help="with --reuse: the model artifacts' folder --keep printed")
     args = parser.parse_args()
 
     import django
@@ -42,12 +49,24 @@ def main() -> None:
     from django.test.utils import setup_test_environment
 
     setup_test_environment()
+    if args.reuse:
+        from django.conf import settings
+
+        if not args.artifacts:
+            parser.error("--reuse needs --artifacts (printed by --keep)")
+        settings.ARTIFACT_ROOT = args.artifacts
+        connection.settings_dict["NAME"] = args.reuse
+        connection.close()
+        rerun(args.profile, connection)
+        return
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         run(args.items, args.features, args.profile, connection)
     finally:
         if args.keep:
-            print(f"kept database {connection.settings_dict['NAME']}")
+            from django.conf import settings
+
+            print(f"kept database {connection.settings_dict['NAME']} (model artifacts in {settings.ARTIFACT_ROOT})")
         else:
             connection.creation.destroy_test_db(old_name, verbosity=0)
 
@@ -62,7 +81,6 @@ def run(n_items: int, n_features: int, profile: bool, connection) -> None:  # ty
 
     from annotations.models import Dataset, Feature, GoldLabel, ImportBatch, Item, LabelClass
     from models_app.models import ModelVersion, TrainingRun
-    from models_app.prediction import predictions_refresh
     from models_app.services import training_run_request
     from models_app.training import training_run_execute
     from workflow_site.celery import app
@@ -137,6 +155,41 @@ def run(n_items: int, n_features: int, profile: bool, connection) -> None:  # ty
     assert version is not None, TrainingRun.objects.get(pk=run_.pk).error
     # Crown it without champion_set, whose after-commit refresh is the very thing timed below.
     ModelVersion.objects.filter(pk=version.pk).update(stage=ModelVersion.Stage.CHAMPION)
+    timed_refresh(dataset, version, n_items, profile, connection)
+
+
+def rerun(profile: bool, connection) -> None:  # type: ignore[no-untyped-def]
+    from annotations.models import Dataset, Item
+    from models_app.models import ModelVersion, Prediction
+
+    dataset = Dataset.objects.get(slug="bench")
+    version = ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION)
+    started = time.monotonic()
+    Prediction.objects.filter(model_version=version).delete()
+    open_items = Item.objects.filter(dataset=dataset, queue_state="open")
+    open_items.update(
+        prediction_id=None,
+        predicted_by_version=None,
+        predicted_label=None,
+        predicted_confidence=None,
+        predicted_probabilities=None,
+        prediction_explanation=None,
+        queue_priority=None,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE annotations_item")
+        cursor.execute("VACUUM ANALYZE models_app_prediction")
+        cursor.execute("CHECKPOINT")
+    n_items = open_items.count()
+    print(f"reset {n_items:,} open items in {time.monotonic() - started:.1f}s")
+    timed_refresh(dataset, version, n_items, profile, connection)
+
+
+def timed_refresh(dataset, version, n_items: int, profile: bool, connection) -> None:  # type: ignore[no-untyped-def]
+    from django.conf import settings
+
+    from annotations.models import Item
+    from models_app.prediction import predictions_refresh
 
     profiler = cProfile.Profile() if profile else None
     sql_time: dict[str, float] = {}
@@ -168,7 +221,8 @@ def run(n_items: int, n_features: int, profile: bool, connection) -> None:  # ty
     assert written == n_items == shown, (written, n_items, shown)
     print(
         f"predictions_refresh: {written:,} items read, predicted and written (predictions + queue fields) "
-        f"in {elapsed:.1f}s = {written / elapsed:,.0f} items/s"
+        f"in {elapsed:.1f}s = {written / elapsed:,.0f} items/s "
+        f"({settings.LOUPE_PREDICTION_WRITERS if connection.vendor == 'postgresql' else 1} writing connections)"
     )
     print("time in SQL statements (s):")
     for sql, seconds in sorted(sql_time.items(), key=lambda kv: -kv[1])[:6]:

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ from models_app.data import frame_for_items
 from models_app.model_runtime import LoadedModel, model_load
 from models_app.models import ModelVersion, Prediction
 from models_app.prediction_integrity import prediction_bypass_possible, prediction_references_check
+from models_app.prediction_writers import chunks_written, prediction_run_lock, prediction_writers
 from workflow_site.deferred_checks import deferred_checks_run_now
 from workflow_site.row_triggers import row_triggers_skipped
 
@@ -162,7 +164,9 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
     each chunk is one short transaction that inserts its predictions in bulk
     (COPY on PostgreSQL), copies them onto the open items with one set-based
     UPDATE (when this version is the champion) and writes one audit event.
-    The next chunk is predicted while this one is written (`_chunks_predicted`).
+    The next chunk is predicted while this one is written (`_chunks_predicted`),
+    and outside a transaction on PostgreSQL several chunks are written at once,
+    each on its own connection (models_app/prediction_writers.py).
     """
     if not item_ids:
         return 0
@@ -189,29 +193,26 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
             copy_prefix=copy_prefix,
         )
 
-    written = 0
     # Where the role allows, each chunk's keys are checked set-based instead of per row (prediction_integrity.py).
     skip_row_triggers = prediction_bypass_possible()
-    for predicted in _chunks_predicted(model, chunks, predict):
+    shown = [update_items]  # turned off for good once a promotion took the champion's place
+
+    def write(predicted: _ChunkPredictions) -> int:
         with transaction.atomic():
-            # Two predictors of one version (a champion's refresh task racing a direct call, or two
-            # deliveries of the task) queue here: the second then reads the first's rows as existing
-            # instead of failing the (item, version) unique constraint. Model version rows come before
-            # item rows in the lock order (README, "Lock order").
-            ModelVersion.objects.select_for_update(no_key=True).filter(pk=model_version.pk).values_list(
-                "pk", flat=True
-            ).first()
-            updated: list[int] = []
-            if update_items:
+            # A promotion waits for this chunk's end (its UPDATE of the version conflicts with FOR SHARE), so the
+            # stage read below holds for the whole chunk. SHARE, not UPDATE: a run's writers share it. Model
+            # version rows come before item rows in the lock order (README, "Lock order").
+            _model_version_share_lock(model_version.pk)
+            if shown[0]:
                 # Only the champion's predictions are shown to reviewers; if a
                 # promotion happened while this ran, stop copying (the new
                 # champion's own task takes over).
-                update_items = ModelVersion.objects.filter(
-                    pk=model_version.pk, stage=ModelVersion.Stage.CHAMPION
-                ).exists()
+                shown[0] = ModelVersion.objects.filter(pk=model_version.pk, stage=ModelVersion.Stage.CHAMPION).exists()
+            update = shown[0]
+            updated: list[int] = []
             with row_triggers_skipped(skip_row_triggers):
                 inserted = _predictions_insert(model_version, predicted)
-                if update_items:
+                if update:
                     updated = _copy_onto_items(model_version, predicted, strategy=dataset.queue_strategy)
             if skip_row_triggers:  # what the skipped foreign-key triggers would have checked (prediction_integrity.py)
                 prediction_references_check(
@@ -220,8 +221,6 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
                     inserted_item_ids=inserted,
                     updated_item_ids=updated,
                 )
-            new = len(inserted)
-            written += new
             deferred_checks_run_now()  # before the audit event takes the chain head (workflow_site/deferred_checks.py)
             audit_record(
                 actor=None,
@@ -232,11 +231,26 @@ def predictions_create(*, model_version: ModelVersion, item_ids: list[int], upda
                 after={
                     "model_version": model_version.version,
                     "items": len(predicted.item_ids),
-                    "new_predictions": new,
-                    "shown_to_reviewers": update_items,
+                    "new_predictions": len(inserted),
+                    "shown_to_reviewers": update,
                 },
             )
-    return written
+            return len(inserted)
+
+    writers = prediction_writers(len(chunks))
+    # Two predictors of one version (a champion's refresh task racing a direct call, or two deliveries of the
+    # task) take turns: the second then reads the first's rows as existing (models_app/prediction_writers.py).
+    # closing(): a refresh that stops early ends the prefetch thread and its connection now, not when the
+    # generator is collected (an exception's traceback keeps it alive).
+    with prediction_run_lock(model_version.pk), closing(_chunks_predicted(model, chunks, predict)) as predicted:
+        return chunks_written(predicted, write, writers=writers)
+
+
+def _model_version_share_lock(model_version_id: int) -> None:
+    """FOR SHARE on the version's row (Django's select_for_update has no SHARE mode; SQLite locks no rows)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {ModelVersion._meta.db_table} WHERE id = %s FOR SHARE", [model_version_id])
 
 
 # Between the explanation texts sent to PostgreSQL: a control character, which JSON text never holds unescaped.

@@ -292,6 +292,8 @@ LOUPE_UPLOAD_DIR = Path(env_str("LOUPE_UPLOAD_DIR", str(VAR_DIR / "uploads")))
 LOUPE_IMPORT_MAX_ATTEMPTS = env_int("LOUPE_IMPORT_MAX_ATTEMPTS", 2)
 # Rows per staging transaction (each holds SQLite's write lock for a fraction of a second).
 LOUPE_IMPORT_STAGE_CHUNK_ROWS = env_int("LOUPE_IMPORT_STAGE_CHUNK_ROWS", 5000)
+# Connections that write a refresh's prediction chunks at once on PostgreSQL (models_app/prediction_writers.py).
+LOUPE_PREDICTION_WRITERS = env_int("LOUPE_PREDICTION_WRITERS", 2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = [

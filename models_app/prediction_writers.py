@@ -11,9 +11,10 @@ What still holds:
 - **Each chunk is one transaction**, whole or not at all, as with one writer.
   A failure stops the refresh: the chunks already handed over are finished,
   no new one is started, and the first error is raised to the caller.
-- **One predictor per model version at a time**: the refresh holds a
-  session-level advisory lock on its version (PostgreSQL) from before its
-  first chunk to after its last, so a second refresh of the same version (a
+- **One predictor per model version at a time**: the refresh holds an
+  advisory lock on its version (PostgreSQL) from before its first chunk to
+  after its last (session-level; inside a caller's transaction, that
+  transaction's), so a second refresh of the same version (a
   redelivered task, or the task racing a direct call) waits, then finds every
   item already predicted. Within a run the chunks hold disjoint items, so the
   writers never contend for a row. The lock is the first in the lock order
@@ -53,19 +54,28 @@ def prediction_writers(chunks: int) -> int:
 def prediction_run_lock(model_version_id: int) -> Iterator[None]:
     """Hold the version's prediction lock for the block (PostgreSQL; SQLite serialises its writers anyway).
 
-    Session-level, so it spans the run's many transactions and ends with the
-    connection if the process dies.
+    Outside a transaction the lock is session-level, so it spans the run's many
+    transactions, and ends with the connection if the process dies. Inside the
+    caller's transaction it is that transaction's (released at its commit or
+    rollback): every chunk is written in it, and a session-level unlock could not
+    run in a transaction an error had aborted, which would leave the lock held.
     """
     if connection.vendor != "postgresql":
         yield
         return
+    key = [_PREDICTION_RUN_LOCK, model_version_id]
+    if connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
+        yield
+        return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_PREDICTION_RUN_LOCK, model_version_id])
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", key)
     try:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_PREDICTION_RUN_LOCK, model_version_id])
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
 def chunks_written(chunks: Iterable[Chunk], write: Callable[[Chunk], int], *, writers: int) -> int:

@@ -41,6 +41,16 @@ def _outcome(dataset, champion):  # type: ignore[no-untyped-def]
     )
 
 
+def _prediction_locks_held() -> int:
+    """The prediction run locks any session holds (pg_locks: an advisory lock's two keys are classid, objid)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND granted",
+            [prediction_writers._PREDICTION_RUN_LOCK],
+        )
+        return cursor.fetchone()[0]
+
+
 def _connections_to_this_database() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
@@ -73,6 +83,7 @@ def test_two_writers_write_the_same_rows_and_audit_every_chunk_as_one(trained_da
     assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
 
     assert _outcome(trained_dataset, champion) == alone
+    assert _prediction_locks_held() == 0, "the run's lock ends with the run"
     chunks = -(-len(ids) // 7)
     assert AuditEvent.objects.filter(action="predictions.created").count() - before_events == chunks
     assert _connections_to_this_database() == before_connections
@@ -99,6 +110,7 @@ def test_a_writer_that_fails_stops_the_refresh_and_leaves_no_chunk_half_written(
         trained_dataset.items.filter(predicted_by_version=champion.version, pk__in=ids).values_list("pk", flat=True)
     )
     assert predicted == shown, "each chunk wrote its predictions and showed them, or neither"
+    assert _prediction_locks_held() == 0, "a failed run releases its lock"
     assert not predicted & set(failing_chunk)
     assert set(ids[:7]) <= predicted  # handed over before the failure, written whole
     chunks = [set(ids[start : start + 7]) for start in range(0, len(ids), 7)]
@@ -164,3 +176,16 @@ def test_chunks_written_stops_at_a_failing_producer_after_writing_what_it_handed
     with pytest.raises(RuntimeError, match="chunk 3"):
         chunks_written(chunks(), write, writers=2)
     assert sorted(written) == [1, 2]
+
+
+@pytest.mark.django_db(transaction=False)
+def test_inside_a_transaction_the_run_lock_is_the_transactions_and_ends_with_it(trained_dataset):
+    from django.db import transaction
+
+    champion, ids = _unpredicted(trained_dataset)
+    with transaction.atomic():
+        assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
+        assert _prediction_locks_held() == 1  # held to the caller's commit: its chunks are not committed yet
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [prediction_writers._PREDICTION_RUN_LOCK, champion.pk])
+            assert cursor.fetchone()[0] is False, "not a session-level lock (that could outlive an aborted transaction)"

@@ -1,6 +1,7 @@
 """Benchmark: batch prediction of stored items by the champion (read, predict, write).
 
-Usage:  .venv/bin/python bench/predictions.py [--items 100000] [--features 30]
+Usage:  .venv/bin/python bench/predictions.py [--items 100000] [--features 30] [--keep]
+        .venv/bin/python bench/predictions.py --reuse DATABASE --artifacts DIR   (both printed by --keep)
 Uses DATABASE_URL when set (PostgreSQL), SQLite otherwise; always in a fresh
 throw-away test database. A model is trained on 400 labelled items through the
 real training path and made champion; then every open item is predicted with
@@ -224,7 +225,8 @@ def timed_refresh(dataset, version, n_items: int, profile: bool, connection) -> 
         f"in {elapsed:.1f}s = {written / elapsed:,.0f} items/s "
         f"({settings.LOUPE_PREDICTION_WRITERS if connection.vendor == 'postgresql' else 1} writing connections)"
     )
-    print("time in SQL statements (s):")
+    # Django counts statements per connection: with several writers, theirs (the item UPDATE) are not here.
+    print("time in SQL statements on this connection (s):")
     for sql, seconds in sorted(sql_time.items(), key=lambda kv: -kv[1])[:6]:
         print(f"  {seconds:6.2f}  {sql}")
     if profiler:

@@ -41,11 +41,14 @@ def _outcome(dataset, champion):  # type: ignore[no-untyped-def]
     )
 
 
-def _prediction_locks_held() -> int:
-    """The prediction run locks any session holds (pg_locks: an advisory lock's two keys are classid, objid)."""
+def _prediction_locks_held(*, by_this_session: bool = False) -> int:
+    """The prediction run locks held in this test's database (pg_locks is the whole server's, and other test
+    processes use other databases; an advisory lock's two keys are its classid and objid)."""
+    mine = " AND pid = pg_backend_pid()" if by_this_session else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND granted",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())" + mine,
             [prediction_writers._PREDICTION_RUN_LOCK],
         )
         return cursor.fetchone()[0]
@@ -185,7 +188,8 @@ def test_inside_a_transaction_the_run_lock_is_the_transactions_and_ends_with_it(
     champion, ids = _unpredicted(trained_dataset)
     with transaction.atomic():
         assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
-        assert _prediction_locks_held() == 1  # held to the caller's commit: its chunks are not committed yet
+        # held to the caller's commit: its chunks are not committed yet
+        assert _prediction_locks_held(by_this_session=True) == 1
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [prediction_writers._PREDICTION_RUN_LOCK, champion.pk])
             assert cursor.fetchone()[0] is False, "not a session-level lock (that could outlive an aborted transaction)"

@@ -142,3 +142,24 @@ def database_connect(*, user: str | None = None, autocommit: bool = False):  # t
         password=None if user else settings["PASSWORD"] or None,
         autocommit=autocommit,
     )
+
+
+def champion_predictions_removed(dataset: Dataset):  # type: ignore[no-untyped-def]
+    """The dataset's champion, with its predictions deleted and its open items showing none; returns
+    (champion, the open items' ids in id order): a refresh then has every open item to predict."""
+    from models_app.models import ModelVersion, Prediction
+
+    champion = ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION)
+    open_items = Item.objects.filter(dataset=dataset, queue_state="open").order_by("pk")
+    Prediction.objects.filter(model_version=champion).delete()
+    open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
+    return champion, list(open_items.values_list("pk", flat=True))
+
+
+def database_sessions() -> int:
+    """Sessions connected to the test database (PostgreSQL): to show that threads closed their connections."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]

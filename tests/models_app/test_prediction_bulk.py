@@ -10,6 +10,7 @@ from models_app.data import feature_specs, frame_for_items
 from models_app.ml.baseline import frame_from_rows
 from models_app.models import ModelVersion, Prediction
 from models_app.prediction import model_load, predictions_create
+from tests.helpers import champion_predictions_removed
 
 
 def test_the_column_wise_frame_equals_the_row_by_row_frame_in_the_order_asked(trained_dataset):
@@ -31,11 +32,8 @@ def test_the_column_wise_frame_equals_the_row_by_row_frame_in_the_order_asked(tr
 
 def _unpredicted(dataset):  # type: ignore[no-untyped-def]
     """The champion, and the dataset's open items (in id order) with its predictions removed."""
-    champion = ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION)
-    open_items = Item.objects.filter(dataset=dataset, queue_state="open").order_by("pk")
-    Prediction.objects.filter(model_version=champion).delete()
-    open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
-    return champion, open_items, list(open_items.values_list("pk", flat=True))
+    champion, ids = champion_predictions_removed(dataset)
+    return champion, Item.objects.filter(dataset=dataset, queue_state="open").order_by("pk"), ids
 
 
 def test_every_open_item_shows_exactly_the_champions_probabilities(trained_dataset):

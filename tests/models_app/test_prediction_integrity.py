@@ -13,19 +13,11 @@ from models_app import prediction, prediction_integrity
 from models_app.models import ModelVersion, Prediction
 from models_app.prediction import predictions_create
 from models_app.prediction_integrity import prediction_bypass_possible, prediction_references_check
-from tests.helpers import csv_bytes, database_connect, synthetic_rows
+from tests.helpers import champion_predictions_removed, csv_bytes, database_connect, synthetic_rows
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's row triggers")
 
 _SHOWN = ("prediction_id", "predicted_label_id", "predicted_confidence", "predicted_by_version", "queue_priority")
-
-
-def _unpredicted(dataset):  # type: ignore[no-untyped-def]
-    champion = ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION)
-    open_items = Item.objects.filter(dataset=dataset, queue_state="open").order_by("pk")
-    Prediction.objects.filter(model_version=champion).delete()
-    open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
-    return champion, list(open_items.values_list("pk", flat=True))
 
 
 def _outcome(champion, ids):  # type: ignore[no-untyped-def]
@@ -53,7 +45,7 @@ def test_the_row_triggers_are_kept_when_the_schema_is_not_the_one_the_checks_kno
 
 def test_a_refresh_writes_the_same_rows_with_the_set_based_checks_as_with_the_triggers(trained_dataset, monkeypatch):
     monkeypatch.setattr(prediction, "CHUNK", 7)
-    champion, ids = _unpredicted(trained_dataset)
+    champion, ids = champion_predictions_removed(trained_dataset)
     with transaction.atomic():
         assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
         with connection.cursor() as cursor:  # the audit event and everything after ran with the triggers on
@@ -61,7 +53,7 @@ def test_a_refresh_writes_the_same_rows_with_the_set_based_checks_as_with_the_tr
             assert cursor.fetchone()[0] == "origin"
     set_based = _outcome(champion, ids)
 
-    _unpredicted(trained_dataset)
+    champion_predictions_removed(trained_dataset)
     monkeypatch.setattr(prediction, "prediction_bypass_possible", lambda: False)
     assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
 

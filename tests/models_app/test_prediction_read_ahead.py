@@ -13,14 +13,7 @@ from django.db import connection, transaction
 from models_app import prediction
 from models_app.models import ModelVersion, Prediction
 from models_app.prediction import _chunk_predict, _predictions_insert, model_load, predictions_create
-
-
-def _unpredicted(dataset):  # type: ignore[no-untyped-def]
-    champion = ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION)
-    open_items = dataset.items.filter(queue_state="open").order_by("pk")
-    Prediction.objects.filter(model_version=champion).delete()
-    open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
-    return champion, list(open_items.values_list("pk", flat=True))
+from tests.helpers import champion_predictions_removed, database_sessions
 
 
 def _record_reading_threads(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
@@ -35,26 +28,20 @@ def _record_reading_threads(monkeypatch) -> list[str]:  # type: ignore[no-untype
     return threads
 
 
-def _connections_to_this_database() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
-        return cursor.fetchone()[0]
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the read-ahead connection is PostgreSQL's")
 def test_outside_a_transaction_the_prefetch_thread_reads_on_its_own_connection_and_closes_it(
     trained_dataset, monkeypatch
 ):
     monkeypatch.setattr(prediction, "CHUNK", 7)
-    champion, ids = _unpredicted(trained_dataset)
+    champion, ids = champion_predictions_removed(trained_dataset)
     threads = _record_reading_threads(monkeypatch)
-    before = _connections_to_this_database()
+    before = database_sessions()
 
     assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
 
     assert threads and all(name.startswith("predict") for name in threads)
-    assert _connections_to_this_database() == before
+    assert database_sessions() == before
     model = model_load(champion)
     classes = list(champion.class_names)
     for item in trained_dataset.items.filter(pk__in=ids):
@@ -65,7 +52,7 @@ def test_outside_a_transaction_the_prefetch_thread_reads_on_its_own_connection_a
 
 def test_inside_a_transaction_every_read_stays_on_the_callers_connection(trained_dataset, monkeypatch):
     monkeypatch.setattr(prediction, "CHUNK", 7)
-    champion, ids = _unpredicted(trained_dataset)
+    champion, ids = champion_predictions_removed(trained_dataset)
     threads = _record_reading_threads(monkeypatch)
 
     with transaction.atomic():

@@ -9,11 +9,11 @@ import pytest
 from django.db import connection
 
 from models_app import prediction, prediction_writers
-from models_app.models import ModelVersion, Prediction
+from models_app.models import Prediction
 from models_app.prediction import predictions_create
 from models_app.prediction_writers import chunks_written
 from models_app.prediction_writers import prediction_writers as writers_for
-from tests.helpers import database_connect
+from tests.helpers import champion_predictions_removed, database_connect, database_sessions
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -21,14 +21,6 @@ pytestmark = [
 ]
 
 _SHOWN = ("predicted_label_id", "predicted_confidence", "predicted_probabilities", "predicted_by_version")
-
-
-def _unpredicted(dataset):  # type: ignore[no-untyped-def]
-    champion = ModelVersion.objects.get(dataset=dataset, stage=ModelVersion.Stage.CHAMPION)
-    open_items = dataset.items.filter(queue_state="open").order_by("pk")
-    Prediction.objects.filter(model_version=champion).delete()
-    open_items.update(prediction_id=None, predicted_by_version=None, predicted_label=None, queue_priority=None)
-    return champion, list(open_items.values_list("pk", flat=True))
 
 
 def _outcome(dataset, champion):  # type: ignore[no-untyped-def]
@@ -54,12 +46,6 @@ def _prediction_locks_held(*, by_this_session: bool = False) -> int:
         return cursor.fetchone()[0]
 
 
-def _connections_to_this_database() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
-        return cursor.fetchone()[0]
-
-
 def test_outside_a_transaction_a_refresh_has_several_writers_and_inside_one_only_the_callers(settings):
     settings.LOUPE_PREDICTION_WRITERS = 3
     assert writers_for(10) == 3
@@ -74,28 +60,28 @@ def test_two_writers_write_the_same_rows_and_audit_every_chunk_as_one(trained_da
     from governance.models import AuditEvent
 
     monkeypatch.setattr(prediction, "CHUNK", 7)
-    champion, ids = _unpredicted(trained_dataset)
+    champion, ids = champion_predictions_removed(trained_dataset)
     settings.LOUPE_PREDICTION_WRITERS = 1
     assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
     alone = _outcome(trained_dataset, champion)
 
-    _unpredicted(trained_dataset)
+    champion_predictions_removed(trained_dataset)
     settings.LOUPE_PREDICTION_WRITERS = 2
     before_events = AuditEvent.objects.filter(action="predictions.created").count()
-    before_connections = _connections_to_this_database()
+    before_connections = database_sessions()
     assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
 
     assert _outcome(trained_dataset, champion) == alone
     assert _prediction_locks_held() == 0, "the run's lock ends with the run"
     chunks = -(-len(ids) // 7)
     assert AuditEvent.objects.filter(action="predictions.created").count() - before_events == chunks
-    assert _connections_to_this_database() == before_connections
+    assert database_sessions() == before_connections
 
 
 def test_a_writer_that_fails_stops_the_refresh_and_leaves_no_chunk_half_written(trained_dataset, monkeypatch, settings):
     monkeypatch.setattr(prediction, "CHUNK", 7)
     settings.LOUPE_PREDICTION_WRITERS = 2
-    champion, ids = _unpredicted(trained_dataset)
+    champion, ids = champion_predictions_removed(trained_dataset)
     real_copy = prediction._copy_onto_items
     failing_chunk = ids[7:14]
 
@@ -123,7 +109,7 @@ def test_a_writer_that_fails_stops_the_refresh_and_leaves_no_chunk_half_written(
 def test_a_refresh_waits_while_another_refresh_of_its_version_runs_then_the_next_finds_nothing_to_do(
     trained_dataset,
 ):
-    champion, ids = _unpredicted(trained_dataset)
+    champion, ids = champion_predictions_removed(trained_dataset)
     other = database_connect(autocommit=True)  # holds the version's prediction lock, as a running refresh does
     key = [prediction_writers._PREDICTION_RUN_LOCK, champion.pk]
     other.execute("SELECT pg_advisory_lock(%s, %s)", key)
@@ -185,7 +171,7 @@ def test_chunks_written_stops_at_a_failing_producer_after_writing_what_it_handed
 def test_inside_a_transaction_the_run_lock_is_the_transactions_and_ends_with_it(trained_dataset):
     from django.db import transaction
 
-    champion, ids = _unpredicted(trained_dataset)
+    champion, ids = champion_predictions_removed(trained_dataset)
     with transaction.atomic():
         assert predictions_create(model_version=champion, item_ids=ids, update_items=True) == len(ids)
         # held to the caller's commit: its chunks are not committed yet

@@ -111,6 +111,15 @@ if DATABASE_URL:
         # (workflow_site/prepared_sql.py); 0 turns preparing off (a pooler that cannot keep them).
         prepare_threshold = env_int("DB_PREPARE_THRESHOLD", 2)
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = prepare_threshold or None
+        # No parallel workers per query unless asked for. Loupe's queries are index walks of a page or a
+        # chunk; the planner still chose a parallel plan for some list filters at 1M items, and starting
+        # the workers took longer than the query (bench/item_list.py: gold label + flagged 10.5 → 3.4 ms,
+        # the audit slice by confidence 30 → 12 ms), while taking cores from the other requests.
+        parallel = env_int("DB_PARALLEL_WORKERS_PER_QUERY", 0)
+        if parallel < 0:
+            raise ImproperlyConfigured(f"DB_PARALLEL_WORKERS_PER_QUERY={parallel} is below 0.")
+        options = DATABASES["default"]["OPTIONS"]
+        options["options"] = f"{options.get('options', '')} -c max_parallel_workers_per_gather={parallel}".strip()
     # One test database per test process, so parallel runs do not collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:

@@ -238,6 +238,25 @@ def test_an_observed_range_pages_by_id_alike_whether_it_is_read_by_its_index_or_
     assert back == pages[::-1]
 
 
+@pytest.mark.parametrize(
+    ("few", "far", "queries"),
+    [(0, 10**9, 3), (20_000, 10**9, 3), (0, -1, 4)],
+    ids=["walked by id", "all read from the observed index", "sorted by the database"],
+)
+def test_an_observed_range_in_id_order_takes_a_fixed_number_of_queries(
+    world, model_admin, monkeypatch, django_assert_num_queries, few, far, queries
+):
+    # The user's roles, the dataset and its labels, then: the range measured; the dataset's first id (to
+    # judge how far the walk would go; not when the range is small); the page's ids sorted (not when
+    # walked); the page. Not one more: a queryset's truth value once read a whole page of items here.
+    monkeypatch.setattr(item_search, "FEW_OBSERVED", few)
+    monkeypatch.setattr(item_search, "FAR_IN_IDS", far)
+    filters = ItemFilters(observed_from=(START + dt.timedelta(days=1)).date())
+    with django_assert_num_queries(3 + queries):
+        page = items_search_for_user(user=model_admin, dataset_id=world.dataset.pk, filters=filters, limit=2)
+    assert len(page.items) == 2
+
+
 def test_a_cursor_from_another_sort_or_a_made_up_one_is_refused_by_name(world, model_admin):
     made_up = [("confidence", "12"), ("id", "0.5_12"), ("observed", "yesterday_3"), ("confidence", "nan_1")]
     made_up += [("id", "²"), ("id", "9" * 20)]  # a digit to str.isdigit() but not to int(); beyond the id column

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.test.utils import override_settings
 
 from annotations.models import Dataset, ImportBatch
+from models_app.models import ModelVersion
 from tests import db_template, world
 
 # Re-exported: test modules import these helpers from here as well as from tests.helpers.
@@ -121,6 +122,15 @@ def trained_dataset(request: pytest.FixtureRequest, db) -> Dataset:
     if world.shares(request, "trained_dataset"):
         return Dataset.objects.get(slug=DATASET_SLUG)
     return world.trained_dataset_build()
+
+
+@pytest.fixture
+def second_version(request: pytest.FixtureRequest, trained_dataset: Dataset) -> ModelVersion:
+    """v2 of the trained dataset, a candidate trained by admin1: built once per process and shared like
+    trained_dataset (tests/world.py); a transactional test gets its own."""
+    if world.shares(request, "second_version"):
+        return ModelVersion.objects.get(dataset=trained_dataset, version=2)
+    return world.second_version_build()
 
 
 @pytest.fixture

@@ -43,9 +43,11 @@ from django.db import connection, transaction
 
 from annotations.models import Dataset, ImportBatch
 from tests.helpers import (
+    DATASET_SLUG,
     MODEL_ADMIN,
     MODEL_ADMIN2,
     PASSWORD,
+    candidate_train,
     csv_bytes,
     make_user,
     synthetic_rows,
@@ -247,3 +249,16 @@ def trained_dataset_build() -> Dataset:
     promotion_decide(request_id=request.pk, user=signer, approve=True, password=PASSWORD, reason="ok")
     predictions_create(model_version=version, item_ids=open_item_ids(dataset.pk), update_items=True)
     return dataset
+
+
+@world_layer("second_version", below="trained_dataset")
+def second_version_build() -> Any:
+    """v2: the trained dataset trained again by admin1 ("more labels"), a candidate beside the v1 champion.
+
+    A layer of its own: some hundred promotion tests need a candidate, and training one per test
+    cost about half a second each.
+    """
+    from django.contrib.auth.models import User
+
+    dataset = Dataset.objects.get(slug=DATASET_SLUG)
+    return candidate_train(dataset, requested_by=User.objects.get(username=MODEL_ADMIN), reason="more labels")

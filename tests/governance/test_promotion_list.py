@@ -12,12 +12,11 @@ from governance.promotions import promotion_request_create
 from governance.selectors import PROMOTION_PAGE_SIZE
 from models_app.models import ModelVersion
 from tests.conftest import login
-from tests.helpers import candidate_train
 
 
 @pytest.fixture
-def candidate(trained_dataset, model_admin) -> ModelVersion:
-    version = candidate_train(trained_dataset, requested_by=model_admin, reason="more labels")
+def candidate(second_version) -> ModelVersion:
+    version = second_version  # trained once per process (tests/world.py)
     assert version is not None
     return version
 

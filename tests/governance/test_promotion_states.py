@@ -13,12 +13,11 @@ from governance.promotions import promotion_decide, promotion_request_create
 from governance.signing import SIGNATURE_MAX_FAILURES, signature_verify
 from models_app.models import Evaluation, ModelVersion
 from tests.conftest import PASSWORD, login
-from tests.helpers import candidate_train
 
 
 @pytest.fixture
-def candidate(trained_dataset, model_admin) -> ModelVersion:
-    version = candidate_train(trained_dataset, requested_by=model_admin, reason="more labels")
+def candidate(second_version) -> ModelVersion:
+    version = second_version  # trained once per process (tests/world.py)
     assert version is not None
     return version
 

@@ -12,7 +12,6 @@ from governance.promotions import promotion_decide, promotion_request_create, pr
 from models_app.models import Evaluation, ModelVersion, TrainingRun
 from models_app.selectors import NOT_COMPARABLE, champion_comparison
 from tests.conftest import PASSWORD, login
-from tests.helpers import candidate_train
 
 
 @pytest.fixture
@@ -21,9 +20,9 @@ def champion(trained_dataset) -> ModelVersion:
 
 
 @pytest.fixture
-def candidate(trained_dataset, champion, model_admin) -> ModelVersion:
-    """v2, trained on the same data as the v1 champion and measured on the same holdout."""
-    version = candidate_train(trained_dataset, requested_by=model_admin, reason="again")
+def candidate(second_version, champion) -> ModelVersion:
+    """v2, trained on the same data as the v1 champion and measured on the same holdout (tests/world.py)."""
+    version = second_version
     assert version is not None
     return version
 

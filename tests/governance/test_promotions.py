@@ -26,9 +26,9 @@ def champion(trained_dataset) -> ModelVersion:
 
 
 @pytest.fixture
-def candidate(trained_dataset, champion, model_admin) -> ModelVersion:
-    """A second training on the same dataset: v2, a candidate next to the v1 champion."""
-    version = candidate_train(trained_dataset, requested_by=model_admin, reason="more labels")
+def candidate(second_version, champion) -> ModelVersion:
+    """A second training on the same dataset: v2, a candidate next to the v1 champion (shared, tests/world.py)."""
+    version = second_version
     assert version is not None and version.version == 2
     assert version.stage == ModelVersion.Stage.CANDIDATE
     return version

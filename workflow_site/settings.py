@@ -115,11 +115,17 @@ if DATABASE_URL:
         # chunk; the planner still chose a parallel plan for some list filters at 1M items, and starting
         # the workers took longer than the query (bench/item_list.py: gold label + flagged 10.5 → 3.4 ms,
         # the audit slice by confidence 30 → 12 ms), while taking cores from the other requests.
-        parallel = env_int("DB_PARALLEL_WORKERS_PER_QUERY", 0)
-        if parallel < 0:
-            raise ImproperlyConfigured(f"DB_PARALLEL_WORKERS_PER_QUERY={parallel} is below 0.")
-        options = DATABASES["default"]["OPTIONS"]
-        options["options"] = f"{options.get('options', '')} -c max_parallel_workers_per_gather={parallel}".strip()
+        # Sent as a startup option; "server" sends none and leaves the server's (or the role's) setting, for
+        # a pooler that refuses startup options (PgBouncer's default): there, ALTER ROLE … SET it instead.
+        parallel = env_str("DB_PARALLEL_WORKERS_PER_QUERY", "0").strip()
+        if parallel != "server":
+            if not (parallel.isascii() and parallel.isdigit()):
+                raise ImproperlyConfigured(
+                    f"DB_PARALLEL_WORKERS_PER_QUERY={parallel!r} is not a number of workers (0 or more) nor 'server'."
+                )
+            options = DATABASES["default"]["OPTIONS"]
+            setting = f"-c max_parallel_workers_per_gather={int(parallel)}"
+            options["options"] = f"{options.get('options', '')} {setting}".strip()
     # One test database per test process, so parallel runs do not collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:

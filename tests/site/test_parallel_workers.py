@@ -1,4 +1,5 @@
-"""PostgreSQL connections start no parallel workers per query unless DB_PARALLEL_WORKERS_PER_QUERY asks for some.
+"""PostgreSQL connections start no parallel workers per query unless DB_PARALLEL_WORKERS_PER_QUERY asks for some
+(or says "server": the server's own setting, for a pooler that refuses startup options).
 
 Loupe's queries read a page or a chunk through an index; on a small server the workers took longer to
 start than such a query takes (bench/item_list.py), and they take cores from the other requests.
@@ -40,9 +41,14 @@ def test_the_number_comes_from_the_environment_and_keeps_other_options(monkeypat
         joined = "&" if "?" in url else "?"
         given = options_with(DATABASE_URL=f"{url}{joined}options=-c%20statement_timeout%3D5000")
         assert given == "-c statement_timeout=5000 -c max_parallel_workers_per_gather=2"
-        monkeypatch.setenv("DB_PARALLEL_WORKERS_PER_QUERY", "-1")
-        with pytest.raises(ImproperlyConfigured, match="DB_PARALLEL_WORKERS_PER_QUERY"):
-            importlib.reload(settings_module)
+        # "server": no startup option at all (a pooler may refuse one), whatever the URL gave is left alone.
+        monkeypatch.setenv("DB_PARALLEL_WORKERS_PER_QUERY", "server")
+        monkeypatch.setenv("DATABASE_URL", url)
+        assert "options" not in importlib.reload(settings_module).DATABASES["default"]["OPTIONS"]
+        for wrong in ("-1", "two", "1.5"):
+            monkeypatch.setenv("DB_PARALLEL_WORKERS_PER_QUERY", wrong)
+            with pytest.raises(ImproperlyConfigured, match=f"DB_PARALLEL_WORKERS_PER_QUERY='{wrong}'"):
+                importlib.reload(settings_module)
     finally:
         monkeypatch.undo()
         importlib.reload(settings_module)

@@ -34,7 +34,7 @@ from django.db import connection
 from governance.models import AuditEvent
 
 # The database's own rendering of format_timestamp's "%Y-%m-%dT%H:%M:%S.%fZ" in UTC.
-_PG_TIMESTAMP = "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+PG_CHAIN_TIMESTAMP = "to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 BATCH = 5000
 
@@ -81,7 +81,7 @@ def _postgresql_select() -> tuple[str, tuple[int, ...]]:
     for position, field in enumerate(AuditEvent._meta.concrete_fields):
         column = connection.ops.quote_name(field.column)
         if field.get_internal_type() == "DateTimeField" and field.attname == "created_at":
-            expressions.append(_PG_TIMESTAMP.format(column=column))
+            expressions.append(PG_CHAIN_TIMESTAMP.format(column=column))
         elif field.get_internal_type() == "JSONField":
             expressions.append(f"{column}::text")
             json_positions.append(position)

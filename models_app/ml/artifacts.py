@@ -14,6 +14,7 @@ the same model (same data, seed and library versions) gives the same sha256.
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
 import io
 import json
 import os
@@ -44,6 +45,15 @@ class ArtifactIntegrityError(RuntimeError):
     """The artifact on disk does not match the hash recorded for it."""
 
 
+class _NoTorch(importlib.abc.MetaPathFinder):
+    """Makes `import torch` fail (ModuleNotFoundError) while it is first on sys.meta_path."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname == "torch" or fullname.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {fullname!r} (not while skops.io is imported)", name=fullname)
+        return None
+
+
 def _skops_io() -> Any:
     """skops.io, imported without importing torch when torch is not loaded yet.
 
@@ -51,22 +61,29 @@ def _skops_io() -> Any:
     every scikit-learn package, and walking a package imports it: one of them,
     sklearn.externals.array_api_compat.torch, imports torch. That cost a web process 3.8 s and
     195 MB the first time it loaded a scikit-learn model (a promotion page evaluates its gates), for
-    nothing: no estimator lives there. While skops.io is imported, torch is made unimportable
-    (None in sys.modules), so the walk skips that package as it skips any that fails to import
+    nothing: no estimator lives there. While skops.io is imported, a finder ahead of the others
+    refuses torch, so the walk skips that package as it skips any that fails to import
     (pkgutil.walk_packages ignores ImportError): 0.5 s and 15 MB, the same 208 trusted estimator types.
+    Not by putting None in sys.modules["torch"]: libraries that look there to ask "is torch loaded?"
+    (scipy's array API helpers, run while scipy.stats is first imported) then fail on None.
     Under a lock, and only while torch is not loaded; a process that has torch already loses nothing.
+    Should a later library version fail to import without torch, the import is simply done again with it.
     """
     with _SKOPS_IMPORT:
         if "skops.io" in sys.modules or "torch" in sys.modules:
             import skops.io
 
             return skops.io
-        sys.modules["torch"] = None  # type: ignore[assignment]  # "import torch" raises ImportError
+        blocker = _NoTorch()
+        sys.meta_path.insert(0, blocker)
         try:
             import skops.io
+        except Exception:  # a library that cannot do without torch while importing: do it the slow way
+            sys.meta_path.remove(blocker)
+            import skops.io
         finally:
-            if sys.modules.get("torch", ...) is None:
-                del sys.modules["torch"]
+            if blocker in sys.meta_path:
+                sys.meta_path.remove(blocker)
         return skops.io
 
 

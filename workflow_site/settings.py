@@ -117,7 +117,7 @@ if DATABASE_URL:
         # the audit slice by confidence 30 → 12 ms), while taking cores from the other requests.
         # Sent as a startup option; "server" sends none and leaves the server's (or the role's) setting, for
         # a pooler that refuses startup options (PgBouncer's default): there, ALTER ROLE … SET it instead.
-        parallel = env_str("DB_PARALLEL_WORKERS_PER_QUERY", "0").strip()
+        parallel = env_str("DB_PARALLEL_WORKERS_PER_QUERY").strip() or "0"  # unset or empty: the default
         if parallel != "server":
             if not (parallel.isascii() and parallel.isdigit()):
                 raise ImproperlyConfigured(

@@ -36,6 +36,7 @@ def test_the_number_comes_from_the_environment_and_keeps_other_options(monkeypat
     url = settings_module.DATABASE_URL
     try:
         assert options_with() == "-c max_parallel_workers_per_gather=0"
+        assert options_with(DB_PARALLEL_WORKERS_PER_QUERY="") == "-c max_parallel_workers_per_gather=0"
         assert options_with(DB_PARALLEL_WORKERS_PER_QUERY="2") == "-c max_parallel_workers_per_gather=2"
         # An options string given in the URL is kept, the setting added after it.
         joined = "&" if "?" in url else "?"
